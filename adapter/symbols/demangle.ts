@@ -1,0 +1,217 @@
+// A small Itanium C++ ABI demangler: enough for the names a debugger shows
+// (functions, methods, vtables, typeinfo, templates with simple arguments).
+
+const BUILTIN: Record<string, string> = {
+  v: 'void', w: 'wchar_t', b: 'bool', c: 'char', a: 'signed char', h: 'unsigned char', s: 'short',
+  t: 'unsigned short', i: 'int', j: 'unsigned int', l: 'long', m: 'unsigned long', x: 'long long',
+  y: 'unsigned long long', n: '__int128', o: 'unsigned __int128', f: 'float', d: 'double', e: 'long double',
+  g: '__float128', z: '...',
+};
+const OPS: Record<string, string> = {
+  nw: 'new', na: 'new[]', dl: 'delete', da: 'delete[]', ps: '+', ng: '-', ad: '&', de: '*', co: '~', pl: '+',
+  mi: '-', ml: '*', dv: '/', rm: '%', an: '&', or: '|', eo: '^', aS: '=', pL: '+=', mI: '-=', mL: '*=',
+  dV: '/=', rM: '%=', aN: '&=', oR: '|=', eO: '^=', ls: '<<', rs: '>>', lS: '<<=', rS: '>>=', eq: '==',
+  ne: '!=', lt: '<', gt: '>', le: '<=', ge: '>=', ss: '<=>', nt: '!', aa: '&&', oo: '||', pp: '++', mm: '--',
+  cm: ',', pm: '->*', pt: '->', cl: '()', ix: '[]',
+};
+
+class P {
+  pos = 0;
+  subs: string[] = [];
+  tmpl: string[] = [];
+  constructor(readonly s: string) {}
+  peek(n = 0): string { return this.s[this.pos + n] ?? ''; }
+  next(): string { return this.s[this.pos++] ?? ''; }
+  eat(t: string): boolean { if (this.s.startsWith(t, this.pos)) { this.pos += t.length; return true; } return false; }
+  num(): number { let m = /^\d+/.exec(this.s.slice(this.pos)); if (!m) throw new Error('num'); this.pos += m[0].length; return Number(m[0]); }
+  source(): string { const n = this.num(); const r = this.s.substr(this.pos, n); this.pos += n; return r.startsWith('_GLOBAL__N') ? '(anonymous namespace)' : r; }
+  seqId(): string {
+    if (this.eat('_')) return this.subs[0];
+    let v = 0;
+    for (;;) {
+      const ch = this.next();
+      if (ch === '_') break;
+      v = v * 36 + parseInt(ch, 36);
+    }
+    const r = this.subs[v + 1];
+    if (r === undefined) throw new Error('sub');
+    return r;
+  }
+  substitution(): string {
+    // after 'S'
+    const std: Record<string, string> = { t: 'std', a: 'std::allocator', b: 'std::basic_string', s: 'std::string', i: 'std::istream', o: 'std::ostream', d: 'std::iostream' };
+    const c = this.peek();
+    if (std[c]) { this.pos++; return std[c]; }
+    return this.seqId();
+  }
+  templateArgs(): string {
+    // after 'I'
+    const args: string[] = [];
+    while (!this.eat('E')) args.push(this.templateArg());
+    this.tmpl = args;
+    const j = args.join(', ');
+    return '<' + j + (j.endsWith('>') ? ' >' : '>');
+  }
+  templateArg(): string {
+    if (this.eat('L')) {
+      if (this.eat('_Z')) { const r = this.encoding(); this.eat('E'); return r; }
+      const t = this.type();
+      let neg = false; if (this.eat('n')) neg = true;
+      const v = this.num();
+      this.eat('E');
+      if (t === 'bool') return v ? 'true' : 'false';
+      const suffix = t === 'unsigned int' ? 'u' : t === 'long' ? 'l' : t === 'unsigned long' ? 'ul' : '';
+      return (t === 'int' || suffix) ? (neg ? '-' : '') + v + suffix : `(${t})${neg ? '-' : ''}${v}`;
+    }
+    if (this.eat('J')) { const a: string[] = []; while (!this.eat('E')) a.push(this.templateArg()); return a.join(', '); }
+    return this.type();
+  }
+  unqualified(): string {
+    const c = this.peek();
+    if (/\d/.test(c)) return this.source();
+    if (c === 'C') { this.pos += 2; return 'C'; }
+    if (c === 'D' && /[0-9]/.test(this.peek(1))) { this.pos += 2; return 'D'; }
+    if (c === 'U' && this.peek(1) === 'l') { // lambda
+      this.pos += 2; while (!this.eat('E')) this.type();
+      let n = 1; if (this.peek() !== '_') n = this.num() + 2; this.eat('_');
+      return `{lambda()#${n}}`;
+    }
+    if (c === 'L') { this.pos++; return this.unqualified(); }
+    const op = this.s.substr(this.pos, 2);
+    if (op === 'cv') { this.pos += 2; return 'operator ' + this.type(); }
+    if (OPS[op]) { this.pos += 2; const o = OPS[op]; return 'operator' + (/^[a-z]/.test(o) ? ' ' : '') + o; }
+    throw new Error('unq');
+  }
+  nested(): { name: string; cvq: string } {
+    // after 'N'
+    let cvq = '';
+    while (/[rVK]/.test(this.peek())) { const q = this.next(); if (q === 'K') cvq += ' const'; if (q === 'V') cvq += ' volatile'; }
+    this.eat('R'); this.eat('O');
+    const parts: string[] = [];
+    let full = '';
+    let last = '';
+    while (!this.eat('E')) {
+      if (this.peek() === 'S') {
+        this.pos++; full = this.substitution(); parts.length = 0; parts.push(full); last = full.split('::').pop() ?? '';
+        continue;
+      }
+      if (this.peek() === 'I') {
+        this.pos++;
+        full += this.templateArgs();
+        this.subs.push(full);
+        continue;
+      }
+      if (this.peek() === 'T') { this.pos++; full = (full ? full + '::' : '') + this.templateParam(); this.subs.push(full); continue; }
+      let n = this.unqualified();
+      if (n === 'C') n = last.replace(/<.*$/, '');
+      else if (n === 'D') n = '~' + last.replace(/<.*$/, '');
+      last = n;
+      full = full ? full + '::' + n : n;
+      if (this.peek() !== 'E') this.subs.push(full);
+    }
+    return { name: full, cvq };
+  }
+  templateParam(): string {
+    let i = 0;
+    if (!this.eat('_')) { i = this.num() + 1; this.eat('_'); }
+    return this.tmpl[i] ?? 'T';
+  }
+  type(): string {
+    const c = this.next();
+    if (BUILTIN[c]) return BUILTIN[c];
+    let r: string;
+    switch (c) {
+      case 'P': r = ptr(this.type(), '*'); break;
+      case 'R': r = ptr(this.type(), '&'); break;
+      case 'O': r = ptr(this.type(), '&&'); break;
+      case 'K': r = this.type() + ' const'; r = r.replace(/^(.*) const$/, (m, t: string) => (/[*&]$/.test(t) ? t + ' const' : t + ' const')); break;
+      case 'V': r = this.type() + ' volatile'; break;
+      case 'N': r = this.nested().name; break;
+      case 'S': {
+        r = this.substitution();
+        if (this.peek() === 'I') { this.pos++; r += this.templateArgs(); }
+        else if (/\d/.test(this.peek()) && r === 'std') { r = 'std::' + this.source(); if (this.peek() === 'I') { this.subs.push(r); this.pos++; r += this.templateArgs(); } }
+        else return r;
+        break;
+      }
+      case 'T': r = this.templateParam(); break;
+      case 'F': {
+        this.eat('Y');
+        const ret = this.type();
+        const params: string[] = [];
+        while (!this.eat('E')) { if (this.eat('R') || this.eat('O')) continue; params.push(this.type()); }
+        r = `${ret} (${params.length === 1 && params[0] === 'void' ? '' : params.join(', ')})`;
+        break;
+      }
+      case 'A': {
+        let n = ''; if (this.peek() !== '_') n = String(this.num()); this.eat('_');
+        r = `${this.type()} [${n}]`; break;
+      }
+      case 'D': {
+        const d = this.next();
+        const m: Record<string, string> = { n: 'decltype(nullptr)', i: 'char32_t', s: 'char16_t', u: 'char8_t', a: 'auto', c: 'decltype(auto)' };
+        if (m[d]) return m[d];
+        if (d === 'p') return this.type();
+        throw new Error('D');
+      }
+      case 'u': return this.source();
+      default:
+        if (/\d/.test(c)) { this.pos--; r = this.source(); if (this.peek() === 'I') { this.subs.push(r); this.pos++; r += this.templateArgs(); } break; }
+        throw new Error('type ' + c);
+    }
+    this.subs.push(r);
+    return r;
+  }
+  encoding(): string {
+    let name: string; let cvq = '';
+    let isTemplate = false;
+    if (this.eat('N')) { const n = this.nested(); name = n.name; cvq = n.cvq; isTemplate = name.endsWith('>'); }
+    else if (this.eat('Z')) { // local name
+      const outer = this.encoding(); this.eat('E');
+      if (this.eat('s')) name = outer + '::string literal';
+      else { name = outer + '::' + (this.peek() === 'N' ? (this.pos++, this.nested().name) : this.unqualified()); }
+      this.eat('_'); if (/\d/.test(this.peek())) this.num();
+      return name;
+    } else if (this.eat('St')) name = 'std::' + this.unqualified();
+    else if (this.peek() === 'S' && this.peek(1) !== 't') { this.pos++; name = this.substitution(); }
+    else { name = this.unqualified(); }
+    if (this.peek() === 'I') { this.subs.push(name); this.pos++; name += this.templateArgs(); isTemplate = true; }
+    if (this.pos >= this.s.length || this.peek() === 'E' || this.peek() === '.') return name;
+    if (isTemplate) this.type(); // return type
+    const params: string[] = [];
+    while (this.pos < this.s.length && this.peek() !== 'E' && this.peek() !== '.') params.push(this.type());
+    const p = params.length === 1 && params[0] === 'void' ? '' : params.join(', ');
+    return `${name}(${p})${cvq}`;
+  }
+}
+
+function ptr(t: string, op: string): string {
+  // function type: "ret (args)" -> "ret (*)(args)"
+  const m = /^(.*?) \((.*)\)$/.exec(t);
+  if (m && !t.endsWith('*)') && !t.includes('(*')) return `${m[1]} (${op})(${m[2]})`;
+  return t + op;
+}
+
+const cache = new Map<string, string>();
+
+export function demangle(s: string): string {
+  if (!s.startsWith('_Z')) return s;
+  const c = cache.get(s);
+  if (c !== undefined) return c;
+  let out = s;
+  try {
+    const p = new P(s);
+    p.pos = 2;
+    const special: Record<string, string> = { TV: 'vtable for ', TI: 'typeinfo for ', TS: 'typeinfo name for ', TT: 'VTT for ' };
+    const k = s.substr(2, 2);
+    if (special[k]) { p.pos = 4; out = special[k] + p.type(); }
+    else if (k === 'GV') { p.pos = 4; out = 'guard variable for ' + p.encoding(); }
+    else out = p.encoding();
+    const dot = s.indexOf('.', p.pos);
+    if (dot >= 0 && p.pos === dot) out += ' [clone ' + s.slice(dot) + ']';
+  } catch {
+    out = s;
+  }
+  cache.set(s, out);
+  return out;
+}

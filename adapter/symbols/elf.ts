@@ -1,0 +1,223 @@
+// ELF64 little-endian reader: sections (with SHF_COMPRESSED), program headers, symbols,
+// notes (build-id), dynamic section, and the search for separate debug files.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { Cursor, cstrAt } from './reader';
+
+export interface Section {
+  name: string; type: number; flags: bigint; addr: bigint; offset: number; size: number;
+  link: number; info: number; entsize: number;
+}
+export interface Segment {
+  type: number; flags: number; offset: number; vaddr: bigint; filesz: number; memsz: number;
+}
+export interface ElfSymbol {
+  name: string; value: bigint; size: number; type: number; bind: number; shndx: number;
+}
+
+export const PT_LOAD = 1, PT_DYNAMIC = 2, PT_NOTE = 4, PT_PHDR = 6;
+export const STT_OBJECT = 1, STT_FUNC = 2, STT_GNU_IFUNC = 10;
+export const ET_EXEC = 2, ET_DYN = 3, ET_CORE = 4;
+
+export class ElfFile {
+  readonly data: Buffer;
+  readonly type: number;
+  readonly entry: bigint;
+  readonly sections: Section[] = [];
+  readonly segments: Segment[] = [];
+  private secCache = new Map<string, Buffer | null>();
+  private symsCache?: ElfSymbol[];
+  private byName?: Map<string, ElfSymbol[]>;
+
+  constructor(readonly path: string, data?: Buffer) {
+    this.data = data ?? readFileSync(path);
+    const d = this.data;
+    if (d.length < 64 || d.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${path}: not an ELF file`);
+    if (d[4] !== 2 || d[5] !== 1) throw new Error(`${path}: not a 64-bit little-endian ELF file`);
+    this.type = d.readUInt16LE(16);
+    this.entry = d.readBigUInt64LE(24);
+    const phoff = Number(d.readBigUInt64LE(32));
+    const shoff = Number(d.readBigUInt64LE(40));
+    const phentsize = d.readUInt16LE(54), phnum = d.readUInt16LE(56);
+    const shentsize = d.readUInt16LE(58);
+    let shnum = d.readUInt16LE(60);
+    let shstrndx = d.readUInt16LE(62);
+    for (let i = 0; i < phnum; i++) {
+      const c = new Cursor(d, phoff + i * phentsize);
+      const type = c.u32(), flags = c.u32(), offset = c.u64n(), vaddr = c.u64();
+      c.u64(); const filesz = c.u64n(), memsz = c.u64n();
+      this.segments.push({ type, flags, offset, vaddr, filesz, memsz });
+    }
+    if (shoff && shoff < d.length) {
+      if (shnum === 0) shnum = Number(d.readBigUInt64LE(shoff + 32));
+      if (shstrndx === 0xffff) shstrndx = d.readUInt32LE(shoff + 40);
+      const raw: (Section & { nameOff: number })[] = [];
+      for (let i = 0; i < shnum; i++) {
+        const c = new Cursor(d, shoff + i * shentsize);
+        const nameOff = c.u32(), type = c.u32(), flags = c.u64(), addr = c.u64(), offset = c.u64n(), size = c.u64n();
+        const link = c.u32(), info = c.u32(); c.u64(); const entsize = c.u64n();
+        raw.push({ name: '', nameOff, type, flags, addr, offset, size, link, info, entsize });
+      }
+      const rs = raw;
+      const strsec = rs[shstrndx];
+      for (const r of rs) {
+        const name = strsec ? cstrAt(d, strsec.offset + r.nameOff) : '';
+        this.sections.push({ name, type: r.type, flags: r.flags, addr: r.addr, offset: r.offset, size: r.size, link: r.link, info: r.info, entsize: r.entsize });
+      }
+    }
+  }
+
+  get isPie(): boolean { return this.type === ET_DYN; }
+
+  section(name: string): Section | undefined { return this.sections.find((s) => s.name === name); }
+
+  /** Contents of a section (decompressed), or null when absent or NOBITS. */
+  sectionData(name: string): Buffer | null {
+    if (this.secCache.has(name)) return this.secCache.get(name)!;
+    const s = this.section(name);
+    let out: Buffer | null = null;
+    if (s && s.type !== 8 /* NOBITS */) {
+      out = this.data.subarray(s.offset, s.offset + s.size);
+      if (s.flags & 0x800n) { // SHF_COMPRESSED
+        const chType = out.readUInt32LE(0);
+        if (chType !== 1) throw new Error(`${this.path}: section ${name} uses unsupported compression ${chType}`);
+        out = inflateSync(out.subarray(24));
+      }
+    }
+    this.secCache.set(name, out);
+    return out;
+  }
+
+  /** Lowest p_vaddr of the PT_LOAD segments (page-aligned). */
+  get firstLoadVaddr(): bigint {
+    let v: bigint | undefined;
+    for (const s of this.segments) if (s.type === PT_LOAD && (v === undefined || s.vaddr < v)) v = s.vaddr;
+    return v ?? 0n;
+  }
+
+  /** Reads bytes at a link-time virtual address from the file (PT_LOAD file contents). */
+  readVaddr(vaddr: bigint, size: number): Buffer | null {
+    for (const s of this.segments) {
+      if (s.type !== PT_LOAD) continue;
+      if (vaddr >= s.vaddr && vaddr + BigInt(size) <= s.vaddr + BigInt(s.filesz)) {
+        const off = s.offset + Number(vaddr - s.vaddr);
+        return this.data.subarray(off, off + size);
+      }
+    }
+    return null;
+  }
+
+  buildId(): string | undefined {
+    const scan = (buf: Buffer): string | undefined => {
+      const c = new Cursor(buf);
+      while (c.pos + 12 <= buf.length) {
+        const namesz = c.u32(), descsz = c.u32(), type = c.u32();
+        const name = buf.toString('latin1', c.pos, c.pos + namesz - 1);
+        c.pos += (namesz + 3) & ~3;
+        const desc = buf.subarray(c.pos, c.pos + descsz);
+        c.pos += (descsz + 3) & ~3;
+        if (name === 'GNU' && type === 3) return desc.toString('hex');
+      }
+      return undefined;
+    };
+    for (const s of this.sections) if (s.type === 7) { const r = scan(this.data.subarray(s.offset, s.offset + s.size)); if (r) return r; }
+    for (const p of this.segments) if (p.type === PT_NOTE) { const r = scan(this.data.subarray(p.offset, p.offset + p.filesz)); if (r) return r; }
+    return undefined;
+  }
+
+  debugLink(): string | undefined {
+    const d = this.sectionData('.gnu_debuglink');
+    return d ? cstrAt(d, 0) : undefined;
+  }
+
+  /** All symbols of .symtab and .dynsym (functions and objects with a name). */
+  symbols(): ElfSymbol[] {
+    if (this.symsCache) return this.symsCache;
+    const out: ElfSymbol[] = [];
+    const seen = new Set<string>();
+    for (const sn of ['.symtab', '.dynsym']) {
+      const s = this.section(sn);
+      if (!s || s.type === 8) continue;
+      const strs = this.sections[s.link];
+      for (let off = s.offset; off + 24 <= s.offset + s.size; off += 24) {
+        const nameOff = this.data.readUInt32LE(off);
+        const info = this.data[off + 4];
+        const shndx = this.data.readUInt16LE(off + 6);
+        const value = this.data.readBigUInt64LE(off + 8);
+        const size = Number(this.data.readBigUInt64LE(off + 16));
+        if (!nameOff || shndx === 0) continue;
+        let name = cstrAt(this.data, strs.offset + nameOff);
+        const at = name.indexOf('@'); if (at > 0) name = name.slice(0, at);
+        const key = name + '@' + value;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ name, value, size, type: info & 0xf, bind: info >> 4, shndx });
+      }
+    }
+    out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    this.symsCache = out;
+    return out;
+  }
+
+  symbolsByName(name: string): ElfSymbol[] {
+    if (!this.byName) {
+      this.byName = new Map();
+      for (const s of this.symbols()) {
+        const l = this.byName.get(s.name);
+        if (l) l.push(s); else this.byName.set(s.name, [s]);
+      }
+    }
+    return this.byName.get(name) ?? [];
+  }
+
+  /** The function/object symbol containing a link-time address. */
+  symbolAt(vaddr: bigint): ElfSymbol | undefined {
+    const syms = this.symbols();
+    let lo = 0, hi = syms.length - 1, best = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (syms[mid].value <= vaddr) { best = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    for (let i = best; i >= 0 && i > best - 64; i--) {
+      const s = syms[i];
+      if (s.type !== STT_FUNC && s.type !== STT_OBJECT && s.type !== STT_GNU_IFUNC) continue;
+      if (vaddr < s.value + BigInt(Math.max(s.size, 1))) return s;
+      if (s.size > 0) continue;
+    }
+    return undefined;
+  }
+
+  /** Dynamic entries (tag -> value, first of each) and the link-time address of each entry. */
+  dynamic(): { tag: bigint; val: bigint; vaddr: bigint }[] {
+    const out: { tag: bigint; val: bigint; vaddr: bigint }[] = [];
+    const p = this.segments.find((s) => s.type === PT_DYNAMIC);
+    if (!p) return out;
+    for (let off = 0; off + 16 <= p.filesz; off += 16) {
+      const tag = this.data.readBigInt64LE(p.offset + off);
+      const val = this.data.readBigUInt64LE(p.offset + off + 8);
+      out.push({ tag, val, vaddr: p.vaddr + BigInt(off) });
+      if (tag === 0n) break;
+    }
+    return out;
+  }
+}
+
+/** Finds the separate debug file of an ELF file: build-id under /usr/lib/debug, then debuglink. */
+export function findDebugFile(elf: ElfFile, debugDirs = ['/usr/lib/debug']): string | undefined {
+  const id = elf.buildId();
+  if (id && id.length > 2) {
+    for (const d of debugDirs) {
+      const p = join(d, '.build-id', id.slice(0, 2), id.slice(2) + '.debug');
+      if (existsSync(p)) return p;
+    }
+  }
+  const link = elf.debugLink();
+  if (link) {
+    const dir = dirname(elf.path);
+    for (const p of [join(dir, link), join(dir, '.debug', link), ...debugDirs.map((d) => join(d, dir, link))]) {
+      if (p !== elf.path && existsSync(p)) return p;
+    }
+  }
+  return undefined;
+}

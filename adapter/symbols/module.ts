@@ -1,0 +1,304 @@
+// One loaded ELF object (executable or shared library) with its debug information:
+// lines, functions, CFI. Addresses given to and returned by Module are runtime addresses
+// (link-time address + bias).
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { CfiTable, FrameRules } from './cfi';
+import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
+import { ElfFile, findDebugFile, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
+import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
+import { demangle } from './demangle';
+
+export interface SourceLocation {
+  file: string; line: number; column: number;
+}
+
+export class Module {
+  readonly elf: ElfFile;
+  readonly debugElf?: ElfFile;
+  private dwarfCache?: Dwarf | null;
+  private ehCache?: CfiTable;
+  private dfCache?: CfiTable;
+  private lineCache = new Map<CompUnit, LineTable | null>();
+  private fileCache = new Map<CompUnit, string[]>();
+  private funcIndex?: Map<string, Die[]>;
+  private globalIndex?: Map<string, Die[]>;
+  private typeIndex?: Map<string, Die[]>;
+  readonly lo: bigint;
+  readonly hi: bigint;
+
+  constructor(readonly path: string, readonly bias: bigint, elf?: ElfFile) {
+    this.elf = elf ?? new ElfFile(path);
+    if (!this.elf.section('.debug_info')) {
+      const dbg = findDebugFile(this.elf);
+      if (dbg) { try { this.debugElf = new ElfFile(dbg); } catch { /* ignore */ } }
+    }
+    let lo: bigint | undefined, hi = 0n;
+    for (const s of this.elf.segments) {
+      if (s.type !== PT_LOAD) continue;
+      if (lo === undefined || s.vaddr < lo) lo = s.vaddr;
+      const e = s.vaddr + BigInt(s.memsz);
+      if (e > hi) hi = e;
+    }
+    this.lo = (lo ?? 0n) + bias;
+    this.hi = hi + bias;
+  }
+
+  get name(): string { return basename(this.path); }
+  contains(addr: bigint): boolean { return addr >= this.lo && addr < this.hi; }
+
+  /** ELF file holding the DWARF sections. */
+  get dwarfElf(): ElfFile { return this.debugElf ?? this.elf; }
+
+  get dwarf(): Dwarf | null {
+    if (this.dwarfCache !== undefined) return this.dwarfCache;
+    const e = this.dwarfElf;
+    const g = (n: string) => e.sectionData(n);
+    const s: DwarfSections = {
+      info: g('.debug_info'), abbrev: g('.debug_abbrev'), str: g('.debug_str'), lineStr: g('.debug_line_str'),
+      strOffsets: g('.debug_str_offsets'), addr: g('.debug_addr'), rnglists: g('.debug_rnglists'),
+      loclists: g('.debug_loclists'), ranges: g('.debug_ranges'), loc: g('.debug_loc'), line: g('.debug_line'),
+      aranges: g('.debug_aranges'),
+    };
+    this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
+    return this.dwarfCache;
+  }
+
+  // ---- CFI
+  private get eh(): CfiTable {
+    if (!this.ehCache) {
+      const sec = this.elf.section('.eh_frame');
+      this.ehCache = new CfiTable(sec ? this.elf.sectionData('.eh_frame') : null, sec?.addr ?? 0n, true);
+    }
+    return this.ehCache;
+  }
+  private get debugFrame(): CfiTable {
+    if (!this.dfCache) {
+      const d = this.elf.sectionData('.debug_frame') ?? this.debugElf?.sectionData('.debug_frame') ?? null;
+      this.dfCache = new CfiTable(d, 0n, false);
+    }
+    return this.dfCache;
+  }
+  frameRules(pc: bigint): FrameRules | undefined {
+    const a = pc - this.bias;
+    return this.eh.rulesAt(a) ?? this.debugFrame.rulesAt(a);
+  }
+
+  // ---- ELF symbols
+  /** `sym+off` for an address, with the demangled name. */
+  elfSymbolAt(addr: bigint): { name: string; offset: bigint; addr: bigint } | undefined {
+    const s = this.elf.symbolAt(addr - this.bias) ?? this.debugElf?.symbolAt(addr - this.bias);
+    if (!s) return undefined;
+    return { name: demangle(s.name), offset: addr - this.bias - s.value, addr: s.value + this.bias };
+  }
+  elfSymbols(name: string): bigint[] {
+    const out = new Set<bigint>();
+    for (const e of [this.elf, this.debugElf]) {
+      if (!e) continue;
+      for (const s of e.symbolsByName(name)) if (s.type === STT_FUNC || s.type === STT_GNU_IFUNC || s.type === 1) out.add(s.value + this.bias);
+    }
+    return [...out];
+  }
+
+  // ---- units and lines
+  unitFor(addr: bigint): CompUnit | undefined {
+    return this.dwarf?.unitForAddr(addr - this.bias);
+  }
+
+  lineTable(cu: CompUnit): LineTable | null {
+    if (this.lineCache.has(cu)) return this.lineCache.get(cu)!;
+    let t: LineTable | null = null;
+    const off = cu.unitDie.num(DW.AT_stmt_list);
+    if (off !== undefined && this.dwarf!.s.line) {
+      t = parseLineTable(this.dwarf!.s, off, cu.compDir, cu.name);
+    }
+    this.lineCache.set(cu, t);
+    return t;
+  }
+
+  unitFiles(cu: CompUnit): string[] {
+    let f = this.fileCache.get(cu);
+    if (!f) {
+      const off = cu.unitDie.num(DW.AT_stmt_list);
+      f = off !== undefined && this.dwarf!.s.line ? lineFiles(this.dwarf!.s, off, cu.compDir, cu.name) : [];
+      this.fileCache.set(cu, f);
+    }
+    return f;
+  }
+
+  /** The line table row governing addr (as gdb's find_pc_line), with the end of its range. */
+  rowFor(addr: bigint): { row: LineRow; end: bigint; table: LineTable; cu: CompUnit } | undefined {
+    const cu = this.unitFor(addr);
+    if (!cu) return undefined;
+    const t = this.lineTable(cu);
+    if (!t) return undefined;
+    const a = addr - this.bias;
+    const rows = t.rows;
+    let best = -1;
+    let seqStart = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (!rows[i].endSeq) continue;
+      if (i > seqStart && a >= rows[seqStart].addr && a < rows[i].addr) {
+        for (let j = seqStart; j < i; j++) if (rows[j].addr <= a) best = j; else break;
+        break;
+      }
+      seqStart = i + 1;
+    }
+    if (best < 0) return undefined;
+    // among rows at the same address prefer the last is_stmt one
+    const at = rows[best].addr;
+    let pick = best;
+    if (!rows[best].isStmt) {
+      for (let i = best; i >= 0 && rows[i].addr === at && !rows[i].endSeq; i--) if (rows[i].isStmt) { pick = i; break; }
+    }
+    let end = at;
+    for (let i = best + 1; i < rows.length; i++) { if (rows[i].addr > at) { end = rows[i].addr; break; } }
+    return { row: rows[pick], end: end + this.bias, table: t, cu };
+  }
+
+  sourceAt(addr: bigint): SourceLocation | undefined {
+    const r = this.rowFor(addr);
+    if (!r || r.row.line === 0) return undefined;
+    return { file: r.table.files[r.row.file] ?? '??', line: r.row.line, column: r.row.col };
+  }
+
+  /** Units whose line table names a file matching `file` (full path or a path suffix). */
+  unitsForFile(file: string): { cu: CompUnit; fileIdx: number[] }[] {
+    const d = this.dwarf;
+    if (!d) return [];
+    const out: { cu: CompUnit; fileIdx: number[] }[] = [];
+    for (const cu of d.units) {
+      const files = this.unitFiles(cu);
+      const idx: number[] = [];
+      files.forEach((f, i) => { if (fileMatches(f, file)) idx.push(i); });
+      if (idx.length) out.push({ cu, fileIdx: idx });
+    }
+    return out;
+  }
+
+  // ---- functions
+  /** The innermost subprogram DIE (not inlined) containing addr. */
+  functionAt(addr: bigint): Die | undefined {
+    const cu = this.unitFor(addr);
+    if (!cu) return undefined;
+    const a = addr - this.bias;
+    const walk = (d: Die): Die | undefined => {
+      for (const ch of d.children) {
+        if (ch.tag === DW.TAG_subprogram) {
+          if (inRanges(ch.ranges(), a)) return ch;
+        } else if (ch.tag === DW.TAG_namespace || ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type || ch.tag === DW.TAG_lexical_block) {
+          const r = walk(ch); if (r) return r;
+        }
+      }
+      return undefined;
+    };
+    cu.allDies();
+    return walk(cu.unitDie);
+  }
+
+  /** Chain of DIEs containing addr: subprogram, then nested lexical blocks / inlined subroutines. */
+  scopeChain(addr: bigint): Die[] {
+    const fn = this.functionAt(addr);
+    if (!fn) return [];
+    const a = addr - this.bias;
+    const chain = [fn];
+    let cur: Die | undefined = fn;
+    while (cur) {
+      let next: Die | undefined;
+      for (const ch of cur.children) {
+        if (ch.tag === DW.TAG_lexical_block || ch.tag === DW.TAG_inlined_subroutine) {
+          const r = ch.ranges();
+          if (r.length ? inRanges(r, a) : false) { next = ch; break; }
+        }
+      }
+      if (next) chain.push(next);
+      cur = next;
+    }
+    return chain;
+  }
+
+  private buildIndexes(): void {
+    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map();
+    const d = this.dwarf;
+    if (!d) return;
+    const add = (m: Map<string, Die[]>, k: string, v: Die) => { const l = m.get(k); if (l) l.push(v); else m.set(k, [v]); };
+    for (const cu of d.units) {
+      if (cu.unitType !== 1 && cu.unitType !== 3) continue;
+      const walk = (die: Die, prefix: string) => {
+        for (const ch of die.children) {
+          const n = ch.str(DW.AT_name);
+          switch (ch.tag) {
+            case DW.TAG_subprogram: {
+              if (ch.ranges().length) {
+                const q = qualifiedName(ch);
+                add(this.funcIndex!, q, ch);
+                const bare = ch.name;
+                if (bare && bare !== q) add(this.funcIndex!, bare, ch);
+                const ln = ch.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name);
+                if (ln) add(this.funcIndex!, ln, ch);
+                const lt = q.indexOf('<');
+                if (lt > 0) add(this.funcIndex!, q.slice(0, lt), ch);
+              }
+              break;
+            }
+            case DW.TAG_variable:
+              if (n || ch.has(DW.AT_specification)) add(this.globalIndex!, prefix + (n ?? ch.name ?? ''), ch);
+              break;
+            case DW.TAG_namespace:
+              walk(ch, prefix + (n ?? '(anonymous namespace)') + '::');
+              break;
+            case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
+              if (n) add(this.typeIndex!, prefix + n, ch);
+              if (n && (ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type)) walk(ch, prefix + n + '::');
+              break;
+          }
+        }
+      };
+      cu.allDies();
+      walk(cu.unitDie, '');
+    }
+  }
+
+  functionsNamed(name: string): Die[] {
+    if (!this.funcIndex) this.buildIndexes();
+    return this.funcIndex!.get(name) ?? [];
+  }
+  globalsNamed(name: string): Die[] {
+    if (!this.globalIndex) this.buildIndexes();
+    return this.globalIndex!.get(name) ?? [];
+  }
+  typesNamed(name: string): Die[] {
+    if (!this.typeIndex) this.buildIndexes();
+    return this.typeIndex!.get(name) ?? [];
+  }
+}
+
+export function inRanges(r: [bigint, bigint][], a: bigint): boolean {
+  for (const [lo, hi] of r) if (a >= lo && a < hi) return true;
+  return false;
+}
+
+export function fileMatches(full: string, want: string): boolean {
+  if (full === want) return true;
+  if (want.startsWith('/')) return false;
+  return full.endsWith('/' + want);
+}
+
+/** C++ qualified name of a DIE (namespaces and classes), the plain name in C. */
+export function qualifiedName(die: Die): string {
+  const spec = die.ref(DW.AT_specification) ?? die.ref(DW.AT_abstract_origin);
+  if (spec && !die.has(DW.AT_name)) return qualifiedName(spec);
+  const name = die.str(DW.AT_name) ?? '';
+  if (!die.cu.isCxx) return name;
+  const parts: string[] = [name];
+  let p = die.parent;
+  while (p && p.tag !== DW.TAG_compile_unit) {
+    if (p.tag === DW.TAG_namespace) parts.unshift(p.str(DW.AT_name) ?? '(anonymous namespace)');
+    else if (p.tag === DW.TAG_structure_type || p.tag === DW.TAG_class_type || p.tag === DW.TAG_union_type) parts.unshift(p.str(DW.AT_name) ?? '{unnamed}');
+    else if (p.tag === DW.TAG_subprogram) break;
+    p = p.parent;
+  }
+  return parts.join('::');
+}
+
+export function fileExists(p: string): boolean { return existsSync(p); }

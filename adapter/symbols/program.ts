@@ -1,0 +1,667 @@
+// The symbolic view of one process (live or saved): modules and shared libraries, source
+// lines and breakpoint addresses, call stacks, scopes, variables and their values.
+import { existsSync } from 'node:fs';
+import { FrameRules } from './cfi';
+import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
+import { evalExpr, ExprContext, Loc } from './dwexpr';
+import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
+import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
+import { AT_BASE, AT_ENTRY, AT_PHDR, Registers, Target } from './target';
+import { setDeclarationResolver, Type, typeOf } from './types';
+import { formatValue, OptimizedOut, Value, ValueContext } from './values';
+
+export interface Frame {
+  /** position in the stack, innermost 0 (inline frames count) */
+  index: number;
+  /** pc of the frame: the current pc for frame 0 and signal-interrupted frames, the return address otherwise */
+  pc: bigint;
+  /** address used for symbol lookups (pc - 1 for callers) */
+  lookupPc: bigint;
+  /** canonical frame address of the physical frame */
+  cfa?: bigint;
+  regs: Registers;
+  module?: Module;
+  /** function name as gdb shows it, or undefined ("??") */
+  function?: string;
+  /** the subprogram or inlined_subroutine DIE of this frame */
+  funcDie?: Die;
+  /** the physical function's subprogram DIE (frame base) */
+  physDie?: Die;
+  /** blocks from funcDie inward that contain the pc */
+  blocks: Die[];
+  source?: SourceLocation;
+  /** an inlined function's virtual frame */
+  inlined: boolean;
+  /** glibc's signal trampoline: "<signal handler called>" */
+  signalFrame: boolean;
+  /** physical frame number (0-based), shared by inline frames of one physical frame */
+  physIndex: number;
+}
+
+export interface Variable {
+  name: string;
+  value: Value;
+  die: Die;
+  isArg: boolean;
+}
+
+export interface BreakLocation {
+  addr: bigint;
+  file?: string;
+  line?: number;
+  function?: string;
+}
+
+const SIGRETURN = Buffer.from([0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]);
+// ucontext_t: uc_flags, uc_link, uc_stack(24) then mcontext gregs: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip
+const SIGCTX_REGS = [8, 9, 10, 11, 12, 13, 14, 15, 5, 4, 6, 3, 1, 0, 2, 7, 16];
+
+export class Program {
+  modules: Module[] = [];
+  readonly exe: Module;
+  private rDebugAddr?: bigint;
+  private moduleCache = new Map<string, Module>();
+
+  constructor(readonly target: Target) {
+    const elf = new ElfFile(target.exePath);
+    this.exe = new Module(target.exePath, this.exeBias(elf), elf);
+    this.modules = [this.exe];
+    setDeclarationResolver((d) => this.resolveDeclaration(d));
+    this.refreshLibraries();
+  }
+
+  private exeBias(elf: ElfFile): bigint {
+    const t = this.target;
+    if (t.exeBias !== undefined) return t.exeBias;
+    const phdr = t.auxv?.get(AT_PHDR);
+    const ph = elf.segments.find((s) => s.type === PT_PHDR);
+    if (phdr !== undefined && ph) return phdr - ph.vaddr;
+    const entry = t.auxv?.get(AT_ENTRY);
+    if (entry !== undefined) return entry - elf.entry;
+    return 0n;
+  }
+
+  private read64(addr: bigint): bigint { return this.target.memory.read(addr, 8).readBigUInt64LE(0); }
+
+  private readStr(addr: bigint): string {
+    const out: number[] = [];
+    for (let a = addr; out.length < 4096; a += 64n) {
+      let b: Buffer;
+      try { b = this.target.memory.read(a, 64); } catch { b = this.target.memory.read(a, 1); }
+      const z = b.indexOf(0);
+      if (z >= 0) { out.push(...b.subarray(0, z)); break; }
+      out.push(...b);
+    }
+    return Buffer.from(out).toString('utf8');
+  }
+
+  /** Address of r_debug (from DT_DEBUG in the executable's dynamic section), once the loader set it. */
+  rDebug(): bigint | undefined {
+    if (this.rDebugAddr) return this.rDebugAddr;
+    for (const d of this.exe.elf.dynamic()) {
+      if (d.tag === 21n) { // DT_DEBUG
+        try {
+          const v = this.read64(d.vaddr + this.exe.bias + 8n);
+          if (v) this.rDebugAddr = v;
+        } catch { /* not mapped */ }
+      }
+    }
+    return this.rDebugAddr;
+  }
+
+  /** Where the dynamic loader reports library changes (r_brk, i.e. _dl_debug_state): put a breakpoint there. */
+  loaderBreakAddress(): bigint | undefined {
+    const r = this.rDebug();
+    if (r) { try { return this.read64(r + 16n); } catch { /* fall through */ } }
+    const base = this.target.auxv?.get(AT_BASE);
+    if (base) {
+      const ld = this.modules.find((m) => m.lo === base) ?? this.openModule(this.interpreterPath(), base);
+      const a = ld?.elfSymbols('_dl_debug_state')[0];
+      if (a !== undefined) return a;
+    }
+    return undefined;
+  }
+
+  private interpreterPath(): string {
+    const seg = this.exe.elf.segments.find((s) => s.type === 3);
+    if (!seg) return '';
+    return this.exe.elf.data.toString('latin1', seg.offset, seg.offset + seg.filesz).replace(/\0.*$/s, '');
+  }
+
+  private openModule(path: string, bias: bigint): Module | undefined {
+    const key = `${path}@${bias}`;
+    let m = this.moduleCache.get(key);
+    if (m) return m;
+    if (!path || !existsSync(path)) return undefined;
+    try { m = new Module(path, bias); } catch { return undefined; }
+    this.moduleCache.set(key, m);
+    return m;
+  }
+
+  /** Re-reads the loader's list of shared libraries (call after a stop at the loader break address). */
+  refreshLibraries(): Module[] {
+    const mods: Module[] = [this.exe];
+    const r = this.rDebug();
+    const seen = new Set<string>();
+    if (r) {
+      try {
+        let lm = this.read64(r + 8n);
+        for (let i = 0; lm && i < 1000; i++) {
+          const lAddr = this.read64(lm), lName = this.read64(lm + 8n), next = this.read64(lm + 24n);
+          const name = lName ? this.readStr(lName) : '';
+          if (name && i > 0) {
+            const m = this.openModule(name, lAddr);
+            if (m && !seen.has(m.path)) { mods.push(m); seen.add(m.path); }
+          }
+          lm = next;
+        }
+      } catch { /* a partly written list while the loader works */ }
+    }
+    if (mods.length === 1 && this.target.mappedFiles) {
+      // before the loader ran (or static): use the file mappings
+      const firsts = new Map<string, bigint>();
+      for (const f of this.target.mappedFiles) if (f.offset === 0n && !firsts.has(f.path)) firsts.set(f.path, f.start);
+      for (const [path, start] of firsts) {
+        if (path === this.exe.path || /\/(dev|proc|memfd:)/.test(path) || path.startsWith('[')) continue;
+        try {
+          const elf = new ElfFile(path);
+          if (elf.type !== 3) continue;
+          const m = this.openModule(path, start - (elf.firstLoadVaddr & ~0xfffn));
+          if (m && !seen.has(m.path) && m.path !== this.exe.path) { mods.push(m); seen.add(m.path); }
+        } catch { /* not ELF */ }
+      }
+    }
+    this.modules = mods;
+    return mods;
+  }
+
+  moduleFor(addr: bigint): Module | undefined {
+    for (const m of this.modules) if (m.contains(addr)) return m;
+    return undefined;
+  }
+
+  private resolveDeclaration(d: Die): Die | undefined {
+    const name = qualifiedName(d);
+    if (!name) return undefined;
+    const mods = [this.modules.find((m) => m.dwarf && m.dwarf.units.includes(d.cu)), ...this.modules];
+    for (const m of mods) {
+      if (!m) continue;
+      for (const t of m.typesNamed(name)) if (t.tag === d.tag && !t.flag(DW.AT_declaration)) return t;
+    }
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ source lines
+
+  /** Function, file, line and column of an address. */
+  describe(addr: bigint): { function?: string; source?: SourceLocation; module?: Module } {
+    const m = this.moduleFor(addr);
+    if (!m) return {};
+    const fn = m.functionAt(addr);
+    const name = fn ? qualifiedName(fn) : m.elfSymbolAt(addr)?.name;
+    return { function: name, source: m.sourceAt(addr), module: m };
+  }
+
+  /** gdb's prologue analysis on x86-64 (endbr64; push %rbp; mov %rsp,%rbp) then the mid-line rule. */
+  postPrologue(m: Module, entry: bigint, fnEnd?: bigint): bigint {
+    let pc = entry;
+    let code: Buffer;
+    try { code = this.target.memory.read(entry, 16); } catch {
+      code = m.elf.readVaddr(entry - m.bias, 16) ?? Buffer.alloc(16);
+    }
+    let i = 0;
+    if (code[0] === 0xf3 && code[1] === 0x0f && code[2] === 0x1e && code[3] === 0xfa) i = 4;
+    let frameless = true;
+    if (code[i] === 0x55) {
+      const b = code.subarray(i + 1, i + 4);
+      if ((b[0] === 0x48 && b[1] === 0x89 && b[2] === 0xe5) || (b[0] === 0x48 && b[1] === 0x8b && b[2] === 0xec)) { frameless = false; pc = entry + BigInt(i + 4); }
+      else if ((b[0] === 0x89 && b[1] === 0xe5) || (b[0] === 0x8b && b[1] === 0xec)) { frameless = false; pc = entry + BigInt(i + 3); }
+    }
+    if (frameless) pc = entry;
+    const r = m.rowFor(pc);
+    if (r && m.bias + r.row.addr !== pc && r.end > pc && (fnEnd === undefined || r.end < fnEnd)) pc = r.end;
+    return pc;
+  }
+
+  /** Addresses for `break FUNC`. */
+  functionBreakpoints(name: string): BreakLocation[] {
+    const out: BreakLocation[] = [];
+    for (const m of this.modules) {
+      const dies = m.functionsNamed(name);
+      if (dies.length) {
+        for (const d of dies) {
+          const r = d.ranges();
+          if (!r.length) continue;
+          const lowA = d.attr(DW.AT_low_pc) ? (d.attr(DW.AT_low_pc)!.v as bigint) : r[0][0];
+          const entry = lowA + m.bias;
+          const end = r.find(([lo]) => lo === lowA)?.[1];
+          const pc = this.postPrologue(m, entry, end === undefined ? undefined : end + m.bias);
+          const src = m.sourceAt(pc);
+          if (!out.some((o) => o.addr === pc)) out.push({ addr: pc, file: src?.file, line: src?.line, function: qualifiedName(d) });
+        }
+      } else if (m === this.exe || !out.length) {
+        for (const a of m.elfSymbols(name)) {
+          if (out.some((o) => o.addr === a)) continue;
+          const pc = this.postPrologue(m, a);
+          out.push({ addr: pc, function: name });
+        }
+      }
+      if (out.length && m === this.exe) break;
+    }
+    return out;
+  }
+
+  /** Addresses for `break FILE:LINE` (a line without code moves to the next line with code). */
+  lineBreakpoints(file: string, line: number): BreakLocation[] {
+    type Cand = { m: Module; addr: bigint; line: number; file: string };
+    const exact: Cand[] = [];
+    let bestLine = Infinity;
+    const later: Cand[] = [];
+    for (const m of this.modules) {
+      for (const { cu, fileIdx } of m.unitsForFile(file)) {
+        const t = m.lineTable(cu);
+        if (!t) continue;
+        const set = new Set(fileIdx);
+        for (const r of t.rows) {
+          if (r.endSeq || !r.isStmt || !set.has(r.file)) continue;
+          const c = { m, addr: r.addr + m.bias, line: r.line, file: t.files[r.file] };
+          if (r.line === line) exact.push(c);
+          else if (r.line > line && r.line <= bestLine) {
+            if (r.line < bestLine) { later.length = 0; bestLine = r.line; }
+            later.push(c);
+          }
+        }
+      }
+    }
+    const cands = exact.length ? exact : later;
+    cands.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+    // one location per block (the lowest address), as gdb does
+    const blocks = new Set<Die | string>();
+    const out: BreakLocation[] = [];
+    for (const c of cands) {
+      const chain = c.m.scopeChain(c.addr);
+      const blk: Die | string = chain.length ? chain[chain.length - 1] : `${c.m.path}:${c.addr}`;
+      if (blocks.has(blk)) continue;
+      blocks.add(blk);
+      let addr = c.addr;
+      let ln = c.line;
+      const fn = chain[0];
+      if (fn) {
+        const r = fn.ranges();
+        const low = (fn.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? r[0]?.[0];
+        if (low !== undefined) {
+          const end = r.find(([lo]) => lo === low)?.[1];
+          const post = this.postPrologue(c.m, low + c.m.bias, end === undefined ? undefined : end + c.m.bias);
+          if (addr <= post) { addr = post; ln = c.m.sourceAt(post)?.line ?? ln; }
+        }
+      }
+      if (!out.some((o) => o.addr === addr)) out.push({ addr, file: c.file, line: ln, function: fn ? qualifiedName(fn) : undefined });
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ unwinding
+
+  /** The call stack of a stopped thread, innermost first, with inlined functions as frames. */
+  backtrace(regs: Registers, maxFrames = 256): Frame[] {
+    const frames: Frame[] = [];
+    let cur: Registers = new Map(regs);
+    let adjust = false; // callers look up pc - 1
+    const seen = new Set<string>();
+    for (let phys = 0; frames.length < maxFrames; phys++) {
+      const pc = cur.get(16);
+      if (pc === undefined || pc === 0n) break;
+      const key = `${pc}:${cur.get(7)}`;
+      if (seen.has(key)) break;
+      seen.add(key);
+      const lookupPc = adjust ? pc - 1n : pc;
+      const m = this.moduleFor(lookupPc);
+      // signal trampoline
+      let isSig = false;
+      try { isSig = this.target.memory.read(pc, SIGRETURN.length).equals(SIGRETURN); } catch { /* unreadable */ }
+      if (isSig) {
+        const sp = cur.get(7)!;
+        const next: Registers = new Map(cur);
+        const gregs = sp + 40n;
+        for (let i = 0; i < SIGCTX_REGS.length; i++) next.set(SIGCTX_REGS[i], this.read64(gregs + BigInt(i * 8)));
+        frames.push({ index: frames.length, pc, lookupPc: pc, regs: cur, module: m, blocks: [], inlined: false, signalFrame: true, physIndex: phys, cfa: sp });
+        cur = next;
+        adjust = false;
+        continue;
+      }
+      let rules: FrameRules | undefined;
+      try { rules = m?.frameRules(lookupPc); } catch { rules = undefined; }
+      let cfa: bigint | undefined;
+      let caller: Registers | undefined;
+      try {
+        if (rules) ({ cfa, caller } = this.applyRules(rules, cur, m!));
+        else if (cur.has(6)) {
+          const rbp = cur.get(6)!;
+          cfa = rbp + 16n;
+          caller = new Map(cur);
+          caller.set(16, this.read64(rbp + 8n));
+          caller.set(6, this.read64(rbp));
+          caller.set(7, cfa);
+        }
+      } catch { caller = undefined; }
+      this.pushFrames(frames, pc, lookupPc, cur, m, cfa, phys);
+      if (!caller) break;
+      const npc = caller.get(16);
+      if (npc === undefined || npc === 0n) break;
+      const nsp = caller.get(7);
+      if (nsp !== undefined && cur.get(7) !== undefined && nsp < cur.get(7)!) break;
+      cur = caller;
+      adjust = true;
+    }
+    frames.forEach((f, i) => (f.index = i));
+    return frames;
+  }
+
+  private applyRules(rules: FrameRules, regs: Registers, m: Module): { cfa: bigint; caller: Registers } {
+    const mem = this.target.memory;
+    const reg = (n: number) => { const v = regs.get(n); if (v === undefined) throw new Error(`register ${n} unavailable`); return v; };
+    const ctx: ExprContext = { reg, mem: (a, s) => mem.read(a, s), bias: m.bias };
+    let cfa: bigint;
+    if ('expr' in rules.cfa) {
+      const l = evalExpr(rules.cfa.expr, ctx);
+      if (l.kind !== 'memory') throw new Error('bad CFA expression');
+      cfa = l.addr;
+    } else cfa = BigInt.asUintN(64, reg(rules.cfa.reg) + rules.cfa.off);
+    const caller: Registers = new Map();
+    for (const [k, v] of regs) if (k !== 16) caller.set(k, v);
+    caller.set(7, cfa);
+    for (const [r, rule] of rules.regs) {
+      switch (rule.k) {
+        case 'undefined': caller.delete(r); break;
+        case 'same': break;
+        case 'offset': caller.set(r, this.read64(cfa + rule.n)); break;
+        case 'val_offset': caller.set(r, cfa + rule.n); break;
+        case 'register': { const v = regs.get(rule.r); if (v === undefined) caller.delete(r); else caller.set(r, v); break; }
+        case 'expr': { const l = evalExpr(rule.e, { ...ctx, cfa: () => cfa }, [cfa]); if (l.kind === 'memory') caller.set(r, this.read64(l.addr)); break; }
+        case 'val_expr': { const l = evalExpr(rule.e, { ...ctx, cfa: () => cfa }, [cfa]); if (l.kind === 'memory') caller.set(r, l.addr); else if (l.kind === 'value') caller.set(r, l.value); break; }
+      }
+    }
+    if (rules.retReg !== 16) {
+      const ra = caller.get(rules.retReg);
+      if (ra === undefined) caller.delete(16); else caller.set(16, ra);
+    } else if (!rules.regs.has(16)) caller.delete(16);
+    return { cfa, caller };
+  }
+
+  private pushFrames(frames: Frame[], pc: bigint, lookupPc: bigint, regs: Registers, m: Module | undefined, cfa: bigint | undefined, phys: number): void {
+    const base = { pc, lookupPc, regs, module: m, cfa, signalFrame: false, physIndex: phys };
+    if (!m) { frames.push({ ...base, index: 0, blocks: [], inlined: false }); return; }
+    let chain: Die[] = [];
+    try { chain = m.scopeChain(lookupPc); } catch { chain = []; }
+    if (!chain.length) {
+      const s = m.elfSymbolAt(lookupPc);
+      frames.push({ ...base, index: 0, function: s?.name, blocks: [], inlined: false, source: m.sourceAt(lookupPc) });
+      return;
+    }
+    // split the chain at inlined subroutines: innermost inline first
+    const groups: Die[][] = [];
+    let g: Die[] = [];
+    for (const d of chain) {
+      if (d.tag === DW.TAG_inlined_subroutine && g.length) { groups.push(g); g = []; }
+      g.push(d);
+    }
+    groups.push(g);
+    let source = m.sourceAt(lookupPc);
+    for (let i = groups.length - 1; i >= 0; i--) {
+      const grp = groups[i];
+      const fd = grp[0];
+      frames.push({ ...base, index: 0, function: qualifiedName(fd), funcDie: fd, physDie: chain[0], blocks: grp, inlined: i > 0, source });
+      if (i > 0) {
+        // the caller of an inlined function is at its call site
+        const files = m.unitFiles(fd.cu);
+        const cf = fd.num(DW.AT_call_file), cl = fd.num(DW.AT_call_line);
+        source = cl !== undefined ? { file: cf !== undefined ? files[cf] ?? '??' : source?.file ?? '??', line: cl, column: fd.num(DW.AT_call_column) ?? 0 } : source;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ variables
+
+  /** Context to read values of a frame: its registers and memory. */
+  valueContext(frame: Frame): ValueContext {
+    return {
+      mem: this.target.memory,
+      reg: (n) => { const v = frame.regs.get(n); if (v === undefined) throw new OptimizedOut(); return v; },
+      symbolize: (a, dataOnly) => this.symbolize(a, dataOnly),
+    };
+  }
+
+  /** `sym+off` for an address in a module's symbol table (as gdb's <...>). */
+  symbolize(addr: bigint, dataOnly: boolean): string | undefined {
+    const m = this.moduleFor(addr);
+    if (!m) return undefined;
+    const s = m.elfSymbolAt(addr);
+    if (!s) return undefined;
+    void dataOnly;
+    return s.offset ? `${s.name}+${s.offset}` : s.name;
+  }
+
+  /** Evaluates a DIE's location in a frame. */
+  location(die: Die, frame: Frame | undefined, stack?: Frame[]): Loc {
+    const a = die.attr(DW.AT_location);
+    if (!a) return { kind: 'optimized' };
+    return this.locationOf(a, die.cu, frame, stack);
+  }
+
+  locationOf(a: Attr, cu: CompUnit, frame: Frame | undefined, stack?: Frame[]): Loc {
+    const die = { cu };
+    const m = frame?.module ?? this.modules.find((x) => x.dwarf?.units.includes(cu));
+    const bias = m?.bias ?? 0n;
+    let expr: Buffer | undefined;
+    if (a.cls === VClass.Block) expr = a.v as Buffer;
+    else if (a.cls === VClass.SecOffset || a.cls === VClass.LocListX) {
+      if (!frame) return { kind: 'optimized' };
+      const pc = frame.lookupPc - bias;
+      for (const e of die.cu.locList(a)) if (pc >= e.lo && pc < e.hi) { expr = e.expr; break; }
+    }
+    if (!expr || !expr.length) return { kind: 'optimized' };
+    const ctx: ExprContext = {
+      reg: (n) => { const v = frame?.regs.get(n); if (v === undefined) throw new OptimizedOut(); return v; },
+      mem: (ad, s) => this.target.memory.read(ad, s),
+      bias,
+      addrx: (i) => die.cu.addrx(i),
+      frameBase: () => this.frameBase(frame!),
+      cfa: () => { if (frame?.cfa === undefined) throw new OptimizedOut(); return frame.cfa; },
+      entryValue: (sub) => this.entryValue(frame!, sub, stack),
+      tls: (off) => this.tlsAddress(off, frame),
+    };
+    return evalExpr(expr, ctx);
+  }
+
+  private tlsAddress(off: bigint, frame?: Frame): bigint {
+    void frame;
+    throw new Error(`Cannot access thread-local variables (offset 0x${off.toString(16)})`);
+  }
+
+  private frameBase(frame: Frame): bigint {
+    const fd = frame.physDie;
+    if (!fd) throw new Error('no frame base');
+    const fb = fd.lookup(DW.AT_frame_base);
+    if (!fb) throw new Error('no frame base');
+    const l = this.locationOf(fb.attr(DW.AT_frame_base)!, fb.cu, frame);
+    if (l.kind === 'memory') return l.addr;
+    if (l.kind === 'register') { const v = frame.regs.get(l.reg); if (v === undefined) throw new OptimizedOut(); return v; }
+    if (l.kind === 'value') return l.value;
+    throw new OptimizedOut();
+  }
+
+  /** DW_OP_entry_value: the caller's DW_TAG_call_site_parameter value for the register. */
+  private entryValue(frame: Frame, sub: Buffer, stack?: Frame[]): bigint {
+    if (!stack) throw new OptimizedOut();
+    const callee = stack.filter((f) => f.physIndex === frame.physIndex);
+    const callerFrame = stack.find((f) => f.physIndex === frame.physIndex + 1 && !f.inlined) ?? stack.find((f) => f.physIndex === frame.physIndex + 1);
+    if (!callerFrame || !callerFrame.module || !callee.length) throw new OptimizedOut();
+    if (!(sub.length === 1 && sub[0] >= 0x50 && sub[0] <= 0x6f) && !(sub[0] === 0x90)) throw new OptimizedOut();
+    const regNo = sub[0] === 0x90 ? sub[1] : sub[0] - 0x50;
+    const cm = callerFrame.module;
+    const ret = callerFrame.pc - cm.bias;
+    const phys = callerFrame.physDie;
+    if (!phys) throw new OptimizedOut();
+    let site: Die | undefined;
+    const walk = (d: Die) => {
+      for (const ch of d.children) {
+        if (site) return;
+        if (ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) {
+          const rp = ch.attr(DW.AT_call_return_pc) ?? ch.attr(DW.AT_low_pc);
+          if (rp && rp.v === ret) { site = ch; return; }
+        }
+        walk(ch);
+      }
+    };
+    walk(phys);
+    if (!site) throw new OptimizedOut();
+    for (const p of site.children) {
+      const loc = p.attr(DW.AT_location);
+      if (!loc || !Buffer.isBuffer(loc.v)) continue;
+      const b = loc.v;
+      const r = b[0] >= 0x50 && b[0] <= 0x6f ? b[0] - 0x50 : b[0] === 0x90 ? b[1] : -1;
+      if (r !== regNo) continue;
+      const val = p.attr(DW.AT_call_value) ?? p.attr(DW.AT_GNU_call_site_value);
+      if (!val || !Buffer.isBuffer(val.v)) throw new OptimizedOut();
+      const l = this.locationOf(val, p.cu, callerFrame, stack);
+      if (l.kind === 'value') return l.value;
+      if (l.kind === 'register') { const v = callerFrame.regs.get(l.reg); if (v === undefined) throw new OptimizedOut(); return v; }
+      if (l.kind === 'memory') return l.addr;
+      throw new OptimizedOut();
+    }
+    throw new OptimizedOut();
+  }
+
+  /** Value of a variable or parameter DIE in a frame. */
+  variableValue(die: Die, frame: Frame | undefined, stack?: Frame[]): Value {
+    const tdie = die.lookup(DW.AT_type)?.ref(DW.AT_type);
+    const type = typeOf(tdie);
+    const ctx = frame ? this.valueContext(frame) : { mem: this.target.memory, reg: () => { throw new OptimizedOut(); }, symbolize: (a: bigint, d: boolean) => this.symbolize(a, d) };
+    let locDie: Die = die;
+    if (!die.has(DW.AT_location) && !die.has(DW.AT_const_value)) {
+      // a declaration: find the definition (DW_AT_specification pointing to it)
+      const def = this.findDefinition(die);
+      if (def) locDie = def;
+    }
+    const cv = locDie.attr(DW.AT_const_value);
+    if (cv && !locDie.has(DW.AT_location)) {
+      let b: Buffer;
+      if (Buffer.isBuffer(cv.v)) b = Buffer.from(cv.v);
+      else if (typeof cv.v === 'string') b = Buffer.from(cv.v + '\0', 'latin1');
+      else { b = Buffer.alloc(16); b.writeBigInt64LE(BigInt.asIntN(64, BigInt(locDie.snum(DW.AT_const_value) ?? 0))); }
+      return new Value(type, ctx, undefined, b);
+    }
+    let loc: Loc;
+    try { loc = this.location(locDie, frame, stack); } catch (e) {
+      if (e instanceof OptimizedOut) loc = { kind: 'optimized' };
+      else throw e;
+    }
+    try {
+      return Value.fromLoc(type, loc, ctx);
+    } catch (e) {
+      if (e instanceof OptimizedOut) return new Value(type, ctx, undefined, undefined, 0, 0, true);
+      throw e;
+    }
+  }
+
+  private findDefinition(decl: Die): Die | undefined {
+    const name = qualifiedName(decl);
+    for (const m of this.modules) {
+      for (const d of m.globalsNamed(name)) if (d !== decl && d.has(DW.AT_location)) return d;
+    }
+    return undefined;
+  }
+
+  /** Arguments of a frame in declaration order (gdb's `info args`). */
+  args(frame: Frame, stack?: Frame[]): Variable[] {
+    const fd = frame.funcDie;
+    if (!fd) return [];
+    return this.collect(fd, true).map((d) => ({ name: d.name ?? '', value: this.variableValue(d, frame, stack), die: d, isArg: true }));
+  }
+
+  /** Locals of a frame, innermost block first (gdb's `info locals`). */
+  locals(frame: Frame, stack?: Frame[]): Variable[] {
+    const out: Variable[] = [];
+    for (let i = frame.blocks.length - 1; i >= 0; i--) {
+      for (const d of this.collect(frame.blocks[i], false)) {
+        out.push({ name: d.name ?? '', value: this.variableValue(d, frame, stack), die: d, isArg: false });
+      }
+    }
+    return out;
+  }
+
+  /** Variables or parameters directly in a block; inherits abstract-origin children missing from a concrete instance. */
+  private collect(block: Die, params: boolean): Die[] {
+    const tag = params ? DW.TAG_formal_parameter : DW.TAG_variable;
+    const out: Die[] = [];
+    const origins = new Set<Die>();
+    for (const ch of block.children) {
+      if (ch.tag !== tag) continue;
+      const o = ch.ref(DW.AT_abstract_origin);
+      if (o) origins.add(o);
+      if (!ch.name) continue;
+      if (!params && ch.flag(DW.AT_declaration) && !ch.has(DW.AT_location)) { /* extern declaration in a block */ }
+      out.push(ch);
+    }
+    const origin = block.ref(DW.AT_abstract_origin);
+    if (origin) {
+      for (const ch of origin.children) if (ch.tag === tag && !origins.has(ch) && ch.name) out.push(ch);
+    }
+    return out;
+  }
+
+  /** Globals and file statics visible from a frame's unit (its own unit first). */
+  globalsOf(frame: Frame): Variable[] {
+    const fd = frame.physDie;
+    if (!fd) return [];
+    const out: Variable[] = [];
+    for (const ch of fd.cu.unitDie.children) {
+      if (ch.tag !== DW.TAG_variable || !ch.name) continue;
+      if (!ch.has(DW.AT_location) && !ch.has(DW.AT_const_value) && !this.findDefinition(ch)) continue;
+      out.push({ name: ch.name, value: this.variableValue(ch, frame), die: ch, isArg: false });
+    }
+    return out;
+  }
+
+  /** Finds a variable by name as seen from a frame: locals, args, then unit and program globals. */
+  lookupVariable(name: string, frame: Frame | undefined, stack?: Frame[]): Value | undefined {
+    if (frame) {
+      for (let i = frame.blocks.length - 1; i >= 0; i--) {
+        for (const d of this.collect(frame.blocks[i], false)) if (d.name === name) return this.variableValue(d, frame, stack);
+      }
+      if (frame.funcDie) for (const d of this.collect(frame.funcDie, true)) if (d.name === name) return this.variableValue(d, frame, stack);
+      const cu = frame.physDie?.cu;
+      if (cu) for (const ch of cu.unitDie.children) {
+        if (ch.tag === DW.TAG_variable && ch.name === name && (ch.has(DW.AT_location) || ch.has(DW.AT_const_value))) return this.variableValue(ch, frame);
+      }
+    }
+    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
+    for (const m of mods) {
+      const ds = m.globalsNamed(name);
+      const d = ds.find((x) => x.has(DW.AT_location)) ?? ds.find((x) => x.has(DW.AT_const_value));
+      if (d) return this.variableValue(d, frame);
+      if (ds.length) { const v = this.variableValue(ds[0], frame); if (!v.optimized) return v; }
+    }
+    return undefined;
+  }
+
+  /** A named type (struct/class/union/enum/typedef/base) as seen from a frame. */
+  lookupType(name: string, frame?: Frame): Type | undefined {
+    const n = name.replace(/^(struct|union|enum|class)\s+/, '');
+    const mods = frame?.module ? [frame.module, ...this.modules] : this.modules;
+    for (const m of mods) {
+      const ds = m.typesNamed(n);
+      const want = /^struct\s/.test(name) ? [DW.TAG_structure_type, DW.TAG_class_type] : /^union\s/.test(name) ? [DW.TAG_union_type] : /^enum\s/.test(name) ? [DW.TAG_enumeration_type] : undefined;
+      const d = ds.find((x) => (!want || want.includes(x.tag as never)) && !x.flag(DW.AT_declaration)) ?? ds.find((x) => !want || want.includes(x.tag as never));
+      if (d) return typeOf(d);
+    }
+    return undefined;
+  }
+
+  /** A value formatted the way gdb's `print` (top) or `info locals` shows it. */
+  format(v: Value, top = false): string {
+    return formatValue(v, { top });
+  }
+}
+
+export { inRanges, fileMatches };

@@ -1,0 +1,498 @@
+// Values (typed bytes at a location) and their printing in gdb's style.
+import { DW } from './dwarf';
+import { MemoryReader } from './target';
+import { Loc } from './dwexpr';
+import { isCharType, Member, sizeOf, strip, StructType, Type, typeName, alignOf } from './types';
+
+export class OptimizedOut extends Error { constructor() { super('<optimized out>'); } }
+
+/** Reads registers and memory of the frame a value lives in. */
+export interface ValueContext {
+  mem: MemoryReader;
+  reg(n: number): bigint;
+  /** `<sym+off>` for an address, or undefined */
+  symbolize?(addr: bigint, dataOnly: boolean): string | undefined;
+}
+
+export class Value {
+  private cached?: Buffer;
+  constructor(
+    readonly type: Type,
+    readonly ctx: ValueContext,
+    readonly addr?: bigint,
+    bytes?: Buffer,
+    readonly bitPos = 0,
+    readonly bitSize = 0,
+    readonly optimized = false,
+    readonly lval = addr !== undefined,
+  ) { this.cached = bytes; }
+
+  static fromLoc(type: Type, loc: Loc, ctx: ValueContext): Value {
+    const size = sizeOf(type);
+    switch (loc.kind) {
+      case 'memory': return new Value(type, ctx, loc.addr);
+      case 'register': {
+        const b = Buffer.alloc(Math.max(size, 8));
+        b.writeBigUInt64LE(BigInt.asUintN(64, ctx.reg(loc.reg)));
+        return new Value(type, ctx, undefined, b.subarray(0, size));
+      }
+      case 'value': {
+        const b = Buffer.alloc(Math.max(size, 8));
+        b.writeBigUInt64LE(BigInt.asUintN(64, loc.value));
+        return new Value(type, ctx, undefined, b.subarray(0, size));
+      }
+      case 'implicit': {
+        const b = Buffer.alloc(size); loc.bytes.copy(b, 0, 0, Math.min(size, loc.bytes.length));
+        return new Value(type, ctx, undefined, b);
+      }
+      case 'pieces': {
+        const b = Buffer.alloc(size);
+        let bit = 0;
+        for (const p of loc.pieces) {
+          const nbytes = Math.ceil(p.bits / 8);
+          let src: Buffer;
+          if (p.loc.kind === 'optimized') return new Value(type, ctx, undefined, undefined, 0, 0, true);
+          if (p.loc.kind === 'memory') src = ctx.mem.read(p.loc.addr, nbytes);
+          else if (p.loc.kind === 'register') { src = Buffer.alloc(8); src.writeBigUInt64LE(BigInt.asUintN(64, ctx.reg(p.loc.reg))); }
+          else if (p.loc.kind === 'value') { src = Buffer.alloc(8); src.writeBigUInt64LE(BigInt.asUintN(64, p.loc.value)); }
+          else if (p.loc.kind === 'implicit') src = p.loc.bytes;
+          else src = Buffer.alloc(nbytes);
+          if (bit % 8 === 0) src.copy(b, bit / 8, 0, Math.min(nbytes, size - bit / 8));
+          bit += p.bits;
+        }
+        return new Value(type, ctx, undefined, b);
+      }
+      case 'optimized': return new Value(type, ctx, undefined, undefined, 0, 0, true);
+    }
+  }
+
+  get size(): number { return sizeOf(this.type); }
+
+  bytes(): Buffer {
+    if (this.optimized) throw new OptimizedOut();
+    if (!this.cached) {
+      if (this.addr === undefined) throw new Error('value has no location');
+      this.cached = this.ctx.mem.read(this.addr, this.bitSize ? Math.ceil((this.bitPos + this.bitSize) / 8) : this.size);
+    }
+    return this.cached;
+  }
+
+  /** Integer value (sign-extended per type), bitfields extracted. */
+  int(): bigint {
+    const t = strip(this.type);
+    const b = this.bytes();
+    if (this.bitSize) {
+      let v = 0n;
+      for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+      v = (v >> BigInt(this.bitPos)) & ((1n << BigInt(this.bitSize)) - 1n);
+      if (signedType(t)) v = BigInt.asIntN(this.bitSize, v);
+      return v;
+    }
+    const n = Math.min(b.length, 8);
+    let v = 0n;
+    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    if (signedType(t) && n > 0) v = BigInt.asIntN(n * 8, v);
+    return v;
+  }
+
+  float(): number {
+    const b = this.bytes();
+    if (b.length === 4) return b.readFloatLE(0);
+    if (b.length === 8) return b.readDoubleLE(0);
+    if (b.length >= 10) return x87(b);
+    return NaN;
+  }
+
+  member(m: Member, base = 0): Value {
+    if (m.bitSize !== undefined) {
+      const bo = m.bitOffset ?? 0;
+      const byte = Math.floor(bo / 8) + base;
+      return this.sub(m.type, byte, bo % 8, m.bitSize);
+    }
+    return this.sub(m.type, m.offset + base);
+  }
+
+  sub(type: Type, offset: number, bitPos = 0, bitSize = 0): Value {
+    if (this.optimized) return new Value(type, this.ctx, undefined, undefined, 0, 0, true);
+    if (this.addr !== undefined && !this.cached) return new Value(type, this.ctx, this.addr + BigInt(offset), undefined, bitPos, bitSize);
+    const b = this.bytes();
+    const len = bitSize ? Math.ceil((bitPos + bitSize) / 8) : sizeOf(type);
+    return new Value(type, this.ctx, this.addr !== undefined ? this.addr + BigInt(offset) : undefined, b.subarray(offset, offset + len), bitPos, bitSize, false, this.lval);
+  }
+
+  /** The pointed-to value of a pointer or reference. */
+  deref(): Value {
+    const t = strip(this.type);
+    if (t.k !== 'ptr' && t.k !== 'ref') throw new Error('Attempt to take contents of a non-pointer value.');
+    const to = t.to;
+    if (strip(to).k === 'void') throw new Error('Attempt to take contents of a non-pointer value.');
+    return new Value(to, this.ctx, BigInt.asUintN(64, this.int()));
+  }
+}
+
+function signedType(t: Type): boolean {
+  if (t.k === 'base') return t.enc === DW.ATE_signed || t.enc === DW.ATE_signed_char;
+  if (t.k === 'enum') return t.signed;
+  return false;
+}
+
+function x87(b: Buffer): number {
+  const mant = b.readBigUInt64LE(0);
+  const se = b.readUInt16LE(8);
+  const sign = se & 0x8000 ? -1 : 1;
+  const exp = se & 0x7fff;
+  if (exp === 0 && mant === 0n) return sign * 0;
+  if (exp === 0x7fff) return (mant << 1n) === 0n ? sign * Infinity : NaN;
+  return sign * Number(mant) * 2 ** (exp - 16383 - 63);
+}
+
+// ---------------------------------------------------------------- printing
+
+export interface FormatOptions {
+  /** print's top level: pointers get their type prefix `(int *) 0x...` */
+  top?: boolean;
+}
+
+const REPEAT = 10;
+const PRINT_MAX = 200;
+
+export function formatValue(v: Value, opts: FormatOptions = {}): string {
+  try {
+    return fmt(v, !!opts.top);
+  } catch (e) {
+    if (e instanceof OptimizedOut) return '<optimized out>';
+    const m = (e as Error).message;
+    return `<error: ${m}>`;
+  }
+}
+
+function fmt(v: Value, top: boolean): string {
+  if (v.optimized) return '<optimized out>';
+  const full = v.type;
+  const t = strip(full);
+  switch (t.k) {
+    case 'void': return 'void';
+    case 'base': return fmtBase(v, t);
+    case 'enum': return fmtEnum(v.int(), t);
+    case 'ptr': return fmtPointer(v, full, top);
+    case 'ref': {
+      const target = v.deref();
+      const addr = BigInt.asUintN(64, v.int());
+      const inner = safe(() => fmt(target, false));
+      return `${top ? `(${typeName(full)}) ` : ''}@0x${addr.toString(16)}: ${inner}`;
+    }
+    case 'array': return fmtArray(v, t.of, t.count ?? 0);
+    case 'struct': return fmtStruct(v, t);
+    case 'func': {
+      const a = v.addr ?? 0n;
+      const s = v.ctx.symbolize?.(a, false);
+      return `{${typeName(full)}} 0x${a.toString(16)}${s ? ` <${s}>` : ''}`;
+    }
+    case 'memptr': return '0x' + v.int().toString(16);
+  }
+  return '?';
+}
+
+function safe(f: () => string): string {
+  try { return f(); } catch (e) {
+    if (e instanceof OptimizedOut) return '<optimized out>';
+    return `<error: ${(e as Error).message}>`;
+  }
+}
+
+function fmtBase(v: Value, t: Extract<Type, { k: 'base' }>): string {
+  switch (t.enc) {
+    case DW.ATE_boolean: { const i = v.int(); return i === 0n ? 'false' : i === 1n ? 'true' : String(i); }
+    case DW.ATE_float: return fmtFloat(v.float(), t.size);
+    case DW.ATE_signed_char: case DW.ATE_unsigned_char: {
+      const i = v.int();
+      return `${i} ${charLit(Number(BigInt.asUintN(8, i)))}`;
+    }
+    case DW.ATE_UTF: {
+      const i = v.int();
+      if (t.size === 1) return `${i} u8${charLit(Number(i))}`;
+      const pre = t.name === 'char16_t' ? 'u' : t.name === 'char32_t' ? 'U' : 'L';
+      return `${i} ${pre}${charLit(Number(i))}`;
+    }
+    case DW.ATE_signed: case DW.ATE_unsigned: default: {
+      if (t.name === 'wchar_t') { const i = v.int(); return `${i} L${charLit(Number(i))}`; }
+      if (t.size === 16) { const b = v.bytes(); let x = 0n; for (let i = 15; i >= 0; i--) x = (x << 8n) | BigInt(b[i]); if (t.enc === DW.ATE_signed) x = BigInt.asIntN(128, x); return String(x); }
+      return String(v.int());
+    }
+  }
+}
+
+export function fmtFloat(x: number, size: number): string {
+  if (Number.isNaN(x)) return size === 4 ? 'nan(0x400000)' : 'nan(0x8000000000000)';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  const prec = size === 4 ? 9 : size === 8 ? 17 : 18;
+  return gfmt(x, prec);
+}
+
+function gfmt(x: number, prec: number): string {
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  const e = Math.floor(Math.log10(Math.abs(x)));
+  let s = x.toPrecision(prec);
+  let exp = e;
+  const m = /e([+-]\d+)$/.exec(s);
+  if (m) exp = Number(m[1]);
+  else { const k = Number(Number(s).toExponential().split('e')[1]); exp = k; }
+  if (exp < -4 || exp >= prec) {
+    s = x.toExponential(prec - 1);
+    let [mant, ex] = s.split('e');
+    if (mant.includes('.')) mant = mant.replace(/0+$/, '').replace(/\.$/, '');
+    const en = Number(ex);
+    return `${mant}e${en < 0 ? '-' : '+'}${String(Math.abs(en)).padStart(2, '0')}`;
+  }
+  if (s.includes('e')) s = x.toFixed(Math.max(0, prec - 1 - exp));
+  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s;
+}
+
+function escChar(c: number, quote: string): string {
+  switch (c) {
+    case 7: return '\\a'; case 8: return '\\b'; case 9: return '\\t'; case 10: return '\\n';
+    case 11: return '\\v'; case 12: return '\\f'; case 13: return '\\r'; case 27: return '\\033';
+  }
+  if (c === 92) return '\\\\';
+  if (String.fromCharCode(c) === quote) return '\\' + quote;
+  if (c >= 32 && c < 127) return String.fromCharCode(c);
+  return '\\' + c.toString(8).padStart(3, '0');
+}
+
+export function charLit(c: number): string {
+  return `'${escChar(c, "'")}'`;
+}
+
+/** gdb's string printing: runs longer than the repeat threshold become `'c' <repeats N times>`. */
+export function fmtString(bytes: number[], truncated: boolean): string {
+  const parts: string[] = [];
+  let cur = '';
+  let i = 0;
+  while (i < bytes.length) {
+    let j = i + 1;
+    while (j < bytes.length && bytes[j] === bytes[i]) j++;
+    const reps = j - i;
+    if (reps > REPEAT) {
+      if (cur) { parts.push(`"${cur}"`); cur = ''; }
+      parts.push(`${charLit(bytes[i])} <repeats ${reps} times>`);
+      i = j;
+    } else {
+      for (let k = i; k < j; k++) cur += escChar(bytes[k], '"');
+      i = j;
+    }
+  }
+  if (cur || !parts.length) parts.push(`"${cur}"`);
+  return parts.join(', ') + (truncated ? '...' : '');
+}
+
+/** Reads a NUL-terminated string of at most `max` bytes; returns bytes and whether it was cut. */
+export function readCString(mem: MemoryReader, addr: bigint, max = PRINT_MAX): { bytes: number[]; truncated: boolean } {
+  const out: number[] = [];
+  let a = addr;
+  while (out.length < max) {
+    const chunk = Math.min(64, max - out.length);
+    let b: Buffer;
+    try { b = mem.read(a, chunk); } catch {
+      // read byte by byte near the end of a mapping
+      b = Buffer.alloc(0);
+      try { b = mem.read(a, 1); } catch { if (!out.length) throw new Error(`Cannot access memory at address 0x${a.toString(16)}`); return { bytes: out, truncated: false }; }
+    }
+    for (const x of b) { if (x === 0) return { bytes: out, truncated: false }; out.push(x); if (out.length >= max) break; }
+    a += BigInt(b.length);
+  }
+  // check whether a NUL follows
+  try { if (mem.read(a, 1)[0] === 0) return { bytes: out, truncated: false }; } catch { /* ignore */ }
+  return { bytes: out, truncated: true };
+}
+
+function fmtPointer(v: Value, full: Type, top: boolean): string {
+  const t = strip(full) as Extract<Type, { k: 'ptr' }>;
+  const addr = BigInt.asUintN(64, v.int());
+  const hexs = '0x' + addr.toString(16);
+  const to = strip(t.to);
+  const prefix = top ? `(${typeName(full)}) ` : '';
+  if (to.k === 'func') {
+    const s = v.ctx.symbolize?.(addr, false);
+    return `${prefix}${hexs}${s ? ` <${s}>` : ''}`;
+  }
+  let out = prefix + hexs;
+  const s = addr ? v.ctx.symbolize?.(addr, true) : undefined;
+  if (s) out += ` <${s}>`;
+  if (isCharType(t.to) && addr !== 0n) {
+    try {
+      const r = readCString(v.ctx.mem, addr);
+      out += ' ' + fmtString(r.bytes, r.truncated);
+    } catch {
+      out += ` <error: Cannot access memory at address ${hexs}>`;
+    }
+  }
+  return out;
+}
+
+function fmtEnum(val: bigint, t: Extract<Type, { k: 'enum' }>): string {
+  for (const [n, x] of t.values) if (x === val) return n;
+  // flag enum: every value a distinct bit pattern
+  const isFlag = t.values.length > 0 && t.values.every(([, x]) => x >= 0n) && (() => {
+    let seen = 0n;
+    for (const [, x] of t.values) { if (x !== 0n && (x & (x - 1n)) !== 0n) return false; if (seen & x) return false; seen |= x; }
+    return true;
+  })();
+  if (isFlag && val > 0n) {
+    const names: string[] = [];
+    let rest = val;
+    for (const [n, x] of t.values) if (x !== 0n && (rest & x) === x) { names.push(n); rest &= ~x; }
+    if (names.length) return `(${names.join(' | ')}${rest ? ` | unknown: 0x${rest.toString(16)}` : ''})`;
+  }
+  return String(val);
+}
+
+function fmtArray(v: Value, elemT: Type, count: number): string {
+  const esz = sizeOf(elemT);
+  if (isCharType(elemT)) {
+    const b = v.bytes();
+    let n = Math.min(count, b.length);
+    const truncated = n > PRINT_MAX;
+    let arr = [...b.subarray(0, Math.min(n, PRINT_MAX))];
+    // drop a single trailing NUL (gdb's print null-stop off behaviour)
+    if (!truncated && arr.length && arr[arr.length - 1] === 0) arr = arr.slice(0, -1);
+    // gdb stops at the end of a run of trailing NULs: print the NULs as a repeat block
+    return fmtString(arr, truncated);
+  }
+  const items: string[] = [];
+  let i = 0;
+  let printed = 0;
+  const elems: Value[] = [];
+  for (let k = 0; k < count; k++) elems.push(v.sub(elemT, k * esz));
+  const same = (a: Value, b: Value) => {
+    try { return a.bytes().equals(b.bytes()); } catch { return false; }
+  };
+  while (i < count) {
+    if (printed >= PRINT_MAX) { items.push('...'); break; }
+    let j = i + 1;
+    while (j < count && same(elems[i], elems[j])) j++;
+    const reps = j - i;
+    const s = safe(() => fmt(elems[i], false));
+    if (reps > REPEAT) { items.push(`${s} <repeats ${reps} times>`); i = j; printed += REPEAT; }
+    else { items.push(s); i++; printed++; }
+  }
+  let out = '{' + items.join(', ') + '}';
+  out = out.replace(/, \.\.\.\}$/, '...}');
+  return out;
+}
+
+function fmtStruct(v: Value, t: StructType): string {
+  const pretty = prettyPrint(v, t);
+  if (pretty !== undefined) return pretty;
+  const parts: string[] = [];
+  for (const b of t.bases) {
+    const bt = strip(b.type);
+    const name = typeName(bt);
+    parts.push(`<${name}> = ${safe(() => fmt(v.sub(b.type, b.offset), false))}`);
+  }
+  for (const m of t.members) {
+    if (m.isStatic) {
+      continue;
+    }
+    const mv = v.member(m);
+    let s: string;
+    if (m.name && m.name.startsWith('_vptr.')) {
+      s = safe(() => {
+        const a = BigInt.asUintN(64, mv.int());
+        const sym = v.ctx.symbolize?.(a, true);
+        return `0x${a.toString(16)}${sym ? ` <${sym}>` : ''}`;
+      });
+    } else s = safe(() => fmt(mv, false));
+    parts.push(m.name ? `${m.name} = ${s}` : s);
+  }
+  return '{' + parts.join(', ') + '}';
+}
+
+// ---------------------------------------------------------------- libstdc++ printers
+
+function findMember(t: StructType, name: string): { m: Member; base: number } | undefined {
+  for (const m of t.members) if (m.name === name && !m.isStatic) return { m, base: 0 };
+  for (const b of t.bases) {
+    const bt = strip(b.type);
+    if (bt.k === 'struct') { const r = findMember(bt, name); if (r) return { m: r.m, base: r.base + b.offset }; }
+  }
+  return undefined;
+}
+
+export function field(v: Value, name: string): Value {
+  const t = strip(v.type);
+  if (t.k !== 'struct') throw new Error(`Attempt to extract a component of a value that is not a structure.`);
+  const f = findMember(t, name);
+  if (!f) throw new Error(`There is no member named ${name}.`);
+  return v.member(f.m, f.base);
+}
+
+function prettyPrint(v: Value, t: StructType): string | undefined {
+  const name = t.name;
+  if (!name || !name.startsWith('std::')) return undefined;
+  try {
+    if (/^std::__cxx11::basic_string<char[,<]/.test(name) || /^std::basic_string<char[,<]/.test(name)) {
+      const p = field(field(v, '_M_dataplus'), '_M_p');
+      const len = Number(field(v, '_M_string_length').int());
+      const addr = BigInt.asUintN(64, p.int());
+      const n = Math.min(len, PRINT_MAX);
+      const b = n ? v.ctx.mem.read(addr, n) : Buffer.alloc(0);
+      return fmtString([...b], len > PRINT_MAX);
+    }
+    if (/^std::vector<.*>$/.test(name) && !/^std::vector<bool[,>]/.test(name)) {
+      const impl = field(v, '_M_impl');
+      const start = field(impl, '_M_start');
+      const finish = BigInt.asUintN(64, field(impl, '_M_finish').int());
+      const eos = BigInt.asUintN(64, field(impl, '_M_end_of_storage').int());
+      const s = BigInt.asUintN(64, start.int());
+      const pt = strip(start.type);
+      const el = pt.k === 'ptr' ? pt.to : t.templateTypes[0];
+      const esz = BigInt(sizeOf(el) || 1);
+      const len = Number((finish - s) / esz), cap = Number((eos - s) / esz);
+      const head = `std::vector of length ${len}, capacity ${cap}`;
+      if (!len) return head;
+      const arrT: Type = { k: 'array', of: el, count: Math.min(len, PRINT_MAX) };
+      const items = fmtArray(new Value(arrT, v.ctx, s), el, Math.min(len, PRINT_MAX));
+      return `${head} = ${len > PRINT_MAX ? items.replace(/\}$/, '...}') : items}`;
+    }
+    if (/^std::map<.*>$/.test(name) || /^std::set<.*>$/.test(name)) {
+      const isMap = name.startsWith('std::map<');
+      const tree = field(v, '_M_t');
+      const impl = field(tree, '_M_impl');
+      const header = field(impl, '_M_header');
+      const count = Number(field(impl, '_M_node_count').int());
+      const label = isMap ? 'std::map' : 'std::set';
+      if (!count) return `${label} with 0 elements`;
+      const [kT, vT] = t.templateTypes;
+      const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
+      const headerAddr = header.addr!;
+      let node = rd(headerAddr + 16n); // leftmost
+      const items: string[] = [];
+      const vOff = BigInt(Math.ceil(sizeOf(kT) / alignOf(vT ?? kT)) * alignOf(vT ?? kT));
+      for (let i = 0; i < count && i < PRINT_MAX; i++) {
+        const valAddr = node + 32n;
+        const k = safe(() => fmt(new Value(kT, v.ctx, valAddr), false));
+        if (isMap) items.push(`[${k}] = ${safe(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}`);
+        else items.push(k);
+        // in-order successor
+        const right = rd(node + 24n);
+        if (right) { node = right; for (let l = rd(node + 16n); l; l = rd(node + 16n)) node = l; }
+        else {
+          let p = rd(node + 8n);
+          while (node === rd(p + 24n)) { node = p; p = rd(p + 8n); }
+          if (rd(node + 24n) !== p) node = p;
+        }
+      }
+      return `${label} with ${count} elements = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}`;
+    }
+    if (/^std::unique_ptr<.*>$/.test(name)) {
+      const p = BigInt.asUintN(64, v.bytes().readBigUInt64LE(0));
+      const el = t.templateTypes[0];
+      return `std::unique_ptr<${el ? typeName(el) : '?'}> = {get() = 0x${p.toString(16)}}`;
+    }
+  } catch (e) {
+    if (e instanceof OptimizedOut) throw e;
+    return undefined;
+  }
+  return undefined;
+}
