@@ -63,6 +63,12 @@ struct pm_scan_arg {
 #ifndef PAGE_IS_WRITTEN
 #define PAGE_IS_WRITTEN   (1ULL << 1)
 #endif
+#ifndef PAGE_IS_PRESENT
+#define PAGE_IS_PRESENT   (1ULL << 3)
+#endif
+#ifndef PAGE_IS_SWAPPED
+#define PAGE_IS_SWAPPED   (1ULL << 4)
+#endif
 
 /* Highest user address PAGEMAP_SCAN may be asked about (it checks access_ok against the
  * CALLER's task size, so stay at the default, non-LA57 limit). */
@@ -75,6 +81,8 @@ struct pm_scan_arg {
 #endif
 
 #define VEC_LEN 8192 /* page_region entries per PAGEMAP_SCAN call (192 KiB) */
+#define PMD_SPAN (2ULL << 20) /* memory one page table maps (x86-64, arm64 4K) */
+#define UNPOP_MIN_PAGES 8 /* written runs at least this long are checked for empty entries */
 
 typedef struct {
     uint64_t start, end;
@@ -86,9 +94,10 @@ struct cryo_dirty {
     int pagemap;
     uint64_t features;
     struct page_region *vec;
-    /* output of collect */
-    cryo_dirty_range *out;
-    size_t nout, capout;
+    /* collect: WRITTEN runs in address order (out), everything else (ext: NEW,
+     * SHARED/FAILED, split runs), merged in order into fin */
+    cryo_dirty_range *out, *ext, *fin;
+    size_t nout, capout, next, capext, nfin, capfin;
     /* writable mappings we do not track (SHARED / FAILED), from the last maps read */
     cryo_dirty_range *untr;
     size_t nuntr, capuntr;
@@ -290,6 +299,12 @@ static int check_untracked(cryo_dirty *d, char *err, size_t errlen)
     return 0;
 }
 
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
 static int overlaps_chk(const cryo_dirty *d, uint64_t s, uint64_t e)
 {
     for (size_t i = 0; i < d->nchk; i++)
@@ -337,13 +352,158 @@ static int register_maps(cryo_dirty *d, int all, int report_new, char *err,
                 rc = -1;
             continue;
         }
-        if (report_new && push_range(&d->out, &d->nout, &d->capout, m->start, m->end,
+        if (report_new && push_range(&d->ext, &d->next, &d->capext, m->start, m->end,
                                      CRYO_DIRTY_UNTRACKED | CRYO_DIRTY_NEW, 0))
             rc = -1;
     }
     free(ml);
     if (rc && !(err && *err))
         seterr(err, errlen, "out of memory");
+    return rc;
+}
+
+
+/* Append to d->out every page of a registered vma not write-protected, i.e. written
+ * since it was last protected (PAGEMAP_SCAN's fast path: category_mask == return_mask
+ * == PAGE_IS_WRITTEN). The kernel (6.18) counts EMPTY page-table entries and HOLES
+ * (no page table at all) as written too: whatever carries no uffd-wp bit or marker.
+ * mark_unpopulated sorts those out. No write-protection here: with
+ * PM_SCAN_WP_MATCHING the kernel would fill every hole in the range with page tables
+ * full of uffd-wp markers (2 MiB of tables per GiB of untouched address space, 16 MiB
+ * and 10 ms for an 8 GiB reservation, and a walk of them at every scan). */
+static int scan_written(cryo_dirty *d, char *err, size_t errlen)
+{
+    uint64_t s = 0;
+    while (s < USER_END) {
+        uint64_t we = USER_END;
+        long r = pm_scan(d, s, USER_END, 0, d->vec, VEC_LEN, 0, PAGE_IS_WRITTEN,
+                         PAGE_IS_WRITTEN, &we);
+        if (r < 0) {
+            seterr(err, errlen, "ioctl(/proc/%d/pagemap, PAGEMAP_SCAN, WRITTEN): %s",
+                   (int)d->pid, strerror((int)-r));
+            return -1;
+        }
+        for (long i = 0; i < r; i++)
+            if (push_range(&d->out, &d->nout, &d->capout, d->vec[i].start, d->vec[i].end,
+                           CRYO_DIRTY_WRITTEN, 0)) {
+                seterr(err, errlen, "out of memory");
+                return -1;
+            }
+        if (we <= s || we >= USER_END)
+            break;
+        s = we;
+    }
+    return 0;
+}
+
+/* Split the long WRITTEN runs of d->out[from..] into populated pieces and
+ * WRITTEN|UNPOPULATED pieces (entries neither present nor swapped). The split run is
+ * emptied in d->out and its pieces go to d->ext. Must run before protect_written,
+ * which turns empty entries into uffd-wp markers. */
+static int mark_unpopulated(cryo_dirty *d, size_t from, char *err, size_t errlen)
+{
+    for (size_t i = from; i < d->nout; i++) {
+        if (d->out[i].flags != CRYO_DIRTY_WRITTEN ||
+            d->out[i].end - d->out[i].start < UNPOP_MIN_PAGES * 4096ULL)
+            continue;
+        uint64_t os = d->out[i].start, oe = d->out[i].end, cur = os, s = os;
+        int split = 0;
+        while (s < oe) {
+            uint64_t we = oe;
+            long r = pm_scan(d, s, oe, 0, d->vec, VEC_LEN, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                             PAGE_IS_PRESENT | PAGE_IS_SWAPPED, PAGE_IS_PRESENT, &we);
+            if (r < 0) {
+                seterr(err, errlen, "ioctl(/proc/%d/pagemap, PAGEMAP_SCAN, !PRESENT): %s",
+                       (int)d->pid, strerror((int)-r));
+                return -1;
+            }
+            for (long j = 0; j < r; j++) {
+                uint64_t a = d->vec[j].start < cur ? cur : d->vec[j].start;
+                uint64_t b = d->vec[j].end > oe ? oe : d->vec[j].end;
+                if (a >= b)
+                    continue;
+                split = 1;
+                if ((a > cur && push_range(&d->ext, &d->next, &d->capext, cur, a,
+                                           CRYO_DIRTY_WRITTEN, 0)) ||
+                    push_range(&d->ext, &d->next, &d->capext, a, b,
+                               CRYO_DIRTY_WRITTEN | CRYO_DIRTY_UNPOPULATED, 0))
+                    goto oom;
+                cur = b;
+            }
+            if (we <= s || we >= oe)
+                break;
+            s = we;
+        }
+        if (!split)
+            continue;
+        if (cur < oe && push_range(&d->ext, &d->next, &d->capext, cur, oe,
+                                   CRYO_DIRTY_WRITTEN, 0))
+            goto oom;
+        d->out[i].end = d->out[i].start; /* emptied: dropped when merging */
+    }
+    return 0;
+oom:
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Write-protect again every populated written page (flags exactly WRITTEN in
+ * d->out[from..] and d->ext): one exclusive-WP PAGEMAP_SCAN (no output) per run of
+ * consecutive page-table spans that contain such pages, so that no hole (missing page
+ * table) is ever included: the kernel would fill it with a page table of uffd-wp
+ * markers. Empty entries of those existing tables get markers (costs nothing). Holes
+ * and empty runs found by mark_unpopulated stay unprotected, so they are reported
+ * (WRITTEN|UNPOPULATED) at every collect until the tracee populates them. */
+static int protect_written(cryo_dirty *d, size_t from, char *err, size_t errlen)
+{
+    /* the pieces from mark_unpopulated are unsorted: collect spans over a sorted copy
+     * of the window indices */
+    size_t n = 0;
+    span *sp = malloc((d->nout - from + d->next + 1) * sizeof *sp);
+    if (!sp) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        cryo_dirty_range *a = pass ? d->ext : d->out + from;
+        size_t na = pass ? d->next : d->nout - from;
+        for (size_t i = 0; i < na; i++)
+            if (a[i].flags == CRYO_DIRTY_WRITTEN && a[i].end > a[i].start) {
+                sp[n].start = a[i].start & ~(PMD_SPAN - 1);
+                sp[n].end = (a[i].end + PMD_SPAN - 1) & ~(PMD_SPAN - 1);
+                n++;
+            }
+    }
+    if (d->next)
+        qsort(sp, n, sizeof *sp, cmp_span);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        uint64_t s = sp[i].start, e = sp[i].end;
+        size_t j = i + 1;
+        while (j < n && sp[j].start <= e) {
+            if (sp[j].end > e)
+                e = sp[j].end;
+            j++;
+        }
+        i = j;
+        if (e > USER_END)
+            e = USER_END;
+        while (s < e) {
+            uint64_t we = e;
+            long r = pm_scan(d, s, e, PM_SCAN_WP_MATCHING, NULL, 0, 0, PAGE_IS_WRITTEN,
+                             PAGE_IS_WRITTEN, &we);
+            if (r < 0) {
+                seterr(err, errlen, "ioctl(/proc/%d/pagemap, PAGEMAP_SCAN, WP_MATCHING): %s",
+                       (int)d->pid, strerror((int)-r));
+                rc = -1;
+                break;
+            }
+            if (we <= s || we >= e)
+                break;
+            s = we;
+        }
+    }
+    free(sp);
     return rc;
 }
 
@@ -428,17 +588,16 @@ int cryo_dirty_arm(cryo_dirty *d, char *err, size_t errlen)
     if (err && errlen)
         err[0] = 0;
     d->nout = 0;
+    d->next = 0;
     if (register_maps(d, 1, 0, err, errlen))
         return CRYO_DIRTY_ERROR;
-    /* Baseline: write-protect every written page of every registered vma (vec=NULL:
-     * no output, unregistered vmas are skipped silently). */
-    long r = pm_scan(d, 0, USER_END, PM_SCAN_WP_MATCHING, NULL, 0, 0, PAGE_IS_WRITTEN,
-                     PAGE_IS_WRITTEN, NULL);
-    if (r < 0) {
-        seterr(err, errlen, "ioctl(/proc/%d/pagemap, PAGEMAP_SCAN, WP_MATCHING): %s",
-               (int)d->pid, strerror((int)-r));
+    /* Baseline: everything populated counts as written right after registration;
+     * find it and write-protect it. */
+    if (scan_written(d, err, errlen) || mark_unpopulated(d, 0, err, errlen) ||
+        protect_written(d, 0, err, errlen))
         return CRYO_DIRTY_ERROR;
-    }
+    d->nout = 0;
+    d->next = 0;
     if (check_untracked(d, err, errlen))
         return CRYO_DIRTY_ERROR;
     return CRYO_DIRTY_OK;
@@ -466,6 +625,7 @@ int cryo_dirty_collect(cryo_dirty *d, cryo_dirty_range **ranges, size_t *n, char
     *ranges = NULL;
     *n = 0;
     d->nout = 0;
+    d->next = 0;
 
     /* 1. Did any memory outside wp-async vmas change since the last call? (new mmap,
      * brk growth, mremap destination, MAP_FIXED over a tracked range). Only then is
@@ -494,42 +654,44 @@ int cryo_dirty_collect(cryo_dirty *d, cryo_dirty_range **ranges, size_t *n, char
             return CRYO_DIRTY_ERROR;
     }
 
-    /* 2. Written pages, write-protected again atomically (per page table) by the same
-     * ioctl. Unregistered vmas are skipped; newly registered ones report all their
-     * populated pages. The kernel stops early when vec is full: continue at walk_end. */
-    size_t first_written = d->nout;
-    uint64_t s = 0;
-    while (s < USER_END) {
-        uint64_t we = USER_END;
-        long r = pm_scan(d, s, USER_END, PM_SCAN_WP_MATCHING, d->vec, VEC_LEN, 0,
-                         PAGE_IS_WRITTEN, PAGE_IS_WRITTEN, &we);
-        if (r < 0) {
-            seterr(err, errlen, "ioctl(/proc/%d/pagemap, PAGEMAP_SCAN, WP_MATCHING): %s",
-                   (int)d->pid, strerror((int)-r));
-            return CRYO_DIRTY_ERROR;
-        }
-        for (long i = 0; i < r; i++)
-            if (push_range(&d->out, &d->nout, &d->capout, d->vec[i].start, d->vec[i].end,
-                           CRYO_DIRTY_WRITTEN, 0)) {
-                seterr(err, errlen, "out of memory");
-                return CRYO_DIRTY_ERROR;
-            }
-        if (we <= s || we >= USER_END)
-            break;
-        s = we;
-    }
+    /* 2. Written pages, then 3. write-protect them again (the tracee is stopped, so
+     * nothing can be written in between). */
+    if (scan_written(d, err, errlen) || mark_unpopulated(d, 0, err, errlen) ||
+        protect_written(d, 0, err, errlen))
+        return CRYO_DIRTY_ERROR;
 
-    /* 3. Untrackable writable mappings: every time. */
+    /* 4. Untrackable writable mappings: every time. */
     for (size_t i = 0; i < d->nuntr; i++)
-        if (push_range(&d->out, &d->nout, &d->capout, d->untr[i].start, d->untr[i].end,
+        if (push_range(&d->ext, &d->next, &d->capext, d->untr[i].start, d->untr[i].end,
                        d->untr[i].flags, d->untr[i].err)) {
             seterr(err, errlen, "out of memory");
             return CRYO_DIRTY_ERROR;
         }
-    if (first_written > 0 || d->nuntr > 0)
-        qsort(d->out, d->nout, sizeof *d->out, cmp_range);
-    *ranges = d->out;
-    *n = d->nout;
+    if (!d->next) {
+        *ranges = d->out;
+        *n = d->nout;
+        return CRYO_DIRTY_OK;
+    }
+    /* merge the (sorted) WRITTEN runs with the (few, sorted here) others */
+    qsort(d->ext, d->next, sizeof *d->ext, cmp_range);
+    if (grow((void **)&d->fin, &d->capfin, d->nout + d->next, sizeof *d->fin)) {
+        seterr(err, errlen, "out of memory");
+        return CRYO_DIRTY_ERROR;
+    }
+    size_t i = 0, j = 0, k = 0;
+    while (i < d->nout || j < d->next) {
+        if (i < d->nout && d->out[i].end == d->out[i].start) {
+            i++;
+            continue;
+        }
+        if (j >= d->next || (i < d->nout && cmp_range(&d->out[i], &d->ext[j]) <= 0))
+            d->fin[k++] = d->out[i++];
+        else
+            d->fin[k++] = d->ext[j++];
+    }
+    d->nfin = k;
+    *ranges = d->fin;
+    *n = d->nfin;
     return CRYO_DIRTY_OK;
 }
 
@@ -541,6 +703,8 @@ void cryo_dirty_close(cryo_dirty *d)
         close(d->pagemap);
     free(d->vec);
     free(d->out);
+    free(d->ext);
+    free(d->fin);
     free(d->untr);
     free(d->chk);
     free(d->maps);

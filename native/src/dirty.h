@@ -35,6 +35,12 @@
                                      is tracked from now on (no longer reported) */
 #define CRYO_DIRTY_SHARED    0x8u /* with UNTRACKED: a writable MAP_SHARED mapping (never
                                      tracked on purpose: other processes see it too) */
+#define CRYO_DIRTY_UNPOPULATED 0x20u /* with WRITTEN: reported, but no page is mapped
+                                     there now (empty page-table entries of a table
+                                     the kernel created since the last call, or pages
+                                     dropped by MADV_DONTNEED): reads as zeros in
+                                     anonymous memory, as the file in a private file
+                                     mapping. Copying it is still correct. */
 #define CRYO_DIRTY_FAILED   0x10u /* with UNTRACKED: a writable private mapping that the
                                      kernel refused to register (err = errno) */
 
