@@ -552,6 +552,20 @@ int cryo_dirty_open(pid_t pid, int uffd, cryo_dirty **out, char *err, size_t err
         if (lasterr != EINVAL)
             break;
     }
+    if (!ok && lasterr == EINVAL) {
+        /* Old kernel, or a uffd on which UFFDIO_API was already done? A kernel that
+         * refused the features leaves the context uninitialised, so a plain handshake
+         * still works there. */
+        struct uffdio_api api;
+        memset(&api, 0, sizeof api);
+        api.api = UFFD_API;
+        if (ioctl(uffd, UFFDIO_API, &api) != 0) {
+            seterr(err, errlen, "ioctl(uffd, UFFDIO_API): %s (was UFFDIO_API already "
+                   "done on this userfaultfd?)", strerror(errno));
+            cryo_dirty_close(d);
+            return CRYO_DIRTY_ERROR;
+        }
+    }
     if (!ok) {
         int unsupported = lasterr == EINVAL;
         seterr(err, errlen, "ioctl(uffd, UFFDIO_API, WP_ASYNC|WP_UNPOPULATED): %s%s",

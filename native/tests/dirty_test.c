@@ -136,7 +136,8 @@ static uint32_t *pick_pages(uint64_t seed, size_t k, size_t npages)
 
 enum {
     C_WRITE = 1, C_CLOSEFD, C_FORK, C_FORKTIME, C_MMAP, C_WRITEAT, C_BRK, C_MREMAP,
-    C_FIXED, C_DONTNEED, C_THP, C_KREAD, C_HUGETLB, C_EXIT, C_FORK_EVT, C_MUNMAP
+    C_FIXED, C_DONTNEED, C_THP, C_KREAD, C_HUGETLB, C_EXIT, C_FORK_EVT, C_MUNMAP,
+    C_SHARED, C_UWCOUNT
 };
 struct cmd {
     int op;
@@ -178,6 +179,21 @@ static void write_pages(char *base, uint64_t seed, size_t k, size_t npages, int6
     *t1 = (int64_t)(b - a);
     *t2 = (int64_t)(c - b);
     free(p);
+}
+
+/* vmas of this process registered for uffd write-protect ("uw" in smaps VmFlags) */
+static int count_uw_vmas(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int n = 0;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmFlags:", 8) && strstr(line, " uw"))
+            n++;
+    fclose(f);
+    return n;
 }
 
 static void child_main(size_t mib, int uffd_flags_ok)
@@ -230,12 +246,9 @@ static void child_main(size_t mib, int uffd_flags_ok)
             pid_t p = fork();
             if (p == 0) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                uint64_t s = now_ns();
                 for (size_t i = 0; i < cpages; i++)
                     cbuf[i * PG + 8] ^= 0x55;
-                uint64_t e = now_ns();
-                int64_t ns = (int64_t)(e - s);
-                _exit(ns / 1000000 > 250 ? 250 : (int)(ns / 1000000));
+                _exit(count_uw_vmas() > 100 ? 100 : count_uw_vmas());
             }
             uint64_t b = now_ns();
             int st = 0;
@@ -324,6 +337,18 @@ static void child_main(size_t mib, int uffd_flags_ok)
             child_reply(n, 0, 0, 0);
             break;
         }
+        case C_SHARED: { /* a MiB of MAP_SHARED|MAP_ANONYMOUS, touched */
+            size_t len = c.a << 20;
+            char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                           -1, 0);
+            if (p != MAP_FAILED)
+                memset(p, 5, len);
+            child_reply(p == MAP_FAILED ? 0 : (int64_t)(uintptr_t)p, (int64_t)len, 0, 0);
+            break;
+        }
+        case C_UWCOUNT:
+            child_reply(count_uw_vmas(), 0, 0, 0);
+            break;
         case C_EXIT:
             _exit(0);
         }
@@ -703,12 +728,13 @@ static void experiments(void)
     expect_written(d, "tracee write after tracer-side arm:", bs, be, 1);
 
     /* fork: the child must run freely (no uffd context inherited) */
+    struct rep uw = kid_call(&k, C_UWCOUNT, 0, 0, 0);
     struct rep f = kid_call(&k, C_FORK, 0, 0, 0);
-    printf("  fork with tracking armed: fork() %.2f ms; grandchild wrote all %zu pages "
-           "in %d ms, exit ok=%s\n",
-           f.v[0] / 1e6, k.npages, (int)f.v[2], f.v[2] >= 0 ? "yes" : "no");
-    if (f.v[2] < 0)
-        fail("grandchild did not exit normally");
+    printf("  fork with tracking armed: fork() %.2f ms; grandchild (%d uffd-wp vmas, "
+           "parent has %d) wrote all %zu pages, exited after %.1f ms\n",
+           f.v[0] / 1e6, (int)f.v[2], (int)uw.v[0], k.npages, f.v[1] / 1e6);
+    if (f.v[2] != 0)
+        fail("forked child inherited uffd-wp registration (or died): %d", (int)f.v[2]);
     expect_written(d, "tracee pages after fork + grandchild writes:", bs, be, 0);
     kid_call(&k, C_WRITE, 77, 100, 0);
     expect_written(d, "tracee writes 100 pages after its fork:", bs, be, 100);
@@ -856,7 +882,29 @@ static void experiments(void)
                count_in(r, n, s2, e2, CRYO_DIRTY_WRITTEN) * 4);
     }
 
+    /* MAP_SHARED: never tracked, reported UNTRACKED|SHARED at every collect */
+    m = kid_call(&k, C_SHARED, 2, 0, 0);
+    if (m.v[0]) {
+        uint64_t s2 = (uint64_t)m.v[0], e2 = s2 + (uint64_t)m.v[1];
+        r = collect(d, &n, NULL);
+        int a1 = covers(r, n, s2, e2, CRYO_DIRTY_SHARED);
+        r = collect(d, &n, NULL);
+        int a2 = covers(r, n, s2, e2, CRYO_DIRTY_SHARED);
+        printf("  MAP_SHARED 2 MiB: UNTRACKED|SHARED at 1st collect=%d, at 2nd=%d\n", a1, a2);
+        if (!a1 || !a2)
+            fail("shared mapping not reported as untracked");
+    }
+
+    /* the tracer closes its uffd: tracking ends, the tracee keeps running normally */
     cryo_dirty_close(d);
+    close(k.uffd);
+    k.uffd = -1;
+    kid_call(&k, C_WRITE, 99, k.npages / 2, 0);
+    uw = kid_call(&k, C_UWCOUNT, 0, 0, 0);
+    printf("  after the tracer closed its uffd: tracee wrote %zu pages fine, %d uffd-wp "
+           "vmas left\n", k.npages / 2, (int)uw.v[0]);
+    if (uw.v[0] != 0)
+        fail("vmas still registered after the uffd was closed");
     kid_stop(&k);
 
     /* UFFD_FEATURE_EVENT_FORK: does the tracee's fork() wait for the tracer? */
@@ -887,8 +935,8 @@ static void experiments(void)
             struct rep rr;
             struct pollfd pf = {k.rep_rd, POLLIN, 0};
             if (poll(&pf, 1, 5000) == 1 && read(k.rep_rd, &rr, sizeof rr) == sizeof rr)
-                printf("  EVENT_FORK: fork returned after the read (%.0f ms total), "
-                       "grandchild wrote everything in %d ms\n",
+                printf("  EVENT_FORK: fork returned after the read (%.0f ms total); the "
+                       "forked child had %d uffd-wp vmas, wrote all its pages and exited\n",
                        now_ms() - t, (int)rr.v[2]);
             else
                 printf("  EVENT_FORK: still blocked after reading the event\n");
