@@ -155,3 +155,16 @@ export class CoreFile implements MemoryReader {
     return { memory: this, exePath: exe, auxv: this.auxv, mappedFiles: this.files };
   }
 }
+
+/** A Target for an executable that is not running: memory is the file's loadable contents at link-time addresses. */
+export function executableTarget(exePath: string): Target {
+  const elf = new ElfFile(exePath);
+  const memory: MemoryReader = {
+    read(addr: bigint, size: number): Buffer {
+      const b = elf.readVaddr(addr, size);
+      if (!b) throw new Error(`Cannot access memory at address 0x${addr.toString(16)}`);
+      return Buffer.from(b);
+    },
+  };
+  return { memory, exePath, exeBias: 0n };
+}

@@ -2,7 +2,7 @@
 export * from './target';
 export { Program } from './program';
 export type { Frame, Variable, BreakLocation } from './program';
-export { CoreFile } from './core';
+export { CoreFile, executableTarget } from './core';
 export { Module } from './module';
 export type { SourceLocation } from './module';
 export { ElfFile, findDebugFile } from './elf';

@@ -242,7 +242,8 @@ export class Module {
               break;
             }
             case DW.TAG_variable:
-              if (n || ch.has(DW.AT_specification)) add(this.globalIndex!, prefix + (n ?? ch.name ?? ''), ch);
+              if (ch.has(DW.AT_specification)) add(this.globalIndex!, qualifiedName(ch), ch);
+              else if (n) add(this.globalIndex!, prefix + n, ch);
               break;
             case DW.TAG_namespace:
               walk(ch, prefix + (n ?? '(anonymous namespace)') + '::');
@@ -289,7 +290,7 @@ export function qualifiedName(die: Die): string {
   const spec = die.ref(DW.AT_specification) ?? die.ref(DW.AT_abstract_origin);
   if (spec && !die.has(DW.AT_name)) return qualifiedName(spec);
   const name = die.str(DW.AT_name) ?? '';
-  if (!die.cu.isCxx) return name;
+  if (!die.cu.isCxx) return die.str(DW.AT_linkage_name) ?? name;
   const parts: string[] = [name];
   let p = die.parent;
   while (p && p.tag !== DW.TAG_compile_unit) {

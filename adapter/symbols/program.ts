@@ -7,8 +7,8 @@ import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
 import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
 import { AT_BASE, AT_ENTRY, AT_PHDR, Registers, Target } from './target';
-import { setDeclarationResolver, Type, typeOf } from './types';
-import { formatValue, OptimizedOut, Value, ValueContext } from './values';
+import { setDeclarationResolver, strip, Type, typeOf } from './types';
+import { formatValue, OptimizedOut, setStaticMemberResolver, summaryForFrameArgs, Value, ValueContext } from './values';
 
 export interface Frame {
   /** position in the stack, innermost 0 (inline frames count) */
@@ -67,6 +67,10 @@ export class Program {
     this.exe = new Module(target.exePath, this.exeBias(elf), elf);
     this.modules = [this.exe];
     setDeclarationResolver((d) => this.resolveDeclaration(d));
+    setStaticMemberResolver((m) => {
+      const def = this.findDefinition(m.die);
+      return def ? this.variableValue(def, undefined) : undefined;
+    });
     this.refreshLibraries();
   }
 
@@ -492,7 +496,8 @@ export class Program {
 
   /** DW_OP_entry_value: the caller's DW_TAG_call_site_parameter value for the register. */
   private entryValue(frame: Frame, sub: Buffer, stack?: Frame[]): bigint {
-    if (!stack) throw new OptimizedOut();
+    // gdb does not unwind past main, so main's entry values are never known
+    if (!stack || frame.function === 'main') throw new OptimizedOut();
     const callee = stack.filter((f) => f.physIndex === frame.physIndex);
     const callerFrame = stack.find((f) => f.physIndex === frame.physIndex + 1 && !f.inlined) ?? stack.find((f) => f.physIndex === frame.physIndex + 1);
     if (!callerFrame || !callerFrame.module || !callee.length) throw new OptimizedOut();
@@ -603,9 +608,22 @@ export class Program {
       if (!params && ch.flag(DW.AT_declaration) && !ch.has(DW.AT_location)) { /* extern declaration in a block */ }
       out.push(ch);
     }
+    for (const ch of block.children) {
+      const o = ch.ref(DW.AT_abstract_origin);
+      if (o && ch.tag === DW.TAG_lexical_block) origins.add(o);
+    }
     const origin = block.ref(DW.AT_abstract_origin);
     if (origin) {
-      for (const ch of origin.children) if (ch.tag === tag && !origins.has(ch) && ch.name) out.push(ch);
+      // gdb inherits the abstract instance's children the concrete one does not mention;
+      // an inherited lexical block without code ranges gives its variables to this block
+      const inherit = (d: Die) => {
+        for (const ch of d.children) {
+          if (origins.has(ch)) continue;
+          if (ch.tag === tag && ch.name) out.push(ch);
+          else if (ch.tag === DW.TAG_lexical_block && !params) inherit(ch);
+        }
+      };
+      inherit(origin);
     }
     return out;
   }
@@ -658,10 +676,27 @@ export class Program {
     return undefined;
   }
 
+  /** Arguments as gdb's `bt` shows them (`print frame-arguments scalars`: aggregates as `...`). */
+  frameArgs(frame: Frame, stack?: Frame[]): string {
+    if (frame.signalFrame) return '';
+    return this.args(frame, stack).map((a) => {
+      let t = a.value.type;
+      for (;;) { const s = strip(t); if (s.k === 'ref') t = s.to; else break; }
+      const k = strip(t).k;
+      const scalar = k !== 'struct' && k !== 'array';
+      const summary = scalar ? undefined : safeSummary(a.value);
+      return `${a.name}=${scalar ? this.format(a.value) : summary ?? '...'}`;
+    }).join(', ');
+  }
+
   /** A value formatted the way gdb's `print` (top) or `info locals` shows it. */
   format(v: Value, top = false): string {
     return formatValue(v, { top });
   }
+}
+
+function safeSummary(v: Value): string | undefined {
+  try { return summaryForFrameArgs(v); } catch { return undefined; }
 }
 
 export { inRanges, fileMatches };

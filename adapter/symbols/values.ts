@@ -177,6 +177,8 @@ function fmt(v: Value, top: boolean): string {
     case 'ptr': return fmtPointer(v, full, top);
     case 'ref': {
       const target = v.deref();
+      const ts = strip(target.type);
+      if (ts.k === 'struct' && hasPrinter(ts)) return fmt(target, false);
       const addr = BigInt.asUintN(64, v.int());
       const inner = safe(() => fmt(target, false));
       return `${top ? `(${typeName(full)}) ` : ''}@0x${addr.toString(16)}: ${inner}`;
@@ -381,6 +383,10 @@ function fmtArray(v: Value, elemT: Type, count: number): string {
   return out;
 }
 
+/** Static member values come from their definitions elsewhere (set by the program). */
+let staticValue: (m: Member, ctx: ValueContext) => Value | undefined = () => undefined;
+export function setStaticMemberResolver(f: (m: Member, ctx: ValueContext) => Value | undefined): void { staticValue = f; }
+
 function fmtStruct(v: Value, t: StructType): string {
   const pretty = prettyPrint(v, t);
   if (pretty !== undefined) return pretty;
@@ -392,6 +398,9 @@ function fmtStruct(v: Value, t: StructType): string {
   }
   for (const m of t.members) {
     if (m.isStatic) {
+      const sv = staticValue(m, v.ctx);
+      if (sv) parts.push(`static ${m.name} = ${safe(() => fmt(sv, false))}`);
+      else parts.push(`static ${m.name} = <optimized out>`);
       continue;
     }
     const mv = v.member(m);
@@ -427,10 +436,33 @@ export function field(v: Value, name: string): Value {
   return v.member(f.m, f.base);
 }
 
+const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::map<.*>$/, /^std::set<.*>$/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/];
+
+export function hasPrinter(t: StructType): boolean {
+  return !!t.name && PRINTERS.some((r) => r.test(t.name!));
+}
+
+/** Summary of a pretty-printed value as gdb's `bt` shows it with `print frame-arguments scalars`. */
+export function summaryForFrameArgs(v: Value): string | undefined {
+  let t = strip(v.type);
+  let val = v;
+  while (t.k === 'ref') { val = val.deref(); t = strip(val.type); }
+  if (t.k !== 'struct' || !hasPrinter(t)) return undefined;
+  const full = formatValue(val);
+  const eq = full.indexOf(' = {');
+  if (/^std::(vector|map|set)/.test(full)) return eq >= 0 ? full.slice(0, eq) + ' = {...}' : full;
+  return full;
+}
+
 function prettyPrint(v: Value, t: StructType): string | undefined {
   const name = t.name;
-  if (!name || !name.startsWith('std::')) return undefined;
+  if (!name || !hasPrinter(t)) return undefined;
   try {
+    if (name.startsWith('__gnu_cxx::__normal_iterator<')) {
+      const cur = field(v, '_M_current');
+      if (BigInt.asUintN(64, cur.int()) === 0n) return 'non-dereferenceable iterator for std::vector';
+      return fmt(cur.deref(), false);
+    }
     if (/^std::__cxx11::basic_string<char[,<]/.test(name) || /^std::basic_string<char[,<]/.test(name)) {
       const p = field(field(v, '_M_dataplus'), '_M_p');
       const len = Number(field(v, '_M_string_length').int());

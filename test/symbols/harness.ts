@@ -1,0 +1,182 @@
+// Test harness: stops a fixture under gdb (the oracle), records what gdb prints, saves a
+// core with gcore at that stop, and opens the same core with adapter/symbols.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { buildDir, fixturesDir } from '../helpers/fixtures';
+import { CoreFile, Program, Frame } from '../../adapter/symbols';
+
+/** Line number of a `BREAK:name` marker in a fixture source. */
+export function markerLine(source: string, name: string): number {
+  const lines = readFileSync(join(fixturesDir, source), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(`BREAK:${name} `) || l.endsWith(`BREAK:${name}`) || l.includes(`BREAK:${name}*/`));
+  if (i < 0) throw new Error(`no BREAK:${name} in ${source}`);
+  return i + 1;
+}
+
+/** Runs gdb -batch with stdout and stderr together (in order). */
+export function gdbRun(program: string, commands: string[], args: string[] = []): string {
+  const cmdArgs = commands.flatMap((c) => ['-ex', c]);
+  const r = execFileSync('sh', ['-c', 'exec gdb "$@" 2>&1', 'gdb', '-nx', '-batch', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set width 0', ...cmdArgs, '--args', program, ...args], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000, maxBuffer: 64 << 20,
+  });
+  return r;
+}
+
+export interface GdbFrame { level: number; pc?: bigint; func: string; args: string; file?: string; line?: number; signal: boolean; raw: string }
+
+export interface Stop {
+  out: string;
+  sections: Map<string, string>;
+  frames: GdbFrame[];
+  core: CoreFile;
+  program: Program;
+  stack: Frame[];
+  close(): void;
+}
+
+let coreSeq = 0;
+
+export interface StopOptions {
+  args?: string[];
+  pre?: string[];
+  /** frames to inspect with info args / info locals (default: all of the gdb backtrace) */
+  frames?: number;
+  prints?: string[];
+  /** extra gdb commands (each in its own section named by the command) */
+  extra?: string[];
+}
+
+/** Stops `binary` at `breakSpec` under gdb, gathers gdb's answers, dumps a core, opens it. */
+export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}): Stop {
+  const dir = join(buildDir, 'cores');
+  mkdirSync(dir, { recursive: true });
+  const corePath = join(dir, `${basename(binary)}-${process.pid}-${coreSeq++}.core`);
+  const nframes = opts.frames ?? 12;
+  const cmds = [...(opts.pre ?? []), 'set breakpoint pending on', `break ${breakSpec}`, 'run', 'echo \\n@@BT\\n', 'bt'];
+  for (let k = 0; k < nframes; k++) {
+    cmds.push(`echo \\n@@FRAME ${k}\\n`, `frame ${k}`, `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals');
+  }
+  cmds.push('frame 0');
+  (opts.prints ?? []).forEach((p, i) => cmds.push(`echo \\n@@PRINT ${i}\\n`, `print ${p}`));
+  (opts.extra ?? []).forEach((p, i) => cmds.push(`echo \\n@@EXTRA ${i}\\n`, p));
+  cmds.push('echo \\n@@GCORE\\n', `gcore ${corePath}`, 'echo \\n@@END\\n', 'kill');
+  const out = gdbRun(binary, cmds, opts.args ?? []);
+  const sections = new Map<string, string>();
+  const parts = out.split(/\n@@/);
+  for (const p of parts.slice(1)) {
+    const nl = p.indexOf('\n');
+    sections.set(p.slice(0, nl), p.slice(nl + 1));
+  }
+  if (!sections.has('BT')) throw new Error(`gdb did not stop:\n${out}`);
+  const frames = parseBacktrace(sections.get('BT')!);
+  const core = new CoreFile(corePath);
+  const program = new Program(core.target(binary));
+  const stack = program.backtrace(core.threads[0].regs);
+  return {
+    out, sections, frames, core, program, stack,
+    close: () => { core.close(); rmSync(corePath, { force: true }); },
+  };
+}
+
+export function parseBacktrace(bt: string): GdbFrame[] {
+  const frames: GdbFrame[] = [];
+  const lines = bt.split('\n').filter((l) => /^#\d+/.test(l));
+  for (const raw of lines) {
+    const m = /^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.*)$/.exec(raw)!;
+    const level = Number(m[1]);
+    const pc = m[2] ? BigInt(m[2]) : undefined;
+    let rest = m[3];
+    if (rest.startsWith('<signal handler called>')) { frames.push({ level, pc, func: '<signal handler called>', args: '', signal: true, raw }); continue; }
+    let file: string | undefined, line: number | undefined;
+    const at = /\s+(?:at|from) (\S+?)(?::(\d+))?$/.exec(rest);
+    if (at) { file = at[1]; line = at[2] ? Number(at[2]) : undefined; rest = rest.slice(0, at.index); }
+    // name (args)
+    const open = findArgsOpen(rest);
+    const func = open >= 0 ? rest.slice(0, open).trim() : rest.trim();
+    const args = open >= 0 ? rest.slice(open + 1, rest.lastIndexOf(')')) : '';
+    frames.push({ level, pc, func, args, file, line, signal: false, raw });
+  }
+  return frames;
+}
+
+function findArgsOpen(s: string): number {
+  // the '(' that opens the argument list: the first " (" at depth 0 of template brackets
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '<') depth++;
+    else if (c === '>') depth--;
+    else if (c === '(' && depth <= 0 && s[i - 1] === ' ') return i;
+  }
+  return -1;
+}
+
+/** `name = value` lines of info locals / info args, with values that span lines joined. */
+export function parseVars(text: string | undefined): string[] {
+  if (!text) return [];
+  const lines = text.split('\n').filter((l) => l.length && !/^No (locals|arguments|symbol table)/.test(l) && !l.startsWith('#'));
+  const out: string[] = [];
+  for (const l of lines) {
+    if (/^[A-Za-z_$][\w:<>, ]*\s=\s/.test(l) || !out.length) out.push(l);
+    else out[out.length - 1] += '\n' + l;
+  }
+  return out;
+}
+
+/** Light normalisation of gdb output for comparison. */
+export function norm(s: string): string {
+  return s
+    .replace(/(\w+)=\1@entry=/g, '$1=')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** The frames of our stack up to `main` (gdb stops there), in gdb's numbering. */
+export function ourFrames(stop: Stop): Frame[] {
+  const out: Frame[] = [];
+  for (const f of stop.stack) {
+    out.push(f);
+    if (f.function === 'main') break;
+  }
+  return out;
+}
+
+/** Our rendering of a frame like gdb's bt line parts. */
+export function describeFrame(stop: Stop, f: Frame): { func: string; args: string; file?: string; line?: number } {
+  if (f.signalFrame) return { func: '<signal handler called>', args: '' };
+  return { func: f.function ?? '??', args: stop.program.frameArgs(f, stop.stack), file: f.source?.file, line: f.source?.line };
+}
+
+export interface CheckOptions {
+  /** compare args/locals only in frames whose file is a fixture (default true) */
+  fixtureOnly?: boolean;
+  /** skip comparing these frame levels' variables */
+  skipVars?: number[];
+}
+
+/** Compares our stack, args and locals with gdb's; returns a list of differences. */
+export function checkStop(stop: Stop, opts: CheckOptions = {}): string[] {
+  const diffs: string[] = [];
+  const ours = ourFrames(stop);
+  const theirs = stop.frames;
+  if (ours.length !== theirs.length) diffs.push(`frame count: ours ${ours.length} [${ours.map((f) => f.function).join(', ')}] gdb ${theirs.length} [${theirs.map((f) => f.func).join(', ')}]`);
+  const n = Math.min(ours.length, theirs.length);
+  for (let i = 0; i < n; i++) {
+    const g = theirs[i];
+    const o = describeFrame(stop, ours[i]);
+    const fixture = !!g.file && basename(g.file).startsWith('sym_');
+    if (o.func !== g.func) diffs.push(`#${i} function: ours ${o.func} gdb ${g.func}`);
+    if (g.line !== undefined && (o.line !== g.line || !o.file || basename(o.file) !== basename(g.file!))) diffs.push(`#${i} ${g.func} location: ours ${o.file}:${o.line} gdb ${g.file}:${g.line}`);
+    if (g.pc !== undefined && ours[i].pc !== g.pc && !ours[i].inlined) diffs.push(`#${i} pc: ours 0x${ours[i].pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
+    if (g.signal || (opts.fixtureOnly !== false && !fixture) || opts.skipVars?.includes(i)) continue;
+    if (norm(o.args) !== norm(g.args)) diffs.push(`#${i} ${g.func} bt args:\n   ours ${o.args}\n   gdb  ${g.args}`);
+    const gArgs = parseVars(stop.sections.get(`ARGS ${i}`)).map(norm);
+    const oArgs = stop.program.args(ours[i], stop.stack).map((v) => norm(`${v.name} = ${stop.program.format(v.value)}`));
+    if (JSON.stringify(gArgs) !== JSON.stringify(oArgs)) diffs.push(`#${i} ${g.func} info args:\n   ours ${oArgs.join(' | ')}\n   gdb  ${gArgs.join(' | ')}`);
+    const gLoc = parseVars(stop.sections.get(`LOCALS ${i}`)).map(norm);
+    const oLoc = stop.program.locals(ours[i], stop.stack).map((v) => norm(`${v.name} = ${stop.program.format(v.value)}`));
+    if (JSON.stringify(gLoc) !== JSON.stringify(oLoc)) diffs.push(`#${i} ${g.func} info locals:\n   ours ${oLoc.join(' | ')}\n   gdb  ${gLoc.join(' | ')}`);
+  }
+  return diffs;
+}
