@@ -24,6 +24,7 @@ export class Module {
   private funcIndex?: Map<string, Die[]>;
   private globalIndex?: Map<string, Die[]>;
   private typeIndex?: Map<string, Die[]>;
+  private inlineIndex?: Map<string, Die[]>;
   readonly lo: bigint;
   readonly hi: bigint;
 
@@ -218,7 +219,7 @@ export class Module {
   }
 
   private buildIndexes(): void {
-    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map();
+    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map(); this.inlineIndex = new Map();
     const d = this.dwarf;
     if (!d) return;
     const add = (m: Map<string, Die[]>, k: string, v: Die) => { const l = m.get(k); if (l) l.push(v); else m.set(k, [v]); };
@@ -255,7 +256,16 @@ export class Module {
           }
         }
       };
-      cu.allDies();
+      for (const d of cu.allDies()) {
+        if (d.tag !== DW.TAG_inlined_subroutine) continue;
+        const o = d.ref(DW.AT_abstract_origin);
+        if (!o) continue;
+        const q = qualifiedName(o);
+        add(this.inlineIndex!, q, d);
+        const lt = q.indexOf('<');
+        if (lt > 0) add(this.inlineIndex!, q.slice(0, lt), d);
+        if (o.name && o.name !== q) add(this.inlineIndex!, o.name, d);
+      }
       walk(cu.unitDie, '');
     }
   }
@@ -263,6 +273,23 @@ export class Module {
   functionsNamed(name: string): Die[] {
     if (!this.funcIndex) this.buildIndexes();
     return this.funcIndex!.get(name) ?? [];
+  }
+  /** Inlined instances (DW_TAG_inlined_subroutine) of a function. */
+  inlinedNamed(name: string): Die[] {
+    if (!this.inlineIndex) this.buildIndexes();
+    return this.inlineIndex!.get(name) ?? [];
+  }
+  /** Entry address (runtime) of an inlined instance: DW_AT_entry_pc, else its lowest address. */
+  entryPc(d: Die): bigint | undefined {
+    const e = d.attr(DW.AT_entry_pc);
+    const r = d.ranges();
+    if (e) {
+      if (e.cls === 1 /* Addr */) return (e.v as bigint) + this.bias;
+      const lo = d.attr(DW.AT_low_pc)?.v as bigint | undefined ?? r[0]?.[0];
+      if (lo !== undefined) return lo + BigInt(e.v as number) + this.bias;
+    }
+    const lo = d.attr(DW.AT_low_pc)?.v as bigint | undefined ?? r[0]?.[0];
+    return lo === undefined ? undefined : lo + this.bias;
   }
   globalsNamed(name: string): Die[] {
     if (!this.globalIndex) this.buildIndexes();

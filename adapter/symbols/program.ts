@@ -243,7 +243,14 @@ export class Program {
           const src = m.sourceAt(pc);
           if (!out.some((o) => o.addr === pc)) out.push({ addr: pc, file: src?.file, line: src?.line, function: qualifiedName(d) });
         }
-      } else if (m === this.exe || !out.length) {
+      }
+      for (const d of m.inlinedNamed(name)) {
+        const pc = m.entryPc(d);
+        if (pc === undefined || out.some((o) => o.addr === pc)) continue;
+        const src = m.sourceAt(pc);
+        out.push({ addr: pc, file: src?.file, line: src?.line, function: name });
+      }
+      if (dies.length || out.length) { /* found in debug info */ } else if (m === this.exe || !out.length) {
         for (const a of m.elfSymbols(name)) {
           if (out.some((o) => o.addr === a)) continue;
           const pc = this.postPrologue(m, a);

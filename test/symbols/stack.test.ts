@@ -1,0 +1,119 @@
+// Stacks, arguments and locals at a stop, compared with gdb on a core dumped at that stop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { basename } from 'node:path';
+import { buildFixture } from '../helpers/fixtures';
+import { checkStop, markerLine, stopAt, Stop } from './harness';
+
+function run(stop: Stop, f: (s: Stop) => void): void {
+  try { f(stop); } finally { stop.close(); }
+}
+
+function expectSame(stop: Stop, opts?: Parameters<typeof checkStop>[1]): void {
+  const diffs = checkStop(stop, opts);
+  assert.deepEqual(diffs, [], `differences from gdb:\n${diffs.join('\n')}\n--- gdb bt:\n${stop.sections.get('BT')}`);
+}
+
+const at = (src: string, marker: string) => `${src}:${markerLine(src, marker)}`;
+
+test('C, -O0, DWARF 5, PIE: nested calls, loop block locals', () => {
+  const bin = buildFixture('sym_basic.c');
+  run(stopAt(bin, at('sym_basic.c', 'add')), (s) => {
+    assert.equal(s.stack[0].function, 'add');
+    expectSame(s);
+  });
+});
+
+test('C structs, unions, enums, bitfields, arrays, typedefs, pointers', () => {
+  const bin = buildFixture('sym_types.c');
+  run(stopAt(bin, at('sym_types.c', 'inspect')), (s) => expectSame(s));
+});
+
+test('recursion with structs by value (bt shows ... for aggregates)', () => {
+  const bin = buildFixture('sym_recurse.c');
+  run(stopAt(bin, at('sym_recurse.c', 'fact_base')), (s) => {
+    assert.equal(s.frames.length, 6);
+    expectSame(s);
+  });
+});
+
+test('DWARF 4 (-gdwarf-4)', () => {
+  const bin = buildFixture('sym_dwarf4.c', { flags: ['-O0', '-gdwarf-4'] });
+  run(stopAt(bin, at('sym_dwarf4.c', 'weigh')), (s) => expectSame(s));
+});
+
+test('non-PIE executable', () => {
+  const bin = buildFixture('sym_nopie.c', { flags: ['-O0', '-g', '-no-pie'] });
+  run(stopAt(bin, at('sym_nopie.c', 'apply')), (s) => {
+    assert.equal(s.program.exe.bias, 0n);
+    expectSame(s);
+  });
+});
+
+test('signal handler: the stack runs through the signal frame to the faulting frame', () => {
+  const bin = buildFixture('sym_signal.c');
+  run(stopAt(bin, at('sym_signal.c', 'handler'), { pre: ['handle SIGSEGV nostop noprint pass'] }), (s) => {
+    assert.ok(s.stack[1].signalFrame, 'frame 1 is the signal frame');
+    assert.equal(s.stack[2].function, 'crash');
+    expectSame(s);
+  });
+});
+
+test('stack through libc (qsort callback) with libc6-dbg debug info', () => {
+  const bin = buildFixture('sym_libc.c');
+  run(stopAt(bin, at('sym_libc.c', 'by_key')), (s) => {
+    const libc = s.program.modules.find((m) => basename(m.path).startsWith('libc.so'));
+    assert.ok(libc, 'libc is among the modules');
+    expectSame(s);
+  });
+});
+
+test('C++: class hierarchy, references, std::string, std::vector, std::map', () => {
+  const bin = buildFixture('sym_cpp.cc');
+  run(stopAt(bin, at('sym_cpp.cc', 'rect_area')), (s) => {
+    assert.equal(s.stack[0].function, 'geo::Rect::area');
+    expectSame(s);
+  });
+});
+
+test('C++ template instances', () => {
+  const bin = buildFixture('sym_templates.cc');
+  run(stopAt(bin, at('sym_templates.cc', 'twice')), (s) => expectSame(s));
+});
+
+test('-O2: inlined frames, location lists, entry values, optimized out', () => {
+  const bin = buildFixture('sym_opt.c', { flags: ['-O2', '-g'] });
+  run(stopAt(bin, at('sym_opt.c', 'scale')), (s) => {
+    assert.ok(s.stack[0].inlined && s.stack[1].inlined, 'scale and accumulate are inline frames');
+    expectSame(s);
+  });
+  run(stopAt(bin, at('sym_opt.c', 'leaf')), (s) => expectSame(s));
+});
+
+test('-O2 with DWARF 4 location lists (.debug_loc)', () => {
+  const bin = buildFixture('sym_opt.c', { flags: ['-O2', '-gdwarf-4'], name: 'sym_opt_dw4' });
+  run(stopAt(bin, at('sym_opt.c', 'scale')), (s) => expectSame(s));
+});
+
+test('shared library linked at start', () => {
+  const lib = buildFixture('sym_libshape.c', { shared: true });
+  const bin = buildFixture('sym_libmain.c', { libs: [lib] });
+  run(stopAt(bin, at('sym_libshape.c', 'lib_area'), { extra: ['info sharedlibrary'] }), (s) => {
+    assert.ok(s.program.modules.some((m) => m.path === lib), 'library found through link_map');
+    expectSame(s);
+    // every library gdb lists is one of ours
+    const listed = s.sections.get('EXTRA 0')!.split('\n').map((l) => /(\/\S+)$/.exec(l)?.[1]).filter((x): x is string => !!x && !x.endsWith(':'));
+    for (const p of listed) assert.ok(s.program.modules.some((m) => m.path === p), `module ${p}`);
+  });
+});
+
+test('library loaded with dlopen (stop inside it), loader breakpoint address', () => {
+  const plugin = buildFixture('sym_plugin.c', { shared: true });
+  const bin = buildFixture('sym_dlopen.c', { libs: ['-ldl'] });
+  run(stopAt(bin, at('sym_plugin.c', 'plugin_run'), { args: [plugin], prints: ['&_dl_debug_state', 'plugin_state'] }), (s) => {
+    assert.ok(s.program.modules.some((m) => m.path === plugin), 'plugin found through link_map');
+    expectSame(s);
+    const addr = /0x[0-9a-f]+/.exec(s.sections.get('PRINT 0')!)![0];
+    assert.equal(s.program.loaderBreakAddress(), BigInt(addr));
+  });
+});
