@@ -916,6 +916,14 @@ static void experiments(void)
     if (ioctl(k.uffd, UFFDIO_API, &api)) {
         printf("  EVENT_FORK with WP_ASYNC: UFFDIO_API refused: %s\n", strerror(errno));
     } else {
+        /* the module must call this an error, not "unsupported" */
+        char err[256];
+        cryo_dirty *d2 = NULL;
+        int rc = cryo_dirty_open(k.pid, k.uffd, &d2, err, sizeof err);
+        printf("  cryo_dirty_open on a uffd already initialised: rc %d (%s)\n", rc, err);
+        if (rc != CRYO_DIRTY_ERROR)
+            fail("cryo_dirty_open on an initialised uffd returned %d", rc);
+        cryo_dirty_close(d2);
         struct uffdio_register reg = {{k.buf, k.npages * PG}, UFFDIO_REGISTER_MODE_WP, 0};
         if (ioctl(k.uffd, UFFDIO_REGISTER, &reg))
             printf("  EVENT_FORK: register failed: %s\n", strerror(errno));
