@@ -1,0 +1,188 @@
+// The C ABI of libcryo as koffi declarations. Nothing outside adapter/engine imports this.
+import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const ABI_VERSION = 1;
+
+export const Status = {
+  OK: 0,
+  EFAIL: -1,
+  EINVAL: -2,
+  ENOPROC: -3,
+  ERUNNING: -4,
+  ENOTHREAD: -5,
+  ETIMEDOUT: -6,
+  ECLOSED: -7,
+  EUNSUPPORTED: -8,
+  ENOENT: -9,
+  EPERM: -10,
+} as const;
+
+export const StatusName: Record<number, string> = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
+
+export const EventKind = { STOPPED: 1, EXITED: 2, SIGNALED: 3, THREAD_NEW: 4, THREAD_EXIT: 5 } as const;
+export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6 } as const;
+export const StdioMode = { INHERIT: 0, NULL: 1, FILE: 2, PIPE: 3, FD: 4 } as const;
+export const LaunchFlags = { NO_ASLR: 1 } as const;
+export const ResumeFlags = { DISCARD_SIGNAL: 1 } as const;
+export const NREGS = 27;
+export const XSTATE_MAX = 16384;
+
+/** Where libcryo.so is: beside the sources in a checkout, beside the bundle in a package. */
+export function findLibrary(): string {
+  const env = process.env.CRYO_LIBCRYO;
+  const candidates = [
+    env,
+    join(__dirname, '..', '..', 'native', 'build', 'libcryo.so'), // adapter/engine/*.ts
+    join(__dirname, '..', 'native', 'build', 'libcryo.so'), // dist/*.js
+    resolve(process.cwd(), 'native', 'build', 'libcryo.so'),
+  ].filter((c): c is string => !!c);
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new Error(`libcryo.so not found (looked in ${candidates.join(', ')}); run \`npm run build\``);
+}
+
+const LaunchOpts = koffi.struct('cryo_launch_opts', {
+  path: 'const char *',
+  argv: 'const uint8_t *',
+  argc: 'int32_t',
+  envc: 'int32_t',
+  envp: 'const uint8_t *',
+  cwd: 'const char *',
+  stdio_mode: koffi.array('int32_t', 3),
+  stdio_fd: koffi.array('int32_t', 3),
+  stdio_path: koffi.array('const char *', 3),
+  flags: 'uint32_t',
+});
+
+export const Event = koffi.struct('cryo_event', {
+  kind: 'int32_t',
+  pid: 'int32_t',
+  tid: 'int32_t',
+  reason: 'int32_t',
+  signo: 'int32_t',
+  code: 'int32_t',
+  slot: 'int32_t',
+  pad: 'int32_t',
+  addr: 'uint64_t',
+  siginfo: koffi.array('uint8_t', 128, 'Typed'),
+});
+
+/** sizeof(cryo_checkpoint_info): int32 id, int32 pid, uint64 pc, created_ns, create_ns */
+export const CHECKPOINT_INFO_SIZE = 32;
+
+export interface RawEvent {
+  kind: number;
+  pid: number;
+  tid: number;
+  reason: number;
+  signo: number;
+  code: number;
+  slot: number;
+  addr: bigint | number;
+  siginfo: Uint8Array;
+}
+
+export interface RawLaunchOpts {
+  path: string;
+  argv: Buffer;
+  argc: number;
+  envc: number;
+  envp: Buffer | null;
+  cwd: string | null;
+  stdio_mode: number[];
+  stdio_fd: number[];
+  stdio_path: (string | null)[];
+  flags: number;
+}
+
+type Fn = ReturnType<LibraryHandle['func']>;
+type Spec = string | TypeObject | ReturnType<typeof koffi.out>;
+
+export interface Lib {
+  path: string;
+  cryo_abi_version: Fn;
+  cryo_version: Fn;
+  cryo_last_error: Fn;
+  cryo_session_new: Fn;
+  cryo_session_close: Fn;
+  cryo_session_free: Fn;
+  cryo_launch: Fn;
+  cryo_attach: Fn;
+  cryo_detach: Fn;
+  cryo_kill: Fn;
+  cryo_pid: Fn;
+  cryo_threads: Fn;
+  cryo_wait_event: Fn;
+  cryo_continue: Fn;
+  cryo_step: Fn;
+  cryo_interrupt: Fn;
+  cryo_set_signal: Fn;
+  cryo_get_regs: Fn;
+  cryo_set_regs: Fn;
+  cryo_get_xstate: Fn;
+  cryo_set_xstate: Fn;
+  cryo_get_debugreg: Fn;
+  cryo_read_memory: Fn;
+  cryo_write_memory: Fn;
+  cryo_breakpoint_insert: Fn;
+  cryo_breakpoint_remove: Fn;
+  cryo_watchpoint_set: Fn;
+  cryo_watchpoint_clear: Fn;
+  cryo_inject_syscall: Fn;
+  cryo_checkpoint_create: Fn;
+  cryo_checkpoint_restore: Fn;
+  cryo_checkpoint_delete: Fn;
+  cryo_checkpoint_list: Fn;
+}
+
+let lib: Lib | undefined;
+
+export function load(): Lib {
+  if (lib) return lib;
+  const path = findLibrary();
+  const l = koffi.load(path);
+  const session = koffi.opaque('cryo_session');
+  const S = koffi.pointer(session);
+  const f = (ret: Spec, name: string, args: Spec[]): Fn => l.func(name, ret, args);
+  const loaded: Lib = {
+    path,
+    cryo_abi_version: f('int', 'cryo_abi_version', []),
+    cryo_version: f('const char *', 'cryo_version', []),
+    cryo_last_error: f('const char *', 'cryo_last_error', []),
+    cryo_session_new: f(S, 'cryo_session_new', []),
+    cryo_session_close: f('int', 'cryo_session_close', [S]),
+    cryo_session_free: f('void', 'cryo_session_free', [S]),
+    cryo_launch: f('int', 'cryo_launch', [S, koffi.inout(koffi.pointer(LaunchOpts)), koffi.out(koffi.pointer('int32_t'))]),
+    cryo_attach: f('int', 'cryo_attach', [S, 'int32_t']),
+    cryo_detach: f('int', 'cryo_detach', [S]),
+    cryo_kill: f('int', 'cryo_kill', [S]),
+    cryo_pid: f('int32_t', 'cryo_pid', [S]),
+    cryo_threads: f('int', 'cryo_threads', [S, 'int32_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_wait_event: f('int', 'cryo_wait_event', [S, koffi.out(koffi.pointer(Event)), 'int32_t']),
+    cryo_continue: f('int', 'cryo_continue', [S, 'uint32_t']),
+    cryo_step: f('int', 'cryo_step', [S, 'int32_t', 'uint32_t']),
+    cryo_interrupt: f('int', 'cryo_interrupt', [S]),
+    cryo_set_signal: f('int', 'cryo_set_signal', [S, 'int32_t', 'int32_t']),
+    cryo_get_regs: f('int', 'cryo_get_regs', [S, 'int32_t', 'uint64_t *']),
+    cryo_set_regs: f('int', 'cryo_set_regs', [S, 'int32_t', 'const uint64_t *']),
+    cryo_get_xstate: f('int', 'cryo_get_xstate', [S, 'int32_t', 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
+    cryo_set_xstate: f('int', 'cryo_set_xstate', [S, 'int32_t', 'const uint8_t *', 'size_t']),
+    cryo_get_debugreg: f('int', 'cryo_get_debugreg', [S, 'int32_t', 'int32_t', koffi.out(koffi.pointer('uint64_t'))]),
+    cryo_read_memory: f('int', 'cryo_read_memory', [S, 'uint64_t', 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
+    cryo_write_memory: f('int', 'cryo_write_memory', [S, 'uint64_t', 'const uint8_t *', 'size_t']),
+    cryo_breakpoint_insert: f('int', 'cryo_breakpoint_insert', [S, 'uint64_t']),
+    cryo_breakpoint_remove: f('int', 'cryo_breakpoint_remove', [S, 'uint64_t']),
+    cryo_watchpoint_set: f('int', 'cryo_watchpoint_set', [S, 'uint64_t', 'int32_t', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_watchpoint_clear: f('int', 'cryo_watchpoint_clear', [S, 'int32_t']),
+    cryo_inject_syscall: f('int', 'cryo_inject_syscall', [S, 'int32_t', 'int64_t', 'const uint64_t *', koffi.out(koffi.pointer('int64_t'))]),
+    cryo_checkpoint_create: f('int', 'cryo_checkpoint_create', [S, koffi.out(koffi.pointer('int32_t'))]),
+    cryo_checkpoint_restore: f('int', 'cryo_checkpoint_restore', [S, 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_checkpoint_delete: f('int', 'cryo_checkpoint_delete', [S, 'int32_t']),
+    cryo_checkpoint_list: f('int', 'cryo_checkpoint_list', [S, 'uint8_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+  };
+  const v = loaded.cryo_abi_version() as number;
+  if (v !== ABI_VERSION) throw new Error(`${path} has engine ABI ${v}, this adapter speaks ${ABI_VERSION}: rebuild with \`npm run build\``);
+  lib = loaded;
+  return lib;
+}

@@ -1,0 +1,443 @@
+// Typed, promise-based access to libcryo. Calls that only need a stopped debuggee
+// are synchronous (the engine's tracer thread answers them at once); waiting for the
+// debuggee is asynchronous (koffi runs cryo_wait_event on a worker thread), so Node's
+// event loop never blocks while a debuggee runs. ptrace's one-thread rule is kept
+// inside the engine: every request goes through its tracer thread.
+import {
+  CHECKPOINT_INFO_SIZE,
+  EventKind,
+  LaunchFlags,
+  load,
+  NREGS,
+  ResumeFlags,
+  Status,
+  StatusName,
+  StdioMode,
+  StopReason,
+  XSTATE_MAX,
+  type Lib,
+  type RawEvent,
+} from './abi';
+
+export { EventKind, StopReason };
+
+export class EngineError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+  get code(): string {
+    return StatusName[this.status] ?? `E${this.status}`;
+  }
+}
+
+export const REGISTER_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
+export type RegisterName = (typeof REGISTER_NAMES)[number];
+export type Registers = Record<RegisterName, bigint>;
+
+export type Stdio =
+  | { mode: 'inherit' }
+  | { mode: 'null' }
+  | { mode: 'file'; path: string }
+  | { mode: 'pipe' }
+  | { mode: 'fd'; fd: number };
+
+export interface LaunchOptions {
+  program: string;
+  /** argv[1..]; argv[0] is the program as given */
+  args?: string[];
+  /** the whole environment; omitted: the adapter's */
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: Stdio;
+  stdout?: Stdio;
+  stderr?: Stdio;
+  /** disable address-space randomisation (gdb does by default) */
+  noAslr?: boolean;
+}
+
+export interface Launched {
+  pid: number;
+  /** our ends of the pipes asked for */
+  stdin?: number;
+  stdout?: number;
+  stderr?: number;
+}
+
+export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec';
+
+export type EngineEvent =
+  | { kind: 'stopped'; pid: number; tid: number; reason: StopKind; addr: bigint; signo: number; code: number; slot: number; siginfo: Buffer }
+  | { kind: 'exited'; pid: number; code: number }
+  | { kind: 'signaled'; pid: number; signo: number }
+  | { kind: 'threadNew'; pid: number; tid: number }
+  | { kind: 'threadExit'; pid: number; tid: number };
+
+export interface CheckpointInfo {
+  id: number;
+  /** the frozen copy's process id */
+  pid: number;
+  pc: bigint;
+  createdAt: Date;
+  /** how long taking it took, in milliseconds */
+  createMs: number;
+}
+
+const REASONS: Record<number, StopKind> = {
+  [StopReason.BREAKPOINT]: 'breakpoint',
+  [StopReason.STEP]: 'step',
+  [StopReason.WATCHPOINT]: 'watchpoint',
+  [StopReason.SIGNAL]: 'signal',
+  [StopReason.INTERRUPT]: 'interrupt',
+  [StopReason.EXEC]: 'exec',
+};
+
+function blob(strings: string[]): Buffer {
+  return Buffer.concat(strings.map((s) => Buffer.from(s + '\0', 'utf8')));
+}
+
+function stdioRaw(s: Stdio | undefined): { mode: number; fd: number; path: string | null } {
+  switch (s?.mode ?? 'inherit') {
+    case 'null':
+      return { mode: StdioMode.NULL, fd: -1, path: null };
+    case 'file':
+      return { mode: StdioMode.FILE, fd: -1, path: (s as { path: string }).path };
+    case 'pipe':
+      return { mode: StdioMode.PIPE, fd: -1, path: null };
+    case 'fd':
+      return { mode: StdioMode.FD, fd: (s as { fd: number }).fd, path: null };
+    default:
+      return { mode: StdioMode.INHERIT, fd: -1, path: null };
+  }
+}
+
+function convertEvent(raw: RawEvent): EngineEvent {
+  switch (raw.kind) {
+    case EventKind.STOPPED:
+      return {
+        kind: 'stopped',
+        pid: raw.pid,
+        tid: raw.tid,
+        reason: REASONS[raw.reason] ?? 'signal',
+        addr: BigInt(raw.addr),
+        signo: raw.signo,
+        code: raw.code,
+        slot: raw.slot,
+        siginfo: Buffer.from(raw.siginfo),
+      };
+    case EventKind.EXITED:
+      return { kind: 'exited', pid: raw.pid, code: raw.code };
+    case EventKind.SIGNALED:
+      return { kind: 'signaled', pid: raw.pid, signo: raw.signo };
+    case EventKind.THREAD_NEW:
+      return { kind: 'threadNew', pid: raw.pid, tid: raw.tid };
+    default:
+      return { kind: 'threadExit', pid: raw.pid, tid: raw.tid };
+  }
+}
+
+/** All live sessions, so that an exiting adapter closes them (the kernel's EXITKILL is the backstop). */
+const live = new Set<Session>();
+process.once('exit', () => {
+  for (const s of live) s.closeSync();
+});
+
+export class Session {
+  private readonly lib: Lib;
+  private handle: unknown;
+  private closed = false;
+  private queue: EngineEvent[] = [];
+  private waiters: ((e: EngineEvent | null) => void)[] = [];
+  private pumping = false;
+  private pumpDone: Promise<void> = Promise.resolve();
+  private listeners: ((e: EngineEvent) => void)[] = [];
+
+  constructor() {
+    this.lib = load();
+    this.handle = this.lib.cryo_session_new();
+    if (!this.handle) throw new EngineError(Status.EFAIL, this.lastError() || 'cryo_session_new failed');
+    live.add(this);
+  }
+
+  static version(): string {
+    return load().cryo_version() as string;
+  }
+
+  private lastError(): string {
+    return (this.lib.cryo_last_error() as string) || '';
+  }
+
+  private check(rc: number, what: string): void {
+    if (rc !== Status.OK) throw new EngineError(rc, this.lastError() || `${what} failed (${StatusName[rc] ?? rc})`);
+  }
+
+  private h(): unknown {
+    if (this.closed) throw new EngineError(Status.ECLOSED, 'the session is closed');
+    return this.handle;
+  }
+
+  get pid(): number {
+    return this.closed ? 0 : (this.lib.cryo_pid(this.handle) as number);
+  }
+
+  launch(o: LaunchOptions): Launched {
+    const args = [o.program, ...(o.args ?? [])];
+    const env = o.env ? Object.entries(o.env).map(([k, v]) => `${k}=${v}`) : null;
+    const io = [stdioRaw(o.stdin), stdioRaw(o.stdout), stdioRaw(o.stderr)];
+    const opts = {
+      path: o.program,
+      argv: blob(args),
+      argc: args.length,
+      envc: env ? env.length : -1,
+      envp: env ? blob(env) : null,
+      cwd: o.cwd ?? null,
+      stdio_mode: io.map((x) => x.mode),
+      stdio_fd: io.map((x) => x.fd),
+      stdio_path: io.map((x) => x.path),
+      flags: o.noAslr ? LaunchFlags.NO_ASLR : 0,
+    };
+    const pid = [0];
+    this.check(this.lib.cryo_launch(this.h(), opts, pid) as number, 'launch');
+    const out: Launched = { pid: pid[0] };
+    const names = ['stdin', 'stdout', 'stderr'] as const;
+    io.forEach((x, i) => {
+      if (x.mode === StdioMode.PIPE) out[names[i]] = opts.stdio_fd[i];
+    });
+    this.ensurePump();
+    return out;
+  }
+
+  attach(pid: number): void {
+    this.check(this.lib.cryo_attach(this.h(), pid) as number, 'attach');
+    this.ensurePump();
+  }
+
+  detach(): void {
+    this.check(this.lib.cryo_detach(this.h()) as number, 'detach');
+  }
+
+  kill(): void {
+    this.check(this.lib.cryo_kill(this.h()) as number, 'kill');
+  }
+
+  threads(): number[] {
+    const n = [0];
+    const buf = new Int32Array(1024);
+    this.check(this.lib.cryo_threads(this.h(), buf, buf.length, n) as number, 'threads');
+    return Array.from(buf.subarray(0, Math.min(n[0], buf.length)));
+  }
+
+  continue(opts: { discardSignal?: boolean } = {}): void {
+    this.check(this.lib.cryo_continue(this.h(), opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'continue');
+  }
+
+  step(tid: number, opts: { discardSignal?: boolean } = {}): void {
+    this.check(this.lib.cryo_step(this.h(), tid, opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'step');
+  }
+
+  interrupt(): void {
+    this.check(this.lib.cryo_interrupt(this.h()) as number, 'interrupt');
+  }
+
+  setSignal(tid: number, signo: number): void {
+    this.check(this.lib.cryo_set_signal(this.h(), tid, signo) as number, 'set signal');
+  }
+
+  registers(tid: number): Registers {
+    const buf = new BigUint64Array(NREGS);
+    this.check(this.lib.cryo_get_regs(this.h(), tid, buf) as number, 'get registers');
+    const r = {} as Registers;
+    REGISTER_NAMES.forEach((n, i) => (r[n] = buf[i]));
+    return r;
+  }
+
+  setRegisters(tid: number, regs: Partial<Registers>): void {
+    const cur = this.registers(tid);
+    const buf = new BigUint64Array(NREGS);
+    REGISTER_NAMES.forEach((n, i) => (buf[i] = BigInt.asUintN(64, regs[n] ?? cur[n])));
+    this.check(this.lib.cryo_set_regs(this.h(), tid, buf) as number, 'set registers');
+  }
+
+  xstate(tid: number): Buffer {
+    const buf = Buffer.alloc(XSTATE_MAX);
+    const len = [0];
+    this.check(this.lib.cryo_get_xstate(this.h(), tid, buf, buf.length, len) as number, 'get xstate');
+    return buf.subarray(0, Number(len[0]));
+  }
+
+  setXstate(tid: number, data: Buffer): void {
+    this.check(this.lib.cryo_set_xstate(this.h(), tid, data, data.length) as number, 'set xstate');
+  }
+
+  debugRegister(tid: number, index: number): bigint {
+    const v = [0n];
+    this.check(this.lib.cryo_get_debugreg(this.h(), tid, index, v) as number, 'get debug register');
+    return BigInt(v[0]);
+  }
+
+  /** Reads up to len bytes; the result is shorter where memory is unmapped. */
+  readMemory(addr: bigint, len: number): Buffer {
+    const buf = Buffer.alloc(len);
+    const n = [0];
+    this.check(this.lib.cryo_read_memory(this.h(), addr, buf, len, n) as number, 'read memory');
+    return buf.subarray(0, Number(n[0]));
+  }
+
+  writeMemory(addr: bigint, data: Buffer): void {
+    this.check(this.lib.cryo_write_memory(this.h(), addr, data, data.length) as number, 'write memory');
+  }
+
+  insertBreakpoint(addr: bigint): void {
+    this.check(this.lib.cryo_breakpoint_insert(this.h(), addr) as number, 'insert breakpoint');
+  }
+
+  removeBreakpoint(addr: bigint): void {
+    this.check(this.lib.cryo_breakpoint_remove(this.h(), addr) as number, 'remove breakpoint');
+  }
+
+  setWatchpoint(addr: bigint, len: 1 | 2 | 4 | 8, kind: 'write' | 'readwrite' | 'exec'): number {
+    const slot = [-1];
+    const k = kind === 'write' ? 1 : kind === 'readwrite' ? 3 : 0;
+    this.check(this.lib.cryo_watchpoint_set(this.h(), addr, len, k, slot) as number, 'set watchpoint');
+    return slot[0];
+  }
+
+  clearWatchpoint(slot: number): void {
+    this.check(this.lib.cryo_watchpoint_clear(this.h(), slot) as number, 'clear watchpoint');
+  }
+
+  /** Runs a syscall in a stopped thread; returns its raw result (negative errno on failure). */
+  injectSyscall(tid: number, nr: number, args: (bigint | number)[] = []): bigint {
+    const a = new BigUint64Array(6);
+    args.forEach((v, i) => (a[i] = BigInt.asUintN(64, BigInt(v))));
+    const ret = [0n];
+    this.check(this.lib.cryo_inject_syscall(this.h(), tid, nr, a, ret) as number, 'inject syscall');
+    return BigInt(ret[0]);
+  }
+
+  checkpoint(): number {
+    const id = [0];
+    this.check(this.lib.cryo_checkpoint_create(this.h(), id) as number, 'checkpoint');
+    return id[0];
+  }
+
+  /** Replaces the debuggee by a fresh copy of the checkpoint; returns the new pid. */
+  restore(id: number): number {
+    const pid = [0];
+    this.check(this.lib.cryo_checkpoint_restore(this.h(), id, pid) as number, 'restore checkpoint');
+    return pid[0];
+  }
+
+  deleteCheckpoint(id: number): void {
+    this.check(this.lib.cryo_checkpoint_delete(this.h(), id) as number, 'delete checkpoint');
+  }
+
+  checkpoints(): CheckpointInfo[] {
+    const max = 1024;
+    const buf = Buffer.alloc(max * CHECKPOINT_INFO_SIZE);
+    const n = [0];
+    this.check(this.lib.cryo_checkpoint_list(this.h(), buf, max, n) as number, 'list checkpoints');
+    const out: CheckpointInfo[] = [];
+    for (let i = 0; i < Math.min(n[0], max); i++) {
+      const o = i * CHECKPOINT_INFO_SIZE;
+      out.push({
+        id: buf.readInt32LE(o),
+        pid: buf.readInt32LE(o + 4),
+        pc: buf.readBigUInt64LE(o + 8),
+        createdAt: new Date(Number(buf.readBigUInt64LE(o + 16) / 1000000n)),
+        createMs: Number(buf.readBigUInt64LE(o + 24)) / 1e6,
+      });
+    }
+    return out;
+  }
+
+  /** Calls fn for every event from now on; returns a function that stops it. */
+  onEvent(fn: (e: EngineEvent) => void): () => void {
+    this.listeners.push(fn);
+    this.ensurePump();
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== fn);
+    };
+  }
+
+  /** The next event; null once the session is closed. */
+  nextEvent(): Promise<EngineEvent | null> {
+    const e = this.queue.shift();
+    if (e) return Promise.resolve(e);
+    if (this.closed) return Promise.resolve(null);
+    this.ensurePump();
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  /** Waits for the next stop or end of the process, skipping thread events. */
+  async waitStop(): Promise<EngineEvent> {
+    for (;;) {
+      const e = await this.nextEvent();
+      if (!e) throw new EngineError(Status.ECLOSED, 'the session closed while waiting for a stop');
+      if (e.kind === 'stopped' || e.kind === 'exited' || e.kind === 'signaled') return e;
+    }
+  }
+
+  private dispatch(e: EngineEvent): void {
+    for (const l of this.listeners) l(e);
+    const w = this.waiters.shift();
+    if (w) w(e);
+    else if (!this.listeners.length) this.queue.push(e);
+  }
+
+  private ensurePump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    const lib = this.lib;
+    const handle = this.handle;
+    const ev = {} as RawEvent;
+    this.pumpDone = new Promise<void>((resolve) => {
+      const loop = (): void => {
+        lib.cryo_wait_event.async(handle, ev, 250, (err: unknown, rc: number) => {
+          if (err || rc === Status.ECLOSED || this.closed) {
+            this.pumping = false;
+            resolve();
+            return;
+          }
+          if (rc === Status.OK) this.dispatch(convertEvent(ev));
+          // Stop pumping when nobody listens and the debuggee is gone, so an idle
+          // session does not keep Node alive; launch/attach/nextEvent restart it.
+          if (!this.listeners.length && !this.waiters.length && rc === Status.ETIMEDOUT) {
+            this.pumping = false;
+            resolve();
+            return;
+          }
+          loop();
+        });
+      };
+      loop();
+    });
+  }
+
+  /** Kills a launched debuggee and every checkpoint, detaches an attached one. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const rc = this.lib.cryo_session_close(this.handle) as number;
+    const msg = this.lastError();
+    this.closed = true;
+    await this.pumpDone;
+    this.lib.cryo_session_free(this.handle);
+    live.delete(this);
+    for (const w of this.waiters.splice(0)) w(null);
+    if (rc !== Status.OK && rc !== Status.ENOPROC) throw new EngineError(rc, msg);
+  }
+
+  /** For process exit: closes without waiting for the event pump (the process is ending). */
+  closeSync(): void {
+    if (this.closed) return;
+    this.lib.cryo_session_close(this.handle);
+    this.closed = true;
+    live.delete(this);
+  }
+}

@@ -1,0 +1,187 @@
+/* libcryo: the native ptrace checkpoint engine of Cryo.
+ *
+ * A stable C ABI for one consumer at a time per session (the debug adapter through
+ * koffi, the `cryo` command, tests). Every function returns a status (CRYO_OK or a
+ * negative CRYO_E*); on failure cryo_last_error() returns a message for the calling
+ * thread naming the syscall, errno, pid and address involved.
+ *
+ * Threading: each session owns one tracer thread that issues every ptrace request
+ * and waitpid (the kernel only accepts them from the thread that attached). Calls
+ * from any thread are forwarded to it; none of them blocks while a debuggee runs,
+ * except cryo_wait_event, which is meant to be called off the main thread.
+ */
+#ifndef CRYO_H
+#define CRYO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CRYO_API __attribute__((visibility("default")))
+
+#define CRYO_ABI_VERSION 1
+
+enum cryo_status {
+  CRYO_OK = 0,
+  CRYO_EFAIL = -1,        /* a syscall failed: see the message */
+  CRYO_EINVAL = -2,       /* bad argument */
+  CRYO_ENOPROC = -3,      /* no debuggee, or it has exited */
+  CRYO_ERUNNING = -4,     /* the request needs the debuggee stopped */
+  CRYO_ENOTHREAD = -5,    /* no such thread */
+  CRYO_ETIMEDOUT = -6,    /* cryo_wait_event: nothing within the timeout */
+  CRYO_ECLOSED = -7,      /* the session is closing or closed */
+  CRYO_EUNSUPPORTED = -8, /* not possible for this process or kernel (message says why) */
+  CRYO_ENOENT = -9,       /* no such breakpoint, watchpoint or checkpoint */
+  CRYO_EPERM = -10        /* the kernel refused (ptrace permissions, another tracer) */
+};
+
+/* Event kinds delivered by cryo_wait_event. */
+enum cryo_event_kind {
+  CRYO_EV_STOPPED = 1,     /* every thread is stopped; tid and reason say why */
+  CRYO_EV_EXITED = 2,      /* the process exited: code */
+  CRYO_EV_SIGNALED = 3,    /* the process was killed by signo */
+  CRYO_EV_THREAD_NEW = 4,  /* tid is new (created by clone), process keeps running */
+  CRYO_EV_THREAD_EXIT = 5  /* tid exited, process keeps running */
+};
+
+/* Why the process stopped (CRYO_EV_STOPPED). */
+enum cryo_stop_reason {
+  CRYO_STOP_BREAKPOINT = 1, /* addr = breakpoint address (pc already set back to it) */
+  CRYO_STOP_STEP = 2,       /* a single step of tid completed */
+  CRYO_STOP_WATCHPOINT = 3, /* addr = watched address, slot = watchpoint slot */
+  CRYO_STOP_SIGNAL = 4,     /* signo is pending for tid: resumes deliver it unless discarded */
+  CRYO_STOP_INTERRUPT = 5,  /* cryo_interrupt was served */
+  CRYO_STOP_EXEC = 6        /* the process called execve: every breakpoint is gone */
+};
+
+typedef struct cryo_event {
+  int32_t kind;
+  int32_t pid;
+  int32_t tid;
+  int32_t reason;
+  int32_t signo;
+  int32_t code;   /* exit code, or si_code of the signal */
+  int32_t slot;   /* watchpoint slot */
+  int32_t pad;
+  uint64_t addr;  /* breakpoint / watch address, or si_addr of a fault */
+  uint8_t siginfo[128];
+} cryo_event;
+
+/* stdio of a launched program */
+enum cryo_stdio_mode {
+  CRYO_STDIO_INHERIT = 0, /* the caller's descriptor */
+  CRYO_STDIO_NULL = 1,    /* /dev/null */
+  CRYO_STDIO_FILE = 2,    /* path, opened read for stdin, write+create+truncate otherwise */
+  CRYO_STDIO_PIPE = 3,    /* a pipe; the caller's end is returned in fd */
+  CRYO_STDIO_FD = 4       /* the caller's descriptor fd */
+};
+
+enum cryo_launch_flags {
+  CRYO_LAUNCH_NO_ASLR = 1 /* personality(ADDR_NO_RANDOMIZE), as gdb does by default */
+};
+
+typedef struct cryo_launch_opts {
+  const char *path;        /* executable; searched in PATH when it has no slash */
+  const uint8_t *argv;     /* argc NUL-terminated strings, one after the other */
+  int32_t argc;
+  int32_t envc;            /* -1 inherits the caller's environment */
+  const uint8_t *envp;     /* envc NUL-terminated strings */
+  const char *cwd;         /* NULL: the caller's */
+  int32_t stdio_mode[3];
+  int32_t stdio_fd[3];     /* in: for CRYO_STDIO_FD; out: the caller's end for CRYO_STDIO_PIPE */
+  const char *stdio_path[3];
+  uint32_t flags;
+} cryo_launch_opts;
+
+typedef struct cryo_session cryo_session;
+
+CRYO_API int cryo_abi_version(void);
+CRYO_API const char *cryo_version(void);
+/* Message of the last failed call made by this thread ("" if none). */
+CRYO_API const char *cryo_last_error(void);
+
+CRYO_API cryo_session *cryo_session_new(void);
+/* Kills a launched debuggee and every checkpoint, detaches an attached one, stops
+ * the tracer thread and wakes cryo_wait_event callers with CRYO_ECLOSED. */
+CRYO_API int cryo_session_close(cryo_session *s);
+/* Frees the session; only after cryo_session_close and once no call is under way. */
+CRYO_API void cryo_session_free(cryo_session *s);
+
+/* Starts a program stopped before its first instruction (at the exec stop). */
+CRYO_API int cryo_launch(cryo_session *s, cryo_launch_opts *o, int32_t *pid);
+/* Attaches to every thread of a running process and stops it. */
+CRYO_API int cryo_attach(cryo_session *s, int32_t pid);
+/* Removes breakpoints and watchpoints and lets the process run on untraced. */
+CRYO_API int cryo_detach(cryo_session *s);
+/* SIGKILL to the debuggee; waits until it is gone (an EXITED/SIGNALED event follows). */
+CRYO_API int cryo_kill(cryo_session *s);
+
+CRYO_API int32_t cryo_pid(cryo_session *s);
+/* Fills tids (up to max), returns the count in *n. */
+CRYO_API int cryo_threads(cryo_session *s, int32_t *tids, int32_t max, int32_t *n);
+
+/* Waits up to timeout_ms (-1: forever) for the next event. */
+CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms);
+
+enum cryo_resume_flags {
+  CRYO_RESUME_DISCARD_SIGNAL = 1 /* do not deliver the pending signal of the stopped thread */
+};
+/* Resumes every thread; a thread at a breakpoint steps over it first. */
+CRYO_API int cryo_continue(cryo_session *s, uint32_t flags);
+/* Single-steps tid alone (others stay stopped); a STOPPED event (STEP) follows. */
+CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags);
+/* Stops every running thread; a STOPPED event (INTERRUPT) follows. */
+CRYO_API int cryo_interrupt(cryo_session *s);
+/* Sets the signal that tid will receive when resumed (0: none). */
+CRYO_API int cryo_set_signal(cryo_session *s, int32_t tid, int32_t signo);
+
+/* struct user_regs_struct, 27 x uint64 in the kernel's order. */
+#define CRYO_NREGS 27
+CRYO_API int cryo_get_regs(cryo_session *s, int32_t tid, uint64_t *regs);
+CRYO_API int cryo_set_regs(cryo_session *s, int32_t tid, const uint64_t *regs);
+/* The full xsave area (NT_X86_XSTATE); *len receives its size. */
+CRYO_API int cryo_get_xstate(cryo_session *s, int32_t tid, uint8_t *buf, size_t cap, size_t *len);
+CRYO_API int cryo_set_xstate(cryo_session *s, int32_t tid, const uint8_t *buf, size_t len);
+CRYO_API int cryo_get_debugreg(cryo_session *s, int32_t tid, int32_t index, uint64_t *value);
+
+/* Reads len bytes at addr; breakpoint bytes read as the original instruction.
+ * Reads what it can: *nread is short where memory is unmapped. */
+CRYO_API int cryo_read_memory(cryo_session *s, uint64_t addr, uint8_t *buf, size_t len, size_t *nread);
+/* Writes, including read-only text; breakpoints stay in place over the new bytes. */
+CRYO_API int cryo_write_memory(cryo_session *s, uint64_t addr, const uint8_t *buf, size_t len);
+
+CRYO_API int cryo_breakpoint_insert(cryo_session *s, uint64_t addr);
+CRYO_API int cryo_breakpoint_remove(cryo_session *s, uint64_t addr);
+
+enum cryo_watch_kind { CRYO_WATCH_EXEC = 0, CRYO_WATCH_WRITE = 1, CRYO_WATCH_READWRITE = 3 };
+/* Hardware watchpoint on every thread; len 1, 2, 4 or 8, addr aligned to len. */
+CRYO_API int cryo_watchpoint_set(cryo_session *s, uint64_t addr, int32_t len, int32_t kind, int32_t *slot);
+CRYO_API int cryo_watchpoint_clear(cryo_session *s, int32_t slot);
+
+/* Runs syscall nr with args in stopped thread tid; memory and registers are as
+ * before afterwards. *ret receives the raw result (-errno on failure). */
+CRYO_API int cryo_inject_syscall(cryo_session *s, int32_t tid, int64_t nr, const uint64_t *args, int64_t *ret);
+
+typedef struct cryo_checkpoint_info {
+  int32_t id;
+  int32_t pid;        /* the frozen copy */
+  uint64_t pc;
+  uint64_t created_ns; /* CLOCK_REALTIME */
+  uint64_t create_ns;  /* how long taking it took */
+} cryo_checkpoint_info;
+
+/* Freezes a copy of the stopped process; *id names it. */
+CRYO_API int cryo_checkpoint_create(cryo_session *s, int32_t *id);
+/* Replaces the debuggee by a fresh copy of checkpoint id (which stays restorable);
+ * *pid receives the new process id. Breakpoints and watchpoints carry over. */
+CRYO_API int cryo_checkpoint_restore(cryo_session *s, int32_t id, int32_t *pid);
+CRYO_API int cryo_checkpoint_delete(cryo_session *s, int32_t id);
+CRYO_API int cryo_checkpoint_list(cryo_session *s, cryo_checkpoint_info *out, int32_t max, int32_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

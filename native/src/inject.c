@@ -1,0 +1,146 @@
+/* Running code in a stopped tracee: one syscall at a time, through a `syscall`
+ * instruction written over the current pc and single-stepped. Memory and
+ * registers are put back exactly as they were (orig_rax included, so a syscall
+ * the thread was interrupted in still restarts as it would have). */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#ifndef CLONE_PARENT
+#define CLONE_PARENT 0x00008000
+#endif
+
+static const uint8_t SYSCALL_INSN[2] = {0x0f, 0x05};
+
+/* Steps over the planted syscall instruction; reports a fork child if one appears. */
+static int step_syscall(struct cryo_session *s, pid_t tid, pid_t *child) {
+  if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", tid);
+  for (;;) {
+    int st;
+    int rc = wait_for_stop(s, tid, &st);
+    if (rc != CRYO_OK) return rc;
+    if (WIFEXITED(st) || WIFSIGNALED(st))
+      return cryo_fail(CRYO_ENOPROC, "process %d died during an injected syscall", tid);
+    int ev = (st >> 16) & 0xffff;
+    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK || ev == PTRACE_EVENT_CLONE) {
+      unsigned long msg = 0;
+      ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+      if (child) *child = (pid_t)msg;
+      if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", tid);
+      continue;
+    }
+    if (ev == 0 && WSTOPSIG(st) == SIGTRAP) return CRYO_OK;
+    if (ev == 0 && WSTOPSIG(st) != SIGTRAP) {
+      /* a signal arrived for the program meanwhile: keep it for its next resume */
+      struct thread *t = thread_find(s, tid);
+      if (t && !t->pending_sig) t->pending_sig = WSTOPSIG(st);
+    }
+    if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", tid);
+  }
+}
+
+static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret, pid_t *child,
+                  struct user_regs_struct *saved_out) {
+  struct user_regs_struct saved, r;
+  int rc = regs_get(tid, &saved);
+  if (rc != CRYO_OK) return rc;
+  uint64_t pc = saved.rip;
+  uint8_t orig[2];
+  if (mem_read_raw(s, tid, pc, orig, 2) != 2)
+    return cryo_fail_errno("injecting a syscall in %d: cannot read the code at 0x%llx", tid, (unsigned long long)pc);
+  rc = mem_write_raw(s, tid, pc, SYSCALL_INSN, 2);
+  if (rc != CRYO_OK) return rc;
+  r = saved;
+  r.rax = (unsigned long long)nr;
+  r.orig_rax = (unsigned long long)-1;
+  r.rdi = a[0];
+  r.rsi = a[1];
+  r.rdx = a[2];
+  r.r10 = a[3];
+  r.r8 = a[4];
+  r.r9 = a[5];
+  r.rip = pc;
+  rc = regs_set(tid, &r);
+  if (rc == CRYO_OK) rc = step_syscall(s, tid, child);
+  if (rc == CRYO_OK) rc = regs_get(tid, &r);
+  if (rc == CRYO_OK && ret) *ret = (int64_t)r.rax;
+  /* put everything back whatever happened */
+  int rc2 = mem_write_raw(s, tid, pc, orig, 2);
+  int rc3 = regs_set(tid, &saved);
+  if (saved_out) *saved_out = saved;
+  if (rc == CRYO_OK) rc = rc2 != CRYO_OK ? rc2 : rc3;
+  return rc;
+}
+
+int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret) {
+  return inject(s, tid, nr, a, ret, NULL, NULL);
+}
+
+/* Makes a frozen copy of single-threaded process `tid` with clone(CLONE_PARENT):
+ * a sibling rather than a child, so the program's own wait() never sees it and a
+ * copy revived later has the same parent. The copy stays in its first ptrace stop
+ * with the original registers and code. */
+int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child) {
+  uint64_t a[6] = {CLONE_PARENT | SIGCHLD, 0, 0, 0, 0, 0};
+  int64_t ret = 0;
+  pid_t c = 0;
+  struct user_regs_struct saved;
+  int rc = inject(s, tid, SYS_clone, a, &ret, &c, &saved);
+  if (rc != CRYO_OK) {
+    if (c > 0) {
+      kill(c, SIGKILL);
+      int st;
+      wait_for_stop(s, c, &st);
+    }
+    return rc;
+  }
+  if (ret < 0) {
+    errno = (int)-ret;
+    return cryo_fail_errno("clone in process %d", tid);
+  }
+  if (c <= 0) c = (pid_t)ret;
+  int st;
+  rc = wait_for_stop(s, c, &st);
+  if (rc != CRYO_OK) return rc;
+  if (!WIFSTOPPED(st)) return cryo_fail(CRYO_EFAIL, "the copy %d of process %d died at birth", c, tid);
+  /* the copy was made while the syscall instruction was planted: undo it there too */
+  uint8_t orig[2];
+  rc = mem_read_raw(s, tid, saved.rip, orig, 2) == 2 ? CRYO_OK : CRYO_EFAIL;
+  if (rc == CRYO_OK) rc = mem_write_raw(s, c, saved.rip, orig, 2);
+  if (rc == CRYO_OK) rc = regs_set(c, &saved);
+  if (rc != CRYO_OK) {
+    kill(c, SIGKILL);
+    wait_for_stop(s, c, &st);
+    return rc;
+  }
+  *child = c;
+  return CRYO_OK;
+}
+
+struct inj_args {
+  pid_t tid;
+  long nr;
+  const uint64_t *args;
+  int64_t *ret;
+};
+
+static int do_inject(struct cryo_session *s, void *arg) {
+  struct inj_args *a = arg;
+  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
+  struct thread *t = thread_find(s, a->tid);
+  if (!t) return cryo_fail(CRYO_ENOTHREAD, "no thread %d", a->tid);
+  if (t->state != T_STOPPED) return cryo_fail(CRYO_ERUNNING, "thread %d is running", a->tid);
+  uint64_t args[6] = {0};
+  if (a->args) memcpy(args, a->args, sizeof args);
+  return inject_syscall(s, a->tid, a->nr, args, a->ret);
+}
+
+CRYO_API int cryo_inject_syscall(cryo_session *s, int32_t tid, int64_t nr, const uint64_t *args, int64_t *ret) {
+  if (!s || !ret) return cryo_fail(CRYO_EINVAL, "cryo_inject_syscall: null argument");
+  struct inj_args a = {tid, (long)nr, args, ret};
+  return run_on_tracer(s, do_inject, &a);
+}

@@ -1,0 +1,160 @@
+/* Internal structures of libcryo shared by its modules. */
+#ifndef CRYO_INTERNAL_H
+#define CRYO_INTERNAL_H
+
+#include "../include/cryo.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#define MAX_BREAKPOINTS 4096
+#define MAX_CHECKPOINTS 1024
+#define MAX_FDS 256
+#define XSTATE_MAX 16384
+
+enum thread_state { T_RUNNING = 1, T_STOPPED = 2, T_GONE = 3 };
+
+struct thread {
+  pid_t tid;
+  int state;
+  bool stepping;          /* resumed with PTRACE_SINGLESTEP on the user's behalf */
+  bool stepping_over;     /* single-stepping over a breakpoint before a continue */
+  uint64_t over_addr;     /* the breakpoint lifted while this thread steps (0: none) */
+  bool over_done;         /* already stepped over a breakpoint during this resume */
+  bool interrupt_pending; /* PTRACE_INTERRUPT sent, its stop not seen yet */
+  bool reported;          /* its stop was reported: resuming steps over a breakpoint at pc */
+  bool fresh;             /* created by clone, first stop not seen: debug registers to set */
+  bool has_report;        /* stopped with something to report */
+  int report_reason;
+  int pending_sig;        /* signal to deliver on resume */
+  siginfo_t si;
+  uint64_t report_addr;
+  int report_slot;
+};
+
+struct breakpoint {
+  uint64_t addr;
+  uint8_t orig;
+  int refs;
+};
+
+struct watchpoint {
+  bool used;
+  uint64_t addr;
+  int len;
+  int kind;
+};
+
+struct saved_fd {
+  int fd;
+  int64_t pos;
+};
+
+struct checkpoint {
+  int id;
+  pid_t pid;
+  struct user_regs_struct regs;
+  uint64_t created_ns, create_ns;
+  int nfds;
+  struct saved_fd fds[MAX_FDS];
+};
+
+struct event_node {
+  cryo_event ev;
+  struct event_node *next;
+};
+
+struct command {
+  int (*fn)(struct cryo_session *s, void *arg);
+  void *arg;
+  int rc;
+  bool done;
+  char err[1024];
+  struct command *next;
+};
+
+struct cryo_session {
+  pthread_t tracer;
+  pid_t tracer_tid;
+  bool tracer_started;
+  pthread_mutex_t lock;
+  pthread_cond_t cmd_cv, done_cv, ev_cv;
+  struct command *cmd_head, *cmd_tail;
+  struct event_node *ev_head, *ev_tail;
+  bool closing, closed, in_wait;
+  int waiters;
+
+  /* everything below is owned by the tracer thread; readers on other threads take lock */
+  pid_t pid;          /* the debuggee's thread-group id, 0 when none */
+  bool launched;      /* launched (killed at close) or attached (detached at close) */
+  int memfd;          /* /proc/pid/mem, O_RDWR */
+  struct thread *threads;
+  int nthreads, cap_threads;
+  bool resume_all_pending;  /* a continue is waiting for step-overs to finish */
+  uint32_t resume_flags;
+  bool pause_requested;
+  bool vfork_bps_lifted;
+
+  struct breakpoint *bps;
+  int nbps;
+  struct watchpoint wps[4];
+
+  struct checkpoint *cps[MAX_CHECKPOINTS];
+  int ncps, next_cp_id;
+};
+
+/* errors.c; dbg() traces to stderr when CRYO_DEBUG is set (never stdout) */
+void dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cryo_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cryo_fail_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cryo_clear_error(void);
+void cryo_copy_error(char *dst, size_t len);
+void cryo_set_error_text(const char *msg);
+
+/* session.c */
+int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg);
+void push_event(struct cryo_session *s, const cryo_event *ev);
+uint64_t now_ns(int clock);
+
+/* threads.c */
+struct thread *thread_find(struct cryo_session *s, pid_t tid);
+struct thread *thread_add(struct cryo_session *s, pid_t tid, int state);
+void thread_remove(struct cryo_session *s, pid_t tid);
+int thread_live_count(struct cryo_session *s);
+bool any_running(struct cryo_session *s);
+int handle_wait_status(struct cryo_session *s, pid_t tid, int status);
+int stop_all_threads(struct cryo_session *s);
+int resume_all(struct cryo_session *s);
+int wait_for_stop(struct cryo_session *s, pid_t tid, int *status);
+void process_gone(struct cryo_session *s);
+int session_shutdown_tracees(struct cryo_session *s);
+int session_open_mem(struct cryo_session *s);
+
+/* memory.c */
+ssize_t mem_read_raw(struct cryo_session *s, pid_t pid, uint64_t addr, void *buf, size_t len);
+int mem_write_raw(struct cryo_session *s, pid_t pid, uint64_t addr, const void *buf, size_t len);
+struct breakpoint *bp_find(struct cryo_session *s, uint64_t addr);
+int bps_lift(struct cryo_session *s, pid_t pid);
+int bps_apply(struct cryo_session *s, pid_t pid);
+int bp_lift_one(struct cryo_session *s, uint64_t addr);
+void bp_restore_one(struct cryo_session *s, uint64_t addr);
+
+/* regs.c */
+int regs_get(pid_t tid, struct user_regs_struct *r);
+int regs_set(pid_t tid, const struct user_regs_struct *r);
+int dr_get(pid_t tid, int idx, uint64_t *v);
+int dr_set(pid_t tid, int idx, uint64_t v);
+int wps_apply_thread(struct cryo_session *s, pid_t tid);
+int wp_hit_slot(pid_t tid);
+
+/* inject.c */
+int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
+int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
+
+/* checkpoint.c */
+void checkpoints_kill_all(struct cryo_session *s);
+
+#endif

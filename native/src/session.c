@@ -1,0 +1,270 @@
+/* Sessions: the tracer thread, the command queue that feeds it, and the event queue.
+ *
+ * ptrace only accepts requests from the thread that attached, so each session runs
+ * one tracer thread. It alternates between serving queued commands and blocking in
+ * waitpid while any tracee runs; a real-time signal without SA_RESTART interrupts
+ * that waitpid when a command arrives. __WNOTHREAD keeps waitpid to this thread's
+ * own children and tracees, so the host's other children (Node's) are never reaped.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int wake_signal = -1;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+
+static void wake_handler(int sig) { (void)sig; }
+
+/* Picks a real-time signal nobody in this process handles yet. */
+static void install_wake_signal(void) {
+  for (int sig = SIGRTMIN + 6; sig <= SIGRTMAX - 2; sig++) {
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0) continue;
+    if (old.sa_handler != SIG_DFL) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wake_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: waitpid must return EINTR */
+    if (sigaction(sig, &sa, NULL) == 0) {
+      wake_signal = sig;
+      return;
+    }
+  }
+}
+
+uint64_t now_ns(int clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void push_event(struct cryo_session *s, const cryo_event *ev) {
+  struct event_node *n = calloc(1, sizeof *n);
+  if (!n) return;
+  n->ev = *ev;
+  pthread_mutex_lock(&s->lock);
+  if (s->ev_tail) s->ev_tail->next = n;
+  else s->ev_head = n;
+  s->ev_tail = n;
+  pthread_cond_broadcast(&s->ev_cv);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void serve_waitpid(struct cryo_session *s) {
+  int status;
+  pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+  pthread_mutex_lock(&s->lock);
+  s->in_wait = false;
+  pthread_mutex_unlock(&s->lock);
+  if (tid < 0) {
+    if (errno == ECHILD) {
+      /* nothing left to wait for: every tracee is gone */
+      if (s->pid) process_gone(s);
+    }
+    return;
+  }
+  handle_wait_status(s, tid, status);
+}
+
+static void *tracer_main(void *arg) {
+  struct cryo_session *s = arg;
+  s->tracer_tid = (pid_t)syscall(SYS_gettid);
+  sigset_t set;
+  sigemptyset(&set);
+  if (wake_signal > 0) sigaddset(&set, wake_signal);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    if (s->cmd_head) {
+      struct command *c = s->cmd_head;
+      s->cmd_head = c->next;
+      if (!s->cmd_head) s->cmd_tail = NULL;
+      pthread_mutex_unlock(&s->lock);
+      cryo_clear_error();
+      c->rc = c->fn(s, c->arg);
+      if (c->rc != CRYO_OK) cryo_copy_error(c->err, sizeof c->err);
+      pthread_mutex_lock(&s->lock);
+      c->done = true;
+      pthread_cond_broadcast(&s->done_cv);
+      continue;
+    }
+    if (s->closed) break;
+    if (s->pid && any_running(s)) {
+      s->in_wait = true;
+      pthread_mutex_unlock(&s->lock);
+      serve_waitpid(s);
+      pthread_mutex_lock(&s->lock);
+      continue;
+    }
+    pthread_cond_wait(&s->cmd_cv, &s->lock);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+/* Runs fn on the tracer thread and waits for it; the error message follows back. */
+int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg) {
+  struct command c;
+  memset(&c, 0, sizeof c);
+  c.fn = fn;
+  c.arg = arg;
+  pthread_mutex_lock(&s->lock);
+  if (s->closed) {
+    pthread_mutex_unlock(&s->lock);
+    return cryo_fail(CRYO_ECLOSED, "the session is closed");
+  }
+  if (s->cmd_tail) s->cmd_tail->next = &c;
+  else s->cmd_head = &c;
+  s->cmd_tail = &c;
+  pthread_cond_signal(&s->cmd_cv);
+  while (!c.done) {
+    /* The tracer may be blocked in waitpid: interrupt it. A signal sent just before
+     * it enters waitpid is lost, so keep sending until the command is picked up. */
+    if (s->in_wait && wake_signal > 0) syscall(SYS_tgkill, getpid(), s->tracer_tid, wake_signal);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 2000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->done_cv, &s->lock, &ts);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (c.rc != CRYO_OK) cryo_set_error_text(c.err);
+  else cryo_clear_error();
+  return c.rc;
+}
+
+CRYO_API int cryo_abi_version(void) { return CRYO_ABI_VERSION; }
+CRYO_API const char *cryo_version(void) { return "0.1.0"; }
+
+CRYO_API cryo_session *cryo_session_new(void) {
+  pthread_once(&wake_once, install_wake_signal);
+  struct cryo_session *s = calloc(1, sizeof *s);
+  if (!s) {
+    cryo_fail(CRYO_EFAIL, "cryo_session_new: out of memory");
+    return NULL;
+  }
+  s->memfd = -1;
+  s->next_cp_id = 1;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->cmd_cv, NULL);
+  pthread_cond_init(&s->done_cv, NULL);
+  pthread_cond_init(&s->ev_cv, NULL);
+  /* The tracer starts with the wake signal blocked; it unblocks it for itself only. */
+  sigset_t set, old;
+  sigemptyset(&set);
+  if (wake_signal > 0) sigaddset(&set, wake_signal);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  int rc = pthread_create(&s->tracer, NULL, tracer_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    errno = rc;
+    cryo_fail_errno("pthread_create (tracer thread)");
+    free(s);
+    return NULL;
+  }
+  s->tracer_started = true;
+  /* wait until the tracer knows its tid */
+  while (__atomic_load_n(&s->tracer_tid, __ATOMIC_SEQ_CST) == 0) sched_yield();
+  return s;
+}
+
+int session_shutdown_tracees(struct cryo_session *s);
+
+static int shutdown_cmd(struct cryo_session *s, void *arg) {
+  (void)arg;
+  return session_shutdown_tracees(s);
+}
+
+CRYO_API int cryo_session_close(cryo_session *s) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_session_close: no session");
+  pthread_mutex_lock(&s->lock);
+  bool already = s->closing;
+  s->closing = true;
+  pthread_mutex_unlock(&s->lock);
+  int rc = CRYO_OK;
+  if (!already) rc = run_on_tracer(s, shutdown_cmd, NULL);
+  pthread_mutex_lock(&s->lock);
+  s->closed = true;
+  pthread_cond_broadcast(&s->cmd_cv);
+  pthread_cond_broadcast(&s->ev_cv);
+  pthread_mutex_unlock(&s->lock);
+  if (!already && s->tracer_started) {
+    pthread_join(s->tracer, NULL);
+    s->tracer_started = false;
+  }
+  return rc;
+}
+
+CRYO_API void cryo_session_free(cryo_session *s) {
+  if (!s) return;
+  if (!s->closed) cryo_session_close(s);
+  pthread_mutex_lock(&s->lock);
+  while (s->waiters > 0) pthread_cond_wait(&s->ev_cv, &s->lock);
+  struct event_node *n = s->ev_head;
+  while (n) {
+    struct event_node *next = n->next;
+    free(n);
+    n = next;
+  }
+  pthread_mutex_unlock(&s->lock);
+  free(s->threads);
+  free(s->bps);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->cmd_cv);
+  pthread_cond_destroy(&s->done_cv);
+  pthread_cond_destroy(&s->ev_cv);
+  free(s);
+}
+
+CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms) {
+  if (!s || !ev) return cryo_fail(CRYO_EINVAL, "cryo_wait_event: null argument");
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  if (timeout_ms >= 0) {
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000;
+    }
+  }
+  pthread_mutex_lock(&s->lock);
+  s->waiters++;
+  int rc = CRYO_OK;
+  while (!s->ev_head) {
+    if (s->closed) {
+      rc = CRYO_ECLOSED;
+      break;
+    }
+    if (timeout_ms < 0) pthread_cond_wait(&s->ev_cv, &s->lock);
+    else if (pthread_cond_timedwait(&s->ev_cv, &s->lock, &deadline) == ETIMEDOUT) {
+      if (!s->ev_head) rc = CRYO_ETIMEDOUT;
+      break;
+    }
+  }
+  if (rc == CRYO_OK && s->ev_head) {
+    struct event_node *n = s->ev_head;
+    s->ev_head = n->next;
+    if (!s->ev_head) s->ev_tail = NULL;
+    *ev = n->ev;
+    free(n);
+  }
+  s->waiters--;
+  pthread_cond_broadcast(&s->ev_cv);
+  pthread_mutex_unlock(&s->lock);
+  if (rc == CRYO_ECLOSED) return cryo_fail(rc, "the session is closed");
+  if (rc == CRYO_ETIMEDOUT) return cryo_fail(rc, "no event within %d ms", timeout_ms);
+  cryo_clear_error();
+  return rc;
+}

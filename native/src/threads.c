@@ -1,0 +1,408 @@
+/* Threads of the debuggee: the table, what each waitpid status means, all-stop
+ * (when one thread stops for a reason worth reporting, every other thread is
+ * interrupted before the event goes out) and resuming with breakpoint step-over. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+#ifndef TRAP_TRACE
+#define TRAP_TRACE 2
+#endif
+#ifndef TRAP_HWBKPT
+#define TRAP_HWBKPT 4
+#endif
+
+struct thread *thread_find(struct cryo_session *s, pid_t tid) {
+  for (int i = 0; i < s->nthreads; i++)
+    if (s->threads[i].tid == tid) return &s->threads[i];
+  return NULL;
+}
+
+struct thread *thread_add(struct cryo_session *s, pid_t tid, int state) {
+  struct thread *t = thread_find(s, tid);
+  if (t) return t;
+  if (s->nthreads == s->cap_threads) {
+    int cap = s->cap_threads ? s->cap_threads * 2 : 8;
+    struct thread *n = realloc(s->threads, (size_t)cap * sizeof *n);
+    if (!n) return NULL;
+    pthread_mutex_lock(&s->lock);
+    s->threads = n;
+    s->cap_threads = cap;
+    pthread_mutex_unlock(&s->lock);
+  }
+  pthread_mutex_lock(&s->lock);
+  t = &s->threads[s->nthreads++];
+  memset(t, 0, sizeof *t);
+  t->tid = tid;
+  t->state = state;
+  pthread_mutex_unlock(&s->lock);
+  return t;
+}
+
+void thread_remove(struct cryo_session *s, pid_t tid) {
+  pthread_mutex_lock(&s->lock);
+  for (int i = 0; i < s->nthreads; i++) {
+    if (s->threads[i].tid == tid) {
+      s->threads[i] = s->threads[--s->nthreads];
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+int thread_live_count(struct cryo_session *s) { return s->nthreads; }
+
+bool any_running(struct cryo_session *s) {
+  for (int i = 0; i < s->nthreads; i++)
+    if (s->threads[i].state == T_RUNNING) return true;
+  return false;
+}
+
+void process_gone(struct cryo_session *s) {
+  if (s->memfd >= 0) close(s->memfd);
+  pthread_mutex_lock(&s->lock);
+  s->memfd = -1;
+  s->nthreads = 0;
+  s->pid = 0;
+  s->resume_all_pending = false;
+  s->pause_requested = false;
+  pthread_mutex_unlock(&s->lock);
+  /* breakpoints and watchpoints stay: a checkpoint of this program can bring its
+   * address space back (only exec, a different program, clears them) */
+}
+
+/* waitpid for one tid, retrying on EINTR (the wake signal). */
+int wait_for_stop(struct cryo_session *s, pid_t tid, int *status) {
+  (void)s;
+  for (;;) {
+    pid_t r = waitpid(tid, status, __WALL);
+    if (r == tid) return CRYO_OK;
+    if (r < 0 && errno == EINTR) continue;
+    return cryo_fail_errno("waitpid(%d)", tid);
+  }
+}
+
+static int resume_thread(struct thread *t, bool step, int sig) {
+  dbg("resume tid=%d step=%d sig=%d", t->tid, step, sig);
+  long rc = ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t->tid, 0, (void *)(long)sig);
+  if (rc < 0) return cryo_fail_errno("ptrace(%s, %d)", step ? "PTRACE_SINGLESTEP" : "PTRACE_CONT", t->tid);
+  t->state = T_RUNNING;
+  return CRYO_OK;
+}
+
+static void report(struct cryo_session *s, struct thread *t) {
+  dbg("report tid=%d reason=%d", t->tid, t->report_reason);
+  cryo_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = CRYO_EV_STOPPED;
+  ev.pid = s->pid;
+  ev.tid = t->tid;
+  ev.reason = t->report_reason;
+  ev.addr = t->report_addr;
+  ev.slot = t->report_slot;
+  if (t->report_reason == CRYO_STOP_SIGNAL) {
+    ev.signo = t->si.si_signo;
+    ev.code = t->si.si_code;
+    memcpy(ev.siginfo, &t->si, sizeof ev.siginfo < sizeof t->si ? sizeof ev.siginfo : sizeof t->si);
+    if (ev.signo == SIGSEGV || ev.signo == SIGBUS || ev.signo == SIGFPE || ev.signo == SIGILL)
+      ev.addr = (uint64_t)(uintptr_t)t->si.si_addr;
+  }
+  t->has_report = false;
+  t->reported = true;
+  push_event(s, &ev);
+}
+
+/* A new process appeared through fork/vfork in the debuggee: it must not inherit
+ * our breakpoints (a fork copies the int3 bytes) and runs on untraced. */
+static void handle_fork_child(struct cryo_session *s, pid_t child, bool is_vfork) {
+  int st;
+  if (wait_for_stop(s, child, &st) != CRYO_OK) return;
+  if (!is_vfork) {
+    for (int i = 0; i < s->nbps; i++)
+      mem_write_raw(s, child, s->bps[i].addr, &s->bps[i].orig, 1);
+  }
+  ptrace(PTRACE_DETACH, child, 0, 0);
+}
+
+static bool is_job_control_stop(int sig) {
+  return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/* Classifies one waitpid status. Returns true when tid stopped with something to
+ * report (t->has_report set). `collecting` is true while all-stop gathers threads:
+ * then nothing is resumed here. */
+static bool classify(struct cryo_session *s, pid_t tid, int status, bool collecting) {
+  struct thread *t = thread_find(s, tid);
+  dbg("status tid=%d status=0x%x collecting=%d known=%d", tid, status, collecting, t != NULL);
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    if (tid == s->pid) {
+      cryo_event ev;
+      memset(&ev, 0, sizeof ev);
+      ev.pid = s->pid;
+      ev.tid = tid;
+      if (WIFEXITED(status)) {
+        ev.kind = CRYO_EV_EXITED;
+        ev.code = WEXITSTATUS(status);
+      } else {
+        ev.kind = CRYO_EV_SIGNALED;
+        ev.signo = WTERMSIG(status);
+      }
+      process_gone(s);
+      push_event(s, &ev);
+    } else if (t) {
+      thread_remove(s, tid);
+      cryo_event ev;
+      memset(&ev, 0, sizeof ev);
+      ev.kind = CRYO_EV_THREAD_EXIT;
+      ev.pid = s->pid;
+      ev.tid = tid;
+      push_event(s, &ev);
+    }
+    return false;
+  }
+  if (!WIFSTOPPED(status)) return false;
+  if (!t) {
+    /* A new thread's first stop can arrive before its parent's clone event. */
+    t = thread_add(s, tid, T_RUNNING);
+    if (!t) return false;
+    t->interrupt_pending = t->fresh = true;
+  }
+  t->state = T_STOPPED;
+  if (t->fresh) {
+    t->fresh = false;
+    for (int i = 0; i < 4; i++)
+      if (s->wps[i].used) {
+        wps_apply_thread(s, tid);
+        break;
+      }
+  }
+  int sig = WSTOPSIG(status);
+  int event = (status >> 16) & 0xffff;
+  unsigned long msg = 0;
+
+  switch (event) {
+  case PTRACE_EVENT_CLONE: {
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+    struct thread *n = thread_find(s, (pid_t)msg);
+    if (!n) {
+      n = thread_add(s, (pid_t)msg, T_RUNNING);
+      if (n) n->interrupt_pending = n->fresh = true; /* its initial PTRACE_EVENT_STOP is coming */
+    }
+    t = thread_find(s, tid); /* the table may have moved */
+    cryo_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = CRYO_EV_THREAD_NEW;
+    ev.pid = s->pid;
+    ev.tid = (int32_t)msg;
+    push_event(s, &ev);
+    if (!collecting) resume_thread(t, false, 0);
+    return false;
+  }
+  case PTRACE_EVENT_FORK:
+  case PTRACE_EVENT_VFORK:
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+    if (event == PTRACE_EVENT_VFORK && s->nbps) {
+      /* the child shares our memory until it execs: lift breakpoints meanwhile */
+      bps_lift(s, s->pid);
+      s->vfork_bps_lifted = true;
+    }
+    handle_fork_child(s, (pid_t)msg, event == PTRACE_EVENT_VFORK);
+    if (!collecting) resume_thread(t, false, 0);
+    return false;
+  case PTRACE_EVENT_VFORK_DONE:
+    if (s->vfork_bps_lifted) {
+      bps_apply(s, s->pid);
+      s->vfork_bps_lifted = false;
+    }
+    if (!collecting) resume_thread(t, false, 0);
+    return false;
+  case PTRACE_EVENT_EXEC: {
+    /* every other thread is gone; the exec'ing thread now has the leader's tid */
+    pthread_mutex_lock(&s->lock);
+    s->nthreads = 0;
+    pthread_mutex_unlock(&s->lock);
+    t = thread_add(s, s->pid, T_STOPPED);
+    s->nbps = 0;
+    memset(s->wps, 0, sizeof s->wps);
+    session_open_mem(s);
+    t->has_report = true;
+    t->report_reason = CRYO_STOP_EXEC;
+    t->report_addr = 0;
+    return true;
+  }
+  case PTRACE_EVENT_STOP:
+    if (is_job_control_stop(sig)) {
+      /* group-stop: report it like gdb reports a stop signal */
+      t->has_report = true;
+      t->report_reason = CRYO_STOP_SIGNAL;
+      memset(&t->si, 0, sizeof t->si);
+      t->si.si_signo = sig;
+      t->pending_sig = 0;
+      return true;
+    }
+    if (t->interrupt_pending) {
+      t->interrupt_pending = false;
+      if (collecting || s->pause_requested) return false;
+    }
+    if (collecting) return false;
+    /* a late or spurious interrupt stop while running: carry on */
+    if (!s->pause_requested) resume_thread(t, false, 0);
+    return false;
+  default:
+    break;
+  }
+
+  if (sig == (SIGTRAP | 0x80)) { /* syscall stop: not requested by anything yet */
+    if (!collecting) resume_thread(t, false, 0);
+    return false;
+  }
+
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
+
+  if (sig == SIGTRAP) {
+    struct user_regs_struct r;
+    bool have_regs = regs_get(tid, &r) == CRYO_OK;
+    if (si.si_code == SI_KERNEL && have_regs && bp_find(s, r.rip - 1)) {
+      r.rip -= 1;
+      regs_set(tid, &r);
+      if (collecting) return false; /* it will hit it again after resuming */
+      t->has_report = true;
+      t->report_reason = CRYO_STOP_BREAKPOINT;
+      t->report_addr = r.rip;
+      return true;
+    }
+    if (si.si_code == TRAP_HWBKPT) {
+      int slot = wp_hit_slot(tid);
+      if (slot >= 0) {
+        if (t->stepping_over) s->resume_all_pending = false;
+        bp_restore_one(s, t->over_addr);
+        t->over_addr = 0;
+        t->stepping_over = t->stepping = false;
+        t->has_report = true;
+        t->report_reason = CRYO_STOP_WATCHPOINT;
+        t->report_addr = s->wps[slot].addr;
+        t->report_slot = slot;
+        return true;
+      }
+    }
+    if ((t->stepping || t->stepping_over) && si.si_code != SI_USER && si.si_code != SI_TKILL) {
+      bp_restore_one(s, t->over_addr);
+      t->over_addr = 0;
+      if (t->stepping_over) {
+        t->stepping_over = false;
+        if (s->resume_all_pending && !collecting) resume_all(s);
+        return false;
+      }
+      t->stepping = false;
+      t->has_report = true;
+      t->report_reason = CRYO_STOP_STEP;
+      t->report_addr = have_regs ? r.rip : 0;
+      return true;
+    }
+  }
+
+  /* a signal for the program: report it; a resume delivers it unless discarded */
+  if (t->stepping_over || t->stepping) {
+    bp_restore_one(s, t->over_addr);
+    t->over_addr = 0;
+    if (t->stepping_over) s->resume_all_pending = false;
+    t->stepping_over = t->stepping = false;
+  }
+  t->si = si;
+  t->pending_sig = sig;
+  t->has_report = true;
+  t->report_reason = CRYO_STOP_SIGNAL;
+  t->report_addr = 0;
+  return true;
+}
+
+/* Interrupts every running thread and waits until all are stopped. */
+int stop_all_threads(struct cryo_session *s) {
+  for (int i = 0; i < s->nthreads; i++) {
+    struct thread *t = &s->threads[i];
+    /* always: an interrupt sent earlier may have been consumed by another stop */
+    if (t->state == T_RUNNING && ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0) t->interrupt_pending = true;
+  }
+  while (s->pid && any_running(s)) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) {
+        process_gone(s);
+        break;
+      }
+      return cryo_fail_errno("waitpid while stopping threads");
+    }
+    classify(s, tid, status, true);
+  }
+  return CRYO_OK;
+}
+
+int handle_wait_status(struct cryo_session *s, pid_t tid, int status) {
+  if (!thread_find(s, tid) && !WIFSTOPPED(status) && tid != s->pid) return CRYO_OK; /* not ours */
+  if (!classify(s, tid, status, false)) return CRYO_OK;
+  struct thread *t = thread_find(s, tid);
+  if (!t) return CRYO_OK;
+  pid_t reporter = t->tid;
+  stop_all_threads(s);
+  t = thread_find(s, reporter);
+  s->pause_requested = false;
+  if (t && t->has_report) report(s, t);
+  return CRYO_OK;
+}
+
+/* Resumes every stopped thread, stepping each one that sits on a breakpoint over
+ * it first (one at a time, the others still stopped so none can miss it). */
+int resume_all(struct cryo_session *s) {
+  for (int i = 0; i < s->nthreads; i++) {
+    struct thread *t = &s->threads[i];
+    if (t->has_report && t->state == T_STOPPED) {
+      /* a stop that all-stop caught in another thread: report it now instead */
+      s->resume_all_pending = false;
+      report(s, t);
+      return CRYO_OK;
+    }
+  }
+  s->resume_all_pending = true;
+  for (int i = 0; i < s->nthreads; i++) {
+    struct thread *t = &s->threads[i];
+    /* only a thread whose stop at this pc was reported has "been at" the breakpoint;
+     * one that all-stop rewound onto it must execute the int3 and report it */
+    if (t->state != T_STOPPED || t->over_done || !t->reported) continue;
+    struct user_regs_struct r;
+    if (regs_get(t->tid, &r) != CRYO_OK) continue;
+    if (!bp_find(s, r.rip)) continue;
+    int lrc = bp_lift_one(s, r.rip);
+    if (lrc != CRYO_OK) return lrc;
+    t->stepping_over = true;
+    t->over_done = true;
+    t->over_addr = r.rip;
+    int sig = t->pending_sig;
+    t->pending_sig = 0;
+    return resume_thread(t, true, sig);
+  }
+  s->resume_all_pending = false;
+  int rc = CRYO_OK;
+  for (int i = 0; i < s->nthreads; i++) {
+    struct thread *t = &s->threads[i];
+    t->over_done = false;
+    t->reported = false;
+    if (t->state != T_STOPPED) continue;
+    int sig = t->pending_sig;
+    t->pending_sig = 0;
+    int r = resume_thread(t, false, sig);
+    if (r != CRYO_OK) rc = r;
+  }
+  return rc;
+}

@@ -1,0 +1,4 @@
+#!/bin/sh
+# `npx cryo` from the checkout: runs the native command built by `npm install`.
+here=$(dirname "$(readlink -f "$0")")
+exec "$here/../native/build/cryo" "$@"

@@ -1,0 +1,330 @@
+// The engine on real processes: launch, exit, signals, breakpoints, stepping,
+// registers, memory and watchpoints, checked against gdb and the programs themselves.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, afterEach, describe, test } from 'node:test';
+import { Session, type EngineEvent } from '../../adapter/engine';
+import { symbolAddress, withTimeout } from '../helpers/elf';
+import { buildFixture } from '../helpers/fixtures';
+import { gdbBatch } from '../helpers/gdb';
+import { assertNoFixtureProcesses } from '../helpers/procs';
+
+const sessions: Session[] = [];
+function session(): Session {
+  const s = new Session();
+  sessions.push(s);
+  return s;
+}
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+  assertNoFixtureProcesses('after test');
+});
+after(() => assertNoFixtureProcesses('after suite'));
+
+const stop = (s: Session, what = 'a stop') => withTimeout(s.waitStop(), 20000, what);
+
+/** Runs the program bare: the oracle for output and exit status. */
+function bare(prog: string, args: string[]) {
+  const r = spawnSync(prog, args, { encoding: 'utf8' });
+  return { stdout: r.stdout, status: r.status, signal: r.signal };
+}
+
+// gdb as run by these tests: no shell, no LINES/COLUMNS, so the inferior's stack matches ours.
+const GDB_PRELUDE = ['set startup-with-shell off', 'unset environment LINES', 'unset environment COLUMNS'];
+
+describe('launch and exit', () => {
+  test('a launched program runs to its own exit code and output', async () => {
+    const prog = buildFixture('counter.c');
+    const oracle = bare(prog, ['25']);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['25'], stdout: { mode: 'pipe' } });
+    assert.ok(l.pid > 0);
+    assert.equal(s.threads().length, 1);
+    s.continue();
+    const e = await stop(s, 'exit');
+    assert.deepEqual(e, { kind: 'exited', pid: l.pid, code: oracle.status });
+    const { readFileSync } = await import('node:fs');
+    assert.equal(readFileSync(l.stdout!, 'utf8'), oracle.stdout);
+  });
+
+  test('a crash is a signal stop with the faulting address gdb reports, then death by that signal', async () => {
+    const prog = buildFixture('crash.c');
+    const oracle = bare(prog, []);
+    assert.equal(oracle.signal, 'SIGSEGV');
+    const gdb = gdbBatch(prog, [...GDB_PRELUDE, 'run', 'p/x $pc', 'p $_siginfo._sifields._sigfault.si_addr']);
+    const gdbPc = BigInt(/\$1 = (0x[0-9a-f]+)/.exec(gdb)![1]);
+    const gdbAddr = BigInt(/\$2 = \(void \*\) (0x[0-9a-f]+)/.exec(gdb)![1]);
+    const s = session();
+    const l = s.launch({ program: prog, stdout: { mode: 'null' }, noAslr: true });
+    s.continue();
+    const e = await stop(s, 'SIGSEGV');
+    assert.equal(e.kind, 'stopped');
+    const st = e as Extract<EngineEvent, { kind: 'stopped' }>;
+    assert.equal(st.reason, 'signal');
+    assert.equal(st.signo, 11);
+    assert.equal(st.addr, gdbAddr);
+    assert.equal(s.registers(l.pid).rip, gdbPc);
+    s.continue();
+    assert.deepEqual(await stop(s, 'death'), { kind: 'signaled', pid: l.pid, signo: 11 });
+  });
+
+  test('a missing program and a bad working directory are clear errors', () => {
+    const s = session();
+    assert.throws(() => s.launch({ program: '/nonexistent/prog' }), /\/nonexistent\/prog.*No such file/);
+    assert.throws(() => s.launch({ program: 'no-such-program-anywhere' }), /not found in PATH/);
+    assert.throws(() => s.launch({ program: buildFixture('counter.c'), cwd: '/nonexistent-dir' }), /working directory/);
+    const { mkdtempSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
+    const dir = mkdtempSync('/tmp/cryo-test-');
+    writeFileSync(`${dir}/plain`, 'not a program\n', { mode: 0o644 });
+    writeFileSync(`${dir}/garbage`, 'not a program\n', { mode: 0o755 });
+    assert.throws(() => s.launch({ program: `${dir}/plain` }), /not executable/);
+    assert.throws(() => s.launch({ program: `${dir}/garbage` }), /execve .*garbage: Exec format error/);
+    assert.equal(s.pid, 0);
+  });
+});
+
+describe('breakpoints', () => {
+  test('a breakpoint in a loop hits exactly as often as the program counts', async () => {
+    const prog = buildFixture('counter.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['137'], stdout: { mode: 'pipe' } });
+    s.insertBreakpoint(symbolAddress(l.pid, prog, 'tick'));
+    let hits = 0;
+    for (;;) {
+      s.continue();
+      const e = await stop(s);
+      if (e.kind !== 'stopped') {
+        assert.equal(e.kind, 'exited');
+        break;
+      }
+      assert.equal(e.reason, 'breakpoint');
+      hits++;
+    }
+    const { readFileSync } = await import('node:fs');
+    const out = readFileSync(l.stdout!, 'utf8');
+    const done = Number(/done (\d+)/.exec(out)![1]);
+    assert.equal(hits, done);
+    assert.equal(out, bare(prog, ['137']).stdout);
+  });
+
+  test('memory reads show the original bytes under a breakpoint; removing it restores them', async () => {
+    const prog = buildFixture('counter.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['3'], stdout: { mode: 'null' } });
+    const addr = symbolAddress(l.pid, prog, 'tick');
+    const before = s.readMemory(addr, 16);
+    s.insertBreakpoint(addr);
+    assert.deepEqual(s.readMemory(addr, 16), before);
+    s.removeBreakpoint(addr);
+    assert.deepEqual(s.readMemory(addr, 16), before);
+    s.continue();
+    assert.equal((await stop(s)).kind, 'exited');
+  });
+});
+
+describe('stepping, registers and memory against gdb', () => {
+  test('single-step advances rip exactly as gdb stepi does', async () => {
+    const prog = buildFixture('counter.c');
+    const N = 60;
+    const gdbOut = gdbBatch(prog, [...GDB_PRELUDE, 'break tick', 'run', ...Array.from({ length: N }, () => ['stepi', 'p/x $pc']).flat()], ['5']);
+    const gdbPcs = [...gdbOut.matchAll(/\$\d+ = (0x[0-9a-f]+)/g)].map((m) => BigInt(m[1]));
+    assert.equal(gdbPcs.length, N);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['5'], stdout: { mode: 'null' }, noAslr: true });
+    // gdb's `break tick` is after the prologue: start from the address it chose
+    const gdbBp = BigInt(/Breakpoint 1 at (0x[0-9a-f]+)/.exec(gdbBatch(prog, ['break tick']))![1]);
+    const base = symbolAddress(l.pid, prog, 'tick') - (await import('../helpers/elf')).symbolOffset(prog, 'tick');
+    s.insertBreakpoint(base + gdbBp);
+    s.continue();
+    const first = await stop(s);
+    assert.equal(first.kind, 'stopped');
+    const pcs: bigint[] = [];
+    for (let i = 0; i < N; i++) {
+      s.step(l.pid);
+      const e = await stop(s, `step ${i}`);
+      assert.equal(e.kind, 'stopped');
+      pcs.push(s.registers(l.pid).rip);
+    }
+    assert.deepEqual(pcs, gdbPcs);
+    s.kill();
+  });
+
+  test('registers and memory read back what gdb reads at the same stop', async () => {
+    const prog = buildFixture('memory.c');
+    const regNames = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags', 'cs', 'ss', 'fs_base'] as const;
+    const gdbOut = gdbBatch(prog, [
+      ...GDB_PRELUDE,
+      'break checkpoint_here',
+      'run',
+      ...regNames.map((r) => `p/x $${r}`),
+      'x/64xb $rsp',
+      'x/32xb guarded',
+      'x/32xb &big[1000]',
+    ]);
+    const vals = [...gdbOut.matchAll(/^\$\d+ = (0x[0-9a-f]+)/gm)].map((m) => BigInt(m[1]));
+    assert.equal(vals.length, regNames.length);
+    const dumps = gdbOut.split(/\n(?=0x)/).join('\n');
+    const bytes = [...dumps.matchAll(/^0x[0-9a-f]+(?: <[^>]+>)?:\s+(.*)$/gm)].flatMap((m) => m[1].trim().split(/\s+/).map((b) => parseInt(b, 16)));
+    assert.equal(bytes.length, 64 + 32 + 32);
+
+    const s = session();
+    const l = s.launch({ program: prog, stdout: { mode: 'null' }, noAslr: true });
+    const gdbBp = BigInt(/Breakpoint 1 at (0x[0-9a-f]+)/.exec(gdbBatch(prog, ['break checkpoint_here']))![1]);
+    const { symbolOffset } = await import('../helpers/elf');
+    const base = symbolAddress(l.pid, prog, 'checkpoint_here') - symbolOffset(prog, 'checkpoint_here');
+    s.insertBreakpoint(base + gdbBp);
+    s.continue();
+    assert.equal((await stop(s)).kind, 'stopped');
+    const regs = s.registers(l.pid);
+    const ours = regNames.map((r) => regs[r]);
+    assert.deepEqual(ours, vals);
+    const guarded = s.readMemory(base + symbolOffset(prog, 'guarded'), 8).readBigUInt64LE(0);
+    const mine = [
+      ...s.readMemory(regs.rsp, 64),
+      ...s.readMemory(guarded, 32), // PROT_NONE page
+      ...s.readMemory(base + symbolOffset(prog, 'big') + 1000n, 32),
+    ];
+    assert.deepEqual(mine, bytes);
+    // a large read in one call
+    const bigBuf = s.readMemory(base + symbolOffset(prog, 'big'), 1 << 20);
+    assert.equal(bigBuf.length, 1 << 20);
+    assert.equal(bigBuf[1000], bytes[96]);
+    s.kill();
+  });
+
+  test('a write watchpoint stops at the pc gdb`s watch stops at', async () => {
+    const prog = buildFixture('counter.c');
+    const gdbOut = gdbBatch(prog, [...GDB_PRELUDE, 'break main', 'run', 'watch counter', 'continue', 'p/x $pc', 'continue', 'p/x $pc'], ['5']);
+    const gdbPcs = [...gdbOut.matchAll(/^\$\d+ = (0x[0-9a-f]+)/gm)].map((m) => BigInt(m[1]));
+    assert.equal(gdbPcs.length, 2);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['5'], stdout: { mode: 'null' }, noAslr: true });
+    const addr = symbolAddress(l.pid, prog, 'counter');
+    const slot = s.setWatchpoint(addr, 8, 'write');
+    const pcs: bigint[] = [];
+    for (let i = 0; i < 2; i++) {
+      s.continue();
+      const e = await stop(s);
+      assert.equal(e.kind, 'stopped');
+      assert.equal((e as { reason: string }).reason, 'watchpoint');
+      assert.equal((e as { addr: bigint }).addr, addr);
+      pcs.push(s.registers(l.pid).rip);
+    }
+    assert.deepEqual(pcs, gdbPcs);
+    s.clearWatchpoint(slot);
+    s.continue();
+    assert.equal((await stop(s)).kind, 'exited');
+  });
+
+  test('watchpoint arguments the hardware cannot take are refused with a reason', () => {
+    const s = session();
+    const prog = buildFixture('counter.c');
+    const l = s.launch({ program: prog, args: ['1'], stdout: { mode: 'null' } });
+    const addr = symbolAddress(l.pid, prog, 'counter');
+    assert.throws(() => s.setWatchpoint(addr + 1n, 8, 'write'), /aligned/);
+    assert.throws(() => s.setWatchpoint(addr, 3 as never, 'write'), /1, 2, 4 or 8/);
+    for (let i = 0; i < 4; i++) s.setWatchpoint(addr, 8, 'readwrite');
+    assert.throws(() => s.setWatchpoint(addr, 8, 'write'), /4 hardware watchpoint slots/);
+  });
+});
+
+describe('signals', () => {
+  test('signals are reported, and delivered or suppressed as asked', async () => {
+    const prog = buildFixture('signals.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['4'], stdout: { mode: 'pipe' } });
+    let stops = 0;
+    for (;;) {
+      s.continue({ discardSignal: stops === 2 });
+      const e = await stop(s);
+      if (e.kind !== 'stopped') break;
+      assert.equal(e.reason, 'signal');
+      assert.equal(e.signo, 10);
+      stops++;
+    }
+    assert.equal(stops, 4);
+    const { readFileSync } = await import('node:fs');
+    // the third stop's signal (discarded at the fourth continue) never reached the handler
+    assert.equal(readFileSync(l.stdout!, 'utf8'), 'received 3\n');
+  });
+});
+
+describe('threads', () => {
+  test('every thread is tracked: a breakpoint hits once per thread, with new and exited threads reported', async () => {
+    const prog = buildFixture('threads.c', { flags: ['-O0', '-g', '-pthread'] });
+    const oracle = bare(prog, ['6']);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['6'], stdout: { mode: 'pipe' } });
+    s.insertBreakpoint(symbolAddress(l.pid, prog, 'work'));
+    const seen = new Set<number>();
+    let created = 0;
+    let exited = 0;
+    s.onEvent((e) => {
+      if (e.kind === 'threadNew') created++;
+      if (e.kind === 'threadExit') exited++;
+    });
+    let hits = 0;
+    for (;;) {
+      s.continue();
+      const e = await stop(s);
+      if (e.kind !== 'stopped') {
+        assert.equal(e.kind, 'exited');
+        assert.equal(e.code, oracle.status);
+        break;
+      }
+      assert.equal(e.reason, 'breakpoint');
+      assert.notEqual(e.tid, l.pid);
+      seen.add(e.tid);
+      hits++;
+      // all-stop: every other thread is stopped while we look
+      for (const tid of s.threads()) s.registers(tid);
+    }
+    assert.equal(hits, 6);
+    assert.equal(seen.size, 6);
+    assert.equal(created, 6);
+    assert.equal(exited, 6);
+    const { readFileSync } = await import('node:fs');
+    assert.equal(readFileSync(l.stdout!, 'utf8'), oracle.stdout);
+  });
+});
+
+describe('syscall injection', () => {
+  test('an injected syscall returns its result and leaves registers and memory as they were', async () => {
+    const prog = buildFixture('counter.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['2'], stdout: { mode: 'null' } });
+    const tick = symbolAddress(l.pid, prog, 'tick');
+    s.insertBreakpoint(tick);
+    s.continue();
+    await stop(s);
+    const regs = s.registers(l.pid);
+    const code = s.readMemory(regs.rip - 16n, 64);
+    const xs = s.xstate(l.pid);
+    assert.equal(s.injectSyscall(l.pid, 39 /* getpid */), BigInt(l.pid));
+    assert.equal(s.injectSyscall(l.pid, 110 /* getppid */), BigInt(process.pid));
+    assert.equal(s.injectSyscall(l.pid, 3 /* close */, [12345]), -9n /* EBADF */);
+    assert.deepEqual(s.registers(l.pid), regs);
+    assert.deepEqual(s.readMemory(regs.rip - 16n, 64), code);
+    assert.deepEqual(s.xstate(l.pid), xs);
+    s.removeBreakpoint(tick);
+    s.continue();
+    const e = await stop(s);
+    assert.deepEqual(e, { kind: 'exited', pid: l.pid, code: bare(prog, ['2']).status });
+  });
+
+  test('xstate round-trips and a write to it is seen by the program`s registers', async () => {
+    const prog = buildFixture('counter.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['1'], stdout: { mode: 'null' } });
+    const xs = s.xstate(l.pid);
+    assert.ok(xs.length >= 576, `xsave area of ${xs.length} bytes`);
+    const changed = Buffer.from(xs);
+    changed.writeBigUInt64LE(0x1122334455667788n, 160); // xmm0 low half (legacy area offset 160)
+    changed[512] |= 2; // XSTATE_BV: the SSE component is in use, or the kernel keeps its init state
+    s.setXstate(l.pid, changed);
+    assert.equal(s.xstate(l.pid).readBigUInt64LE(160), 0x1122334455667788n);
+    s.setXstate(l.pid, xs);
+    assert.deepEqual(s.xstate(l.pid), xs);
+    s.kill();
+  });
+});
