@@ -1,0 +1,159 @@
+// In-memory checkpoints: what a restored process has, checked against the program's
+// own output, its exit status and byte-for-byte memory.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, describe, test } from 'node:test';
+import { Session } from '../../adapter/engine';
+import { symbolAddress, withTimeout } from '../helpers/elf';
+import { buildFixture } from '../helpers/fixtures';
+import { assertNoFixtureProcesses, isAlive } from '../helpers/procs';
+
+const sessions: Session[] = [];
+const dirs: string[] = [];
+function session(): Session {
+  const s = new Session();
+  sessions.push(s);
+  return s;
+}
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'cryo-cp-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  assertNoFixtureProcesses('after test');
+});
+after(() => assertNoFixtureProcesses('after suite'));
+
+/** The offset of the descriptor `pid` has open on `path` (the kernel's word). */
+function filePos(pid: number, path: string): number {
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) return Number(/pos:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1]);
+  }
+  throw new Error(`${pid} has no descriptor on ${path}`);
+}
+
+const stop = (s: Session, what = 'a stop') => withTimeout(s.waitStop(), 20000, what);
+
+/** Continues until the breakpoint has been hit `times` more times. */
+async function hits(s: Session, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) {
+    s.continue();
+    const e = await stop(s);
+    assert.equal(e.kind, 'stopped', `expected a breakpoint, got ${JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  }
+}
+
+async function runToEnd(s: Session): Promise<number> {
+  for (;;) {
+    s.continue();
+    const e = await stop(s, 'the end');
+    if (e.kind === 'exited') return e.code;
+    if (e.kind === 'signaled') return 128 + e.signo;
+  }
+}
+
+describe('checkpoints', () => {
+  test('restore at iteration k repeats the output from k identically, twice, with the file offset back', async () => {
+    const prog = buildFixture('counter.c');
+    const dir = tmp();
+    const out = join(dir, 'out.txt');
+    const N = 400;
+    const k = 50;
+    const bare = spawnSync(prog, [String(N), join(dir, 'bare.txt')]);
+    const bareOut = readFileSync(join(dir, 'bare.txt'), 'utf8');
+
+    const s = session();
+    const { pid } = s.launch({ program: prog, args: [String(N), out] });
+    const tick = symbolAddress(pid, prog, 'tick');
+    s.insertBreakpoint(tick);
+    await hits(s, k + 1); // stopped in tick(k)
+    const atK = readFileSync(out, 'utf8');
+    const cp = s.checkpoint();
+    await hits(s, 100); // stopped in tick(k + 100)
+    const atK100 = readFileSync(out, 'utf8');
+    assert.ok(atK100.length > atK.length);
+
+    for (let round = 0; round < 2; round++) {
+      const newPid = s.restore(cp);
+      if (round > 0) s.insertBreakpoint(tick);
+      assert.notEqual(newPid, pid);
+      assert.equal(s.pid, newPid);
+      await hits(s, 100); // k + 100 again: the output up to here is exactly as it was then
+      assert.equal(readFileSync(out, 'utf8').slice(0, atK100.length), atK100, `round ${round}: output from k repeats identically`);
+      assert.equal(filePos(newPid, out), Buffer.byteLength(atK100), `round ${round}: the file offset is where it was at k + 100`);
+      s.removeBreakpoint(tick);
+      assert.equal(await runToEnd(s), bare.status);
+      assert.equal(readFileSync(out, 'utf8'), bareOut, `round ${round}: the whole file equals a run without the debugger`);
+    }
+  });
+
+  test('a restored process has the checkpoint`s memory byte for byte and its registers', async () => {
+    const prog = buildFixture('memory.c');
+    const s = session();
+    const { pid } = s.launch({ program: prog, stdout: { mode: 'null' } });
+    const here = symbolAddress(pid, prog, 'checkpoint_here');
+    const big = symbolAddress(pid, prog, 'big');
+    s.insertBreakpoint(here);
+    await hits(s, 1);
+    const regs = s.registers(pid);
+    const xs = s.xstate(pid);
+    const mem = s.readMemory(big, 1 << 20);
+    const stack = s.readMemory(regs.rsp, 256);
+    const cp = s.checkpoint();
+    // scribble over the live process, then go back
+    s.writeMemory(big, Buffer.alloc(1 << 20, 0xee));
+    s.setRegisters(pid, { rbx: 0xdeadn, r12: 0xbeefn });
+    const np = s.restore(cp);
+    assert.deepEqual(s.registers(np), regs);
+    assert.deepEqual(s.xstate(np), xs);
+    assert.ok(s.readMemory(big, 1 << 20).equals(mem));
+    assert.ok(s.readMemory(regs.rsp, 256).equals(stack));
+    // and it runs on to the program's own end
+    s.removeBreakpoint(here);
+    assert.equal(await runToEnd(s), 0);
+  });
+
+  test('checkpoints survive the program`s exit, list, and delete; the frozen copies go with them', async () => {
+    const prog = buildFixture('counter.c');
+    const s = session();
+    const { pid } = s.launch({ program: prog, args: ['10'], stdout: { mode: 'null' } });
+    s.insertBreakpoint(symbolAddress(pid, prog, 'tick'));
+    await hits(s, 2);
+    const a = s.checkpoint();
+    await hits(s, 3);
+    const b = s.checkpoint();
+    const list = s.checkpoints();
+    assert.deepEqual(list.map((c) => c.id), [a, b]);
+    assert.ok(list.every((c) => isAlive(c.pid) && c.createMs > 0));
+    const bPid = list[1].pid;
+    s.removeBreakpoint(symbolAddress(pid, prog, 'tick'));
+    assert.equal(await runToEnd(s), 45);
+    assert.equal(s.pid, 0);
+    s.deleteCheckpoint(b);
+    assert.ok(!isAlive(bPid));
+    assert.deepEqual(s.checkpoints().map((c) => c.id), [a]);
+    assert.throws(() => s.restore(b), /no checkpoint/);
+    // after the end, the past is still there
+    s.restore(a);
+    assert.equal(await runToEnd(s), 45);
+  });
+
+  test('a process with several threads gets a clear refusal', async () => {
+    const prog = buildFixture('sleeper.c', { flags: ['-O0', '-g', '-pthread'] });
+    const s = session();
+    s.launch({ program: prog, args: ['200', '10', '2'], stdout: { mode: 'null' } });
+    s.continue();
+    await new Promise((r) => setTimeout(r, 100));
+    s.interrupt();
+    const e = await stop(s);
+    assert.equal(e.kind, 'stopped');
+    assert.equal((e as { reason: string }).reason, 'interrupt');
+    assert.throws(() => s.checkpoint(), /3 threads: in-memory checkpoints of several threads are not supported yet/);
+  });
+});
