@@ -10,3 +10,4 @@ export { Value, formatValue } from './values';
 export { typeName } from './types';
 export type { Type } from './types';
 export { demangle } from './demangle';
+export { Evaluator, ExpressionError } from './expr';

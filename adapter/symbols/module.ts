@@ -25,6 +25,7 @@ export class Module {
   private globalIndex?: Map<string, Die[]>;
   private typeIndex?: Map<string, Die[]>;
   private inlineIndex?: Map<string, Die[]>;
+  private enumIndex?: Map<string, Die[]>;
   readonly lo: bigint;
   readonly hi: bigint;
 
@@ -219,7 +220,7 @@ export class Module {
   }
 
   private buildIndexes(): void {
-    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map(); this.inlineIndex = new Map();
+    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map(); this.inlineIndex = new Map(); this.enumIndex = new Map();
     const d = this.dwarf;
     if (!d) return;
     const add = (m: Map<string, Die[]>, k: string, v: Die) => { const l = m.get(k); if (l) l.push(v); else m.set(k, [v]); };
@@ -251,6 +252,14 @@ export class Module {
               break;
             case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
               if (n) add(this.typeIndex!, prefix + n, ch);
+              if (ch.tag === DW.TAG_enumeration_type) {
+                const scoped = ch.flag(DW.AT_enum_class);
+                for (const e of ch.children) {
+                  const en = e.str(DW.AT_name);
+                  if (e.tag !== DW.TAG_enumerator || !en) continue;
+                  add(this.enumIndex!, scoped && n ? `${prefix}${n}::${en}` : prefix + en, e);
+                }
+              }
               if (n && (ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type)) walk(ch, prefix + n + '::');
               break;
           }
@@ -290,6 +299,10 @@ export class Module {
     }
     const lo = d.attr(DW.AT_low_pc)?.v as bigint | undefined ?? r[0]?.[0];
     return lo === undefined ? undefined : lo + this.bias;
+  }
+  enumeratorsNamed(name: string): Die[] {
+    if (!this.enumIndex) this.buildIndexes();
+    return this.enumIndex!.get(name) ?? [];
   }
   globalsNamed(name: string): Die[] {
     if (!this.globalIndex) this.buildIndexes();

@@ -7,7 +7,8 @@ import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
 import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
 import { AT_BASE, AT_ENTRY, AT_PHDR, Registers, Target } from './target';
-import { setDeclarationResolver, strip, Type, typeOf } from './types';
+import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
+import { Evaluator } from './expr';
 import { formatValue, OptimizedOut, setStaticMemberResolver, summaryForFrameArgs, Value, ValueContext } from './values';
 
 export interface Frame {
@@ -668,6 +669,51 @@ export class Program {
       if (ds.length) { const v = this.variableValue(ds[0], frame); if (!v.optimized) return v; }
     }
     return undefined;
+  }
+
+  /** A function named in an expression, as a value of function type at its entry address. */
+  lookupFunctionValue(name: string, frame: Frame | undefined, ctx: ValueContext): Value | undefined {
+    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
+    for (const m of mods) {
+      for (const d of m.functionsNamed(name)) {
+        const r = d.ranges();
+        const lo = (d.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? r[0]?.[0];
+        if (lo === undefined) continue;
+        return new Value(typeOf(d.ref(DW.AT_specification) ?? d.ref(DW.AT_abstract_origin) ?? d), ctx, lo + m.bias);
+      }
+    }
+    return undefined;
+  }
+
+  /** An enumerator named in an expression. */
+  lookupEnumerator(name: string, frame: Frame | undefined, ctx: ValueContext): Value | undefined {
+    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
+    for (const m of mods) {
+      for (const e of m.enumeratorsNamed(name)) {
+        const et = typeOf(e.parent);
+        const s = strip(et);
+        if (s.k !== 'enum') continue;
+        const v = s.values.find(([n]) => n === e.str(DW.AT_name));
+        if (!v) continue;
+        const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt.asUintN(64, v[1]));
+        return new Value(et, ctx, undefined, b.subarray(0, s.size));
+      }
+    }
+    return undefined;
+  }
+
+  /** Value of a static data member (from its definition). */
+  staticMember(m: Member): Value | undefined {
+    const def = this.findDefinition(m.die);
+    return def ? this.variableValue(def, undefined) : undefined;
+  }
+
+  /**
+   * Evaluates a watch / hover / condition expression in a frame (undefined: globals only).
+   * Throws ExpressionError with a message saying what is wrong and the column where.
+   */
+  evaluate(expression: string, frame?: Frame, stack?: Frame[]): Value {
+    return new Evaluator(this, frame, stack).evaluate(expression);
   }
 
   /** A named type (struct/class/union/enum/typedef/base) as seen from a frame. */

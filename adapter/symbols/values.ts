@@ -313,7 +313,7 @@ function fmtPointer(v: Value, full: Type, top: boolean): string {
   const addr = BigInt.asUintN(64, v.int());
   const hexs = '0x' + addr.toString(16);
   const to = strip(t.to);
-  const prefix = top ? `(${typeName(full)}) ` : '';
+  const prefix = top && !isCharType(t.to) ? `(${typeName(full)}) ` : '';
   if (to.k === 'func') {
     const s = v.ctx.symbolize?.(addr, false);
     return `${prefix}${hexs}${s ? ` <${s}>` : ''}`;
@@ -334,17 +334,20 @@ function fmtPointer(v: Value, full: Type, top: boolean): string {
 
 function fmtEnum(val: bigint, t: Extract<Type, { k: 'enum' }>): string {
   for (const [n, x] of t.values) if (x === val) return n;
-  // flag enum: every value a distinct bit pattern
-  const isFlag = t.values.length > 0 && t.values.every(([, x]) => x >= 0n) && (() => {
-    let seen = 0n;
-    for (const [, x] of t.values) { if (x !== 0n && (x & (x - 1n)) !== 0n) return false; if (seen & x) return false; seen |= x; }
-    return true;
-  })();
+  // flag enum (gdb): enumerator values are disjoint bit sets
+  let isFlag = t.values.length > 0;
+  let seen = 0n;
+  for (const [, x] of t.values) {
+    if (x < 0n) { isFlag = false; break; }
+    if (seen & x) { isFlag = false; break; }
+    seen |= x;
+  }
   if (isFlag && val > 0n) {
     const names: string[] = [];
     let rest = val;
     for (const [n, x] of t.values) if (x !== 0n && (rest & x) === x) { names.push(n); rest &= ~x; }
-    if (names.length) return `(${names.join(' | ')}${rest ? ` | unknown: 0x${rest.toString(16)}` : ''})`;
+    if (rest) names.push(`unknown: 0x${rest.toString(16)}`);
+    return `(${names.join(' | ')})`;
   }
   return String(val);
 }

@@ -1,7 +1,7 @@
 // Test harness: stops a fixture under gdb (the oracle), records what gdb prints, saves a
 // core with gcore at that stop, and opens the same core with adapter/symbols.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { buildDir, fixturesDir } from '../helpers/fixtures';
 import { CoreFile, Program, Frame } from '../../adapter/symbols';
@@ -49,7 +49,7 @@ export interface StopOptions {
 
 /** Stops `binary` at `breakSpec` under gdb, gathers gdb's answers, dumps a core, opens it. */
 export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}): Stop {
-  const dir = join(buildDir, 'cores');
+  const dir = join(buildDir, `sym-cores-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const corePath = join(dir, `${basename(binary)}-${process.pid}-${coreSeq++}.core`);
   const nframes = opts.frames ?? 12;
@@ -69,6 +69,7 @@ export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}
     sections.set(p.slice(0, nl), p.slice(nl + 1));
   }
   if (!sections.has('BT')) throw new Error(`gdb did not stop:\n${out}`);
+  if (!existsSync(corePath)) throw new Error(`gdb did not write the core ${corePath}:\n${out}`);
   const frames = parseBacktrace(sections.get('BT')!);
   const core = new CoreFile(corePath);
   const program = new Program(core.target(binary));
@@ -178,5 +179,30 @@ export function checkStop(stop: Stop, opts: CheckOptions = {}): string[] {
     const oLoc = stop.program.locals(ours[i], stop.stack).map((v) => norm(`${v.name} = ${stop.program.format(v.value)}`));
     if (JSON.stringify(gLoc) !== JSON.stringify(oLoc)) diffs.push(`#${i} ${g.func} info locals:\n   ours ${oLoc.join(' | ')}\n   gdb  ${gLoc.join(' | ')}`);
   }
+  return diffs;
+}
+
+/** Compares `print EXPR` of gdb (sections PRINT i) with our evaluation in frame 0. */
+export function checkPrints(stop: Stop, exprs: string[], frameIndex = 0): string[] {
+  const diffs: string[] = [];
+  const frame = stop.stack[frameIndex];
+  exprs.forEach((e, i) => {
+    const out = (stop.sections.get(`PRINT ${i}`) ?? '').split('\n').filter((l) => !l.startsWith('warning:')).join('\n').trim();
+    const m = /^\$\d+ = ([\s\S]*)$/.exec(out);
+    let ours: string;
+    let ourErr = false;
+    try {
+      ours = stop.program.format(stop.program.evaluate(e, frame, stop.stack), true);
+    } catch (err) {
+      ours = (err as Error).message; ourErr = true;
+    }
+    if (!m) {
+      // gdb refused: we must refuse too; messages about unknown symbols and members must agree
+      if (!ourErr) diffs.push(`print ${e}: gdb error "${out}" but ours ${ours}`);
+      else if (/^No symbol|^There is no member/.test(out) && out !== ours) diffs.push(`print ${e}: error ours "${ours}" gdb "${out}"`);
+      return;
+    }
+    if (ourErr || norm(ours) !== norm(m[1])) diffs.push(`print ${e}:\n   ours ${ours}\n   gdb  ${m[1]}`);
+  });
   return diffs;
 }

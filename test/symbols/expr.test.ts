@@ -1,0 +1,225 @@
+// Expressions (watch, hover, conditions) compared with gdb's `print` at the same stop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildFixture } from '../helpers/fixtures';
+import { ExpressionError } from '../../adapter/symbols';
+import { checkPrints, markerLine, stopAt } from './harness';
+
+const C_EXPRS = [
+  "*m",
+  "m->pos",
+  "m->pos.x + 1",
+  "m->weights",
+  "m->weights[1]",
+  "m->num",
+  "m->num.bytes",
+  "m->b",
+  "m->b.b",
+  "m->name",
+  "m->op",
+  "m->range",
+  "m->range.hi",
+  "m->tag",
+  "list",
+  "*list",
+  "list->next->next->value",
+  "*list->next",
+  "list->next->next->next",
+  "p",
+  "p.x + p.y * 2",
+  "local_arr",
+  "local_arr[2]",
+  "local_arr[1][1]",
+  "&local_arr[1][1]",
+  "&local_arr[1]",
+  "buf",
+  "buf[0]",
+  "&buf",
+  "zeros",
+  "u",
+  "u > 10 && c == 'Q'",
+  "u * 2 - 100",
+  "-small",
+  "~small",
+  "small / 3",
+  "small % 7",
+  "small << 2",
+  "big",
+  "big * 2",
+  "(long)big / 3",
+  "big < 0",
+  "f",
+  "f * 2",
+  "d",
+  "d + f",
+  "f > 3",
+  "flag",
+  "!flag",
+  "c",
+  "c + 1",
+  "(char)65",
+  "(unsigned char)300",
+  "col",
+  "col == BLUE",
+  "(enum color)1",
+  "(enum color)5",
+  "fl",
+  "(enum flags)2",
+  "(enum flags)3",
+  "(enum flags)8",
+  "BLUE",
+  "GREEN + 1",
+  "pp",
+  "*pp",
+  "pp->y",
+  "pl",
+  "*pl",
+  "(*pl)->next",
+  "**pl",
+  "vp",
+  "(struct mixed *)vp",
+  "((struct mixed *)vp)->name",
+  "*(struct mixed *)vp",
+  "empty",
+  "*empty",
+  "sizeof(struct mixed)",
+  "sizeof(point_t)",
+  "sizeof m->weights",
+  "sizeof(int)",
+  "(point_t *)m",
+  "global_mixed",
+  "global_mixed.name",
+  "points",
+  "points[1]",
+  "points[1].y * points[2].x",
+  "&points[2]",
+  "&points[0].y",
+  "message",
+  "long_array",
+  "plus",
+  "&plus",
+  "*plus",
+  "m->op == plus",
+  "10 / 3",
+  "10 % 4",
+  "10.0 / 4",
+  "1.5e3",
+  "'A'",
+  "\"str\"",
+  "1 == 1",
+  "3 > 4",
+  "-5 / 2",
+  "0x10 + 010",
+  "4294967295",
+  "4294967296",
+  "-1U",
+  "1 << 40",
+  "1L << 40",
+  "2147483647 + 1",
+  "nosuch",
+  "m->nosuch",
+  "p->x",
+  "m.tag",
+  "*u",
+  "&u",
+  "&*pp",
+  "&m->pos",
+  "m + 1",
+  "&points[1] - &points[0]",
+  "local_arr + 1",
+  "*local_arr",
+  "1 +",
+  "(1",
+  "1 / 0",
+  "$rip == $pc",
+  "$sp",
+  "buf[1] == 'b'",
+  "m->weights[0] == 0.5",
+];
+
+const CXX_METHOD_EXPRS = [
+  "*this",
+  "this",
+  "this->w_",
+  "w_",
+  "w_ * h_",
+  "h_ > w_",
+  "name_",
+  "id_",
+  "next_id",
+  "geo::Shape::next_id",
+  "this->name_",
+  "a",
+  "a > 1.0",
+  "1 == 1",
+  "*(geo::Shape *)this",
+  "(geo::Rect *)this",
+  "sizeof(geo::Rect)",
+  "nosuch",
+  "this->nosuch",
+];
+
+const CXX_STL_EXPRS = [
+  "shapes",
+  "shapes[0]",
+  "inv",
+  "inv.counts",
+  "inv.names",
+  "inv.owner",
+  "inv.ratios",
+  "hits",
+  "hits + 1",
+  "sum",
+  "*shapes._M_impl._M_start",
+  "shapes._M_impl._M_start[1]",
+  "inv.owner._M_string_length",
+  "&hits",
+];
+
+function same(bin: string, spec: string, exprs: string[], args: string[] = []): void {
+  const s = stopAt(bin, spec, { prints: exprs, frames: 0, args });
+  try {
+    const diffs = checkPrints(s, exprs);
+    assert.deepEqual(diffs, [], diffs.join('\n'));
+  } finally { s.close(); }
+}
+
+test('C expressions: members, indexing, pointers, casts, arithmetic, comparisons, errors', () => {
+  const bin = buildFixture('sym_types.c');
+  same(bin, `sym_types.c:${markerLine('sym_types.c', 'inspect')}`, C_EXPRS);
+});
+
+test('C expressions at -O2 (registers, location lists)', () => {
+  const bin = buildFixture('sym_opt.c', { flags: ['-O2', '-g'] });
+  same(bin, `sym_opt.c:${markerLine('sym_opt.c', 'leaf')}`, ['a', 'b', 'c', 'a * b', 'a + b > 100', 'sink', '$rip == $pc', 'nosuch']);
+});
+
+test('C++ expressions in a method: this, implicit members, statics, casts', () => {
+  const bin = buildFixture('sym_cpp.cc');
+  same(bin, `sym_cpp.cc:${markerLine('sym_cpp.cc', 'rect_area')}`, CXX_METHOD_EXPRS);
+});
+
+test('C++ expressions on references and libstdc++ containers', () => {
+  const bin = buildFixture('sym_cpp.cc');
+  same(bin, 'total_area', CXX_STL_EXPRS);
+});
+
+test('expression errors say what is wrong and where', () => {
+  const bin = buildFixture('sym_types.c');
+  const s = stopAt(bin, `sym_types.c:${markerLine('sym_types.c', 'inspect')}`, { frames: 0 });
+  try {
+    const f = s.stack[0];
+    const err = (e: string): ExpressionError => {
+      try { s.program.evaluate(e, f, s.stack); } catch (x) { assert.ok(x instanceof ExpressionError, `${e}: ${(x as Error).message}`); return x; }
+      assert.fail(`${e} evaluated without error`);
+    };
+    assert.equal(err('p.x + nosuch').column, 6);
+    assert.match(err('p.x + nosuch').message, /No symbol "nosuch"/);
+    assert.equal(err('m->pos.zz').column, 7);
+    assert.equal(err('1 + (2').column, 6);
+    assert.match(err('u = 3').message, /Assignment is not supported/);
+    assert.match(err('plus(1, 2)').message, /Calling functions is not supported/);
+    assert.match(err('*u').message, /Cannot access memory at address 0x2a/);
+    assert.match(err('u / 0').message, /Division by zero/);
+  } finally { s.close(); }
+});
