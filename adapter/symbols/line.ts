@@ -98,15 +98,23 @@ export function parseLineTable(s: DwarfSections, offset: number, compDir: string
   const c = new Cursor(s.line!, h.progStart, h.end);
   const rows: LineRow[] = [];
   let addr = 0n, file = 1, line = 1, col = 0, isStmt = h.defaultIsStmt;
-  const reset = () => { addr = 0n; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; };
-  const emit = (endSeq: boolean) => rows.push({ addr, file, line, col, isStmt, endSeq });
+  // gdb drops a row that repeats the previous row's file and line when that line has had a
+  // non-zero discriminator (loop headers at -O0); we keep the same table so answers match
+  let disc = 0, lineHasDisc = false, lastFile = -1, lastLine = -1;
+  const reset = () => { addr = 0n; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; disc = 0; lineHasDisc = false; lastFile = -1; lastLine = -1; };
+  const emit = (endSeq: boolean) => {
+    if (endSeq || file !== lastFile || line !== lastLine || !lineHasDisc) rows.push({ addr, file, line, col, isStmt, endSeq });
+    lastFile = file; lastLine = line;
+    disc = 0;
+  };
+  const advanceLine = (d: number) => { line += d; if (d !== 0) lineHasDisc = disc !== 0; };
   const minInst = BigInt(h.minInst);
   while (c.pos < h.end) {
     const op = c.u8();
     if (op >= h.opcodeBase) {
       const adj = op - h.opcodeBase;
       addr += BigInt(Math.floor(adj / h.lineRange)) * minInst;
-      line += h.lineBase + (adj % h.lineRange);
+      advanceLine(h.lineBase + (adj % h.lineRange));
       emit(false);
       continue;
     }
@@ -117,12 +125,13 @@ export function parseLineTable(s: DwarfSections, offset: number, compDir: string
         const sub = c.u8();
         if (sub === 1) { emit(true); reset(); }
         else if (sub === 2) addr = c.u64();
+        else if (sub === 4) { disc = c.uleb(); lineHasDisc ||= disc !== 0; }
         c.pos = next;
         break;
       }
       case 1: emit(false); break;
       case 2: addr += BigInt(c.uleb()) * minInst; break;
-      case 3: line += c.sleb(); break;
+      case 3: advanceLine(c.sleb()); break;
       case 4: file = c.uleb(); break;
       case 5: col = c.uleb(); break;
       case 6: isStmt = !isStmt; break;

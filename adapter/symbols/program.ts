@@ -207,6 +207,14 @@ export class Program {
     return { function: name, source: m.sourceAt(addr), module: m };
   }
 
+  /** The line-table entry covering an address: source position and its [start, end) address range. */
+  lineRange(addr: bigint): (SourceLocation & { start: bigint; end: bigint }) | undefined {
+    const m = this.moduleFor(addr);
+    const r = m?.rowFor(addr);
+    if (!m || !r || r.row.line === 0) return undefined;
+    return { file: r.table.files[r.row.file] ?? '??', line: r.row.line, column: r.row.col, start: r.row.addr + m.bias, end: r.end };
+  }
+
   /** gdb's prologue analysis on x86-64 (endbr64; push %rbp; mov %rsp,%rbp) then the mid-line rule. */
   postPrologue(m: Module, entry: bigint, fnEnd?: bigint): bigint {
     let pc = entry;

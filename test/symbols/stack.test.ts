@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
-import { checkStop, markerLine, stopAt, Stop } from './harness';
+import { checkPrints, checkStop, markerLine, stopAt, Stop } from './harness';
 
 function run(stop: Stop, f: (s: Stop) => void): void {
   try { f(stop); } finally { stop.close(); }
@@ -115,5 +115,22 @@ test('library loaded with dlopen (stop inside it), loader breakpoint address', (
     expectSame(s);
     const addr = /0x[0-9a-f]+/.exec(s.sections.get('PRINT 0')!)![0];
     assert.equal(s.program.loaderBreakAddress(), BigInt(addr));
+  });
+});
+
+test('dlopen: libraries re-read from link_map before and after the load', () => {
+  const plugin = buildFixture('sym_plugin.c', { shared: true });
+  const bin = buildFixture('sym_dlopen.c', { libs: ['-ldl'] });
+  run(stopAt(bin, at('sym_dlopen.c', 'before_dlopen'), { args: [plugin] }), (s) => {
+    assert.ok(!s.program.modules.some((m) => m.path === plugin), 'plugin not loaded yet');
+    assert.ok(s.program.loaderBreakAddress() !== undefined);
+    expectSame(s);
+  });
+  const exprs = ['run', '*run', 'h != 0', 'argv[1][0]'];
+  run(stopAt(bin, at('sym_dlopen.c', 'after_dlsym'), { args: [plugin], prints: exprs }), (s) => {
+    assert.ok(s.program.refreshLibraries().some((m) => m.path === plugin), 'plugin found after dlopen');
+    expectSame(s);
+    const diffs = checkPrints(s, exprs);
+    assert.deepEqual(diffs, [], diffs.join('\n'));
   });
 });
