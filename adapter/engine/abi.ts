@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export const Status = {
   OK: 0,
@@ -68,8 +68,9 @@ export const Event = koffi.struct('cryo_event', {
   siginfo: koffi.array('uint8_t', 128, 'Typed'),
 });
 
-/** sizeof(cryo_checkpoint_info): int32 id, int32 pid, uint64 pc, created_ns, create_ns */
-export const CHECKPOINT_INFO_SIZE = 32;
+/** sizeof(cryo_checkpoint_info): int32 id, pid; uint64 pc, created_ns, create_ns; int32 kind, parent; uint64 bytes */
+export const CHECKPOINT_INFO_SIZE = 48;
+export const CheckpointKind = { FULL: 1, DELTA: 2 } as const;
 
 export interface RawEvent {
   kind: number;
@@ -134,16 +135,18 @@ export interface Lib {
   cryo_checkpoint_restore: Fn;
   cryo_checkpoint_delete: Fn;
   cryo_checkpoint_list: Fn;
+  cryo_checkpoint_mode: Fn;
 }
 
 let lib: Lib | undefined;
+// koffi type names are global: define them once, even if a load fails and is retried.
+const SessionPtr = koffi.pointer(koffi.opaque('cryo_session'));
 
 export function load(): Lib {
   if (lib) return lib;
   const path = findLibrary();
   const l = koffi.load(path);
-  const session = koffi.opaque('cryo_session');
-  const S = koffi.pointer(session);
+  const S = SessionPtr;
   const f = (ret: Spec, name: string, args: Spec[]): Fn => l.func(name, ret, args);
   const loaded: Lib = {
     path,
@@ -180,6 +183,7 @@ export function load(): Lib {
     cryo_checkpoint_restore: f('int', 'cryo_checkpoint_restore', [S, 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
     cryo_checkpoint_delete: f('int', 'cryo_checkpoint_delete', [S, 'int32_t']),
     cryo_checkpoint_list: f('int', 'cryo_checkpoint_list', [S, 'uint8_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_checkpoint_mode: f('int', 'cryo_checkpoint_mode', [S, 'uint8_t *', 'size_t', koffi.out(koffi.pointer('int32_t'))]),
   };
   const v = loaded.cryo_abi_version() as number;
   if (v !== ABI_VERSION) throw new Error(`${path} has engine ABI ${v}, this adapter speaks ${ABI_VERSION}: rebuild with \`npm run build\``);

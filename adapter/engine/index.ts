@@ -5,6 +5,7 @@
 // inside the engine: every request goes through its tracer thread.
 import {
   CHECKPOINT_INFO_SIZE,
+  CheckpointKind,
   EventKind,
   LaunchFlags,
   load,
@@ -81,8 +82,14 @@ export type EngineEvent =
 
 export interface CheckpointInfo {
   id: number;
-  /** the frozen copy's process id */
+  /** full: a frozen copy of the process; delta: the pages written since `parent` */
+  kind: 'full' | 'delta';
+  /** full: the frozen copy's process id; delta: 0 */
   pid: number;
+  /** delta: the checkpoint it is relative to (0 if that one was deleted) */
+  parent: number;
+  /** memory held in the debugger for it (page data) */
+  bytes: number;
   pc: bigint;
   createdAt: Date;
   /** how long taking it took, in milliseconds */
@@ -352,9 +359,20 @@ export class Session {
         pc: buf.readBigUInt64LE(o + 8),
         createdAt: new Date(Number(buf.readBigUInt64LE(o + 16) / 1000000n)),
         createMs: Number(buf.readBigUInt64LE(o + 24)) / 1e6,
+        kind: buf.readInt32LE(o + 32) === CheckpointKind.DELTA ? 'delta' : 'full',
+        parent: buf.readInt32LE(o + 36),
+        bytes: Number(buf.readBigUInt64LE(o + 40)),
       });
     }
     return out;
+  }
+
+  /** Whether checkpoints after the first are deltas (written pages tracked), and why. */
+  checkpointMode(): { incremental: boolean; why: string } {
+    const buf = Buffer.alloc(512);
+    const inc = [0];
+    this.check(this.lib.cryo_checkpoint_mode(this.h(), buf, buf.length, inc) as number, 'checkpoint mode');
+    return { incremental: inc[0] === 1, why: buf.subarray(0, buf.indexOf(0)).toString('utf8') };
   }
 
   /** Calls fn for every event from now on; returns a function that stops it. */

@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 1
+#define CRYO_ABI_VERSION 2
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -165,13 +165,25 @@ CRYO_API int cryo_watchpoint_clear(cryo_session *s, int32_t slot);
  * before afterwards. *ret receives the raw result (-errno on failure). */
 CRYO_API int cryo_inject_syscall(cryo_session *s, int32_t tid, int64_t nr, const uint64_t *args, int64_t *ret);
 
+enum cryo_checkpoint_kind {
+  CRYO_CHECKPOINT_FULL = 1, /* a frozen copy-on-write copy of the process */
+  CRYO_CHECKPOINT_DELTA = 2 /* the pages written since its parent checkpoint */
+};
+
 typedef struct cryo_checkpoint_info {
   int32_t id;
-  int32_t pid;        /* the frozen copy */
+  int32_t pid;         /* FULL: the frozen copy; DELTA: 0 */
   uint64_t pc;
   uint64_t created_ns; /* CLOCK_REALTIME */
   uint64_t create_ns;  /* how long taking it took */
+  int32_t kind;        /* cryo_checkpoint_kind */
+  int32_t parent;      /* DELTA: the checkpoint it is relative to (possibly deleted: then 0) */
+  uint64_t bytes;      /* memory it holds in the debugger (page data) */
 } cryo_checkpoint_info;
+
+/* How checkpoints are taken: 1 if written pages are tracked (later checkpoints are
+ * deltas), 0 if every checkpoint is a full copy; why says which and why. */
+CRYO_API int cryo_checkpoint_mode(cryo_session *s, char *why, size_t len, int32_t *incremental);
 
 /* Freezes a copy of the stopped process; *id names it. */
 CRYO_API int cryo_checkpoint_create(cryo_session *s, int32_t *id);

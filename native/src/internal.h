@@ -53,11 +53,26 @@ struct saved_fd {
   int64_t pos;
 };
 
+enum checkpoint_kind { CP_FULL = 1, CP_DELTA = 2 };
+
+/* A checkpoint is either a frozen copy of the process (FULL), or the pages written
+ * since its parent (DELTA: parent's state + these pages = its memory). Deltas form a
+ * tree under a FULL one; restoring walks the path from the FULL root. */
 struct checkpoint {
   int id;
-  pid_t pid;
+  int kind;
+  pid_t pid;                /* FULL: the frozen copy */
+  struct checkpoint *parent; /* DELTA: what its pages are relative to */
+  int children;             /* checkpoints whose parent this is */
+  bool hidden;              /* deleted by the user, kept while others depend on it */
   struct user_regs_struct regs;
+  uint8_t *xstate;
+  size_t xstate_len;
   uint64_t created_ns, create_ns;
+  char *maps;               /* FULL: the memory layout it froze (deltas share their root's) */
+  size_t npages;            /* DELTA: sorted page addresses and their contents */
+  uint64_t *addrs;
+  uint8_t *data;            /* npages * 4096; a NULL-data page list entry never happens */
   int nfds;
   struct saved_fd fds[MAX_FDS];
 };
@@ -102,8 +117,13 @@ struct cryo_session {
   int nbps;
   struct watchpoint wps[4];
 
-  struct checkpoint *cps[MAX_CHECKPOINTS];
+  struct checkpoint *cps[MAX_CHECKPOINTS]; /* every live node, hidden ones included */
   int ncps, next_cp_id;
+  struct checkpoint *head; /* live memory = head's state + pages the tracker saw written */
+  struct cryo_dirty *dirty;
+  int uffd;
+  bool dirty_unsupported;
+  char dirty_why[512];
 };
 
 /* errors.c; dbg() traces to stderr when CRYO_DEBUG is set (never stdout) */
@@ -149,6 +169,8 @@ int dr_get(pid_t tid, int idx, uint64_t *v);
 int dr_set(pid_t tid, int idx, uint64_t v);
 int wps_apply_thread(struct cryo_session *s, pid_t tid);
 int wp_hit_slot(pid_t tid);
+int xstate_get(pid_t tid, uint8_t *buf, size_t cap, size_t *len);
+int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
@@ -156,5 +178,6 @@ int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
 
 /* checkpoint.c */
 void checkpoints_kill_all(struct cryo_session *s);
+void checkpoints_forget_live(struct cryo_session *s);
 
 #endif

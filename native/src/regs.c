@@ -71,6 +71,21 @@ int wp_hit_slot(pid_t tid) {
   return -1;
 }
 
+int xstate_get(pid_t tid, uint8_t *buf, size_t cap, size_t *len) {
+  struct iovec iov = {buf, cap};
+  if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+    return cryo_fail_errno("ptrace(PTRACE_GETREGSET NT_X86_XSTATE, %d)", tid);
+  *len = iov.iov_len;
+  return CRYO_OK;
+}
+
+int xstate_set(pid_t tid, const uint8_t *buf, size_t len) {
+  struct iovec iov = {(void *)buf, len};
+  if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+    return cryo_fail_errno("ptrace(PTRACE_SETREGSET NT_X86_XSTATE, %d, %zu bytes)", tid, len);
+  return CRYO_OK;
+}
+
 struct reg_args {
   pid_t tid;
   uint64_t *regs;
@@ -113,13 +128,11 @@ static int do_get_xstate(struct cryo_session *s, void *arg) {
   int rc = need_stopped(s, a->tid);
   if (rc) return rc;
   uint8_t tmp[XSTATE_MAX];
-  struct iovec iov = {tmp, sizeof tmp};
-  if (ptrace(PTRACE_GETREGSET, a->tid, (void *)NT_X86_XSTATE, &iov) < 0)
-    return cryo_fail_errno("ptrace(PTRACE_GETREGSET NT_X86_XSTATE, %d)", a->tid);
-  *a->len = iov.iov_len;
-  if (a->cap < iov.iov_len)
-    return cryo_fail(CRYO_EINVAL, "xstate of thread %d is %zu bytes, buffer holds %zu", a->tid, iov.iov_len, a->cap);
-  memcpy(a->buf, tmp, iov.iov_len);
+  rc = xstate_get(a->tid, tmp, sizeof tmp, a->len);
+  if (rc != CRYO_OK) return rc;
+  if (a->cap < *a->len)
+    return cryo_fail(CRYO_EINVAL, "xstate of thread %d is %zu bytes, buffer holds %zu", a->tid, *a->len, a->cap);
+  memcpy(a->buf, tmp, *a->len);
   return CRYO_OK;
 }
 
@@ -127,10 +140,7 @@ static int do_set_xstate(struct cryo_session *s, void *arg) {
   struct reg_args *a = arg;
   int rc = need_stopped(s, a->tid);
   if (rc) return rc;
-  struct iovec iov = {(void *)a->inbuf, a->cap};
-  if (ptrace(PTRACE_SETREGSET, a->tid, (void *)NT_X86_XSTATE, &iov) < 0)
-    return cryo_fail_errno("ptrace(PTRACE_SETREGSET NT_X86_XSTATE, %d, %zu bytes)", a->tid, a->cap);
-  return CRYO_OK;
+  return xstate_set(a->tid, a->inbuf, a->cap);
 }
 
 static int do_get_dr(struct cryo_session *s, void *arg) {

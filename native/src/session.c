@@ -155,6 +155,7 @@ CRYO_API cryo_session *cryo_session_new(void) {
     return NULL;
   }
   s->memfd = -1;
+  s->uffd = -1;
   s->next_cp_id = 1;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cmd_cv, NULL);

@@ -67,6 +67,7 @@ bool any_running(struct cryo_session *s) {
 }
 
 void process_gone(struct cryo_session *s) {
+  checkpoints_forget_live(s); /* its memory, which the tracker followed, is gone */
   if (s->memfd >= 0) close(s->memfd);
   pthread_mutex_lock(&s->lock);
   s->memfd = -1;
@@ -230,6 +231,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     s->nthreads = 0;
     pthread_mutex_unlock(&s->lock);
     t = thread_add(s, s->pid, T_STOPPED);
+    checkpoints_forget_live(s); /* a new address space: the tracker followed the old one */
     s->nbps = 0;
     memset(s->wps, 0, sizeof s->wps);
     session_open_mem(s);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { Session } from '../../adapter/engine';
@@ -130,18 +130,80 @@ describe('checkpoints', () => {
     const b = s.checkpoint();
     const list = s.checkpoints();
     assert.deepEqual(list.map((c) => c.id), [a, b]);
-    assert.ok(list.every((c) => isAlive(c.pid) && c.createMs > 0));
-    const bPid = list[1].pid;
+    assert.equal(list[0].kind, 'full');
+    assert.ok(isAlive(list[0].pid) && list[0].createMs > 0);
+    const incremental = s.checkpointMode().incremental;
+    assert.equal(list[1].kind, incremental ? 'delta' : 'full');
+    if (incremental) assert.equal(list[1].parent, a);
     s.removeBreakpoint(symbolAddress(pid, prog, 'tick'));
     assert.equal(await runToEnd(s), 45);
     assert.equal(s.pid, 0);
-    s.deleteCheckpoint(b);
-    assert.ok(!isAlive(bPid));
-    assert.deepEqual(s.checkpoints().map((c) => c.id), [a]);
-    assert.throws(() => s.restore(b), /no checkpoint/);
     // after the end, the past is still there
-    s.restore(a);
+    s.restore(b);
     assert.equal(await runToEnd(s), 45);
+    // deleting the base keeps what depends on it; deleting both frees the frozen copy
+    s.deleteCheckpoint(a);
+    assert.deepEqual(s.checkpoints().map((c) => c.id), [b]);
+    assert.ok(isAlive(list[0].pid) === incremental);
+    assert.throws(() => s.restore(a), /no checkpoint/);
+    s.restore(b);
+    assert.equal(await runToEnd(s), 45);
+    s.deleteCheckpoint(b);
+    assert.deepEqual(s.checkpoints(), []);
+    assert.ok(!isAlive(list[0].pid) && (list[1].pid === 0 || !isAlive(list[1].pid)));
+  });
+
+  test('successive checkpoints are deltas; each restores memory byte for byte, in any order, also after deleting from the middle', async () => {
+    const prog = buildFixture('churn.c');
+    const args = ['8', '12', '40', '5']; // 8 MiB, 12 rounds, 40 pages a round, a new mapping every 5 rounds
+    const bare = spawnSync(prog, args, { encoding: 'utf8' });
+    const s = session();
+    const outFile = join(tmp(), 'out.txt');
+    const { pid } = s.launch({ program: prog, args, stdout: { mode: 'file', path: outFile } });
+    const stopHere = symbolAddress(pid, prog, 'stop_here');
+    s.insertBreakpoint(stopHere);
+    const bufPtr = symbolAddress(pid, prog, 'buf');
+    const heapOf = (p: number) => {
+      const m = readFileSync(`/proc/${p}/maps`, 'utf8').split('\n').find((l) => l.endsWith('[heap]'))!;
+      const [lo, hi] = m.split(' ')[0].split('-').map((x) => BigInt('0x' + x));
+      return { lo, len: Number(hi - lo) };
+    };
+    const snaps: { id: number; regs: ReturnType<Session['registers']>; buf: Buffer; heap: Buffer; round: bigint }[] = [];
+    for (let r = 0; r < 10; r++) {
+      await hits(s, 1);
+      const id = s.checkpoint();
+      const cur = s.pid;
+      const addr = s.readMemory(bufPtr, 8).readBigUInt64LE(0);
+      const h = heapOf(cur);
+      snaps.push({ id, regs: s.registers(cur), buf: s.readMemory(addr, 8 << 20), heap: s.readMemory(h.lo, h.len), round: s.registers(cur).rdi });
+    }
+    const kinds = s.checkpoints().map((c) => c.kind);
+    const [major, minor] = release().split('.').map(Number);
+    const mode = s.checkpointMode();
+    // kernels from 6.7 have async write-protect and PAGEMAP_SCAN: tracking must be on there
+    if (major > 6 || (major === 6 && minor >= 7)) assert.ok(mode.incremental, mode.why);
+    if (mode.incremental) {
+      assert.ok(kinds.filter((k) => k === 'delta').length >= 5, `kinds: ${kinds}`);
+      assert.ok(kinds.filter((k) => k === 'full').length >= 2, `a new mapping makes the next one full: ${kinds}`);
+    }
+    const check = (snap: (typeof snaps)[number]) => {
+      const p = s.restore(snap.id);
+      assert.deepEqual(s.registers(p), snap.regs, `registers of checkpoint ${snap.id}`);
+      const addr = s.readMemory(bufPtr, 8).readBigUInt64LE(0);
+      assert.ok(s.readMemory(addr, 8 << 20).equals(snap.buf), `buffer of checkpoint ${snap.id}`);
+      const h = heapOf(p);
+      assert.ok(s.readMemory(h.lo, h.len).equals(snap.heap), `heap of checkpoint ${snap.id}`);
+    };
+    for (const i of [3, 9, 0, 6, 1, 8]) check(snaps[i]);
+    // delete from the middle of a chain: the later ones still come back exactly
+    s.deleteCheckpoint(snaps[2].id);
+    s.deleteCheckpoint(snaps[3].id);
+    for (const i of [4, 1, 9]) check(snaps[i]);
+    // and the program, revived at round 4, ends as it does without the debugger
+    check(snaps[4]);
+    s.removeBreakpoint(stopHere);
+    assert.equal(await runToEnd(s), bare.status);
+    assert.equal(readFileSync(outFile, 'utf8'), bare.stdout);
   });
 
   test('a process with several threads gets a clear refusal', async () => {
