@@ -411,6 +411,8 @@ export class CompUnit {
 
 export class Dwarf {
   readonly units: CompUnit[] = [];
+  /** the module this debug information belongs to (set by Module) */
+  owner?: unknown;
   private abbrevCache = new Map<number, Map<number, Abbrev>>();
   private aranges?: { lo: bigint; hi: bigint; cu: CompUnit }[];
 

@@ -63,6 +63,7 @@ export class Module {
       aranges: g('.debug_aranges'),
     };
     this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
+    if (this.dwarfCache) this.dwarfCache.owner = this;
     return this.dwarfCache;
   }
 

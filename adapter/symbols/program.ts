@@ -6,7 +6,7 @@ import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
 import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
 import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
-import { AT_BASE, AT_ENTRY, AT_PHDR, Registers, Target } from './target';
+import { AT_BASE, AT_ENTRY, AT_PHDR, Reg, Registers, Target } from './target';
 import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
 import { Evaluator } from './expr';
 import { formatValue, OptimizedOut, setStaticMemberResolver, summaryForFrameArgs, Value, ValueContext } from './values';
@@ -470,7 +470,7 @@ export class Program {
 
   locationOf(a: Attr, cu: CompUnit, frame: Frame | undefined, stack?: Frame[]): Loc {
     const die = { cu };
-    const m = frame?.module ?? this.modules.find((x) => x.dwarf?.units.includes(cu));
+    const m = (cu.dwarf.owner as Module | undefined) ?? frame?.module;
     const bias = m?.bias ?? 0n;
     let expr: Buffer | undefined;
     if (a.cls === VClass.Block) expr = a.v as Buffer;
@@ -488,15 +488,25 @@ export class Program {
       frameBase: () => this.frameBase(frame!),
       cfa: () => { if (frame?.cfa === undefined) throw new OptimizedOut(); return frame.cfa; },
       entryValue: (sub) => this.entryValue(frame!, sub, stack),
-      tls: (off) => this.tlsAddress(off, frame),
+      tls: (off) => this.tlsAddress(off, frame, m),
     };
     return evalExpr(expr, ctx);
   }
 
-  private tlsAddress(off: bigint, frame?: Frame): bigint {
-    void frame;
-    throw new Error(`Cannot access thread-local variables (offset 0x${off.toString(16)})`);
+  /** Thread-local storage (x86-64 variant II): the executable's block sits just below fs_base. */
+  private tlsAddress(off: bigint, frame: Frame | undefined, m: Module | undefined): bigint {
+    const fsBase = frame?.regs.get(Reg.fs_base) ?? this.threadFsBase;
+    if (fsBase === undefined) throw new Error('Cannot access thread-local variables: fs_base unknown');
+    if (m !== this.exe) throw new Error('Cannot access thread-local variables of shared libraries');
+    const tls = m.elf.segments.find((p) => p.type === 7 /* PT_TLS */);
+    if (!tls) throw new Error('Cannot access thread-local variables: no PT_TLS segment');
+    const a = BigInt(tlsAlign(m) || 1);
+    const size = (BigInt(tls.memsz) + a - 1n) / a * a;
+    return fsBase - size + off;
   }
+
+  /** fs_base of the thread whose frames are evaluated without registers (globals). */
+  threadFsBase?: bigint;
 
   private frameBase(frame: Frame): bigint {
     const fd = frame.physDie;
@@ -754,6 +764,17 @@ export class Program {
   format(v: Value, top = false): string {
     return formatValue(v, { top });
   }
+}
+
+function tlsAlign(m: Module): number {
+  // p_align of PT_TLS (not kept in Segment): read the program header again
+  const d = m.elf.data;
+  const phoff = Number(d.readBigUInt64LE(32)), phentsize = d.readUInt16LE(54), phnum = d.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    const o = phoff + i * phentsize;
+    if (d.readUInt32LE(o) === 7) return Number(d.readBigUInt64LE(o + 48));
+  }
+  return 1;
 }
 
 function safeSummary(v: Value): string | undefined {

@@ -531,3 +531,65 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
   }
   return undefined;
 }
+
+// ---------------------------------------------------------------- children (for a variables view)
+
+export interface Child { name: string; value: Value }
+
+/**
+ * The expandable parts of a value, as a debugger's variables view shows them: members and base
+ * classes of structures, elements of arrays, the pointee of a pointer, the elements of
+ * std::vector / std::map / std::set. `start`/`count` page through long arrays and containers.
+ */
+export function valueChildren(v: Value, start = 0, count = 100): Child[] {
+  let t = strip(v.type);
+  let val = v;
+  if (t.k === 'ref') { val = v.deref(); t = strip(val.type); }
+  const out: Child[] = [];
+  switch (t.k) {
+    case 'struct': {
+      const name = t.name ?? '';
+      if (/^std::vector<.*>$/.test(name) && !/^std::vector<bool[,>]/.test(name)) {
+        const impl = field(val, '_M_impl');
+        const s = BigInt.asUintN(64, field(impl, '_M_start').int());
+        const f = BigInt.asUintN(64, field(impl, '_M_finish').int());
+        const pt = strip(field(impl, '_M_start').type);
+        const el = pt.k === 'ptr' ? pt.to : t.templateTypes[0];
+        const esz = BigInt(sizeOf(el) || 1);
+        const n = Number((f - s) / esz);
+        for (let i = start; i < Math.min(n, start + count); i++) out.push({ name: `[${i}]`, value: new Value(el, v.ctx, s + BigInt(i) * esz) });
+        return out;
+      }
+      for (const b of t.bases) out.push({ name: `<${typeName(strip(b.type))}>`, value: val.sub(b.type, b.offset) });
+      for (const m of t.members) {
+        if (m.isStatic) { const sv = staticValue(m, v.ctx); if (sv) out.push({ name: `static ${m.name}`, value: sv }); continue; }
+        out.push({ name: m.name ?? '<anonymous>', value: val.member(m) });
+      }
+      return out;
+    }
+    case 'array': {
+      const esz = sizeOf(t.of);
+      const n = t.count ?? 0;
+      for (let i = start; i < Math.min(n, start + count); i++) out.push({ name: `[${i}]`, value: val.sub(t.of, i * esz) });
+      return out;
+    }
+    case 'ptr': {
+      const to = strip(t.to);
+      if (to.k === 'void' || to.k === 'func') return out;
+      if (BigInt.asUintN(64, val.int()) === 0n) return out;
+      out.push({ name: '*', value: val.deref() });
+      return out;
+    }
+    default:
+      return out;
+  }
+}
+
+/** Whether a value has children to expand. */
+export function hasChildren(v: Value): boolean {
+  let t = strip(v.type);
+  if (t.k === 'ref') t = strip(t.to);
+  if (t.k === 'struct' || t.k === 'array') return true;
+  if (t.k === 'ptr') { const to = strip(t.to); return to.k !== 'void' && to.k !== 'func'; }
+  return false;
+}

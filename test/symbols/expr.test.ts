@@ -6,6 +6,9 @@ import { ExpressionError } from '../../adapter/symbols';
 import { checkPrints, markerLine, stopAt } from './harness';
 
 const C_EXPRS = [
+  "tls_value",
+  "tls_value * 2",
+  "&tls_value == &tls_value",
   "*m",
   "m->pos",
   "m->pos.x + 1",

@@ -1,6 +1,6 @@
 // Test harness: stops a fixture under gdb (the oracle), records what gdb prints, saves a
 // core with gcore at that stop, and opens the same core with adapter/symbols.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { buildDir, fixturesDir } from '../helpers/fixtures';
@@ -17,10 +17,13 @@ export function markerLine(source: string, name: string): number {
 /** Runs gdb -batch with stdout and stderr together (in order). */
 export function gdbRun(program: string, commands: string[], args: string[] = []): string {
   const cmdArgs = commands.flatMap((c) => ['-ex', c]);
-  const r = execFileSync('sh', ['-c', 'exec gdb "$@" 2>&1', 'gdb', '-nx', '-batch', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set width 0', ...cmdArgs, '--args', program, ...args], {
+  const r = spawnSync('sh', ['-c', 'exec gdb "$@" 2>&1', 'gdb', '-nx', '-batch', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set width 0', ...cmdArgs, '--args', program, ...args], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000, maxBuffer: 64 << 20,
   });
-  return r;
+  if (r.error) throw r.error;
+  // gdb -batch exits non-zero when its last command failed; the output is still what we want
+  if (r.status !== 0 && !r.stdout) throw new Error(`gdb failed (status ${r.status}, signal ${r.signal})`);
+  return r.stdout;
 }
 
 export interface GdbFrame { level: number; pc?: bigint; func: string; args: string; file?: string; line?: number; signal: boolean; raw: string }

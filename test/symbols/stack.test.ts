@@ -18,9 +18,13 @@ const at = (src: string, marker: string) => `${src}:${markerLine(src, marker)}`;
 
 test('C, -O0, DWARF 5, PIE: nested calls, loop block locals', () => {
   const bin = buildFixture('sym_basic.c');
-  run(stopAt(bin, at('sym_basic.c', 'add')), (s) => {
+  const globals = ['counter', 'ratio', 'greeting', 'table'];
+  run(stopAt(bin, at('sym_basic.c', 'add'), { prints: globals }), (s) => {
     assert.equal(s.stack[0].function, 'add');
     expectSame(s);
+    // globals and file statics of the frame's unit, as `print NAME` shows them
+    const ours = new Map(s.program.globalsOf(s.stack[0]).map((v) => [v.name, s.program.format(v.value, true)]));
+    globals.forEach((g, i) => assert.equal(ours.get(g), s.sections.get(`PRINT ${i}`)!.trim().replace(/^\$\d+ = /, ''), g));
   });
 });
 
