@@ -173,19 +173,39 @@ export class ElfFile {
 
   /** The function/object symbol containing a link-time address. */
   symbolAt(vaddr: bigint): ElfSymbol | undefined {
+    return pickSymbol(this.symbolsAt(vaddr));
+  }
+
+  /**
+   * Candidate symbols for an address, as gdb chooses minimal symbols: in the address's section,
+   * the nearest sized symbol covering it, else the nearest zero-sized symbol after that one.
+   */
+  symbolsAt(vaddr: bigint): ElfSymbol[] {
     const syms = this.symbols();
     let lo = 0, hi = syms.length - 1, best = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       if (syms[mid].value <= vaddr) { best = mid; lo = mid + 1; } else hi = mid - 1;
     }
-    for (let i = best; i >= 0 && i > best - 64; i--) {
+    const inSection = (s: ElfSymbol) => {
+      const sec = this.sections[s.shndx];
+      return !!sec && (sec.flags & 2n) !== 0n && vaddr >= sec.addr && vaddr < sec.addr + BigInt(sec.size);
+    };
+    let zero: ElfSymbol[] = [];
+    for (let i = best; i >= 0 && i > best - 512; i--) {
       const s = syms[i];
-      if (s.type !== STT_FUNC && s.type !== STT_OBJECT && s.type !== STT_GNU_IFUNC) continue;
-      if (vaddr < s.value + BigInt(Math.max(s.size, 1))) return s;
-      if (s.size > 0) continue;
+      if (s.type !== STT_FUNC && s.type !== STT_OBJECT && s.type !== STT_GNU_IFUNC && s.type !== 0) continue;
+      if (s.type === 0 && s.bind === 0) continue; // local labels
+      if (!inSection(s)) continue;
+      if (s.size === 0) {
+        if (!zero.length || zero[0].value === s.value) zero.push(s);
+        continue;
+      }
+      const at = syms.filter((x, j) => j <= best && j > i - 64 && x.value === s.value && x.size > 0 && inSection(x));
+      if (vaddr < s.value + BigInt(s.size)) return at;
+      return zero;
     }
-    return undefined;
+    return zero;
   }
 
   /** Dynamic entries (tag -> value, first of each) and the link-time address of each entry. */
@@ -220,4 +240,18 @@ export function findDebugFile(elf: ElfFile, debugDirs = ['/usr/lib/debug']): str
     }
   }
   return undefined;
+}
+
+/** gdb's choice among symbols at one address: sized ones first, then the greatest name. */
+export function pickSymbol(c: ElfSymbol[]): ElfSymbol | undefined {
+  if (!c.length) return undefined;
+  const top = c.reduce((m, s) => (s.value > m ? s.value : m), c[0].value);
+  let best: ElfSymbol | undefined;
+  for (const s of c) {
+    if (s.value !== top) continue;
+    if (!best) { best = s; continue; }
+    if ((s.size > 0) !== (best.size > 0)) { if (s.size > 0) best = s; continue; }
+    if (Buffer.compare(Buffer.from(s.name), Buffer.from(best.name)) > 0) best = s;
+  }
+  return best;
 }

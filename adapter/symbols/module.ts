@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { CfiTable, FrameRules } from './cfi';
 import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
-import { ElfFile, findDebugFile, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
+import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
 import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
 import { demangle } from './demangle';
 
@@ -90,7 +90,8 @@ export class Module {
   // ---- ELF symbols
   /** `sym+off` for an address, with the demangled name. */
   elfSymbolAt(addr: bigint): { name: string; offset: bigint; addr: bigint } | undefined {
-    const s = this.elf.symbolAt(addr - this.bias) ?? this.debugElf?.symbolAt(addr - this.bias);
+    const a = addr - this.bias;
+    const s = pickSymbol([...this.elf.symbolsAt(a), ...(this.debugElf?.symbolsAt(a) ?? [])]);
     if (!s) return undefined;
     return { name: demangle(s.name), offset: addr - this.bias - s.value, addr: s.value + this.bias };
   }
@@ -185,18 +186,20 @@ export class Module {
     const cu = this.unitFor(addr);
     if (!cu) return undefined;
     const a = addr - this.bias;
-    const walk = (d: Die): Die | undefined => {
+    // when several subprograms cover the address (assembler aliases), gdb ends up with the last
+    let found: Die | undefined;
+    const walk = (d: Die): void => {
       for (const ch of d.children) {
         if (ch.tag === DW.TAG_subprogram) {
-          if (inRanges(ch.ranges(), a)) return ch;
+          if (inRanges(ch.ranges(), a)) found = ch;
         } else if (ch.tag === DW.TAG_namespace || ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type || ch.tag === DW.TAG_lexical_block) {
-          const r = walk(ch); if (r) return r;
+          walk(ch);
         }
       }
-      return undefined;
     };
     cu.allDies();
-    return walk(cu.unitDie);
+    walk(cu.unitDie);
+    return found;
   }
 
   /** Chain of DIEs containing addr: subprogram, then nested lexical blocks / inlined subroutines. */

@@ -37,6 +37,8 @@ export interface Frame {
   signalFrame: boolean;
   /** physical frame number (0-based), shared by inline frames of one physical frame */
   physIndex: number;
+  /** a frame gdb reconstructs from tail-call sites (no registers of its own) */
+  tailCall?: boolean;
 }
 
 export interface Variable {
@@ -373,8 +375,101 @@ export class Program {
       cur = caller;
       adjust = true;
     }
-    frames.forEach((f, i) => (f.index = i));
-    return frames;
+    const withTail = this.insertTailCalls(frames);
+    withTail.forEach((f, i) => (f.index = i));
+    return withTail;
+  }
+
+  // ---- tail calls (as gdb's tailcall frames): a caller's call site whose target is not the
+  // callee but reaches it through a unique chain of DW_AT_call_tail_call sites
+
+  private callSiteAt(fn: Die, retAddr: bigint): Die | undefined {
+    let site: Die | undefined;
+    const walk = (d: Die) => {
+      for (const ch of d.children) {
+        if (site) return;
+        if (ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) {
+          const rp = ch.attr(DW.AT_call_return_pc) ?? ch.attr(DW.AT_low_pc);
+          if (rp && rp.v === retAddr) { site = ch; return; }
+        } else if (ch.children.length) walk(ch);
+      }
+    };
+    walk(fn);
+    return site;
+  }
+
+  /** Link-time entry address of a call site's target, when it is known statically. */
+  private siteTarget(m: Module, site: Die, callerFrame?: Frame): { addr: bigint; fn?: Die } | undefined {
+    const o = site.ref(DW.AT_call_origin) ?? site.ref(DW.AT_abstract_origin);
+    if (o) {
+      let def: Die | undefined = o;
+      if (!o.ranges().length) {
+        const ln = o.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name);
+        const cands = [...(ln ? m.functionsNamed(ln) : []), ...m.functionsNamed(qualifiedName(o))];
+        def = cands.find((d) => d.ranges().length && (d.ref(DW.AT_specification) === o || d.ref(DW.AT_abstract_origin) === o || qualifiedName(d) === qualifiedName(o)));
+      }
+      if (!def) return undefined;
+      const lo = (def.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? def.ranges()[0]?.[0];
+      return lo === undefined ? undefined : { addr: lo, fn: def };
+    }
+    const t = site.attr(0x83) ?? site.attr(0x2113); // DW_AT_call_target, DW_AT_GNU_call_site_target
+    if (t && callerFrame) {
+      try {
+        const l = this.locationOf({ ...t, at: DW.AT_location }, site.cu, callerFrame);
+        const a = l.kind === 'memory' ? l.addr : l.kind === 'value' ? l.value : undefined;
+        if (a === undefined) return undefined;
+        const fn = m.functionAt(a);
+        return { addr: a - m.bias, fn };
+      } catch { return undefined; }
+    }
+    return undefined;
+  }
+
+  private insertTailCalls(frames: Frame[]): Frame[] {
+    const out: Frame[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      out.push(frames[i]);
+      const callee = frames[i];
+      const caller = frames[i + 1];
+      if (!caller || caller.physIndex === callee.physIndex || caller.signalFrame || callee.signalFrame) continue;
+      const m = caller.module;
+      if (!m || m !== callee.module || !caller.physDie || !callee.physDie) continue;
+      try {
+        const site = this.callSiteAt(caller.physDie, caller.pc - m.bias);
+        if (!site) continue;
+        const calleeLo = (callee.physDie.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? callee.physDie.ranges()[0]?.[0];
+        const target = this.siteTarget(m, site, caller);
+        if (!target || calleeLo === undefined || target.addr === calleeLo || !target.fn) continue;
+        // depth-first search for chains of tail calls from the target to the callee
+        const chains: { fn: Die; site: Die }[][] = [];
+        const dfs = (fn: Die, path: { fn: Die; site: Die }[], depth: number) => {
+          if (depth > 6 || chains.length > 1) return;
+          const sites: Die[] = [];
+          const walk = (d: Die) => { for (const ch of d.children) { if ((ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) && (ch.flag(0x82) || ch.flag(0x2115))) sites.push(ch); else if (ch.children.length && ch.tag !== DW.TAG_subprogram) walk(ch); } };
+          walk(fn);
+          for (const st of sites) {
+            const t = this.siteTarget(m, st);
+            if (!t) continue;
+            const p = [...path, { fn, site: st }];
+            if (t.addr === calleeLo) chains.push(p);
+            else if (t.fn && !path.some((x) => x.fn === t.fn)) dfs(t.fn, p, depth + 1);
+          }
+        };
+        dfs(target.fn, [], 0);
+        if (chains.length !== 1) continue;
+        // innermost first: the function that tail-called the callee comes right above it
+        for (const link of [...chains[0]].reverse()) {
+          const rp = (link.site.attr(DW.AT_call_return_pc) ?? link.site.attr(DW.AT_low_pc))!.v as bigint;
+          const pc = rp + m.bias;
+          out.push({
+            index: 0, pc, lookupPc: pc - 1n, regs: caller.regs, module: m, cfa: caller.cfa, function: qualifiedName(link.fn),
+            funcDie: link.fn, physDie: link.fn, blocks: [link.fn], source: m.sourceAt(pc - 1n), inlined: false, signalFrame: false,
+            physIndex: callee.physIndex, tailCall: true,
+          });
+        }
+      } catch { /* no tail call information */ }
+    }
+    return out;
   }
 
   private applyRules(rules: FrameRules, regs: Registers, m: Module): { cfa: bigint; caller: Registers } {

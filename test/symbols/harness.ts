@@ -209,3 +209,37 @@ export function checkPrints(stop: Stop, exprs: string[], frameIndex = 0): string
   });
   return diffs;
 }
+
+/** Compares `thread apply all bt` (in section `section`) with our stacks of every core thread. */
+export function checkAllThreads(stop: Stop, section: string): string[] {
+  const diffs: string[] = [];
+  const text = stop.sections.get(section) ?? '';
+  const blocks = text.split(/\n(?=Thread \d+ \(Thread 0x[0-9a-f]+ \(LWP \d+\))/);
+  let seen = 0;
+  for (const b of blocks) {
+    const m = /^Thread \d+ \(Thread 0x[0-9a-f]+ \(LWP (\d+)\)/.exec(b.trim());
+    if (!m) continue;
+    seen++;
+    const tid = Number(m[1]);
+    const th = stop.core.threads.find((t) => t.tid === tid);
+    if (!th) { diffs.push(`thread ${tid} not in the core`); continue; }
+    const gdbFrames = parseBacktrace(b);
+    const stack = stop.program.backtrace(th.regs);
+    const ours: Frame[] = [];
+    for (const f of stack) { ours.push(f); if (f.function === 'main') break; }
+    if (ours.length !== gdbFrames.length) diffs.push(`thread ${tid}: frame count ours ${ours.length} [${ours.map((f) => f.function).join(', ')}] gdb ${gdbFrames.length} [${gdbFrames.map((f) => f.func).join(', ')}]`);
+    for (let i = 0; i < Math.min(ours.length, gdbFrames.length); i++) {
+      const g = gdbFrames[i], o = ours[i];
+      const fn = o.signalFrame ? '<signal handler called>' : o.function ?? '??';
+      if (fn !== g.func) diffs.push(`thread ${tid} #${i}: function ours ${fn} gdb ${g.func}`);
+      if (g.line !== undefined && (o.source?.line !== g.line || basename(o.source?.file ?? '') !== basename(g.file!))) diffs.push(`thread ${tid} #${i} ${g.func}: ours ${o.source?.file}:${o.source?.line} gdb ${g.file}:${g.line}`);
+      if (g.pc !== undefined && g.pc !== o.pc) diffs.push(`thread ${tid} #${i}: pc ours 0x${o.pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
+      if (g.file && basename(g.file).startsWith('sym_')) {
+        const args = stop.program.frameArgs(o, stack);
+        if (norm(args) !== norm(g.args)) diffs.push(`thread ${tid} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
+      }
+    }
+  }
+  if (seen !== stop.core.threads.length) diffs.push(`gdb listed ${seen} threads, the core has ${stop.core.threads.length}`);
+  return diffs;
+}

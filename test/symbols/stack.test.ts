@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
-import { checkPrints, checkStop, markerLine, stopAt, Stop } from './harness';
+import { checkAllThreads, checkPrints, checkStop, markerLine, stopAt, Stop } from './harness';
 
 function run(stop: Stop, f: (s: Stop) => void): void {
   try { f(stop); } finally { stop.close(); }
@@ -135,6 +135,16 @@ test('dlopen: libraries re-read from link_map before and after the load', () => 
     assert.ok(s.program.refreshLibraries().some((m) => m.path === plugin), 'plugin found after dlopen');
     expectSame(s);
     const diffs = checkPrints(s, exprs);
+    assert.deepEqual(diffs, [], diffs.join('\n'));
+  });
+});
+
+test('threads: every thread of the core unwinds like gdb (through start_thread and clone3)', () => {
+  const bin = buildFixture('sym_threads.c', { libs: ['-lpthread'] });
+  run(stopAt(bin, at('sym_threads.c', 'worker'), { extra: ['thread apply all bt'] }), (s) => {
+    assert.ok(s.core.threads.length >= 2, 'several threads in the core');
+    expectSame(s);
+    const diffs = checkAllThreads(s, 'EXTRA 0');
     assert.deepEqual(diffs, [], diffs.join('\n'));
   });
 });
