@@ -56,6 +56,14 @@ export class CoreFile implements MemoryReader {
         }
         this.threads.push({ tid, regs, signal: sig });
         if (this.threads.length === 1) this.signal = sig;
+      } else if (type === 2 /* NT_FPREGSET */ && this.threads.length) {
+        // user_fpregs_struct: xmm0-15 at offset 160, 16 bytes each -> DWARF 17-32
+        const regs = this.threads[this.threads.length - 1].regs;
+        for (let i = 0; i < 16 && 160 + i * 16 + 16 <= desc.length; i++) {
+          const lo = desc.readBigUInt64LE(160 + i * 16), hi = desc.readBigUInt64LE(168 + i * 16);
+          regs.set(17 + i, (hi << 64n) | lo);
+        }
+        regs.set(64, BigInt(desc.readUInt32LE(24))); // mxcsr
       } else if (type === NT_AUXV) {
         for (let o = 0; o + 16 <= desc.length; o += 16) {
           const k = Number(desc.readBigUInt64LE(o));

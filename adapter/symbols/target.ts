@@ -16,7 +16,10 @@ export const Reg = {
 export const REG_NAMES: string[] = ['rax', 'rdx', 'rcx', 'rbx', 'rsi', 'rdi', 'rbp', 'rsp',
   'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip'];
 
-/** Registers of one thread by DWARF number (0..16 general purpose + rip, 58 fs_base, 59 gs_base). */
+/**
+ * Registers of one thread by DWARF number: 0..16 general purpose + rip, 17..32 xmm0-15 (128-bit
+ * values, optional), 49 eflags, 58 fs_base, 59 gs_base.
+ */
 export type Registers = Map<number, bigint>;
 
 export interface ThreadState {

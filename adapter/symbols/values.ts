@@ -32,8 +32,10 @@ export class Value {
     switch (loc.kind) {
       case 'memory': return new Value(type, ctx, loc.addr);
       case 'register': {
-        const b = Buffer.alloc(Math.max(size, 8));
-        b.writeBigUInt64LE(BigInt.asUintN(64, ctx.reg(loc.reg)));
+        const b = Buffer.alloc(Math.max(size, 16));
+        const r = ctx.reg(loc.reg);
+        b.writeBigUInt64LE(BigInt.asUintN(64, r));
+        b.writeBigUInt64LE(BigInt.asUintN(64, r >> 64n), 8);
         return new Value(type, ctx, undefined, b.subarray(0, size));
       }
       case 'value': {
@@ -53,7 +55,7 @@ export class Value {
           let src: Buffer;
           if (p.loc.kind === 'optimized') return new Value(type, ctx, undefined, undefined, 0, 0, true);
           if (p.loc.kind === 'memory') src = ctx.mem.read(p.loc.addr, nbytes);
-          else if (p.loc.kind === 'register') { src = Buffer.alloc(8); src.writeBigUInt64LE(BigInt.asUintN(64, ctx.reg(p.loc.reg))); }
+          else if (p.loc.kind === 'register') { const r = ctx.reg(p.loc.reg); src = Buffer.alloc(16); src.writeBigUInt64LE(BigInt.asUintN(64, r)); src.writeBigUInt64LE(BigInt.asUintN(64, r >> 64n), 8); }
           else if (p.loc.kind === 'value') { src = Buffer.alloc(8); src.writeBigUInt64LE(BigInt.asUintN(64, p.loc.value)); }
           else if (p.loc.kind === 'implicit') src = p.loc.bytes;
           else src = Buffer.alloc(nbytes);

@@ -148,3 +148,10 @@ test('threads: every thread of the core unwinds like gdb (through start_thread a
     assert.deepEqual(diffs, [], diffs.join('\n'));
   });
 });
+
+test('C++ at -O2: inlined STL, values in xmm registers, location lists', () => {
+  const bin = buildFixture('sym_cpp.cc', { flags: ['-O2', '-g'], name: 'sym_cpp_O2' });
+  run(stopAt(bin, at('sym_cpp.cc', 'rect_area')), (s) => expectSame(s));
+  const b2 = buildFixture('sym_basic.c', { flags: ['-O2', '-g'], name: 'sym_basic_O2' });
+  run(stopAt(b2, at('sym_basic.c', 'add')), (s) => expectSame(s));
+});
