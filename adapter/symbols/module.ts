@@ -8,6 +8,7 @@ import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
 import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
 import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
 import { demangle } from './demangle';
+import { buildNameIndex, NameIndex } from './nameindex';
 
 export interface SourceLocation {
   file: string; line: number; column: number;
@@ -21,11 +22,6 @@ export class Module {
   private dfCache?: CfiTable;
   private lineCache = new Map<CompUnit, LineTable | null>();
   private fileCache = new Map<CompUnit, string[]>();
-  private funcIndex?: Map<string, Die[]>;
-  private globalIndex?: Map<string, Die[]>;
-  private typeIndex?: Map<string, Die[]>;
-  private inlineIndex?: Map<string, Die[]>;
-  private enumIndex?: Map<string, Die[]>;
   readonly lo: bigint;
   readonly hi: bigint;
 
@@ -223,74 +219,28 @@ export class Module {
     return chain;
   }
 
-  private buildIndexes(): void {
-    this.funcIndex = new Map(); this.globalIndex = new Map(); this.typeIndex = new Map(); this.inlineIndex = new Map(); this.enumIndex = new Map();
-    const d = this.dwarf;
-    if (!d) return;
-    const add = (m: Map<string, Die[]>, k: string, v: Die) => { const l = m.get(k); if (l) l.push(v); else m.set(k, [v]); };
-    for (const cu of d.units) {
-      if (cu.unitType !== 1 && cu.unitType !== 3) continue;
-      const walk = (die: Die, prefix: string) => {
-        for (const ch of die.children) {
-          const n = ch.str(DW.AT_name);
-          switch (ch.tag) {
-            case DW.TAG_subprogram: {
-              if (ch.ranges().length) {
-                const q = qualifiedName(ch);
-                add(this.funcIndex!, q, ch);
-                const bare = ch.name;
-                if (bare && bare !== q) add(this.funcIndex!, bare, ch);
-                const ln = ch.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name);
-                if (ln) add(this.funcIndex!, ln, ch);
-                const lt = q.indexOf('<');
-                if (lt > 0) add(this.funcIndex!, q.slice(0, lt), ch);
-              }
-              break;
-            }
-            case DW.TAG_variable:
-              if (ch.has(DW.AT_specification)) add(this.globalIndex!, qualifiedName(ch), ch);
-              else if (n) add(this.globalIndex!, prefix + n, ch);
-              break;
-            case DW.TAG_namespace:
-              walk(ch, prefix + (n ?? '(anonymous namespace)') + '::');
-              break;
-            case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
-              if (n) add(this.typeIndex!, prefix + n, ch);
-              if (ch.tag === DW.TAG_enumeration_type) {
-                const scoped = ch.flag(DW.AT_enum_class);
-                for (const e of ch.children) {
-                  const en = e.str(DW.AT_name);
-                  if (e.tag !== DW.TAG_enumerator || !en) continue;
-                  add(this.enumIndex!, scoped && n ? `${prefix}${n}::${en}` : prefix + en, e);
-                }
-              }
-              if (n && (ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type)) walk(ch, prefix + n + '::');
-              break;
-          }
-        }
-      };
-      for (const d of cu.allDies()) {
-        if (d.tag !== DW.TAG_inlined_subroutine) continue;
-        const o = d.ref(DW.AT_abstract_origin);
-        if (!o) continue;
-        const q = qualifiedName(o);
-        add(this.inlineIndex!, q, d);
-        const lt = q.indexOf('<');
-        if (lt > 0) add(this.inlineIndex!, q.slice(0, lt), d);
-        if (o.name && o.name !== q) add(this.inlineIndex!, o.name, d);
-      }
-      walk(cu.unitDie, '');
+  private index?: NameIndex;
+  private nameIndex(): NameIndex {
+    if (!this.index) {
+      const d = this.dwarf;
+      this.index = d ? buildNameIndex(d) : { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
     }
+    return this.index;
+  }
+  private diesOf(m: Map<string, number[]>, name: string): Die[] {
+    const offs = m.get(name);
+    if (!offs) return [];
+    const out: Die[] = [];
+    for (const o of offs) { const d = this.dwarf!.dieAt(o); if (d) out.push(d); }
+    return out;
   }
 
   functionsNamed(name: string): Die[] {
-    if (!this.funcIndex) this.buildIndexes();
-    return this.funcIndex!.get(name) ?? [];
+    return this.diesOf(this.nameIndex().funcs, name);
   }
   /** Inlined instances (DW_TAG_inlined_subroutine) of a function. */
   inlinedNamed(name: string): Die[] {
-    if (!this.inlineIndex) this.buildIndexes();
-    return this.inlineIndex!.get(name) ?? [];
+    return this.diesOf(this.nameIndex().inlined, name);
   }
   /** Entry address (runtime) of an inlined instance: DW_AT_entry_pc, else its lowest address. */
   entryPc(d: Die): bigint | undefined {
@@ -305,16 +255,13 @@ export class Module {
     return lo === undefined ? undefined : lo + this.bias;
   }
   enumeratorsNamed(name: string): Die[] {
-    if (!this.enumIndex) this.buildIndexes();
-    return this.enumIndex!.get(name) ?? [];
+    return this.diesOf(this.nameIndex().enumerators, name);
   }
   globalsNamed(name: string): Die[] {
-    if (!this.globalIndex) this.buildIndexes();
-    return this.globalIndex!.get(name) ?? [];
+    return this.diesOf(this.nameIndex().globals, name);
   }
   typesNamed(name: string): Die[] {
-    if (!this.typeIndex) this.buildIndexes();
-    return this.typeIndex!.get(name) ?? [];
+    return this.diesOf(this.nameIndex().types, name);
   }
 }
 

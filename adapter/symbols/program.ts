@@ -357,7 +357,10 @@ export class Program {
       let caller: Registers | undefined;
       try {
         if (rules) ({ cfa, caller } = this.applyRules(rules, cur, m!));
-        else if (cur.has(6)) {
+        else if (m && cur.has(7) && (this.heuristicRules(m, lookupPc, pc) !== undefined)) {
+          const h = this.heuristicRules(m, lookupPc, pc)!;
+          ({ cfa, caller } = this.applyRules(h, cur, m));
+        } else if (cur.has(6)) {
           const rbp = cur.get(6)!;
           cfa = rbp + 16n;
           caller = new Map(cur);
@@ -470,6 +473,32 @@ export class Program {
       } catch { /* no tail call information */ }
     }
     return out;
+  }
+
+  /**
+   * Without CFI (gaps between FDEs, hand-written code), gdb analyses the prologue: after
+   * `push %rbp; mov %rsp,%rbp` the frame is rbp-based, after the push only CFA = rsp+16,
+   * and a function without them is frameless (return address at the stack pointer).
+   */
+  private heuristicRules(m: Module, lookupPc: bigint, pc: bigint): FrameRules | undefined {
+    const fn = m.functionAt(lookupPc);
+    let start: bigint | undefined;
+    if (fn) { const lo = (fn.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? fn.ranges()[0]?.[0]; if (lo !== undefined) start = lo + m.bias; }
+    if (start === undefined) start = m.elfSymbolAt(lookupPc)?.addr;
+    if (start === undefined) return undefined;
+    let code: Buffer;
+    try { code = this.target.memory.read(start, 8); } catch { return undefined; }
+    let i = 0;
+    if (code[0] === 0xf3 && code[1] === 0x0f && code[2] === 0x1e && code[3] === 0xfa) i = 4;
+    const regs = new Map<number, { k: 'offset'; n: bigint }>([[16, { k: 'offset', n: -8n }]]);
+    if (code[i] === 0x55 && pc > start + BigInt(i)) {
+      const b = code.subarray(i + 1, i + 4);
+      const mov = (b[0] === 0x48 && b[1] === 0x89 && b[2] === 0xe5) || (b[0] === 0x48 && b[1] === 0x8b && b[2] === 0xec);
+      regs.set(6, { k: 'offset', n: -16n });
+      if (mov && pc >= start + BigInt(i + 4)) return { cfa: { reg: 6, off: 16n }, regs, retReg: 16, signalFrame: false };
+      return { cfa: { reg: 7, off: 16n }, regs, retReg: 16, signalFrame: false };
+    }
+    return { cfa: { reg: 7, off: 8n }, regs, retReg: 16, signalFrame: false };
   }
 
   private applyRules(rules: FrameRules, regs: Registers, m: Module): { cfa: bigint; caller: Registers } {
