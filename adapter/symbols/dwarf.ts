@@ -64,7 +64,15 @@ export interface DwarfSections {
 export class Die {
   children: Die[] = [];
   parent?: Die;
-  constructor(readonly cu: CompUnit, readonly offset: number, readonly tag: number, readonly attrs: Attr[]) {}
+  private decoded?: Attr[];
+  /** attributes are decoded on first use (from `attrPos` with `abbrev`), or given */
+  constructor(readonly cu: CompUnit, readonly offset: number, readonly tag: number, attrs: Attr[] | null, private abbrev?: Abbrev, private attrPos = 0) {
+    if (attrs) this.decoded = attrs;
+  }
+  get attrs(): Attr[] {
+    if (!this.decoded) this.decoded = this.cu.decodeAttrs(this.abbrev!, this.attrPos);
+    return this.decoded;
+  }
   attr(at: number): Attr | undefined {
     for (const a of this.attrs) if (a.at === at) return a;
     return undefined;
@@ -215,9 +223,13 @@ export class CompUnit {
       if (code === 0) { stack.pop(); continue; }
       const ab = abbrevs.get(code);
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
-      const attrs = this.readAttrs(c, ab);
-      this.resolveDeferred(attrs);
-      const die = new Die(this, off, ab.tag, attrs);
+      const attrPos = c.pos;
+      for (const sp of ab.specs) {
+        let form = sp.form;
+        if (form === F.indirect) form = c.uleb();
+        skipForm(c, form, this);
+      }
+      const die = new Die(this, off, ab.tag, null, ab, attrPos);
       const parent = stack[stack.length - 1];
       die.parent = parent;
       parent.children.push(die);
@@ -233,6 +245,13 @@ export class CompUnit {
   dieAt(offset: number): Die | undefined {
     if (!this.byOffset) this.allDies();
     return this.byOffset!.get(offset);
+  }
+
+  /** Decodes the attributes of a DIE (strings and addresses resolved). */
+  decodeAttrs(ab: Abbrev, pos: number): Attr[] {
+    const attrs = this.readAttrs(new Cursor(this.dwarf.s.info!, pos, this.end), ab);
+    this.resolveDeferred(attrs);
+    return attrs;
   }
 
   private readAttrs(c: Cursor, ab: Abbrev): Attr[] {
@@ -516,4 +535,29 @@ export class Dwarf {
     for (let i = best; i >= 0 && i > best - 32; i--) if (addr >= t[i].lo && addr < t[i].hi) return t[i].cu;
     return undefined;
   }
+}
+
+/** Skips one attribute value. */
+export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: number): void {
+  void implicit;
+  const os = cu.offSize;
+  switch (form) {
+    case 0x01: c.pos += cu.addrSize; return;
+    case 0x0a: { const n = c.u8(); c.pos += n; return; }
+    case 0x03: { const n = c.u16(); c.pos += n; return; }
+    case 0x04: { const n = c.u32(); c.pos += n; return; }
+    case 0x09: case 0x18: { const n = c.uleb(); c.pos += n; return; }
+    case 0x0b: case 0x11: case 0x0c: case 0x25: case 0x29: c.pos += 1; return;
+    case 0x05: case 0x12: case 0x26: case 0x2a: c.pos += 2; return;
+    case 0x27: case 0x2b: c.pos += 3; return;
+    case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: c.pos += 4; return;
+    case 0x07: case 0x14: case 0x20: case 0x24: c.pos += 8; return;
+    case 0x1e: c.pos += 16; return;
+    case 0x08: c.cstr(); return;
+    case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: c.pos += os; return;
+    case 0x10: c.pos += cu.version <= 2 ? cu.addrSize : os; return;
+    case 0x0d: case 0x0f: case 0x15: case 0x1a: case 0x1b: case 0x22: case 0x23: case 0x1f01: case 0x1f02: c.skipUleb(); return;
+    case 0x19: case 0x21: return;
+  }
+  throw new Error(`unsupported form 0x${form.toString(16)}`);
 }

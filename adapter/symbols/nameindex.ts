@@ -1,7 +1,7 @@
 // Name index of a module's DWARF, built on first need by skimming the DIE stream without
 // building DIE objects: names -> DIE offsets for functions (with code), inlined instances,
 // globals, types and enumerators. Lookups then parse only the units that hold the answers.
-import { CompUnit, Dwarf, DW } from './dwarf';
+import { CompUnit, Dwarf, DW, skipForm } from './dwarf';
 import { Cursor, cstrAt } from './reader';
 
 export interface NameIndex {
@@ -221,27 +221,3 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
   }
 }
 
-/** Skips one attribute value. */
-export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: number): void {
-  void implicit;
-  const os = cu.offSize;
-  switch (form) {
-    case 0x01: c.pos += cu.addrSize; return;
-    case 0x0a: { const n = c.u8(); c.pos += n; return; }
-    case 0x03: { const n = c.u16(); c.pos += n; return; }
-    case 0x04: { const n = c.u32(); c.pos += n; return; }
-    case 0x09: case 0x18: { const n = c.uleb(); c.pos += n; return; }
-    case 0x0b: case 0x11: case 0x0c: case 0x25: case 0x29: c.pos += 1; return;
-    case 0x05: case 0x12: case 0x26: case 0x2a: c.pos += 2; return;
-    case 0x27: case 0x2b: c.pos += 3; return;
-    case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: c.pos += 4; return;
-    case 0x07: case 0x14: case 0x20: case 0x24: c.pos += 8; return;
-    case 0x1e: c.pos += 16; return;
-    case 0x08: c.cstr(); return;
-    case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: c.pos += os; return;
-    case 0x10: c.pos += cu.version <= 2 ? cu.addrSize : os; return;
-    case 0x0d: case 0x0f: case 0x15: case 0x1a: case 0x1b: case 0x22: case 0x23: case 0x1f01: case 0x1f02: c.skipUleb(); return;
-    case 0x19: case 0x21: return;
-  }
-  throw new Error(`unsupported form 0x${form.toString(16)}`);
-}
