@@ -8,7 +8,8 @@ import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
 import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
 import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
 import { demangle } from './demangle';
-import { buildNameIndex, NameIndex } from './nameindex';
+import { ModuleNames, NameIndex } from './nameindex';
+import { Accelerator, readDebugNames, readGdbIndex } from './accel';
 
 export interface SourceLocation {
   file: string; line: number; column: number;
@@ -219,28 +220,35 @@ export class Module {
     return chain;
   }
 
-  private index?: NameIndex;
-  private nameIndex(): NameIndex {
+  private index?: ModuleNames;
+  /** the module's name lookups (through .gdb_index or .debug_names when present) */
+  get names(): ModuleNames {
     if (!this.index) {
-      const d = this.dwarf;
-      this.index = d ? buildNameIndex(d) : { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
+      const d = this.dwarf!;
+      const e = this.dwarfElf;
+      let accel: Accelerator | undefined;
+      try {
+        const gi = e.sectionData('.gdb_index');
+        const dn = e.sectionData('.debug_names');
+        accel = gi ? readGdbIndex(gi, d) : dn ? readDebugNames(dn, e.sectionData('.debug_str'), d) : undefined;
+      } catch { accel = undefined; }
+      this.index = new ModuleNames(d, accel);
     }
     return this.index;
   }
-  private diesOf(m: Map<string, number[]>, name: string): Die[] {
-    const offs = m.get(name);
-    if (!offs) return [];
+  private diesOf(kind: keyof NameIndex, name: string): Die[] {
+    if (!this.dwarf) return [];
     const out: Die[] = [];
-    for (const o of offs) { const d = this.dwarf!.dieAt(o); if (d) out.push(d); }
+    for (const o of this.names.lookup(kind, name)) { const d = this.dwarf.dieAt(o); if (d) out.push(d); }
     return out;
   }
 
   functionsNamed(name: string): Die[] {
-    return this.diesOf(this.nameIndex().funcs, name);
+    return this.diesOf('funcs', name);
   }
   /** Inlined instances (DW_TAG_inlined_subroutine) of a function. */
   inlinedNamed(name: string): Die[] {
-    return this.diesOf(this.nameIndex().inlined, name);
+    return this.diesOf('inlined', name);
   }
   /** Entry address (runtime) of an inlined instance: DW_AT_entry_pc, else its lowest address. */
   entryPc(d: Die): bigint | undefined {
@@ -255,13 +263,13 @@ export class Module {
     return lo === undefined ? undefined : lo + this.bias;
   }
   enumeratorsNamed(name: string): Die[] {
-    return this.diesOf(this.nameIndex().enumerators, name);
+    return this.diesOf('enumerators', name);
   }
   globalsNamed(name: string): Die[] {
-    return this.diesOf(this.nameIndex().globals, name);
+    return this.diesOf('globals', name);
   }
   typesNamed(name: string): Die[] {
-    return this.diesOf(this.nameIndex().types, name);
+    return this.diesOf('types', name);
   }
 }
 

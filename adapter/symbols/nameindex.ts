@@ -2,6 +2,7 @@
 // building DIE objects: names -> DIE offsets for functions (with code), inlined instances,
 // globals, types and enumerators. Lookups then parse only the units that hold the answers.
 import { CompUnit, Dwarf, DW, skipForm } from './dwarf';
+import type { Accelerator } from './accel';
 import { Cursor, cstrAt } from './reader';
 
 export interface NameIndex {
@@ -26,6 +27,33 @@ export function buildNameIndex(dwarf: Dwarf): NameIndex {
     try { skimUnit(dwarf, cu, idx); } catch (e) { if (process.env.CRYO_SYMBOLS_DEBUG) console.error(`name index: unit 0x${cu.offset.toString(16)}: ${(e as Error).message}`); }
   }
   return idx;
+}
+
+/**
+ * A module's names: with an accelerator table only the units it lists for a name are skimmed
+ * (and each unit once); without one, every unit is skimmed on the first lookup.
+ */
+export class ModuleNames {
+  private full?: NameIndex;
+  private partial: NameIndex = { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
+  private skimmed = new Set<CompUnit>();
+  constructor(private dwarf: Dwarf, readonly accel?: Accelerator) {}
+
+  lookup(kind: keyof NameIndex, name: string): number[] {
+    if (!this.accel) {
+      if (!this.full) this.full = buildNameIndex(this.dwarf);
+      return this.full[kind].get(name) ?? [];
+    }
+    for (const u of this.accel.unitsFor(name)) {
+      if (this.skimmed.has(u)) continue;
+      this.skimmed.add(u);
+      try { skimUnit(this.dwarf, u, this.partial); } catch { /* unreadable unit */ }
+    }
+    return this.partial[kind].get(name) ?? [];
+  }
+
+  /** units skimmed so far (for tests and diagnostics) */
+  get skimmedUnits(): number { return this.full ? this.dwarf.units.length : this.skimmed.size; }
 }
 
 function add(m: Map<string, number[]>, k: string, v: number): void {

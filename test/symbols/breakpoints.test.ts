@@ -1,64 +1,15 @@
 // Breakpoint addresses (`break FILE:LINE` for every line, `break FUNC` for every function),
 // compared with gdb on the binary before it runs (link-time addresses).
 import { test } from 'node:test';
+import { buildFixture, BuildOptions } from '../helpers/fixtures';
+import { compareBreakpoints } from './harness';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { buildFixture, BuildOptions, fixturesDir } from '../helpers/fixtures';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { executableTarget, Program } from '../../adapter/symbols';
-import { gdbRun } from './harness';
-
-/** Runs gdb's `break` for each spec; returns spec -> sorted addresses ([] when gdb refused). */
-function gdbBreaks(bin: string, specs: string[]): Map<string, bigint[]> {
-  const cmds: string[] = [];
-  specs.forEach((s, i) => cmds.push(`echo \\n@@B ${i}\\n`, `break ${s}`));
-  cmds.push('echo \\n@@INFO\\n', 'info breakpoints');
-  const out = gdbRun(bin, cmds);
-  const secs = out.split(/\n@@/).slice(1);
-  const num = new Map<number, number>(); // bp number -> spec index
-  let info = '';
-  for (const sec of secs) {
-    const m = /^B (\d+)\n([\s\S]*)$/.exec(sec);
-    if (m) { const b = /Breakpoint (\d+) at/.exec(m[2]); if (b) num.set(Number(b[1]), Number(m[1])); }
-    else if (sec.startsWith('INFO')) info = sec;
-  }
-  const res = new Map<string, bigint[]>(specs.map((s) => [s, []]));
-  for (const line of info.split('\n')) {
-    const m = /^(\d+)(?:\.\d+)?\s.*?\s(0x[0-9a-f]+)\s+in\s/.exec(line);
-    if (!m) continue;
-    const idx = num.get(Number(m[1]));
-    if (idx === undefined) continue;
-    res.get(specs[idx])!.push(BigInt(m[2]));
-  }
-  for (const v of res.values()) v.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return res;
-}
-
-function hexes(a: bigint[]): string { return a.map((x) => '0x' + x.toString(16)).join(' '); }
 
 function compareFixture(sources: string[], build: BuildOptions & { main: string }, functions: string[]): void {
-  const bin = buildFixture(build.main, build);
-  const specs: string[] = [];
-  for (const src of sources) {
-    const n = readFileSync(join(fixturesDir, src), 'utf8').split('\n').length;
-    for (let l = 1; l <= n; l++) specs.push(`${src}:${l}`);
-  }
-  specs.push(...functions);
-  const gdb = gdbBreaks(bin, specs);
-  const prog = new Program(executableTarget(bin));
-  const diffs: string[] = [];
-  let compared = 0;
-  for (const s of specs) {
-    const colon = s.lastIndexOf(':');
-    const isLine = colon > 0 && /^\d+$/.test(s.slice(colon + 1));
-    const ours = (isLine ? prog.lineBreakpoints(s.slice(0, colon), Number(s.slice(colon + 1))) : prog.functionBreakpoints(s)).map((b) => b.addr).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const theirs = gdb.get(s)!;
-    if (!theirs.length) continue; // gdb refused (no code at or after the line)
-    compared++;
-    if (hexes(ours) !== hexes(theirs)) diffs.push(`${s}: ours [${hexes(ours)}] gdb [${hexes(theirs)}]`);
-  }
-  assert.ok(compared > 10, `compared ${compared} breakpoints`);
-  assert.deepEqual(diffs, [], diffs.join('\n'));
+  compareBreakpoints(buildFixture(build.main, build), sources, functions);
 }
 
 test('C -O0 PIE: every line and function of sym_basic.c', () => {
@@ -82,4 +33,29 @@ test('C++ templates and methods: every instance is a location', () => {
 test('-O2: inlined functions get a location per inlined instance', () => {
   compareFixture(['sym_opt.c'], { main: 'sym_opt.c', flags: ['-O2', '-g'] }, ['work', 'leaf', 'main', 'scale', 'accumulate']);
   compareFixture(['sym_types.c'], { main: 'sym_types.c', flags: ['-O2', '-g'] }, ['inspect', 'plus', 'main']);
+});
+
+/** A copy of a fixture binary with an accelerator table added by gdb-add-index. */
+function withIndex(bin: string, dwarf5: boolean): string {
+  const out = `${bin}.${dwarf5 ? 'names' : 'gdbindex'}`;
+  if (!existsSync(out)) {
+    const tmp = `${out}.tmp${process.pid}`;
+    copyFileSync(bin, tmp);
+    execFileSync('gdb-add-index', [...(dwarf5 ? ['-dwarf-5'] : []), tmp], { stdio: ['ignore', 'ignore', 'inherit'] });
+    renameSync(tmp, out);
+  }
+  return out;
+}
+
+test('.gdb_index and .debug_names: lookups skim only the units the index names', () => {
+  for (const dwarf5 of [false, true]) {
+    const bin = withIndex(buildFixture('sym_lines.c', { extra: ['sym_lines_util.c'] }), dwarf5);
+    const prog = compareBreakpoints(bin, ['sym_lines.c', 'sym_lines_util.c'], ['helper', 'step', 'util_scale', 'main']);
+    assert.equal(prog.exe.names.accel?.kind, dwarf5 ? 'debug_names' : 'gdb_index');
+    const fresh = new Program(executableTarget(bin));
+    assert.equal(fresh.functionBreakpoints('util_scale').length, 1);
+    assert.equal(fresh.exe.names.skimmedUnits, 1, 'one unit skimmed for util_scale');
+    const cpp = withIndex(buildFixture('sym_cpp.cc'), dwarf5);
+    compareBreakpoints(cpp, ['sym_cpp.cc'], ['total_area', 'biggest', 'geo::Rect::area', 'area', 'main']);
+  }
 });

@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { buildDir, fixturesDir } from '../helpers/fixtures';
-import { CoreFile, Program, Frame } from '../../adapter/symbols';
+import { readFileSync as readText } from 'node:fs';
+import { CoreFile, executableTarget, Program, Frame } from '../../adapter/symbols';
+import assert from 'node:assert/strict';
 
 /** Line number of a `BREAK:name` marker in a fixture source. */
 export function markerLine(source: string, name: string): number {
@@ -243,3 +245,58 @@ export function checkAllThreads(stop: Stop, section: string): string[] {
   if (seen !== stop.core.threads.length) diffs.push(`gdb listed ${seen} threads, the core has ${stop.core.threads.length}`);
   return diffs;
 }
+
+/** Runs gdb's `break` for each spec; returns spec -> sorted addresses ([] when gdb refused). */
+export function gdbBreaks(bin: string, specs: string[]): Map<string, bigint[]> {
+  const cmds: string[] = [];
+  specs.forEach((s, i) => cmds.push(`echo \\n@@B ${i}\\n`, `break ${s}`));
+  cmds.push('echo \\n@@INFO\\n', 'info breakpoints');
+  const out = gdbRun(bin, cmds);
+  const secs = out.split(/\n@@/).slice(1);
+  const num = new Map<number, number>(); // bp number -> spec index
+  let info = '';
+  for (const sec of secs) {
+    const m = /^B (\d+)\n([\s\S]*)$/.exec(sec);
+    if (m) { const b = /Breakpoint (\d+) at/.exec(m[2]); if (b) num.set(Number(b[1]), Number(m[1])); }
+    else if (sec.startsWith('INFO')) info = sec;
+  }
+  const res = new Map<string, bigint[]>(specs.map((s) => [s, []]));
+  for (const line of info.split('\n')) {
+    const m = /^(\d+)(?:\.\d+)?\s.*?\s(0x[0-9a-f]+)\s+in\s/.exec(line);
+    if (!m) continue;
+    const idx = num.get(Number(m[1]));
+    if (idx === undefined) continue;
+    res.get(specs[idx])!.push(BigInt(m[2]));
+  }
+  for (const v of res.values()) v.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return res;
+}
+
+function hexes(a: bigint[]): string { return a.map((x) => '0x' + x.toString(16)).join(' '); }
+
+/** Compares our breakpoint addresses with gdb's for every line of `sources` and each function. */
+export function compareBreakpoints(bin: string, sources: string[], functions: string[]): Program {
+  const specs: string[] = [];
+  for (const src of sources) {
+    const n = readText(join(fixturesDir, src), 'utf8').split('\n').length;
+    for (let l = 1; l <= n; l++) specs.push(`${src}:${l}`);
+  }
+  specs.push(...functions);
+  const gdb = gdbBreaks(bin, specs);
+  const prog = new Program(executableTarget(bin));
+  const diffs: string[] = [];
+  let compared = 0;
+  for (const s of specs) {
+    const colon = s.lastIndexOf(':');
+    const isLine = colon > 0 && /^\d+$/.test(s.slice(colon + 1));
+    const ours = (isLine ? prog.lineBreakpoints(s.slice(0, colon), Number(s.slice(colon + 1))) : prog.functionBreakpoints(s)).map((b) => b.addr).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const theirs = gdb.get(s)!;
+    if (!theirs.length) continue; // gdb refused (no code at or after the line)
+    compared++;
+    if (hexes(ours) !== hexes(theirs)) diffs.push(`${s}: ours [${hexes(ours)}] gdb [${hexes(theirs)}]`);
+  }
+  assert.ok(compared > 10, `compared ${compared} breakpoints`);
+  assert.deepEqual(diffs, [], diffs.join('\n'));
+  return prog;
+}
+
