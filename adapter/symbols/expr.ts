@@ -13,7 +13,7 @@ export class ExpressionError extends Error {
 
 type Tok = { k: 'num' | 'float' | 'id' | 'str' | 'char' | 'op' | 'reg' | 'eof'; s: string; pos: number; v?: bigint | number };
 
-const OPS = ['->', '<<', '>>', '<=', '>=', '==', '!=', '&&', '||', '::', '++', '--', '+', '-', '*', '/', '%', '<', '>', '&', '|', '^', '!', '~', '(', ')', '[', ']', '.', '?', ':', ',', '='];
+const OPS = ['@', '->', '<<', '>>', '<=', '>=', '==', '!=', '&&', '||', '::', '++', '--', '+', '-', '*', '/', '%', '<', '>', '&', '|', '^', '!', '~', '(', ')', '[', ']', '.', '?', ':', ',', '='];
 
 function lex(src: string): Tok[] {
   const out: Tok[] = [];
@@ -90,7 +90,7 @@ const TYPE_WORDS = new Set(['unsigned', 'signed', 'int', 'char', 'short', 'long'
 
 const BIN_PREC: Record<string, number> = {
   '||': 1, '&&': 2, '|': 3, '^': 4, '&': 5, '==': 6, '!=': 6, '<': 7, '>': 7, '<=': 7, '>=': 7,
-  '<<': 8, '>>': 8, '+': 9, '-': 9, '*': 10, '/': 10, '%': 10,
+  '<<': 8, '>>': 8, '@': 9, '+': 10, '-': 10, '*': 11, '/': 11, '%': 11,
 };
 
 class Parser {
@@ -369,6 +369,7 @@ export class Evaluator {
           if (n.op === '||' && l) return this.boolResult(true);
           return this.boolResult(this.truth(rv(this.eval(n.r)), n.r.pos));
         }
+        if (n.op === '@') return this.artificialArray(rv(this.eval(n.l)), rv(this.eval(n.r)), n);
         return this.binaryOp(n.op, rv(this.eval(n.l)), rv(this.eval(n.r)), n.pos);
       }
       case 'cond': return this.truth(rv(this.eval(n.c)), n.c.pos) ? this.eval(n.a) : this.eval(n.b);
@@ -379,6 +380,15 @@ export class Evaluator {
       }
       case 'call': throw new ExpressionError('Calling functions is not supported.', n.pos);
     }
+  }
+
+  /** gdb's `x@n`: n objects of x's type starting at x's address. */
+  private artificialArray(l: Value, r: Value, n: Extract<Node, { t: 'bin' }>): Value {
+    if (!isInt(r.type)) throw new ExpressionError('Only values in memory can be extended with \'@\'.', n.r.pos);
+    const count = Number(r.int());
+    if (count <= 0) throw new ExpressionError(`Only values in memory can be extended with '@'.`, n.r.pos);
+    if (l.addr === undefined || !l.lval) throw new ExpressionError(`Only values in memory can be extended with '@'.`, n.pos);
+    return new Value({ k: 'array', of: l.type, count }, this.ctx, l.addr);
   }
 
   private register(name: string, pos: number): Value {

@@ -6,6 +6,19 @@ import { ExpressionError } from '../../adapter/symbols';
 import { checkPrints, markerLine, stopAt } from './harness';
 
 const C_EXPRS = [
+  "m->as_int",
+  "m->as_bytes",
+  "global_mixed.names",
+  "global_mixed.names[1]",
+  "m->ok",
+  "*m->weights@2",
+  "m->weights[1]@2",
+  "points[0]@3",
+  "*points@2",
+  "p.x@2",
+  "u@0",
+  "5@2",
+  "zeros[1] + 1@2",
   "tls_value",
   "tls_value * 2",
   "&tls_value == &tls_value",
