@@ -885,8 +885,8 @@ export class Program {
   }
 
   /** A value formatted the way gdb's `print` (top) or `info locals` shows it. */
-  format(v: Value, top = false): string {
-    return formatValue(v, { top });
+  format(v: Value, top = false, hex = false): string {
+    return formatValue(v, { top, hex });
   }
 }
 

@@ -153,18 +153,30 @@ function x87(b: Buffer): number {
 export interface FormatOptions {
   /** print's top level: pointers get their type prefix `(int *) 0x...` */
   top?: boolean;
+  /** gdb's print/x: integers, characters, booleans, enums and floats in hexadecimal */
+  hex?: boolean;
+}
+
+let HEX = false;
+
+function hexOf(v: bigint, size: number): string {
+  return '0x' + BigInt.asUintN(Math.max(1, size) * 8, v).toString(16);
 }
 
 const REPEAT = 10;
 const PRINT_MAX = 200;
 
 export function formatValue(v: Value, opts: FormatOptions = {}): string {
+  const saved = HEX;
+  HEX = !!opts.hex;
   try {
-    return fmt(v, !!opts.top);
+    return fmt(v, !!opts.top && !HEX);
   } catch (e) {
     if (e instanceof OptimizedOut) return '<optimized out>';
     const m = (e as Error).message;
     return `<error: ${m}>`;
+  } finally {
+    HEX = saved;
   }
 }
 
@@ -175,7 +187,7 @@ function fmt(v: Value, top: boolean): string {
   switch (t.k) {
     case 'void': return 'void';
     case 'base': return fmtBase(v, t);
-    case 'enum': return fmtEnum(v.int(), t);
+    case 'enum': return HEX ? hexOf(v.int(), t.size) : fmtEnum(v.int(), t);
     case 'ptr': return fmtPointer(v, full, top);
     case 'ref': {
       const target = v.deref();
@@ -205,6 +217,14 @@ function safe(f: () => string): string {
 }
 
 function fmtBase(v: Value, t: Extract<Type, { k: 'base' }>): string {
+  if (HEX) {
+    if (t.enc === DW.ATE_float) { // gdb 13 shows the bits
+      const b = v.bytes(); let x = 0n;
+      for (let i = Math.min(b.length, 16) - 1; i >= 0; i--) x = (x << 8n) | BigInt(b[i]);
+      return '0x' + x.toString(16);
+    }
+    return hexOf(v.int(), t.size);
+  }
   switch (t.enc) {
     case DW.ATE_boolean: { const i = v.int(); return i === 0n ? 'false' : i === 1n ? 'true' : String(i); }
     case DW.ATE_float: return fmtFloat(v.float(), t.size);
@@ -315,6 +335,7 @@ function fmtPointer(v: Value, full: Type, top: boolean): string {
   const addr = BigInt.asUintN(64, v.int());
   const hexs = '0x' + addr.toString(16);
   const to = strip(t.to);
+  if (HEX) return hexs;
   const prefix = top && !isCharType(t.to) ? `(${typeName(full)}) ` : '';
   if (to.k === 'func') {
     const s = v.ctx.symbolize?.(addr, false);
@@ -356,7 +377,7 @@ function fmtEnum(val: bigint, t: Extract<Type, { k: 'enum' }>): string {
 
 function fmtArray(v: Value, elemT: Type, count: number): string {
   const esz = sizeOf(elemT);
-  if (isCharType(elemT)) {
+  if (isCharType(elemT) && !HEX) {
     const b = v.bytes();
     let n = Math.min(count, b.length);
     const truncated = n > PRINT_MAX;

@@ -6,6 +6,21 @@ import { ExpressionError } from '../../adapter/symbols';
 import { checkPrints, markerLine, stopAt } from './harness';
 
 const C_EXPRS = [
+  "/x u",
+  "/x big",
+  "/x small",
+  "/x c",
+  "/x flag",
+  "/x col",
+  "/x f",
+  "/x d",
+  "/x *m",
+  "/x buf",
+  "/x local_arr",
+  "/x pp",
+  "/x p",
+  "/x m->b",
+  "/x -1",
   "m->as_int",
   "m->as_bytes",
   "global_mixed.names",

@@ -197,7 +197,8 @@ export function checkPrints(stop: Stop, exprs: string[], frameIndex = 0): string
     let ours: string;
     let ourErr = false;
     try {
-      ours = stop.program.format(stop.program.evaluate(e, frame, stop.stack), true);
+      const hex = e.startsWith('/x ');
+      ours = stop.program.format(stop.program.evaluate(hex ? e.slice(3) : e, frame, stop.stack), true, hex);
     } catch (err) {
       ours = (err as Error).message; ourErr = true;
     }
