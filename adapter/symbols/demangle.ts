@@ -19,6 +19,15 @@ class P {
   pos = 0;
   subs: string[] = [];
   tmpl: string[] = [];
+  /** parsing the encoding's name (its template arguments are what T_ refers to) */
+  inName = true;
+  /** inside a local name's enclosing function: no return type printed */
+  local = false;
+  endsWithTemplate = false;
+  ctorDtor = false;
+  fnTypes = new Map<string, { ret: string; params: string; q: string }>();
+  packs = new Map<string, string[]>();
+  arrTypes = new Map<string, { el: string; dim: string }>();
   constructor(readonly s: string) {}
   peek(n = 0): string { return this.s[this.pos + n] ?? ''; }
   next(): string { return this.s[this.pos++] ?? ''; }
@@ -47,9 +56,12 @@ class P {
   templateArgs(): string {
     // after 'I'
     const args: string[] = [];
+    const was = this.inName;
+    this.inName = false;
     while (!this.eat('E')) args.push(this.templateArg());
-    this.tmpl = args;
-    const j = args.join(', ');
+    this.inName = was;
+    if (was) this.tmpl = args;
+    const j = args.filter((a) => a !== '').join(', ');
     return '<' + j + (j.endsWith('>') ? ' >' : '>');
   }
   templateArg(): string {
@@ -63,12 +75,16 @@ class P {
       const suffix = t === 'unsigned int' ? 'u' : t === 'long' ? 'l' : t === 'unsigned long' ? 'ul' : '';
       return (t === 'int' || suffix) ? (neg ? '-' : '') + v + suffix : `(${t})${neg ? '-' : ''}${v}`;
     }
-    if (this.eat('J')) { const a: string[] = []; while (!this.eat('E')) a.push(this.templateArg()); return a.join(', '); }
+    if (this.eat('J')) { const a: string[] = []; while (!this.eat('E')) a.push(this.templateArg()); const j = a.join(', '); this.packs.set(j, a); return j; }
     return this.type();
+  }
+  abiTags(n: string): string {
+    while (this.peek() === 'B') { this.pos++; n += `[abi:${this.source()}]`; }
+    return n;
   }
   unqualified(): string {
     const c = this.peek();
-    if (/\d/.test(c)) return this.source();
+    if (/\d/.test(c)) return this.abiTags(this.source());
     if (c === 'C') { this.pos += 2; return 'C'; }
     if (c === 'D' && /[0-9]/.test(this.peek(1))) { this.pos += 2; return 'D'; }
     if (c === 'U' && this.peek(1) === 'l') { // lambda
@@ -86,7 +102,9 @@ class P {
     // after 'N'
     let cvq = '';
     while (/[rVK]/.test(this.peek())) { const q = this.next(); if (q === 'K') cvq += ' const'; if (q === 'V') cvq += ' volatile'; }
-    this.eat('R'); this.eat('O');
+    if (this.eat('R')) cvq += ' &';
+    else if (this.eat('O')) cvq += ' &&';
+    let ctorDtor = false, endsWithTemplate = false;
     const parts: string[] = [];
     let full = '';
     let last = '';
@@ -97,18 +115,24 @@ class P {
       }
       if (this.peek() === 'I') {
         this.pos++;
-        full += this.templateArgs();
-        this.subs.push(full);
+        full += (full.endsWith('<') ? ' ' : '') + this.templateArgs();
+        if (this.peek() !== 'E') this.subs.push(full);
+        endsWithTemplate = this.peek() === 'E';
         continue;
       }
       if (this.peek() === 'T') { this.pos++; full = (full ? full + '::' : '') + this.templateParam(); this.subs.push(full); continue; }
       let n = this.unqualified();
-      if (n === 'C') n = last.replace(/<.*$/, '');
-      else if (n === 'D') n = '~' + last.replace(/<.*$/, '');
+      endsWithTemplate = false;
+      ctorDtor = n === 'C' || n === 'D' || n.startsWith('operator ');
+      const plain = last.replace(/<.*$/, '').replace(/\[abi:[^\]]*\]/g, '');
+      if (n === 'C') n = this.abiTags(plain);
+      else if (n === 'D') n = '~' + this.abiTags(plain);
       last = n;
       full = full ? full + '::' + n : n;
       if (this.peek() !== 'E') this.subs.push(full);
     }
+    this.endsWithTemplate = endsWithTemplate;
+    this.ctorDtor = ctorDtor;
     return { name: full, cvq };
   }
   templateParam(): string {
@@ -139,19 +163,55 @@ class P {
         this.eat('Y');
         const ret = this.type();
         const params: string[] = [];
-        while (!this.eat('E')) { if (this.eat('R') || this.eat('O')) continue; params.push(this.type()); }
-        r = `${ret} (${params.length === 1 && params[0] === 'void' ? '' : params.join(', ')})`;
+        let refq = '';
+        while (!this.eat('E')) {
+          if ((this.peek() === 'R' || this.peek() === 'O') && this.peek(1) === 'E') { refq = this.next() === 'R' ? ' &' : ' &&'; continue; }
+          params.push(this.type());
+        }
+        void refq;
+        const ps = params.length === 1 && params[0] === 'void' ? '' : params.join(', ');
+        r = `${ret} (${ps})`;
+        this.fnTypes.set(r, { ret, params: ps, q: '' });
         break;
       }
       case 'A': {
         let n = ''; if (this.peek() !== '_') n = String(this.num()); this.eat('_');
-        r = `${this.type()} [${n}]`; break;
+        const el = this.type();
+        r = `${el} [${n}]`;
+        this.arrTypes.set(r, { el, dim: n });
+        break;
+      }
+      case 'M': {
+        const cls = this.type();
+        let quals = '';
+        while (/[rVK]/.test(this.peek())) { const q = this.next(); if (q === 'K') quals += ' const'; if (q === 'V') quals += ' volatile'; }
+        const mem = this.type();
+        const f = this.fnTypes.get(mem);
+        r = f ? `${f.ret} (${cls}::*)(${f.params})${quals}` : `${mem} ${cls}::*`;
+        break;
       }
       case 'D': {
         const d = this.next();
         const m: Record<string, string> = { n: 'decltype(nullptr)', i: 'char32_t', s: 'char16_t', u: 'char8_t', a: 'auto', c: 'decltype(auto)' };
         if (m[d]) return m[d];
-        if (d === 'p') return this.type();
+        if (d === 'p') {
+          // pack expansion: qualifiers applied to each element of a template parameter pack
+          const m = /^([ROPK]*)T(\d*)_/.exec(this.s.slice(this.pos));
+          const pack = m ? this.packs.get(this.tmpl[m[2] === '' ? 0 : Number(m[2]) + 1] ?? '') : undefined;
+          if (m && pack) {
+            this.pos += m[0].length;
+            const ops = m[1].split('').reverse();
+            let cur = pack;
+            this.subs.push(cur.join(', '));
+            for (const o of ops) {
+              cur = cur.map((t) => (o === 'K' ? t + ' const' : ptr(t, o === 'P' ? '*' : o === 'R' ? '&' : '&&')));
+              this.subs.push(cur.join(', '));
+            }
+            r = cur.join(', ');
+            break;
+          }
+          r = this.type(); break;
+        }
         throw new Error('D');
       }
       case 'u': return this.source();
@@ -165,30 +225,50 @@ class P {
   encoding(): string {
     let name: string; let cvq = '';
     let isTemplate = false;
-    if (this.eat('N')) { const n = this.nested(); name = n.name; cvq = n.cvq; isTemplate = name.endsWith('>'); }
-    else if (this.eat('Z')) { // local name
-      const outer = this.encoding(); this.eat('E');
-      if (this.eat('s')) name = outer + '::string literal';
-      else { name = outer + '::' + (this.peek() === 'N' ? (this.pos++, this.nested().name) : this.unqualified()); }
-      this.eat('_'); if (/\d/.test(this.peek())) this.num();
-      return name;
+    if (this.eat('N')) { const n = this.nested(); name = n.name; cvq = n.cvq; isTemplate = this.endsWithTemplate; }
+    else if (this.eat('Z')) { // local name: the entity then its own parameters
+      const wasLocal = this.local;
+      this.local = true;
+      const outer = this.encoding();
+      this.local = wasLocal;
+      this.eat('E');
+      if (this.eat('s')) { this.eat('_'); if (/\d/.test(this.peek())) this.num(); return outer + '::string literal'; }
+      this.inName = true;
+      if (this.peek() === 'N') { this.pos++; const n = this.nested(); name = outer + '::' + n.name; cvq = n.cvq; isTemplate = this.endsWithTemplate; }
+      else { name = outer + '::' + this.unqualified(); this.ctorDtor = false; }
+      if (this.eat('_')) { if (/\d/.test(this.peek())) this.num(); this.eat('_'); }
+      if (this.pos >= this.s.length || this.peek() === 'E' || this.peek() === '.') return name;
     } else if (this.eat('St')) name = 'std::' + this.unqualified();
     else if (this.peek() === 'S' && this.peek(1) !== 't') { this.pos++; name = this.substitution(); }
     else { name = this.unqualified(); }
-    if (this.peek() === 'I') { this.subs.push(name); this.pos++; name += this.templateArgs(); isTemplate = true; }
+    if (this.peek() === 'I') { this.subs.push(name); this.pos++; name += (name.endsWith('<') ? ' ' : '') + this.templateArgs(); isTemplate = true; }
     if (this.pos >= this.s.length || this.peek() === 'E' || this.peek() === '.') return name;
-    if (isTemplate) this.type(); // return type
+    this.inName = false;
+    const retType = isTemplate && !this.ctorDtor ? this.type() : undefined;
+    const ret = this.local ? undefined : retType;
     const params: string[] = [];
     while (this.pos < this.s.length && this.peek() !== 'E' && this.peek() !== '.') params.push(this.type());
     const p = params.length === 1 && params[0] === 'void' ? '' : params.join(', ');
+    if (ret !== undefined) {
+      const f = this.fnTypes.get(ret);
+      if (f) return `${f.ret} (*${name}(${p})${cvq})(${f.params})`;
+      return `${ret} ${name}(${p})${cvq}`;
+    }
     return `${name}(${p})${cvq}`;
   }
 }
 
+let current: P | undefined;
 function ptr(t: string, op: string): string {
-  // function type: "ret (args)" -> "ret (*)(args)"
-  const m = /^(.*?) \((.*)\)$/.exec(t);
-  if (m && !t.endsWith('*)') && !t.includes('(*')) return `${m[1]} (${op})(${m[2]})`;
+  // reference collapsing (T = int&: T&& is int&)
+  if (op !== '*' && t.endsWith('&')) return t.endsWith('&&') && op === '&' ? t.slice(0, -2) + '&' : t;
+  const f = current?.fnTypes.get(t);
+  if (f) { const r = `${f.ret} (${op})(${f.params})`; current!.fnTypes.set(r, { ...f }); return r; }
+  const a = current?.arrTypes.get(t);
+  if (a) return `${a.el} (${op}) [${a.dim}]`;
+  // a pointer to a pointer to function: "ret (*)(args)" -> "ret (**)(args)"
+  const m = /^(.*) \((\*+|&+)\)\((.*)\)$/.exec(t);
+  if (m) return `${m[1]} (${m[2]}${op})(${m[3]})`;
   return t + op;
 }
 
@@ -202,10 +282,22 @@ export function demangle(s: string): string {
   try {
     const p = new P(s);
     p.pos = 2;
+    current = p;
     const special: Record<string, string> = { TV: 'vtable for ', TI: 'typeinfo for ', TS: 'typeinfo name for ', TT: 'VTT for ' };
     const k = s.substr(2, 2);
+    const callOffset = () => {
+      const kind = p.next();
+      if (kind === 'h') { p.eat('n'); p.num(); p.eat('_'); }
+      else { p.eat('n'); p.num(); p.eat('_'); p.eat('n'); p.num(); p.eat('_'); }
+    };
     if (special[k]) { p.pos = 4; out = special[k] + p.type(); }
     else if (k === 'GV') { p.pos = 4; out = 'guard variable for ' + p.encoding(); }
+    else if (s.startsWith('_ZGTt')) { p.pos = 5; out = 'transaction clone for ' + p.encoding(); }
+    else if (k === 'GR') { p.pos = 4; out = 'reference temporary #0 for ' + p.encoding(); }
+    else if (k === 'TH') { p.pos = 4; out = 'TLS init function for ' + p.encoding(); }
+    else if (k === 'TW') { p.pos = 4; out = 'TLS wrapper function for ' + p.encoding(); }
+    else if (k === 'Th' || k === 'Tv') { p.pos = 3; callOffset(); out = (k === 'Th' ? 'non-virtual thunk to ' : 'virtual thunk to ') + p.encoding(); }
+    else if (k === 'Tc') { p.pos = 4; callOffset(); callOffset(); out = 'covariant return thunk to ' + p.encoding(); }
     else out = p.encoding();
     const dot = s.indexOf('.', p.pos);
     if (dot >= 0 && p.pos === dot) out += ' [clone ' + s.slice(dot) + ']';
