@@ -409,7 +409,8 @@ export class Program {
       if (!o.ranges().length) {
         const ln = o.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name);
         const cands = [...(ln ? m.functionsNamed(ln) : []), ...m.functionsNamed(qualifiedName(o))];
-        def = cands.find((d) => d.ranges().length && (d.ref(DW.AT_specification) === o || d.ref(DW.AT_abstract_origin) === o || qualifiedName(d) === qualifiedName(o)));
+        def = cands.find((d) => d.ranges().length && (d.ref(DW.AT_specification) === o || d.ref(DW.AT_abstract_origin) === o || qualifiedName(d) === qualifiedName(o)))
+          ?? cands.find((d) => d.ranges().length && d.name === o.name);
       }
       if (!def) return undefined;
       const lo = (def.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? def.ranges()[0]?.[0];
@@ -464,9 +465,14 @@ export class Program {
         for (const link of [...chains[0]].reverse()) {
           const rp = (link.site.attr(DW.AT_call_return_pc) ?? link.site.attr(DW.AT_low_pc))!.v as bigint;
           const pc = rp + m.bias;
+          // gdb names a tail-call frame by the innermost (inlined) function at its pc
+          const chain = m.scopeChain(pc - 1n);
+          let fd: Die = link.fn;
+          for (const d of chain) if (d.tag === DW.TAG_inlined_subroutine) fd = d;
+          const blocks = chain.slice(Math.max(0, chain.indexOf(fd)));
           out.push({
-            index: 0, pc, lookupPc: pc - 1n, regs: caller.regs, module: m, cfa: caller.cfa, function: qualifiedName(link.fn),
-            funcDie: link.fn, physDie: link.fn, blocks: [link.fn], source: m.sourceAt(pc - 1n), inlined: false, signalFrame: false,
+            index: 0, pc, lookupPc: pc - 1n, regs: caller.regs, module: m, cfa: caller.cfa, function: qualifiedName(fd),
+            funcDie: fd, physDie: link.fn, blocks: blocks.length ? blocks : [link.fn], source: m.sourceAt(pc - 1n), inlined: false, signalFrame: false,
             physIndex: callee.physIndex, tailCall: true,
           });
         }

@@ -493,6 +493,7 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const p = field(field(v, '_M_dataplus'), '_M_p');
       const len = Number(field(v, '_M_string_length').int());
       const addr = BigInt.asUintN(64, p.int());
+      if (addr === 0n && len !== 0) return '<error reading variable: Cannot create a lazy string with address 0x0, and a non-zero length.>';
       const n = Math.min(len, PRINT_MAX);
       const b = n ? v.ctx.mem.read(addr, n) : Buffer.alloc(0);
       return fmtString([...b], len > PRINT_MAX);

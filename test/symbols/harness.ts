@@ -52,13 +52,13 @@ export interface StopOptions {
   extra?: string[];
 }
 
-/** Stops `binary` at `breakSpec` under gdb, gathers gdb's answers, dumps a core, opens it. */
+/** Stops `binary` at `breakSpec` (or at the first signal when empty) under gdb, gathers gdb's answers, dumps a core, opens it. */
 export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}): Stop {
   const dir = join(buildDir, `sym-cores-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const corePath = join(dir, `${basename(binary)}-${process.pid}-${coreSeq++}.core`);
   const nframes = opts.frames ?? 12;
-  const cmds = [...(opts.pre ?? []), 'set breakpoint pending on', `break ${breakSpec}`, 'run', 'echo \\n@@BT\\n', 'bt'];
+  const cmds = [...(opts.pre ?? []), 'set breakpoint pending on', ...(breakSpec ? [`break ${breakSpec}`] : []), 'run', 'echo \\n@@BT\\n', 'bt'];
   for (let k = 0; k < nframes; k++) {
     cmds.push(`echo \\n@@FRAME ${k}\\n`, `frame ${k}`, `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals');
   }

@@ -155,3 +155,12 @@ test('C++ at -O2: inlined STL, values in xmm registers, location lists', () => {
   const b2 = buildFixture('sym_basic.c', { flags: ['-O2', '-g'], name: 'sym_basic_O2' });
   run(stopAt(b2, at('sym_basic.c', 'add')), (s) => expectSame(s));
 });
+
+test('post-mortem: uncaught C++ exception (SIGABRT through libc and libstdc++ without debug info)', () => {
+  const bin = buildFixture('sym_crash.cc');
+  run(stopAt(bin, ''), (s) => {
+    assert.equal(s.core.signal, 6, 'the core records SIGABRT');
+    assert.ok(s.stack.some((f) => f.function === 'withdraw'));
+    expectSame(s);
+  });
+});
