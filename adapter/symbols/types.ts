@@ -109,7 +109,9 @@ export function typeOf(die: Die | undefined): Type {
         const ub = ch.attr(DW.AT_upper_bound);
         if (cnt !== undefined && ch.attr(DW.AT_count)!.cls === 0) dims.push(cnt);
         else if (ub && (typeof ub.v === 'number' || typeof ub.v === 'bigint') && ub.cls === 0) {
-          const u = ch.snum(DW.AT_upper_bound)!; const l = ch.num(DW.AT_lower_bound) ?? 0;
+          // dataN forms are unsigned here (the subrange's type is size_t); sdata is signed
+          const u = ub.form === 0x0d ? ch.snum(DW.AT_upper_bound)! : ch.num(DW.AT_upper_bound)!;
+          const l = ch.num(DW.AT_lower_bound) ?? 0;
           dims.push(u - l + 1);
         } else dims.push(undefined);
       }

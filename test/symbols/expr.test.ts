@@ -6,6 +6,11 @@ import { ExpressionError } from '../../adapter/symbols';
 import { checkPrints, markerLine, stopAt } from './harness';
 
 const C_EXPRS = [
+  "counts",
+  "long_text",
+  "&long_text[10]",
+  "*counts@3",
+  "long_text[5]@30",
   "/x u",
   "/x big",
   "/x small",
