@@ -259,3 +259,23 @@ test('expression errors say what is wrong and where', () => {
     assert.match(err('u / 0').message, /Division by zero/);
   } finally { s.close(); }
 });
+
+test('expressions in outer frames (registers and CFA unwound)', () => {
+  const bin = buildFixture('sym_basic.c');
+  const spec = `sym_basic.c:${markerLine('sym_basic.c', 'add')}`;
+  const f1 = ['n', 'label', 'total', 'i', 'sq', 'calls', 'label[0]', 'n * 2 + total', '$pc', '$sp', 'add', 'counter'];
+  const s1 = stopAt(bin, spec, { prints: f1, frames: 0, printFrame: 1 });
+  try { const d = checkPrints(s1, f1, 1); assert.deepEqual(d, [], d.join('\n')); } finally { s1.close(); }
+  const f2 = ['name', 'argc', 'argv[0]', '*argv@argc', 'result', 'sizeof name', 'name[0] == \'b\''];
+  const s2 = stopAt(bin, spec, { prints: f2, frames: 0, printFrame: 2 });
+  try { const d = checkPrints(s2, f2, 2); assert.deepEqual(d, [], d.join('\n')); } finally { s2.close(); }
+});
+
+test('-O2 expressions in inlined and outer frames (entry values, location lists)', () => {
+  const bin = buildFixture('sym_opt.c', { flags: ['-O2', '-g'] });
+  const spec = `sym_opt.c:${markerLine('sym_opt.c', 'scale')}`;
+  for (const [frame, exprs] of [[1, ['v', 'n', 's', 'i', 'v[0]', 'v[1] + n', 'sink']], [2, ['v', 'n', 'out', 'r', '*v@n', 'sink']], [3, ['data', 'v', 'n', 'r', 'argc', 'data[5]']]] as [number, string[]][]) {
+    const s = stopAt(bin, spec, { prints: exprs, frames: 0, printFrame: frame });
+    try { const d = checkPrints(s, exprs, frame); assert.deepEqual(d, [], `frame ${frame}:\n${d.join('\n')}`); } finally { s.close(); }
+  }
+});

@@ -48,6 +48,8 @@ export interface StopOptions {
   /** frames to inspect with info args / info locals (default: all of the gdb backtrace) */
   frames?: number;
   prints?: string[];
+  /** frame (gdb's numbering) the prints are evaluated in */
+  printFrame?: number;
   /** extra gdb commands (each in its own section named by the command) */
   extra?: string[];
 }
@@ -62,7 +64,7 @@ export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}
   for (let k = 0; k < nframes; k++) {
     cmds.push(`echo \\n@@FRAME ${k}\\n`, `frame ${k}`, `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals');
   }
-  cmds.push('frame 0');
+  cmds.push(`frame ${opts.printFrame ?? 0}`);
   (opts.prints ?? []).forEach((p, i) => cmds.push(`echo \\n@@PRINT ${i}\\n`, `print ${p}`));
   (opts.extra ?? []).forEach((p, i) => cmds.push(`echo \\n@@EXTRA ${i}\\n`, p));
   cmds.push('echo \\n@@GCORE\\n', `gcore ${corePath}`, 'echo \\n@@END\\n', 'kill');
