@@ -209,6 +209,41 @@ export class Program {
     return { function: name, source: m.sourceAt(addr), module: m };
   }
 
+  /** The function containing an address: its name and [start, end) of the range holding addr. */
+  functionBounds(addr: bigint): { name: string; start: bigint; end: bigint; hasDebugInfo: boolean } | undefined {
+    const m = this.moduleFor(addr);
+    if (!m) return undefined;
+    const fn = m.functionAt(addr);
+    if (fn) {
+      const a = addr - m.bias;
+      const r = fn.ranges().find(([lo, hi]) => a >= lo && a < hi);
+      if (r) return { name: qualifiedName(fn), start: r[0] + m.bias, end: r[1] + m.bias, hasDebugInfo: true };
+    }
+    const s = m.elfSymbolAt(addr);
+    if (!s) return undefined;
+    const sym = [...m.elf.symbolsAt(addr - m.bias), ...(m.debugElf?.symbolsAt(addr - m.bias) ?? [])].find((x) => x.value + m.bias === s.addr);
+    return { name: s.name, start: s.addr, end: s.addr + BigInt(Math.max(1, sym?.size ?? 1)), hasDebugInfo: false };
+  }
+
+  /** Name of the ELF section holding an address (e.g. ".plt", ".plt.sec", ".text"), for stepping through stubs. */
+  sectionAt(addr: bigint): string | undefined {
+    const m = this.moduleFor(addr);
+    if (!m) return undefined;
+    const a = addr - m.bias;
+    return m.elf.sections.find((sec) => (sec.flags & 2n) !== 0n && a >= sec.addr && a < sec.addr + BigInt(sec.size))?.name;
+  }
+
+  /** Source files named by the line tables of every module (for a loaded-sources view). */
+  sourceFiles(): string[] {
+    const out = new Set<string>();
+    for (const m of this.modules) {
+      const d = m.dwarf;
+      if (!d) continue;
+      for (const cu of d.units) { try { for (const f of m.unitFiles(cu)) out.add(f); } catch { /* unreadable unit */ } }
+    }
+    return [...out];
+  }
+
   /** The line-table entry covering an address: source position and its [start, end) address range. */
   lineRange(addr: bigint): (SourceLocation & { start: bigint; end: bigint }) | undefined {
     const m = this.moduleFor(addr);

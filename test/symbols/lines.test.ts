@@ -47,3 +47,20 @@ test('address -> line on every byte (-O2: is_stmt, inlined code)', () => {
 test('address -> line on every byte (DWARF 4, C++)', () => {
   compareLines('sym_templates.cc', { flags: ['-O0', '-gdwarf-4'], name: 'sym_templates_dw4' }, ['main', '_ZNK3BoxIiE5twiceEv']);
 });
+
+test('function bounds, sections and source files', () => {
+  const bin = buildFixture('sym_basic.c');
+  const prog = new Program(executableTarget(bin));
+  const elf = new ElfFile(bin);
+  for (const name of ['add', 'compute', 'main']) {
+    const s = elf.symbolsByName(name)[0];
+    const b = prog.functionBounds(s.value + 3n)!;
+    assert.deepEqual([b.name, b.start, b.end, b.hasDebugInfo], [name, s.value, s.value + BigInt(s.size), true]);
+    assert.equal(prog.sectionAt(s.value), '.text');
+  }
+  const start = elf.symbolsByName('_start')[0];
+  assert.equal(prog.functionBounds(start.value)?.hasDebugInfo, false);
+  const plt = elf.section('.plt');
+  if (plt) assert.equal(prog.sectionAt(plt.addr), '.plt');
+  assert.ok(prog.sourceFiles().some((f) => f.endsWith('/sym_basic.c')));
+});
