@@ -1,0 +1,209 @@
+/* Images: a frozen process in one file. The format is specified in
+ * docs/image-format.md; this header is the one implementation of it (writer, reader,
+ * validation, dump, restore). Everything here is little-endian x86-64. */
+#ifndef CRYO_IMAGE_H
+#define CRYO_IMAGE_H
+
+#include "internal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IMG_MAGIC "CRYOIMG\0"
+#define IMG_VERSION 1
+#define IMG_HEADER_SIZE 64
+#define IMG_TOC_ENTRY_SIZE 32
+#define IMG_PAGE 4096ull
+#define IMG_MAX_SECTIONS 64
+
+enum img_section { SEC_PROCESS = 1, SEC_THREADS = 2, SEC_MAPPINGS = 3, SEC_FILES = 4, SEC_SIGNALS = 5, SEC_PAGES = 6 };
+
+enum img_kind { K_U64 = 1, K_STR = 2, K_BYTES = 3, K_LIST = 4 };
+
+/* PROCESS tags */
+enum {
+  PRC_PID = 1, PRC_PPID, PRC_COMM, PRC_EXE, PRC_EXE_BUILD_ID, PRC_CMDLINE, PRC_ENVIRON, PRC_CWD, PRC_AUXV, PRC_RLIMITS,
+  PRC_PERSONALITY, PRC_MM, PRC_CREDS, PRC_KERNEL, PRC_MACHINE, PRC_XCR0, PRC_XSAVE_SIZE, PRC_REASON, PRC_SIGINFO,
+  PRC_CRASH_TID, PRC_TIME_NS, PRC_SHARED_PENDING, PRC_HOSTNAME, PRC_PAGE_SIZE, PRC_CPU_MODEL
+};
+/* THREADS: each item T_THREAD is a list of */
+enum { T_THREAD = 1 };
+enum { TH_TID = 1, TH_REGS, TH_XSAVE, TH_FS_BASE, TH_GS_BASE, TH_SIGMASK, TH_PENDING, TH_RSEQ };
+/* MAPPINGS: each item M_MAPPING is a list of */
+enum { M_MAPPING = 1 };
+enum {
+  MP_START = 1, MP_END, MP_PROT, MP_FLAGS, MP_OFFSET, MP_PATH, MP_DEV, MP_INODE, MP_FILE_SIZE, MP_FILE_MTIME,
+  MP_BUILD_ID, MP_KIND, MP_RUNS
+};
+/* FILES: each item F_FILE is a list of */
+enum { F_FILE = 1 };
+enum { FL_NUM = 1, FL_FLAGS, FL_TYPE, FL_PATH, FL_POS, FL_SIZE, FL_MTIME, FL_DEV, FL_INODE };
+/* SIGNALS: each item S_ACTION is a list of */
+enum { S_ACTION = 1 };
+enum { SG_SIGNO = 1, SG_HANDLER, SG_FLAGS, SG_RESTORER, SG_MASK };
+
+enum img_reason { REASON_SNAPSHOT = 1, REASON_CRASH = 2 };
+
+/* mapping flags */
+#define MF_SHARED 1u
+#define MF_CONTENT 2u /* the file is not a source of content (deleted, memfd, shm): every page stored */
+
+enum img_map_kind {
+  MK_ANON = 1, MK_FILE = 2, MK_HEAP = 3, MK_STACK = 4, MK_VDSO = 5, MK_VVAR = 6, MK_VVAR_VCLOCK = 7, MK_VSYSCALL = 8,
+  MK_OTHER_SPECIAL = 9
+};
+#define MK_MAX 9
+
+enum img_page_kind { PK_DATA = 1, PK_ZERO = 2, PK_ABSENT = 3, PK_UNREADABLE = 4, PK_FILE = 5 };
+#define PK_MAX 5
+
+enum img_fd_type { FT_REG = 1, FT_DIR, FT_CHR, FT_BLK, FT_FIFO, FT_SOCK, FT_LINK, FT_OTHER };
+
+#define MM_FIELDS 11 /* start_code end_code start_stack start_data end_data start_brk brk arg_start arg_end env_start env_end */
+#define NRLIMITS 16
+
+struct img_run {
+  uint32_t kind, npages;
+  uint64_t off; /* file offset of the first page (PK_DATA), else 0 */
+};
+
+struct img_thread {
+  uint32_t tid;
+  struct user_regs_struct regs;
+  const uint8_t *xsave;
+  uint32_t xsave_len;
+  uint64_t fs_base, gs_base, sigmask, pending;
+  bool has_rseq;
+  uint64_t rseq_addr;
+  uint32_t rseq_len, rseq_sig;
+};
+
+struct img_mapping {
+  uint64_t start, end, prot, flags, offset, dev, inode, file_size, mtime_ns, kind;
+  char *path;
+  uint8_t build_id[64];
+  uint32_t build_id_len;
+  struct img_run *runs;
+  uint32_t nruns;
+  uint64_t pages[PK_MAX + 1]; /* page count per kind */
+};
+
+struct img_file {
+  int32_t fd;
+  uint64_t flags, type, pos, size, mtime_ns, dev, inode;
+  char *path;
+};
+
+struct img_sigaction {
+  uint32_t signo;
+  uint64_t handler, flags, restorer, mask;
+};
+
+struct cryo_image {
+  int fd;
+  const uint8_t *map;
+  size_t size;
+  uint32_t version;
+  /* process */
+  uint64_t pid, ppid, personality, xcr0, xsave_size, reason, crash_tid, time_ns, shared_pending, page_size;
+  char *comm, *exe, *cwd, *kernel, *machine, *hostname, *cpu_model;
+  uint8_t exe_build_id[64];
+  uint32_t exe_build_id_len;
+  const uint8_t *cmdline, *environ_, *auxv;
+  uint32_t cmdline_len, environ_len, auxv_len;
+  uint64_t rlimits[NRLIMITS][2];
+  bool has_rlimits;
+  uint64_t mm[MM_FIELDS];
+  bool has_mm;
+  uint64_t creds[8];
+  bool has_creds;
+  uint8_t siginfo[128];
+  bool has_siginfo;
+  /* the rest */
+  struct img_thread *threads;
+  uint32_t nthreads;
+  struct img_mapping *maps;
+  uint32_t nmaps;
+  struct img_file *files;
+  uint32_t nfiles;
+  struct img_sigaction *sigs;
+  uint32_t nsigs;
+  uint64_t data_off, data_len; /* the PAGES section */
+};
+
+/* ---- checksum (image_format.c) ---- */
+uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ---- growable buffer and TLV writer (image_format.c) ---- */
+struct img_buf {
+  uint8_t *p;
+  size_t len, cap;
+  bool oom;
+};
+void buf_put(struct img_buf *b, const void *p, size_t n);
+void buf_free(struct img_buf *b);
+void tlv_u64(struct img_buf *b, uint16_t tag, uint64_t v);
+void tlv_bytes(struct img_buf *b, uint16_t tag, const void *p, size_t n);
+void tlv_str(struct img_buf *b, uint16_t tag, const char *s);
+size_t tlv_begin(struct img_buf *b, uint16_t tag);
+void tlv_end(struct img_buf *b, size_t at);
+
+/* ---- reading (image_format.c) ---- */
+/* Opens and validates everything (header, TOC, every section's checksum, every length,
+ * every structure); on failure returns CRYO_EINVAL (bad image) or CRYO_EFAIL (I/O) with
+ * a message naming the file and what is wrong. */
+CRYO_API int cryo_image_open(const char *path, struct cryo_image **out);
+CRYO_API void cryo_image_close(struct cryo_image *img);
+/* Copies len bytes of the image's memory at addr; *nread is short at a page that
+ * holds no stored content (absent, unreadable, clean file page not readable). */
+CRYO_API int cryo_image_read_memory(struct cryo_image *img, uint64_t addr, uint8_t *buf, size_t len, size_t *nread);
+
+/* ---- ELF build-id (image_format.c) ---- */
+int elf_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);
+int elf_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len);
+
+/* ---- dump (image_dump.c) ---- */
+struct img_dump_opts {
+  uint32_t reason;        /* REASON_SNAPSHOT or REASON_CRASH */
+  int32_t crash_tid;      /* crash: the thread that got the signal */
+  const uint8_t *siginfo; /* crash: its siginfo (128 bytes) */
+};
+struct img_dump_stats {
+  uint64_t frozen_ns;   /* from the call until every byte of memory was read */
+  uint64_t total_ns;    /* until the file was durable and renamed */
+  uint64_t file_size;
+  uint64_t pages[PK_MAX + 1];
+};
+struct img_pending;
+/* Writes the image of the session's stopped process into a temporary file next to
+ * path (mode 0600); nothing appears under path yet. */
+CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const struct img_dump_opts *o,
+                                   struct img_dump_stats *st, struct img_pending **out);
+/* fsync, rename over path (a previous file stays intact until then), fsync the directory. */
+CRYO_API int cryo_image_commit(struct img_pending *pd);
+CRYO_API void cryo_image_abort(struct img_pending *pd);
+/* begin + commit. */
+CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img_dump_opts *o,
+                             struct img_dump_stats *st);
+
+/* ---- inspect (image_inspect.c) ---- */
+void image_print_text(struct cryo_image *img, FILE *out);
+void image_print_json(struct cryo_image *img, FILE *out);
+const char *img_page_kind_name(uint32_t k);
+const char *img_map_kind_name(uint64_t k);
+const char *img_fd_type_name(uint64_t t);
+
+/* ---- restore (image_restore.c) ---- */
+struct img_restore_report {
+  char notes[4096]; /* what was reconnected or changed (descriptors), one per line */
+};
+/* Validates the image against this machine (files, build-ids, kernel, vDSO, CPU);
+ * every problem in one message. */
+CRYO_API int cryo_image_check(struct cryo_image *img);
+/* Builds a new process from the image, traced by the session, stopped at the
+ * image's registers. *pid receives its pid. */
+CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t *pid, struct img_restore_report *rep);
+
+#endif

@@ -1,0 +1,1043 @@
+/* Dump: a stopped process of a session written as an image.
+ *
+ * Runs on the session's tracer thread (registers, injected syscalls). Memory is read
+ * with process_vm_readv in large batches, guided by /proc/PID/pagemap so that absent
+ * pages and clean pages of private file mappings are not read at all; pages that read
+ * as zero are recorded as zero. Data pages are streamed into a temporary file next to
+ * the target, page-aligned; metadata sections and the table of contents follow, the
+ * header is written last. cryo_image_commit makes it durable and renames it. */
+#include "image.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PTRACE_GETSIGMASK
+#define PTRACE_GETSIGMASK 0x420a
+#endif
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+
+#define OUTBUF (8u << 20)
+#define READ_CHUNK (4u << 20)
+
+struct img_pending {
+  int fd;
+  char tmp[PATH_MAX];
+  char path[PATH_MAX];
+  uint64_t size;
+};
+
+struct writer {
+  int fd;
+  const char *path; /* the final name, for messages */
+  uint64_t off;     /* bytes written so far */
+  uint8_t *buf;
+  size_t blen;
+  uint32_t data_crc;
+  int rc;
+  int direct_fl; /* the flags without O_DIRECT while O_DIRECT is on, else -1 */
+};
+
+static int wr_flush(struct writer *w) {
+  size_t done = 0;
+  while (done < w->blen) {
+    ssize_t n = write(w->fd, w->buf + done, w->blen - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
+      int e = errno;
+      if (e == ENOSPC || e == EDQUOT)
+        w->rc = cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device after %llu bytes (%s); no image written",
+                          w->path, (unsigned long long)(w->off + done), strerror(e));
+      else
+        w->rc = cryo_fail_errno("writing %s after %llu bytes", w->path, (unsigned long long)(w->off + done));
+      return w->rc;
+    }
+    done += (size_t)n;
+  }
+  w->off += w->blen;
+  w->blen = 0;
+  return CRYO_OK;
+}
+
+static int wr_put(struct writer *w, const void *p, size_t n, bool data) {
+  if (w->rc) return w->rc;
+  if (data) w->data_crc = img_crc32c(w->data_crc, p, n);
+  while (n) {
+    size_t k = OUTBUF - w->blen;
+    if (k > n) k = n;
+    memcpy(w->buf + w->blen, p, k);
+    w->blen += k;
+    p = (const uint8_t *)p + k;
+    n -= k;
+    if (w->blen == OUTBUF && wr_flush(w)) return w->rc;
+  }
+  return CRYO_OK;
+}
+
+static uint64_t wr_pos(struct writer *w) { return w->off + w->blen; }
+
+/* ---- /proc helpers ---- */
+
+static char *slurp(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  size_t cap = 4096, n = 0;
+  char *b = malloc(cap + 1);
+  while (b) {
+    if (n == cap) {
+      char *nb = realloc(b, cap * 2 + 1);
+      if (!nb) {
+        free(b);
+        b = NULL;
+        break;
+      }
+      b = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, b + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  if (b) b[n] = 0;
+  if (len) *len = n;
+  return b;
+}
+
+static uint64_t status_hex(const char *status, const char *key) {
+  const char *p = strstr(status, key);
+  if (!p) return 0;
+  return strtoull(p + strlen(key), NULL, 16);
+}
+
+static void status_ids(const char *status, const char *key, uint64_t out[4]) {
+  const char *p = strstr(status, key);
+  if (!p) return;
+  p += strlen(key);
+  for (int i = 0; i < 4; i++) {
+    char *e;
+    out[i] = strtoull(p, &e, 10);
+    p = e;
+  }
+}
+
+static uint64_t xgetbv0(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+static bool cpu_has_xsave(void) {
+  uint32_t a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  return (c >> 27) & 1; /* OSXSAVE */
+}
+
+/* ---- mappings ---- */
+
+struct vma {
+  uint64_t start, end, offset, inode, dev;
+  uint32_t prot;
+  bool shared;
+  char path[PATH_MAX];
+};
+
+static int parse_maps(pid_t pid, struct vma **out, int *n) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  char *txt = slurp(path, NULL);
+  if (!txt) return cryo_fail_errno("read %s", path);
+  int cap = 64, k = 0;
+  struct vma *v = malloc((size_t)cap * sizeof *v);
+  char *save = NULL;
+  for (char *line = strtok_r(txt, "\n", &save); line && v; line = strtok_r(NULL, "\n", &save)) {
+    if (k == cap) {
+      struct vma *nv = realloc(v, (size_t)cap * 2 * sizeof *v);
+      if (!nv) {
+        free(v);
+        v = NULL;
+        break;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    struct vma *m = &v[k];
+    char perms[8] = "";
+    unsigned maj = 0, min = 0;
+    int consumed = 0;
+    unsigned long long s, e, off, ino;
+    if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino, &consumed) < 7) continue;
+    m->start = s;
+    m->end = e;
+    m->offset = off;
+    m->inode = ino;
+    m->dev = makedev(maj, min);
+    m->prot = (perms[0] == 'r' ? 1u : 0) | (perms[1] == 'w' ? 2u : 0) | (perms[2] == 'x' ? 4u : 0);
+    m->shared = perms[3] == 's';
+    snprintf(m->path, sizeof m->path, "%s", line + consumed);
+    k++;
+  }
+  free(txt);
+  if (!v) return cryo_fail(CRYO_EFAIL, "out of memory reading %s", path);
+  *out = v;
+  *n = k;
+  return CRYO_OK;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t a = strlen(s), b = strlen(suf);
+  return a >= b && !strcmp(s + a - b, suf);
+}
+
+struct runs {
+  uint8_t *p; /* 16-byte records */
+  size_t n, cap;
+  bool oom;
+};
+
+static void run_add(struct runs *r, uint32_t kind, uint64_t off) {
+  if (r->n) {
+    uint8_t *last = r->p + 16 * (r->n - 1);
+    uint32_t k, np;
+    uint64_t o;
+    memcpy(&k, last, 4);
+    memcpy(&np, last + 4, 4);
+    memcpy(&o, last + 8, 8);
+    if (k == kind && np < UINT32_MAX && (kind != PK_DATA || o + (uint64_t)np * IMG_PAGE == off)) {
+      np++;
+      memcpy(last + 4, &np, 4);
+      return;
+    }
+  }
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    uint8_t *q = realloc(r->p, cap * 16);
+    if (!q) {
+      r->oom = true;
+      return;
+    }
+    r->p = q;
+    r->cap = cap;
+  }
+  uint8_t *e = r->p + 16 * r->n++;
+  uint32_t one = 1;
+  uint64_t o = kind == PK_DATA ? off : 0;
+  memcpy(e, &kind, 4);
+  memcpy(e + 4, &one, 4);
+  memcpy(e + 8, &o, 8);
+}
+
+static bool page_is_zero(const uint8_t *p) {
+  const uint64_t *q = (const uint64_t *)(const void *)p;
+  uint64_t acc = 0;
+  for (size_t i = 0; i < IMG_PAGE / 8; i += 8)
+    acc |= q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] | q[i + 7];
+  return acc == 0;
+}
+
+struct dumpctx {
+  struct cryo_session *s;
+  pid_t pid;
+  struct writer w;
+  uint8_t *rbuf; /* READ_CHUNK, the buffer being filled: bufs[cur] */
+  /* a writer thread writes one batch while the next is read */
+  uint8_t *bufs[2];
+  int cur;
+  struct iovec jobiov[2][1024];
+  int jobn[2];
+  bool busy[2], quit, wt_on;
+  pthread_t wt;
+  pthread_mutex_t m;
+  pthread_cond_t cv;
+  int wrc;
+  char werr[1024];
+  uint64_t *pm;  /* pagemap entries */
+  int pmfd;
+  struct img_dump_stats *st;
+  uint64_t data_pos;
+};
+
+/* Writes iov[0..n) at the current end, straight from where the pages were read. */
+static int wr_pages(struct writer *w, struct iovec *iov, int n) {
+  if (w->rc) return w->rc;
+  if (w->blen && wr_flush(w)) return w->rc;
+  while (n > 0) {
+    ssize_t k = writev(w->fd, iov, n > 1024 ? 1024 : n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && errno == EINVAL && w->direct_fl >= 0) {
+      fcntl(w->fd, F_SETFL, w->direct_fl); /* O_DIRECT refused after all: buffered */
+      w->direct_fl = -1;
+      continue;
+    }
+    if (k <= 0) {
+      if (k == 0) errno = ENOSPC;
+      int e = errno;
+      if (e == ENOSPC || e == EDQUOT)
+        w->rc = cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device after %llu bytes (%s); no image written",
+                          w->path, (unsigned long long)w->off, strerror(e));
+      else
+        w->rc = cryo_fail_errno("writing %s after %llu bytes", w->path, (unsigned long long)w->off);
+      return w->rc;
+    }
+    w->off += (uint64_t)k;
+    while (n > 0 && (size_t)k >= iov->iov_len) {
+      k -= (ssize_t)iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + k;
+      iov->iov_len -= (size_t)k;
+    }
+  }
+  return CRYO_OK;
+}
+
+static void *writer_main(void *arg) {
+  struct dumpctx *d = arg;
+  int k = 0;
+  for (;;) {
+    pthread_mutex_lock(&d->m);
+    while (!d->busy[k] && !d->quit) pthread_cond_wait(&d->cv, &d->m);
+    if (!d->busy[k]) {
+      pthread_mutex_unlock(&d->m);
+      break;
+    }
+    pthread_mutex_unlock(&d->m);
+    if (!d->wrc) {
+      for (int i = 0; i < d->jobn[k]; i++)
+        d->w.data_crc = img_crc32c(d->w.data_crc, d->jobiov[k][i].iov_base, d->jobiov[k][i].iov_len);
+      if (wr_pages(&d->w, d->jobiov[k], d->jobn[k]) != CRYO_OK) {
+        cryo_copy_error(d->werr, sizeof d->werr);
+        d->wrc = d->w.rc;
+      }
+    }
+    pthread_mutex_lock(&d->m);
+    d->busy[k] = false;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->m);
+    k ^= 1;
+  }
+  return NULL;
+}
+
+/* Waits until every submitted batch is written; the writer's error, if any. */
+static int writer_drain(struct dumpctx *d) {
+  if (!d->wt_on) return CRYO_OK;
+  pthread_mutex_lock(&d->m);
+  while (d->busy[0] || d->busy[1]) pthread_cond_wait(&d->cv, &d->m);
+  pthread_mutex_unlock(&d->m);
+  if (d->wrc) {
+    cryo_set_error_text(d->werr);
+    return d->wrc;
+  }
+  return CRYO_OK;
+}
+
+static void writer_stop(struct dumpctx *d) {
+  if (!d->wt_on) return;
+  pthread_mutex_lock(&d->m);
+  d->quit = true;
+  pthread_cond_broadcast(&d->cv);
+  pthread_mutex_unlock(&d->m);
+  pthread_join(d->wt, NULL);
+  d->wt_on = false;
+}
+
+static int submit(struct dumpctx *d, struct iovec *out, int nout) {
+  if (!d->wt_on) {
+    for (int i = 0; i < nout; i++) d->w.data_crc = img_crc32c(d->w.data_crc, out[i].iov_base, out[i].iov_len);
+    return wr_pages(&d->w, out, nout);
+  }
+  int k = d->cur;
+  memcpy(d->jobiov[k], out, (size_t)nout * sizeof *out);
+  d->jobn[k] = nout;
+  pthread_mutex_lock(&d->m);
+  d->busy[k] = true;
+  pthread_cond_broadcast(&d->cv);
+  /* the other buffer is filled next: wait until it has been written */
+  d->cur ^= 1;
+  while (d->busy[d->cur]) pthread_cond_wait(&d->cv, &d->m);
+  pthread_mutex_unlock(&d->m);
+  d->rbuf = d->bufs[d->cur];
+  if (d->wrc) {
+    cryo_set_error_text(d->werr);
+    return d->wrc;
+  }
+  return CRYO_OK;
+}
+
+/* Reads the pages at addrs[0..count) of one mapping and records them. */
+static int read_batch(struct dumpctx *d, const uint64_t *addrs, size_t count, struct runs *runs, bool *readable) {
+  /* remote iovecs over contiguous ranges, one local buffer */
+  struct iovec remote[1024];
+  size_t nrem = 0;
+  for (size_t i = 0; i < count;) {
+    size_t j = i + 1;
+    while (j < count && addrs[j] == addrs[j - 1] + IMG_PAGE) j++;
+    if (nrem == 1024) break; /* cannot happen: callers pass at most 1023 ranges */
+    remote[nrem].iov_base = (void *)(uintptr_t)addrs[i];
+    remote[nrem].iov_len = (j - i) * IMG_PAGE;
+    nrem++;
+    i = j;
+  }
+  struct iovec local = {d->rbuf, count * IMG_PAGE};
+  ssize_t got = *readable ? process_vm_readv(d->pid, &local, 1, remote, nrem, 0) : -1;
+  if (got < 0) got = 0;
+  size_t full = (size_t)got / IMG_PAGE;
+  struct iovec out[1024];
+  int nout = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint8_t *pg = d->rbuf + i * IMG_PAGE;
+    if (i >= full) {
+      /* what process_vm_readv refused (PROT_NONE, a hole): try /proc/PID/mem */
+      ssize_t n = mem_read_raw(d->s, d->pid, addrs[i], pg, IMG_PAGE);
+      if (n != (ssize_t)IMG_PAGE) {
+        run_add(runs, PK_UNREADABLE, 0);
+        d->st->pages[PK_UNREADABLE]++;
+        continue;
+      }
+    }
+    if (page_is_zero(pg)) {
+      run_add(runs, PK_ZERO, 0);
+      d->st->pages[PK_ZERO]++;
+    } else {
+      run_add(runs, PK_DATA, d->data_pos);
+      d->data_pos += IMG_PAGE;
+      d->st->pages[PK_DATA]++;
+      if (nout && (uint8_t *)out[nout - 1].iov_base + out[nout - 1].iov_len == pg) {
+        out[nout - 1].iov_len += IMG_PAGE;
+      } else {
+        if (nout == 1024) { /* cannot happen: a batch has at most 1024 pages */
+          int rc = submit(d, out, nout);
+          if (rc) return rc;
+          nout = 0;
+        }
+        out[nout].iov_base = pg;
+        out[nout].iov_len = IMG_PAGE;
+        nout++;
+      }
+    }
+  }
+  if (nout) {
+    int rc = submit(d, out, nout);
+    if (rc) return rc;
+  }
+  if (full < count && got == 0) *readable = false; /* do not retry process_vm_readv on this mapping */
+  return CRYO_OK;
+}
+
+static int classify_special(const char *path, uint64_t *kind) {
+  if (!strcmp(path, "[heap]")) *kind = MK_HEAP;
+  else if (!strcmp(path, "[stack]")) *kind = MK_STACK;
+  else if (!strcmp(path, "[vdso]")) *kind = MK_VDSO;
+  else if (!strcmp(path, "[vvar]")) *kind = MK_VVAR;
+  else if (!strcmp(path, "[vvar_vclock]")) *kind = MK_VVAR_VCLOCK;
+  else if (!strcmp(path, "[vsyscall]")) *kind = MK_VSYSCALL;
+  else if (!strncmp(path, "[anon:", 6) || !strncmp(path, "[anon_shmem:", 12)) *kind = MK_ANON;
+  else return -1;
+  return 0;
+}
+
+static int dump_mapping(struct dumpctx *d, struct vma *v, struct img_buf *meta) {
+  uint64_t kind = MK_ANON, flags = v->shared ? MF_SHARED : 0;
+  uint64_t fsize = 0, fmtime = 0;
+  uint8_t bid[64];
+  uint32_t bidlen = 0;
+  if (v->path[0] == '[') {
+    if (classify_special(v->path, &kind) != 0)
+      return cryo_fail(CRYO_EUNSUPPORTED,
+                       "process %d has the special mapping %s at 0x%llx-0x%llx, which cryo cannot save or restore",
+                       d->pid, v->path, (unsigned long long)v->start, (unsigned long long)v->end);
+  } else if (v->path[0] && v->inode) {
+    kind = MK_FILE;
+    char mf[128];
+    snprintf(mf, sizeof mf, "/proc/%d/map_files/%llx-%llx", d->pid, (unsigned long long)v->start,
+             (unsigned long long)v->end);
+    struct stat st, cur;
+    bool have = stat(mf, &st) == 0;
+    if (ends_with(v->path, " (deleted)") || !strncmp(v->path, "/memfd:", 7) || !strncmp(v->path, "/SYSV", 5) ||
+        !strncmp(v->path, "/dev/zero", 9))
+      flags |= MF_CONTENT;
+    else if (stat(v->path, &cur) != 0 || cur.st_ino != v->inode || cur.st_dev != v->dev)
+      flags |= MF_CONTENT; /* the name now leads elsewhere: keep every page */
+    else if (!have)
+      st = cur;
+    if (have || !(flags & MF_CONTENT)) {
+      fsize = (uint64_t)st.st_size;
+      fmtime = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+    }
+    if (!(flags & MF_CONTENT) && v->offset == 0) elf_build_id_path(have ? mf : v->path, bid, sizeof bid, &bidlen);
+    else if (!(flags & MF_CONTENT)) elf_build_id_path(v->path, bid, sizeof bid, &bidlen);
+  } else if (v->path[0]) {
+    flags |= MF_CONTENT; /* a name without an inode: keep its content */
+  }
+
+  struct runs runs = {0};
+  uint64_t npages = (v->end - v->start) / IMG_PAGE;
+  bool special = kind == MK_VDSO || kind == MK_VVAR || kind == MK_VVAR_VCLOCK || kind == MK_VSYSCALL;
+  bool file_source = kind == MK_FILE && !(flags & MF_CONTENT);
+  bool readable = true;
+  if (kind == MK_VVAR || kind == MK_VVAR_VCLOCK) {
+    for (uint64_t i = 0; i < npages; i++) run_add(&runs, PK_UNREADABLE, 0);
+  } else if (kind == MK_VSYSCALL) {
+    for (uint64_t i = 0; i < npages; i++) run_add(&runs, PK_ABSENT, 0);
+  } else {
+    uint64_t addrs[1024];
+    size_t na = 0, nranges = 0;
+    const size_t PMCHUNK = 65536;
+    for (uint64_t base = 0; base < npages; base += PMCHUNK) {
+      size_t cnt = (size_t)(npages - base < PMCHUNK ? npages - base : PMCHUNK);
+      bool have_pm = false;
+      if (d->pmfd >= 0 && !special) {
+        ssize_t want = (ssize_t)(cnt * 8);
+        have_pm = pread(d->pmfd, d->pm, (size_t)want, (off_t)((v->start / IMG_PAGE + base) * 8)) == want;
+      }
+      for (size_t i = 0; i < cnt; i++) {
+        uint64_t addr = v->start + (base + i) * IMG_PAGE;
+        uint32_t pk = 0; /* 0: read it */
+        if (have_pm) {
+          uint64_t e = d->pm[i];
+          bool present = e >> 63 & 1, swapped = e >> 62 & 1, filepg = e >> 61 & 1;
+          if (!present && !swapped) pk = PK_ABSENT;
+          else if (present && file_source && (filepg || v->shared)) pk = PK_FILE;
+        }
+        if (pk) {
+          /* flush what is queued first so runs stay in address order */
+          if (na) {
+            if (read_batch(d, addrs, na, &runs, &readable)) goto fail;
+            na = nranges = 0;
+          }
+          run_add(&runs, pk, 0);
+          d->st->pages[pk]++;
+          continue;
+        }
+        if (na && addrs[na - 1] + IMG_PAGE != addr) nranges++;
+        if (na == READ_CHUNK / IMG_PAGE || na == 1024 || nranges >= 1023) {
+          if (read_batch(d, addrs, na, &runs, &readable)) goto fail;
+          na = nranges = 0;
+        }
+        addrs[na++] = addr;
+      }
+    }
+    if (na && read_batch(d, addrs, na, &runs, &readable)) goto fail;
+  }
+  if (runs.oom) {
+    free(runs.p);
+    return cryo_fail(CRYO_EFAIL, "out of memory");
+  }
+  size_t at = tlv_begin(meta, M_MAPPING);
+  tlv_u64(meta, MP_START, v->start);
+  tlv_u64(meta, MP_END, v->end);
+  tlv_u64(meta, MP_PROT, v->prot);
+  tlv_u64(meta, MP_FLAGS, flags);
+  tlv_u64(meta, MP_OFFSET, v->offset);
+  tlv_str(meta, MP_PATH, v->path);
+  tlv_u64(meta, MP_DEV, v->dev);
+  tlv_u64(meta, MP_INODE, v->inode);
+  tlv_u64(meta, MP_KIND, kind);
+  if (kind == MK_FILE) {
+    tlv_u64(meta, MP_FILE_SIZE, fsize);
+    tlv_u64(meta, MP_FILE_MTIME, fmtime);
+    if (bidlen) tlv_bytes(meta, MP_BUILD_ID, bid, bidlen);
+  }
+  tlv_bytes(meta, MP_RUNS, runs.p, runs.n * 16);
+  tlv_end(meta, at);
+  free(runs.p);
+  return CRYO_OK;
+fail:
+  free(runs.p);
+  return d->w.rc ? d->w.rc : CRYO_EFAIL;
+}
+
+/* ---- signal actions: read with rt_sigaction injected into a stopped thread ---- */
+
+static int dump_sigactions(struct dumpctx *d, pid_t tid, uint64_t mask, struct img_buf *meta) {
+  struct user_regs_struct r;
+  int rc = regs_get(tid, &r);
+  if (rc) return rc;
+  uint64_t scratch = (r.rsp - 1024) & ~15ull;
+  uint8_t saved[32];
+  if (mem_read_raw(d->s, tid, scratch, saved, sizeof saved) != (ssize_t)sizeof saved)
+    return cryo_fail(CRYO_EFAIL, "reading signal actions of %d: no room on its stack at 0x%llx", d->pid,
+                     (unsigned long long)scratch);
+  for (int sig = 1; sig <= 64; sig++) {
+    if (!(mask >> (sig - 1) & 1) || sig == SIGKILL || sig == SIGSTOP) continue;
+    uint64_t a[6] = {(uint64_t)sig, 0, scratch, 8, 0, 0};
+    int64_t ret = 0;
+    rc = inject_syscall(d->s, tid, SYS_rt_sigaction, a, &ret);
+    if (rc) break;
+    if (ret < 0) continue;
+    uint64_t act[4];
+    if (mem_read_raw(d->s, tid, scratch, act, sizeof act) != (ssize_t)sizeof act) {
+      rc = cryo_fail(CRYO_EFAIL, "reading the signal action of %d in %d", sig, d->pid);
+      break;
+    }
+    size_t at = tlv_begin(meta, S_ACTION);
+    tlv_u64(meta, SG_SIGNO, (uint64_t)sig);
+    tlv_u64(meta, SG_HANDLER, act[0]);
+    tlv_u64(meta, SG_FLAGS, act[1]);
+    tlv_u64(meta, SG_RESTORER, act[2]);
+    tlv_u64(meta, SG_MASK, act[3]);
+    tlv_end(meta, at);
+  }
+  int rc2 = mem_write_raw(d->s, tid, scratch, saved, sizeof saved);
+  return rc ? rc : rc2;
+}
+
+/* ---- descriptors ---- */
+
+static int dump_files(struct dumpctx *d, struct img_buf *meta) {
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/fd", d->pid);
+  DIR *dd = opendir(dir);
+  if (!dd) return cryo_fail_errno("open %s", dir);
+  struct dirent *e;
+  while ((e = readdir(dd))) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    char lp[96], target[PATH_MAX];
+    snprintf(lp, sizeof lp, "/proc/%d/fd/%d", d->pid, fd);
+    ssize_t n = readlink(lp, target, sizeof target - 1);
+    if (n < 0) continue; /* closed meanwhile (cannot happen while stopped, but harmless) */
+    target[n] = 0;
+    struct stat st;
+    bool have = stat(lp, &st) == 0;
+    uint64_t type = FT_OTHER;
+    if (have) {
+      if (S_ISREG(st.st_mode)) type = FT_REG;
+      else if (S_ISDIR(st.st_mode)) type = FT_DIR;
+      else if (S_ISCHR(st.st_mode)) type = FT_CHR;
+      else if (S_ISBLK(st.st_mode)) type = FT_BLK;
+      else if (S_ISFIFO(st.st_mode)) type = FT_FIFO;
+      else if (S_ISSOCK(st.st_mode)) type = FT_SOCK;
+    }
+    if (target[0] != '/') type = type == FT_FIFO || type == FT_SOCK ? type : FT_OTHER; /* anon_inode:... */
+    char ip[96];
+    snprintf(ip, sizeof ip, "/proc/%d/fdinfo/%d", d->pid, fd);
+    char *info = slurp(ip, NULL);
+    uint64_t pos = 0, flags = 0;
+    if (info) {
+      char *p = strstr(info, "pos:");
+      if (p) pos = strtoull(p + 4, NULL, 10);
+      p = strstr(info, "flags:");
+      if (p) flags = strtoull(p + 6, NULL, 8);
+      free(info);
+    }
+    size_t at = tlv_begin(meta, F_FILE);
+    tlv_u64(meta, FL_NUM, (uint64_t)fd);
+    tlv_u64(meta, FL_FLAGS, flags);
+    tlv_u64(meta, FL_TYPE, type);
+    tlv_str(meta, FL_PATH, target);
+    tlv_u64(meta, FL_POS, pos);
+    if (have) {
+      tlv_u64(meta, FL_SIZE, (uint64_t)st.st_size);
+      tlv_u64(meta, FL_MTIME, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
+      tlv_u64(meta, FL_DEV, st.st_dev);
+      tlv_u64(meta, FL_INODE, st.st_ino);
+    }
+    tlv_end(meta, at);
+  }
+  closedir(dd);
+  return CRYO_OK;
+}
+
+/* ---- the whole dump ---- */
+
+struct dump_args {
+  const char *path;
+  const struct img_dump_opts *o;
+  struct img_dump_stats *st;
+  struct img_pending *pending;
+};
+
+struct section {
+  uint32_t type;
+  uint64_t off, len;
+  uint32_t crc;
+};
+
+static int put_section(struct writer *w, struct section *sec, uint32_t type, struct img_buf *b) {
+  if (b->oom) return cryo_fail(CRYO_EFAIL, "out of memory building the image");
+  sec->type = type;
+  sec->off = wr_pos(w);
+  sec->len = b->len;
+  sec->crc = img_crc32c(0, b->p, b->len);
+  return wr_put(w, b->p, b->len, false);
+}
+
+static int do_dump(struct cryo_session *s, void *arg) {
+  struct dump_args *a = arg;
+  struct img_pending *pd = a->pending;
+  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no process to dump");
+  if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "the process must be stopped to be dumped");
+  struct dumpctx d = {.s = s, .pid = s->pid, .pmfd = -1, .st = a->st};
+  d.w.direct_fl = -1;
+  struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0};
+  struct vma *vmas = NULL;
+  int nvmas = 0, rc = CRYO_OK;
+  char path[128], *txt = NULL;
+  pid_t pid = s->pid, tid0 = s->threads[0].tid;
+  if (thread_find(s, pid)) tid0 = pid;
+
+  d.w.fd = pd->fd;
+  d.w.path = a->path;
+  d.w.buf = malloc(OUTBUF);
+  d.bufs[0] = aligned_alloc(IMG_PAGE, READ_CHUNK);
+  d.bufs[1] = aligned_alloc(IMG_PAGE, READ_CHUNK);
+  d.rbuf = d.bufs[0];
+  pthread_mutex_init(&d.m, NULL);
+  pthread_cond_init(&d.cv, NULL);
+  d.pm = malloc(65536 * 8);
+  if (!d.w.buf || !d.bufs[0] || !d.bufs[1] || !d.pm) {
+    rc = cryo_fail(CRYO_EFAIL, "out of memory");
+    goto out;
+  }
+
+  /* --- process --- */
+  tlv_u64(&proc, PRC_PID, (uint64_t)pid);
+  tlv_u64(&proc, PRC_PAGE_SIZE, IMG_PAGE);
+  tlv_u64(&proc, PRC_TIME_NS, now_ns(CLOCK_REALTIME));
+  tlv_u64(&proc, PRC_REASON, a->o && a->o->reason ? a->o->reason : REASON_SNAPSHOT);
+  if (a->o && a->o->reason == REASON_CRASH) {
+    tlv_u64(&proc, PRC_CRASH_TID, (uint64_t)a->o->crash_tid);
+    tlv_bytes(&proc, PRC_SIGINFO, a->o->siginfo, 128);
+  }
+  snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  char exe[PATH_MAX];
+  ssize_t n = readlink(path, exe, sizeof exe - 1);
+  if (n < 0) {
+    rc = cryo_fail_errno("readlink %s", path);
+    goto out;
+  }
+  exe[n] = 0;
+  tlv_str(&proc, PRC_EXE, exe);
+  uint8_t bid[64];
+  uint32_t bidlen = 0;
+  if (elf_build_id_path(path, bid, sizeof bid, &bidlen) == 0) tlv_bytes(&proc, PRC_EXE_BUILD_ID, bid, bidlen);
+  snprintf(path, sizeof path, "/proc/%d/cwd", pid);
+  char cwd[PATH_MAX];
+  n = readlink(path, cwd, sizeof cwd - 1);
+  if (n >= 0) {
+    cwd[n] = 0;
+    tlv_str(&proc, PRC_CWD, cwd);
+  }
+  static const struct {
+    const char *name;
+    uint16_t tag;
+  } blobs[] = {{"cmdline", PRC_CMDLINE}, {"environ", PRC_ENVIRON}, {"auxv", PRC_AUXV}};
+  for (size_t i = 0; i < 3; i++) {
+    size_t len;
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, blobs[i].name);
+    txt = slurp(path, &len);
+    if (txt) tlv_bytes(&proc, blobs[i].tag, txt, blobs[i].tag == PRC_AUXV && len > 4096 ? 4096 : len);
+    free(txt);
+    txt = NULL;
+  }
+  snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  txt = slurp(path, NULL);
+  if (txt) {
+    txt[strcspn(txt, "\n")] = 0;
+    tlv_str(&proc, PRC_COMM, txt);
+  }
+  free(txt);
+  snprintf(path, sizeof path, "/proc/%d/personality", pid);
+  txt = slurp(path, NULL);
+  if (txt) tlv_u64(&proc, PRC_PERSONALITY, strtoull(txt, NULL, 16));
+  free(txt);
+  uint64_t rl[NRLIMITS][2];
+  memset(rl, 0xff, sizeof rl);
+  for (int i = 0; i < NRLIMITS; i++) {
+    struct rlimit r;
+    if (prlimit(pid, (__rlimit_resource_t)i, NULL, &r) == 0) {
+      rl[i][0] = r.rlim_cur;
+      rl[i][1] = r.rlim_max;
+    }
+  }
+  tlv_bytes(&proc, PRC_RLIMITS, rl, sizeof rl);
+
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  char *status = slurp(path, NULL);
+  uint64_t sigmask_handled = 0;
+  if (status) {
+    uint64_t creds[8] = {0};
+    status_ids(status, "\nUid:", creds);
+    status_ids(status, "\nGid:", creds + 4);
+    tlv_bytes(&proc, PRC_CREDS, creds, sizeof creds);
+    tlv_u64(&proc, PRC_SHARED_PENDING, status_hex(status, "\nShdPnd:"));
+    sigmask_handled = status_hex(status, "\nSigCgt:") | status_hex(status, "\nSigIgn:");
+    const char *pp = strstr(status, "\nPPid:");
+    if (pp) tlv_u64(&proc, PRC_PPID, strtoull(pp + 6, NULL, 10));
+    free(status);
+  }
+  txt = NULL;
+  /* mm fields: /proc/PID/stat fields 26-28 and 45-51, brk from an injected brk(0) */
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  txt = slurp(path, NULL);
+  if (txt) {
+    char *p = strrchr(txt, ')');
+    uint64_t f[64] = {0};
+    int fi = 3;
+    if (p) {
+      p += 2;
+      p = strchr(p, ' '); /* skip the state (field 3) */
+      while (p && fi < 63) {
+        fi++;
+        f[fi] = strtoull(p + 1, &p, 10);
+        if (*p != ' ') break;
+      }
+    }
+    int64_t brk = 0;
+    uint64_t z[6] = {0};
+    if (inject_syscall(s, tid0, SYS_brk, z, &brk) != CRYO_OK || brk <= 0) brk = (int64_t)f[47];
+    uint64_t mm[MM_FIELDS] = {f[26], f[27], f[28], f[45], f[46], f[47], (uint64_t)brk, f[48], f[49], f[50], f[51]};
+    tlv_bytes(&proc, PRC_MM, mm, sizeof mm);
+  }
+  free(txt);
+  txt = NULL;
+  struct utsname u;
+  if (uname(&u) == 0) {
+    tlv_str(&proc, PRC_KERNEL, u.release);
+    tlv_str(&proc, PRC_MACHINE, u.machine);
+    tlv_str(&proc, PRC_HOSTNAME, u.nodename);
+  }
+  if (cpu_has_xsave()) tlv_u64(&proc, PRC_XCR0, xgetbv0());
+
+  /* --- threads --- */
+  uint64_t xsave_size = 0;
+  for (int i = 0; i < s->nthreads; i++) {
+    pid_t tid = s->threads[i].tid;
+    struct user_regs_struct r;
+    rc = regs_get(tid, &r);
+    if (rc) goto out;
+    size_t at = tlv_begin(&thr, T_THREAD);
+    tlv_u64(&thr, TH_TID, (uint64_t)tid);
+    tlv_bytes(&thr, TH_REGS, &r, sizeof r);
+    tlv_u64(&thr, TH_FS_BASE, r.fs_base);
+    tlv_u64(&thr, TH_GS_BASE, r.gs_base);
+    static uint8_t xs[XSTATE_MAX];
+    struct iovec iov = {xs, sizeof xs};
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) == 0) {
+      tlv_bytes(&thr, TH_XSAVE, xs, iov.iov_len);
+      xsave_size = iov.iov_len;
+    }
+    uint64_t mask = 0;
+    if (ptrace(PTRACE_GETSIGMASK, tid, (void *)8, &mask) == 0) tlv_u64(&thr, TH_SIGMASK, mask);
+    char tp[96];
+    snprintf(tp, sizeof tp, "/proc/%d/task/%d/status", pid, tid);
+    char *ts = slurp(tp, NULL);
+    if (ts) {
+      tlv_u64(&thr, TH_PENDING, status_hex(ts, "\nSigPnd:"));
+      free(ts);
+    }
+    struct {
+      uint64_t ptr;
+      uint32_t size, sig, flags, pad;
+    } rs;
+    memset(&rs, 0, sizeof rs);
+    if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof rs, &rs) > 0 && rs.ptr) {
+      uint8_t b[16];
+      memcpy(b, &rs.ptr, 8);
+      memcpy(b + 8, &rs.size, 4);
+      memcpy(b + 12, &rs.sig, 4);
+      tlv_bytes(&thr, TH_RSEQ, b, 16);
+    }
+    tlv_end(&thr, at);
+  }
+  if (xsave_size) tlv_u64(&proc, PRC_XSAVE_SIZE, xsave_size);
+
+  /* --- signal actions and descriptors (before memory: injection touches the stack) --- */
+  rc = dump_sigactions(&d, tid0, sigmask_handled, &sigs);
+  if (rc) goto out;
+  rc = dump_files(&d, &files);
+  if (rc) goto out;
+
+  /* --- memory --- */
+  rc = parse_maps(pid, &vmas, &nvmas);
+  if (rc) goto out;
+  snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
+  d.pmfd = open(path, O_RDONLY | O_CLOEXEC);
+  /* the page data starts at the second page of the file, after the header */
+  if (lseek(pd->fd, (off_t)IMG_PAGE, SEEK_SET) != (off_t)IMG_PAGE) {
+    rc = cryo_fail_errno("seek in %s", pd->tmp);
+    goto out;
+  }
+  d.w.off = IMG_PAGE;
+  uint64_t data_start = IMG_PAGE;
+  d.data_pos = IMG_PAGE;
+  /* page data bypasses the page cache when the file system allows it */
+  int fl = fcntl(pd->fd, F_GETFL);
+  bool direct = fl >= 0 && fcntl(pd->fd, F_SETFL, fl | O_DIRECT) == 0;
+  d.w.direct_fl = direct ? fl : -1;
+  d.wt_on = pthread_create(&d.wt, NULL, writer_main, &d) == 0;
+  for (int i = 0; i < nvmas && !rc; i++) rc = dump_mapping(&d, &vmas[i], &maps);
+  int wrc = writer_drain(&d);
+  writer_stop(&d);
+  if (!rc) rc = wrc;
+  if (rc) goto out;
+  uint64_t data_end = wr_pos(&d.w);
+  if (d.w.direct_fl >= 0) fcntl(pd->fd, F_SETFL, fl);
+  d.w.direct_fl = -1;
+
+  /* --- metadata, table of contents, header --- */
+  struct section secs[6];
+  secs[0] = (struct section){SEC_PAGES, data_start, data_end - data_start, d.w.data_crc};
+  if ((rc = put_section(&d.w, &secs[1], SEC_PROCESS, &proc))) goto out;
+  if ((rc = put_section(&d.w, &secs[2], SEC_THREADS, &thr))) goto out;
+  if ((rc = put_section(&d.w, &secs[3], SEC_MAPPINGS, &maps))) goto out;
+  if ((rc = put_section(&d.w, &secs[4], SEC_FILES, &files))) goto out;
+  if ((rc = put_section(&d.w, &secs[5], SEC_SIGNALS, &sigs))) goto out;
+  uint8_t toc[6 * IMG_TOC_ENTRY_SIZE];
+  memset(toc, 0, sizeof toc);
+  for (int i = 0; i < 6; i++) {
+    uint8_t *e = toc + i * IMG_TOC_ENTRY_SIZE;
+    memcpy(e, &secs[i].type, 4);
+    memcpy(e + 8, &secs[i].off, 8);
+    memcpy(e + 16, &secs[i].len, 8);
+    memcpy(e + 24, &secs[i].crc, 4);
+  }
+  uint64_t toc_off = wr_pos(&d.w);
+  if ((rc = wr_put(&d.w, toc, sizeof toc, false))) goto out;
+  if ((rc = wr_flush(&d.w))) goto out;
+  uint8_t h[IMG_HEADER_SIZE];
+  memset(h, 0, sizeof h);
+  memcpy(h, IMG_MAGIC, 8);
+  uint32_t v32 = IMG_VERSION;
+  memcpy(h + 8, &v32, 4);
+  v32 = IMG_HEADER_SIZE;
+  memcpy(h + 12, &v32, 4);
+  v32 = EM_X86_64;
+  memcpy(h + 16, &v32, 4);
+  v32 = IMG_PAGE;
+  memcpy(h + 20, &v32, 4);
+  uint64_t fsize = d.w.off;
+  memcpy(h + 24, &fsize, 8);
+  memcpy(h + 32, &toc_off, 8);
+  v32 = 6;
+  memcpy(h + 40, &v32, 4);
+  v32 = img_crc32c(0, toc, sizeof toc);
+  memcpy(h + 44, &v32, 4);
+  v32 = img_crc32c(0, h, 60);
+  memcpy(h + 60, &v32, 4);
+  if (pwrite(pd->fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
+    rc = errno == ENOSPC ? cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device; no image written", a->path)
+                         : cryo_fail_errno("writing the header of %s", a->path);
+    goto out;
+  }
+  pd->size = fsize;
+  a->st->file_size = fsize;
+out:
+  if (d.pmfd >= 0) close(d.pmfd);
+  free(d.w.buf);
+  writer_stop(&d);
+  free(d.bufs[0]);
+  free(d.bufs[1]);
+  pthread_mutex_destroy(&d.m);
+  pthread_cond_destroy(&d.cv);
+  free(d.pm);
+  free(vmas);
+  buf_free(&proc);
+  buf_free(&thr);
+  buf_free(&maps);
+  buf_free(&files);
+  buf_free(&sigs);
+  return rc;
+}
+
+/* Writes the image into a temporary file next to path; nothing is visible under path
+ * until cryo_image_commit. On failure the temporary file is gone. */
+CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const struct img_dump_opts *o,
+                                   struct img_dump_stats *st, struct img_pending **out) {
+  if (!s || !path || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_dump: null argument");
+  *out = NULL;
+  struct img_dump_stats local;
+  if (!st) st = &local;
+  memset(st, 0, sizeof *st);
+  struct img_pending *pd = calloc(1, sizeof *pd);
+  if (!pd) return cryo_fail(CRYO_EFAIL, "out of memory");
+  snprintf(pd->path, sizeof pd->path, "%s", path);
+  const char *slash = strrchr(path, '/');
+  int dirlen = slash ? (int)(slash - path) + 1 : 0;
+  snprintf(pd->tmp, sizeof pd->tmp, "%.*s.%s.tmp%d", dirlen, path, slash ? slash + 1 : path, getpid());
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+  pd->fd = open(pd->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (pd->fd < 0) {
+    int rc = cryo_fail_errno("create %s (next to the image)", pd->tmp);
+    free(pd);
+    return rc;
+  }
+  fchmod(pd->fd, 0600);
+  struct dump_args a = {path, o, st, pd};
+  int rc = run_on_tracer(s, do_dump, &a);
+  st->frozen_ns = now_ns(CLOCK_MONOTONIC) - t0;
+  if (rc != CRYO_OK) {
+    close(pd->fd);
+    unlink(pd->tmp);
+    free(pd);
+    return rc;
+  }
+  *out = pd;
+  return CRYO_OK;
+}
+
+/* fsync, rename over path, fsync the directory. Frees pd whatever happens. */
+CRYO_API int cryo_image_commit(struct img_pending *pd) {
+  int rc = CRYO_OK;
+  if (fsync(pd->fd) != 0) {
+    rc = errno == ENOSPC ? cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device; no image written", pd->path)
+                         : cryo_fail_errno("fsync %s", pd->tmp);
+  }
+  if (close(pd->fd) != 0 && rc == CRYO_OK) rc = cryo_fail_errno("close %s", pd->tmp);
+  if (rc == CRYO_OK && rename(pd->tmp, pd->path) != 0) rc = cryo_fail_errno("rename %s to %s", pd->tmp, pd->path);
+  if (rc != CRYO_OK) {
+    unlink(pd->tmp);
+  } else {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", pd->path);
+    char *sl = strrchr(dir, '/');
+    if (sl) *(sl == dir ? sl + 1 : sl) = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+  }
+  free(pd);
+  return rc;
+}
+
+CRYO_API void cryo_image_abort(struct img_pending *pd) {
+  if (!pd) return;
+  close(pd->fd);
+  unlink(pd->tmp);
+  free(pd);
+}
+
+CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img_dump_opts *o,
+                             struct img_dump_stats *st) {
+  struct img_pending *pd;
+  int rc = cryo_image_dump_begin(s, path, o, st, &pd);
+  if (rc) return rc;
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+  rc = cryo_image_commit(pd);
+  if (st) st->total_ns = st->frozen_ns + (now_ns(CLOCK_MONOTONIC) - t0);
+  return rc;
+}
