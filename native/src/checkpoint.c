@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -119,11 +120,24 @@ static void kill_and_reap(struct cryo_session *s, pid_t pid) {
   }
 }
 
+/* Page data lives in its own mapping, populated up front: faulting in 10 MiB page by
+ * page inside process_vm_readv costs more than the copy itself. */
+static uint8_t *page_alloc(size_t pages) {
+  size_t len = (pages ? pages : 1) * PAGE;
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void page_free(uint8_t *p, size_t pages) {
+  if (p) munmap(p, (pages ? pages : 1) * PAGE);
+}
+
 static void free_cp(struct checkpoint *cp) {
   free(cp->xstate);
   free(cp->maps);
   free(cp->addrs);
-  free(cp->data);
+  page_free(cp->data, cp->data_pages);
+  free(cp->zero);
   free(cp);
 }
 
@@ -211,24 +225,6 @@ static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid) {
   return CRYO_OK;
 }
 
-static int add_pages(struct checkpoint *cp, size_t *cap, uint64_t start, uint64_t end) {
-  size_t n = (size_t)((end - start) / PAGE);
-  if (cp->npages + n > *cap) {
-    size_t ncap = *cap ? *cap : 256;
-    while (ncap < cp->npages + n) ncap *= 2;
-    uint64_t *a = realloc(cp->addrs, ncap * sizeof *a);
-    if (!a) return cryo_fail(CRYO_EFAIL, "out of memory for a checkpoint of %zu pages", ncap);
-    cp->addrs = a;
-    uint8_t *d = realloc(cp->data, ncap * PAGE);
-    if (!d) return cryo_fail(CRYO_EFAIL, "out of memory for a checkpoint of %zu pages", ncap);
-    cp->data = d;
-    *cap = ncap;
-  }
-  for (size_t i = 0; i < n; i++) cp->addrs[cp->npages + i] = start + i * PAGE;
-  cp->npages += n;
-  return CRYO_OK;
-}
-
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -251,6 +247,7 @@ static int copy_pages(struct cryo_session *s, struct checkpoint *cp) {
     }
     ssize_t n = process_vm_readv(s->pid, local, k, remote, k, 0);
     size_t got = n > 0 ? (size_t)n / PAGE : 0;
+    if (got < k) dbg("copy_pages: process_vm_readv of %zu pages read %zd (errno %d) at 0x%llx", k, n, errno, (unsigned long long)cp->addrs[first + got]);
     /* what process_vm_readv refuses (PROT_NONE) goes page by page through /proc/PID/mem */
     for (size_t j = first + got; j < first + k; j++) {
       if (mem_read_raw(s, s->pid, cp->addrs[j], cp->data + j * PAGE, PAGE) != (ssize_t)PAGE)
@@ -266,9 +263,24 @@ static int copy_pages(struct cryo_session *s, struct checkpoint *cp) {
   return CRYO_OK;
 }
 
+/* Whether addr lies in an anonymous mapping (inode 0) of a /proc/PID/maps text. */
+static bool is_anonymous(const char *maps, uint64_t addr) {
+  for (const char *l = maps; l && *l;) {
+    unsigned long long lo, hi, off, ino;
+    char perms[8];
+    unsigned maj, min;
+    if (sscanf(l, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perms, &off, &maj, &min, &ino) == 7 && addr >= lo && addr < hi)
+      return ino == 0;
+    l = strchr(l, '\n');
+    if (l) l++;
+  }
+  return false;
+}
+
 /* Returns 1 when a delta was taken, 0 when a FULL checkpoint is needed instead. */
 static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
   if (!s->dirty || !s->head) return 0;
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   char *maps = read_maps(s->pid);
   struct checkpoint *root = root_of(s->head);
   bool same = maps && root->maps && strcmp(maps, root->maps) == 0;
@@ -277,25 +289,47 @@ static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
   cryo_dirty_range *r;
   size_t n;
   char err[256];
+  uint64_t t1 = now_ns(CLOCK_MONOTONIC);
   if (cryo_dirty_collect(s->dirty, &r, &n, err, sizeof err) != CRYO_DIRTY_OK) {
     snprintf(s->dirty_why, sizeof s->dirty_why, "%s", err);
     checkpoints_forget_live(s);
     return 0;
   }
-  size_t cap = 0;
+  /* what to copy: written pages; unpopulated anonymous runs are zeros, kept as ranges */
+  size_t pages = 0, zeros = 0;
   for (size_t i = 0; i < n; i++) {
     if (r[i].flags & CRYO_DIRTY_NEW) return 0; /* layout changed after all */
+    if ((r[i].flags & CRYO_DIRTY_UNTRACKED) && (r[i].flags & CRYO_DIRTY_SHARED)) continue;
+    if ((r[i].flags & CRYO_DIRTY_UNPOPULATED) && is_anonymous(root->maps, r[i].start)) zeros++;
+    else pages += (size_t)((r[i].end - r[i].start) / PAGE);
+  }
+  cp->addrs = malloc((pages ? pages : 1) * sizeof *cp->addrs);
+  cp->data = page_alloc(pages);
+  cp->zero = malloc((zeros ? zeros : 1) * sizeof *cp->zero);
+  cp->data_pages = pages;
+  if (!cp->addrs || !cp->data || !cp->zero) return cryo_fail(CRYO_EFAIL, "out of memory for a checkpoint of %zu pages", pages), -1;
+  for (size_t i = 0; i < n; i++) {
     if ((r[i].flags & CRYO_DIRTY_UNTRACKED) && (r[i].flags & CRYO_DIRTY_SHARED))
       continue; /* shared memory is not rewound (as with a fork checkpoint) */
-    if (add_pages(cp, &cap, r[i].start, r[i].end) != CRYO_OK) return -1;
+    if ((r[i].flags & CRYO_DIRTY_UNPOPULATED) && is_anonymous(root->maps, r[i].start)) {
+      cp->zero[cp->nzero][0] = r[i].start;
+      cp->zero[cp->nzero][1] = r[i].end;
+      cp->nzero++;
+      continue;
+    }
+    for (uint64_t a = r[i].start; a < r[i].end; a += PAGE) cp->addrs[cp->npages++] = a;
   }
+  uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+  dbg("delta: %zu pages, %zu zero ranges; maps %.3f ms, collect %.3f ms", cp->npages, cp->nzero, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
   /* ranges may overlap (UNTRACKED ones with WRITTEN ones): sort and drop repeats */
   qsort(cp->addrs, cp->npages, sizeof *cp->addrs, cmp_u64);
   size_t w = 0;
   for (size_t i = 0; i < cp->npages; i++)
     if (w == 0 || cp->addrs[i] != cp->addrs[w - 1]) cp->addrs[w++] = cp->addrs[i];
   cp->npages = w;
+  uint64_t t3 = now_ns(CLOCK_MONOTONIC);
   copy_pages(s, cp);
+  dbg("delta: sort %.3f ms, copy %.3f ms", (t3 - t2) / 1e6, (now_ns(CLOCK_MONOTONIC) - t3) / 1e6);
   cp->kind = CP_DELTA;
   cp->parent = s->head;
   s->head->children++;
@@ -336,10 +370,12 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   }
   if (d == 0) {
     free(cp->addrs);
-    free(cp->data);
+    page_free(cp->data, cp->data_pages);
+    free(cp->zero);
     cp->addrs = NULL;
     cp->data = NULL;
-    cp->npages = 0;
+    cp->zero = NULL;
+    cp->npages = cp->nzero = cp->data_pages = 0;
     rc = take_full(s, cp, tid);
     if (rc != CRYO_OK) {
       free_cp(cp);
@@ -384,10 +420,49 @@ static void discard_debuggee(struct cryo_session *s) {
   process_gone(s);
 }
 
-/* Writes a delta's pages into process pid (read-only ones through /proc/PID/mem). */
+/* Zeroes, in process pid, the pages of [start,end) that hold anything (present or
+ * swapped, per /proc/PID/pagemap): the rest of an anonymous range reads as zero. */
+static int zero_range(struct cryo_session *s, pid_t pid, int pagemap, uint64_t start, uint64_t end) {
+  static const uint8_t zeros[PAGE];
+  enum { CHUNK = 4096 };
+  uint64_t entries[CHUNK];
+  for (uint64_t a = start; a < end;) {
+    size_t n = (size_t)((end - a) / PAGE);
+    if (n > CHUNK) n = CHUNK;
+    ssize_t got = pread(pagemap, entries, n * 8, (off_t)(a / PAGE * 8));
+    if (got < (ssize_t)(n * 8)) return cryo_fail_errno("read /proc/%d/pagemap at 0x%llx", pid, (unsigned long long)a);
+    for (size_t i = 0; i < n; i++) {
+      if (!(entries[i] & (3ull << 62))) continue; /* neither present nor swapped */
+      struct iovec l = {(void *)zeros, PAGE}, r = {(void *)(uintptr_t)(a + i * PAGE), PAGE};
+      if (process_vm_writev(pid, &l, 1, &r, 1, 0) != (ssize_t)PAGE) {
+        int rc = mem_write_raw(s, pid, a + i * PAGE, zeros, PAGE);
+        if (rc != CRYO_OK) return rc;
+      }
+    }
+    a += n * PAGE;
+  }
+  return CRYO_OK;
+}
+
+/* Writes a delta into process pid: its zero ranges, then its pages (read-only ones
+ * through /proc/PID/mem). */
 static int write_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp) {
   enum { BATCH = 512 };
   struct iovec local[BATCH], remote[BATCH];
+  if (cp->nzero) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
+    int pm = open(path, O_RDONLY | O_CLOEXEC);
+    if (pm < 0) return cryo_fail_errno("open %s", path);
+    for (size_t z = 0; z < cp->nzero; z++) {
+      int rc = zero_range(s, pid, pm, cp->zero[z][0], cp->zero[z][1]);
+      if (rc != CRYO_OK) {
+        close(pm);
+        return rc;
+      }
+    }
+    close(pm);
+  }
   size_t i = 0;
   while (i < cp->npages) {
     size_t k = 0, first = i;
@@ -499,14 +574,33 @@ static void unlink_cp(struct cryo_session *s, struct checkpoint *cp) {
 static int merge_into_child(struct checkpoint *parent, struct checkpoint *child) {
   size_t n = parent->npages + child->npages;
   uint64_t *addrs = malloc((n ? n : 1) * sizeof *addrs);
-  uint8_t *data = malloc((n ? n : 1) * PAGE);
+  uint8_t *data = page_alloc(n);
   if (!addrs || !data) {
     free(addrs);
-    free(data);
+    page_free(data, n);
     return cryo_fail(CRYO_EFAIL, "out of memory merging checkpoints");
   }
+  /* applying parent then child = zeros of both, then the child's pages, then the
+   * parent's pages the child neither rewrote nor zeroed */
+  uint64_t(*zero)[2] = malloc((parent->nzero + child->nzero + 1) * sizeof *zero);
+  if (!zero) {
+    free(addrs);
+    page_free(data, n);
+    return cryo_fail(CRYO_EFAIL, "out of memory merging checkpoints");
+  }
+  memcpy(zero, parent->zero, parent->nzero * sizeof *zero);
+  memcpy(zero + parent->nzero, child->zero, child->nzero * sizeof *zero);
   size_t i = 0, j = 0, k = 0;
   while (i < parent->npages || j < child->npages) {
+    if (i < parent->npages && (j >= child->npages || parent->addrs[i] < child->addrs[j])) {
+      bool zeroed = false;
+      for (size_t z = 0; z < child->nzero && !zeroed; z++)
+        zeroed = parent->addrs[i] >= child->zero[z][0] && parent->addrs[i] < child->zero[z][1];
+      if (zeroed) {
+        i++;
+        continue;
+      }
+    }
     bool take_child = j < child->npages && (i >= parent->npages || child->addrs[j] <= parent->addrs[i]);
     if (take_child) {
       if (i < parent->npages && parent->addrs[i] == child->addrs[j]) i++; /* the child's is newer */
@@ -521,10 +615,14 @@ static int merge_into_child(struct checkpoint *parent, struct checkpoint *child)
     k++;
   }
   free(child->addrs);
-  free(child->data);
+  page_free(child->data, child->data_pages);
+  free(child->zero);
   child->addrs = addrs;
   child->data = data;
+  child->data_pages = n;
   child->npages = k;
+  child->zero = zero;
+  child->nzero = parent->nzero + child->nzero;
   child->parent = parent->parent;
   return CRYO_OK;
 }

@@ -72,7 +72,10 @@ struct checkpoint {
   char *maps;               /* FULL: the memory layout it froze (deltas share their root's) */
   size_t npages;            /* DELTA: sorted page addresses and their contents */
   uint64_t *addrs;
-  uint8_t *data;            /* npages * 4096; a NULL-data page list entry never happens */
+  uint8_t *data;            /* npages * 4096, in a mapping of data_pages pages */
+  size_t data_pages;
+  size_t nzero;             /* DELTA: anonymous ranges that read as zeros (applied before pages) */
+  uint64_t (*zero)[2];
   int nfds;
   struct saved_fd fds[MAX_FDS];
 };

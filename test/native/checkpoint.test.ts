@@ -155,7 +155,8 @@ describe('checkpoints', () => {
 
   test('successive checkpoints are deltas; each restores memory byte for byte, in any order, also after deleting from the middle', async () => {
     const prog = buildFixture('churn.c');
-    const args = ['8', '12', '40', '5']; // 8 MiB, 12 rounds, 40 pages a round, a new mapping every 5 rounds
+    // 8 MiB, 12 rounds, 40 pages a round, a new mapping every 5 rounds, 1 MiB dropped (zeros) every 3
+    const args = ['8', '12', '40', '5', '3'];
     const bare = spawnSync(prog, args, { encoding: 'utf8' });
     const s = session();
     const outFile = join(tmp(), 'out.txt');

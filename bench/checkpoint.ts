@@ -1,0 +1,136 @@
+// Checkpoint and restore latency: this engine against gdb's `checkpoint`/`restart`,
+// on the churn fixture with 16 MiB, 256 MiB and 1 GiB touched, writing 1% of its
+// pages between stops. Same binary, same machine, one run.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { Session } from '../adapter/engine';
+import { symbolAddress } from '../test/helpers/elf';
+import { buildFixture } from '../test/helpers/fixtures';
+import { median, ms, printTable, ratio, type Row } from './table';
+
+const ROUNDS = 7;
+
+function killProcessesOf(binary: string): void {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readlinkSync(`/proc/${p}/exe`) === binary) process.kill(Number(p), 'SIGKILL');
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+}
+
+let writeRate = 0.01; // share of the touched pages written between two stops
+
+function churnArgs(touchedMiB: number): string[] {
+  const pages = Math.max(1, Math.round(touchedMiB * 256 * writeRate));
+  return [String(touchedMiB * 2), String(ROUNDS + 2), String(pages)];
+}
+
+async function ours(prog: string, touchedMiB: number) {
+  const s = new Session();
+  try {
+    const { pid } = s.launch({ program: prog, args: churnArgs(touchedMiB), stdout: { mode: 'null' } });
+    s.insertBreakpoint(symbolAddress(pid, prog, 'stop_here'));
+    const times: number[] = [];
+    let kinds: string[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      s.continue();
+      const e = await s.waitStop();
+      if (e.kind !== 'stopped') throw new Error(`churn ended early: ${e.kind}`);
+      const t0 = process.hrtime.bigint();
+      s.checkpoint();
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const list = s.checkpoints();
+    kinds = list.map((c) => c.kind);
+    const restoreTimes: number[] = [];
+    for (const c of [list[0], list[list.length - 1], list[Math.floor(list.length / 2)]]) {
+      const t0 = process.hrtime.bigint();
+      s.restore(c.id);
+      restoreTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return {
+      first: times[0],
+      successive: median(times.slice(1)),
+      restoreFirst: restoreTimes[0],
+      restoreLatest: restoreTimes[1],
+      kinds,
+      mode: s.checkpointMode(),
+      deltaBytes: list.slice(1).reduce((a, c) => a + c.bytes, 0) / Math.max(1, list.length - 1),
+    };
+  } finally {
+    await s.close();
+  }
+}
+
+/** gdb timed by its own Python, around each command, at the same stops. */
+function gdbRun(prog: string, touchedMiB: number, withRestart: boolean): { out: string; failed?: string } {
+  const py = (code: string) => `python ${code}`;
+  const cmds = ['set startup-with-shell off', 'set pagination off', 'break stop_here', py('import time')];
+  for (let i = 0; i < ROUNDS; i++) {
+    cmds.push(i === 0 ? 'run' : 'continue', py('t=time.perf_counter()'), 'checkpoint', py(`print("CP %.4f" % ((time.perf_counter()-t)*1000))`));
+  }
+  if (withRestart) cmds.push(py('t=time.perf_counter()'), `restart ${ROUNDS}`, py(`print("RS %.4f" % ((time.perf_counter()-t)*1000))`));
+  // gdb 13 hangs killing an inferior that has checkpoints, at `kill` and at the end of
+  // -batch alike: flush what it printed and leave at once (its inferiors are killed below)
+  cmds.push(py('import sys, os; sys.stdout.flush(); os._exit(0)'));
+  try {
+    const out = execFileSync('gdb', ['-nx', '-batch', ...cmds.flatMap((c) => ['-ex', c]), '--args', prog, ...churnArgs(touchedMiB)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 120_000,
+      killSignal: 'SIGKILL',
+    });
+    return { out };
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; signal?: string };
+    const text = (err.stdout ?? '') + (err.stderr ?? '');
+    const why = /internal-error: [^\n]*/.exec(text)?.[0] ?? (err.signal === 'SIGKILL' ? 'gdb hung and was killed after 120 s' : String(e).split('\n')[0]);
+    return { out: err.stdout ?? '', failed: why };
+  } finally {
+    killProcessesOf(prog); // gdb's inferior and its checkpoint forks, if gdb left them
+  }
+}
+
+function gdb(prog: string, touchedMiB: number) {
+  const run = gdbRun(prog, touchedMiB, false);
+  const cps = [...run.out.matchAll(/^CP ([\d.]+)/gm)].map((m) => Number(m[1]));
+  if (cps.length !== ROUNDS) throw new Error(`gdb output not understood (${run.failed ?? ''}):\n${run.out.slice(-2000)}`);
+  const rs = gdbRun(prog, touchedMiB, true);
+  const restore = /^RS ([\d.]+)/m.exec(rs.out);
+  return { first: cps[0], successive: median(cps.slice(1)), restoreLatest: restore ? Number(restore[1]) : NaN, restartFailure: restore ? undefined : rs.failed ?? 'no figure' };
+}
+
+export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
+  const prog = buildFixture('churn.c', { flags: ['-O2', '-g'] });
+  const rows: Row[] = [];
+  const notes = new Set<string>();
+  let mode = '';
+  for (const [mib, rate] of sizes.flatMap((m) => [[m, 0.01], [m, 0.001]])) {
+    writeRate = rate;
+    const o = await ours(prog, mib);
+    const g = gdb(prog, mib);
+    mode = o.mode.why;
+    if (g.restartFailure) notes.add(`gdb's restart gave no figure: ${g.restartFailure}`);
+    rows.push({
+      touched: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
+      'written/stop': `${rate * 100}%`,
+      'first cp (ms)': ms(o.first),
+      'gdb first (ms)': ms(g.first),
+      'first ratio': ratio(o.first, g.first),
+      'next cps (ms, median)': ms(o.successive),
+      'gdb next (ms)': ms(g.successive),
+      'next ratio': ratio(o.successive, g.successive),
+      'delta size (KiB)': Math.round(o.deltaBytes / 1024),
+      'restore 1st (ms)': ms(o.restoreFirst),
+      'restore last (ms)': ms(o.restoreLatest),
+      'gdb restart (ms)': isFinite(g.restoreLatest) ? ms(g.restoreLatest) : 'failed',
+      'restore ratio': ratio(o.restoreLatest, g.restoreLatest),
+    });
+  }
+  printTable(`Checkpoints: cryo vs gdb checkpoint/restart (churn fixture, -O2; a share of the touched pages written between stops; ${ROUNDS} stops)`, rows);
+  console.log(`\ncheckpoint mode: ${mode}`);
+  for (const n of notes) console.log(n);
+}
