@@ -21,6 +21,8 @@ class P {
   tmpl: string[] = [];
   /** parsing the encoding's name (its template arguments are what T_ refers to) */
   inName = true;
+  depth = 0;
+  retLen = 0;
   /** inside a local name's enclosing function: no return type printed */
   local = false;
   endsWithTemplate = false;
@@ -223,6 +225,10 @@ class P {
     return r;
   }
   encoding(): string {
+    this.depth++;
+    try { return this.encoding1(); } finally { this.depth--; }
+  }
+  encoding1(): string {
     let name: string; let cvq = '';
     let isTemplate = false;
     if (this.eat('N')) { const n = this.nested(); name = n.name; cvq = n.cvq; isTemplate = this.endsWithTemplate; }
@@ -252,6 +258,7 @@ class P {
     if (ret !== undefined) {
       const f = this.fnTypes.get(ret);
       if (f) return `${f.ret} (*${name}(${p})${cvq})(${f.params})`;
+      if (this.depth === 0) this.retLen = ret.length + 1;
       return `${ret} ${name}(${p})${cvq}`;
     }
     return `${name}(${p})${cvq}`;
@@ -274,8 +281,35 @@ function ptr(t: string, op: string): string {
 
 const cache = new Map<string, string>();
 
+/** gdb's cp_remove_params: the name without its parameter list and qualifiers. */
+export function removeParams(name: string): string {
+  let end = name.length;
+  // trailing qualifiers after the parameter list
+  const q = /(\)(?: const| volatile| &&| &)*)$/.exec(name);
+  if (!q) return name;
+  end = q.index + 1;
+  let depth = 0;
+  for (let i = end - 1; i >= 0; i--) {
+    const ch = name[i];
+    if (ch === ')') depth++;
+    else if (ch === '(') { depth--; if (depth === 0) return name.slice(0, i); }
+  }
+  return name;
+}
+
+/** The demangled name without return type (gdb's DMGL_RET_DROP), e.g. for frame names. */
+export function demangleNoReturn(s: string): string {
+  const d = demangle(s);
+  if (d === s) return s;
+  const r = retTypeLen.get(s);
+  return r ? d.slice(r) : d;
+}
+const retTypeLen = new Map<string, number>();
+
 export function demangle(s: string): string {
   if (!s.startsWith('_Z')) return s;
+  const at = s.indexOf('@');
+  if (at > 0) return demangle(s.slice(0, at)) + s.slice(at);
   const c = cache.get(s);
   if (c !== undefined) return c;
   let out = s;
@@ -298,7 +332,7 @@ export function demangle(s: string): string {
     else if (k === 'TW') { p.pos = 4; out = 'TLS wrapper function for ' + p.encoding(); }
     else if (k === 'Th' || k === 'Tv') { p.pos = 3; callOffset(); out = (k === 'Th' ? 'non-virtual thunk to ' : 'virtual thunk to ') + p.encoding(); }
     else if (k === 'Tc') { p.pos = 4; callOffset(); callOffset(); out = 'covariant return thunk to ' + p.encoding(); }
-    else out = p.encoding();
+    else { p.depth = -1; out = p.encoding(); if (p.retLen) retTypeLen.set(s, p.retLen); }
     const dot = s.indexOf('.', p.pos);
     if (dot >= 0 && p.pos === dot) out += ' [clone ' + s.slice(dot) + ']';
   } catch {

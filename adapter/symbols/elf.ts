@@ -155,8 +155,51 @@ export class ElfFile {
         out.push({ name, value, size, type: info & 0xf, bind: info >> 4, shndx });
       }
     }
+    out.push(...this.pltSymbols());
     out.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
     this.symsCache = out;
+    return out;
+  }
+
+  /**
+   * `name@plt` for PLT stubs (as gdb shows them): each stub's `jmp *GOT(%rip)` is matched with
+   * the relocation of that GOT slot.
+   */
+  pltSymbols(): ElfSymbol[] {
+    const out: ElfSymbol[] = [];
+    const dynsym = this.section('.dynsym');
+    if (!dynsym || dynsym.type === 8) return out;
+    const dynstr = this.sections[dynsym.link];
+    const slot = new Map<bigint, string>();
+    for (const rn of ['.rela.plt', '.rela.dyn']) {
+      const r = this.section(rn);
+      if (!r || r.type !== 4) continue;
+      for (let o = r.offset; o + 24 <= r.offset + r.size; o += 24) {
+        const off = this.data.readBigUInt64LE(o);
+        const info = this.data.readBigUInt64LE(o + 8);
+        const type = Number(info & 0xffffffffn), symIdx = Number(info >> 32n);
+        if ((type !== 7 && type !== 6) || !symIdx) continue; // JUMP_SLOT, GLOB_DAT
+        const nameOff = this.data.readUInt32LE(dynsym.offset + symIdx * 24);
+        let name = cstrAt(this.data, dynstr.offset + nameOff);
+        const at = name.indexOf('@'); if (at > 0) name = name.slice(0, at);
+        if (name) slot.set(off, name);
+      }
+    }
+    if (!slot.size) return out;
+    for (const sec of this.sections) {
+      if (sec.name !== '.plt' && sec.name !== '.plt.sec' && sec.name !== '.plt.got') continue;
+      const step = sec.name === '.plt.got' && sec.entsize === 8 ? 8 : 16;
+      const shndx = this.sections.indexOf(sec);
+      for (let e = 0; e + step <= sec.size; e += step) {
+        const code = this.data.subarray(sec.offset + e, sec.offset + e + step);
+        const j = code.indexOf(Buffer.from([0xff, 0x25]));
+        if (j < 0 || j + 6 > code.length) continue;
+        const disp = BigInt(code.readInt32LE(j + 2));
+        const got = sec.addr + BigInt(e + j + 6) + disp;
+        const name = slot.get(got);
+        if (name) out.push({ name: `${name}@plt`, value: sec.addr + BigInt(e), size: step, type: STT_FUNC, bind: 1, shndx });
+      }
+    }
     return out;
   }
 

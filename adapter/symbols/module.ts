@@ -7,7 +7,7 @@ import { CfiTable, FrameRules } from './cfi';
 import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
 import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
 import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
-import { demangle } from './demangle';
+import { demangle, demangleNoReturn, removeParams } from './demangle';
 import { ModuleNames, NameIndex } from './nameindex';
 import { Accelerator, readDebugNames, readGdbIndex } from './accel';
 
@@ -90,7 +90,8 @@ export class Module {
     const a = addr - this.bias;
     const s = pickSymbol([...this.elf.symbolsAt(a), ...(this.debugElf?.symbolsAt(a) ?? [])]);
     if (!s) return undefined;
-    return { name: demangle(s.name), offset: addr - this.bias - s.value, addr: s.value + this.bias };
+    const name = s.name.endsWith('@plt') ? demangle(s.name.slice(0, -4)) + '@plt' : demangle(s.name);
+    return { name, offset: addr - this.bias - s.value, addr: s.value + this.bias };
   }
   elfSymbols(name: string): bigint[] {
     const out = new Set<bigint>();
@@ -302,3 +303,17 @@ export function qualifiedName(die: Die): string {
 }
 
 export function fileExists(p: string): boolean { return existsSync(p); }
+
+/** A function's name as gdb shows it in frames: for C++ the demangled linkage name without
+ * return type and parameters (full template arguments), else the qualified name. */
+export function functionName(die: Die): string {
+  if (die.cu.isCxx) {
+    const d = die.lookup(DW.AT_linkage_name) ?? die.lookup(DW.AT_MIPS_linkage_name);
+    const ln = d?.str(DW.AT_linkage_name) ?? d?.str(DW.AT_MIPS_linkage_name);
+    if (ln && ln.startsWith('_Z')) {
+      const dm = demangleNoReturn(ln);
+      if (dm !== ln) return removeParams(dm);
+    }
+  }
+  return qualifiedName(die);
+}

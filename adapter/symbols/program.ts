@@ -5,7 +5,7 @@ import { FrameRules } from './cfi';
 import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
 import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
-import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
+import { fileMatches, functionName, inRanges, Module, qualifiedName, SourceLocation } from './module';
 import { AT_BASE, AT_ENTRY, AT_PHDR, Reg, Registers, Target } from './target';
 import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
 import { Evaluator } from './expr';
@@ -205,7 +205,7 @@ export class Program {
     const m = this.moduleFor(addr);
     if (!m) return {};
     const fn = m.functionAt(addr);
-    const name = fn ? qualifiedName(fn) : m.elfSymbolAt(addr)?.name;
+    const name = fn ? functionName(fn) : m.elfSymbolAt(addr)?.name;
     return { function: name, source: m.sourceAt(addr), module: m };
   }
 
@@ -217,7 +217,7 @@ export class Program {
     if (fn) {
       const a = addr - m.bias;
       const r = fn.ranges().find(([lo, hi]) => a >= lo && a < hi);
-      if (r) return { name: qualifiedName(fn), start: r[0] + m.bias, end: r[1] + m.bias, hasDebugInfo: true };
+      if (r) return { name: functionName(fn), start: r[0] + m.bias, end: r[1] + m.bias, hasDebugInfo: true };
     }
     const s = m.elfSymbolAt(addr);
     if (!s) return undefined;
@@ -506,7 +506,7 @@ export class Program {
           for (const d of chain) if (d.tag === DW.TAG_inlined_subroutine) fd = d;
           const blocks = chain.slice(Math.max(0, chain.indexOf(fd)));
           out.push({
-            index: 0, pc, lookupPc: pc - 1n, regs: caller.regs, module: m, cfa: caller.cfa, function: qualifiedName(fd),
+            index: 0, pc, lookupPc: pc - 1n, regs: caller.regs, module: m, cfa: caller.cfa, function: functionName(fd),
             funcDie: fd, physDie: link.fn, blocks: blocks.length ? blocks : [link.fn], source: m.sourceAt(pc - 1n), inlined: false, signalFrame: false,
             physIndex: callee.physIndex, tailCall: true,
           });
@@ -595,7 +595,7 @@ export class Program {
     for (let i = groups.length - 1; i >= 0; i--) {
       const grp = groups[i];
       const fd = grp[0];
-      frames.push({ ...base, index: 0, function: qualifiedName(fd), funcDie: fd, physDie: chain[0], blocks: grp, inlined: i > 0, source });
+      frames.push({ ...base, index: 0, function: functionName(fd), funcDie: fd, physDie: chain[0], blocks: grp, inlined: i > 0, source });
       if (i > 0) {
         // the caller of an inlined function is at its call site
         const files = m.unitFiles(fd.cu);

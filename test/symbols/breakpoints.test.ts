@@ -59,3 +59,17 @@ test('.gdb_index and .debug_names: lookups skim only the units the index names',
     compareBreakpoints(cpp, ['sym_cpp.cc'], ['total_area', 'biggest', 'geo::Rect::area', 'area', 'main']);
   }
 });
+
+test('compressed debug sections (-gz) and a separate debug file found through .gnu_debuglink', () => {
+  compareBreakpoints(buildFixture('sym_basic.c', { flags: ['-O0', '-g', '-gz'], name: 'sym_basic_gz' }), ['sym_basic.c'], ['add', 'compute', 'main']);
+  // strip the debug information into prog.debug beside the stripped program
+  const full = buildFixture('sym_lines.c', { extra: ['sym_lines_util.c'], name: 'sym_lines_split' });
+  const stripped = `${full}.stripped`;
+  if (!existsSync(stripped)) {
+    execFileSync('objcopy', ['--only-keep-debug', full, `${full}.debug`]);
+    execFileSync('objcopy', ['--strip-debug', `--add-gnu-debuglink=${full}.debug`, full, `${stripped}.tmp`]);
+    renameSync(`${stripped}.tmp`, stripped);
+  }
+  const prog = compareBreakpoints(stripped, ['sym_lines.c', 'sym_lines_util.c'], ['helper', 'step', 'util_scale', 'main']);
+  assert.equal(prog.exe.debugElf?.path, `${full}.debug`);
+});

@@ -230,20 +230,7 @@ export function checkAllThreads(stop: Stop, section: string): string[] {
     if (!th) { diffs.push(`thread ${tid} not in the core`); continue; }
     const gdbFrames = parseBacktrace(b);
     const stack = stop.program.backtrace(th.regs);
-    const ours: Frame[] = [];
-    for (const f of stack) { ours.push(f); if (f.function === 'main') break; }
-    if (ours.length !== gdbFrames.length) diffs.push(`thread ${tid}: frame count ours ${ours.length} [${ours.map((f) => f.function).join(', ')}] gdb ${gdbFrames.length} [${gdbFrames.map((f) => f.func).join(', ')}]`);
-    for (let i = 0; i < Math.min(ours.length, gdbFrames.length); i++) {
-      const g = gdbFrames[i], o = ours[i];
-      const fn = o.signalFrame ? '<signal handler called>' : o.function ?? '??';
-      if (fn !== g.func) diffs.push(`thread ${tid} #${i}: function ours ${fn} gdb ${g.func}`);
-      if (g.line !== undefined && (o.source?.line !== g.line || basename(o.source?.file ?? '') !== basename(g.file!))) diffs.push(`thread ${tid} #${i} ${g.func}: ours ${o.source?.file}:${o.source?.line} gdb ${g.file}:${g.line}`);
-      if (g.pc !== undefined && g.pc !== o.pc) diffs.push(`thread ${tid} #${i}: pc ours 0x${o.pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
-      if (g.file && basename(g.file).startsWith('sym_')) {
-        const args = stop.program.frameArgs(o, stack);
-        if (norm(args) !== norm(g.args)) diffs.push(`thread ${tid} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
-      }
-    }
+    diffs.push(...compareFrames(stop.program, stack, gdbFrames, `thread ${tid}`));
   }
   if (seen !== stop.core.threads.length) diffs.push(`gdb listed ${seen} threads, the core has ${stop.core.threads.length}`);
   return diffs;
@@ -303,3 +290,51 @@ export function compareBreakpoints(bin: string, sources: string[], functions: st
   return prog;
 }
 
+
+/** Compares our stack (up to main) with gdb's bt frames: functions, locations, pcs, and arguments of fixture frames. */
+export function compareFrames(program: Program, stack: Frame[], gdbFrames: GdbFrame[], label: string): string[] {
+  const diffs: string[] = [];
+  const ours: Frame[] = [];
+  for (const f of stack) { ours.push(f); if (f.function === 'main') break; }
+  if (ours.length !== gdbFrames.length) diffs.push(`${label}: frame count ours ${ours.length} [${ours.map((f) => f.function).join(', ')}] gdb ${gdbFrames.length} [${gdbFrames.map((f) => f.func).join(', ')}]`);
+  for (let i = 0; i < Math.min(ours.length, gdbFrames.length); i++) {
+    const g = gdbFrames[i], o = ours[i];
+    const fn = o.signalFrame ? '<signal handler called>' : o.function ?? '??';
+    if (fn !== g.func) diffs.push(`${label} #${i}: function ours ${fn} gdb ${g.func}`);
+    if (g.line !== undefined && (o.source?.line !== g.line || basename(o.source?.file ?? '') !== basename(g.file!))) diffs.push(`${label} #${i} ${g.func}: ours ${o.source?.file}:${o.source?.line} gdb ${g.file}:${g.line}`);
+    if (g.pc !== undefined && g.pc !== o.pc) diffs.push(`${label} #${i}: pc ours 0x${o.pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
+    if (g.file && basename(g.file).startsWith('sym_')) {
+      const args = program.frameArgs(o, stack);
+      if (norm(args) !== norm(g.args)) diffs.push(`${label} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
+    }
+  }
+  return diffs;
+}
+
+/** Stops at `breakSpec`, then single-steps `steps` instructions; at each one compares our stack with gdb's. */
+export function checkStepping(binary: string, breakSpec: string, steps: number, args: string[] = []): string[] {
+  const dir = join(buildDir, `sym-cores-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, `${basename(binary)}-step${coreSeq++}`);
+  const cmds = ['set breakpoint pending on', `break ${breakSpec}`, 'run'];
+  for (let k = 0; k < steps; k++) cmds.push(`echo \\n@@STEP ${k}\\n`, 'bt', `gcore ${base}.${k}`, 'stepi');
+  cmds.push('echo \\n@@END\\n', 'kill');
+  const out = gdbRun(binary, cmds, args);
+  const diffs: string[] = [];
+  let compared = 0;
+  for (const sec of out.split(/\n@@/).slice(1)) {
+    const m = /^STEP (\d+)\n([\s\S]*)$/.exec(sec);
+    if (!m) continue;
+    const path = `${base}.${m[1]}`;
+    if (!existsSync(path)) continue; // the program ended
+    const core = new CoreFile(path);
+    try {
+      const program = new Program(core.target(binary));
+      const stack = program.backtrace(core.threads[0].regs);
+      const gf = parseBacktrace(m[2]);
+      if (gf.length) { compared++; diffs.push(...compareFrames(program, stack, gf, `step ${m[1]} pc 0x${stack[0]?.pc.toString(16)}`)); }
+    } finally { core.close(); rmSync(path, { force: true }); }
+  }
+  if (compared < steps / 2) diffs.push(`only ${compared} of ${steps} steps compared`);
+  return diffs;
+}

@@ -1,0 +1,28 @@
+// The unwinder at every instruction: single-step through prologues, bodies, epilogues and
+// returns, comparing the whole stack with gdb's at each step.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildFixture } from '../helpers/fixtures';
+import { checkStepping } from './harness';
+
+function same(diffs: string[]): void {
+  assert.deepEqual(diffs.slice(0, 30), [], diffs.slice(0, 30).join('\n'));
+}
+
+test('-O0: stepping through add and back into compute', () => {
+  same(checkStepping(buildFixture('sym_basic.c'), '*add', 40));
+});
+
+test('-O2: stepping through frameless leaf code and inlined functions', () => {
+  const bin = buildFixture('sym_opt.c', { flags: ['-O2', '-g'] });
+  same(checkStepping(bin, '*work', 45));
+  same(checkStepping(bin, '*leaf', 25));
+});
+
+test('C++: stepping through a virtual method and its caller', () => {
+  same(checkStepping(buildFixture('sym_cpp.cc'), '*total_area', 40));
+});
+
+test('C++ through PLT stubs into libstdc++ (name@plt, functions without debug information)', () => {
+  same(checkStepping(buildFixture('sym_crash.cc'), '*withdraw', 60));
+});
