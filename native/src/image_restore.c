@@ -1,0 +1,792 @@
+/* Restore: an image rebuilt as a new traced process at its original addresses.
+ *
+ * Validate first (cryo_image_check: every problem in one message), act second. The
+ * new process starts as a fork of the restorer that stops itself; driven from
+ * outside through a two-page trampoline (a `syscall` instruction and scratch memory)
+ * placed where neither layout has anything, it unmaps everything it inherited, moves
+ * its vDSO to the recorded addresses, maps every recorded mapping with its protection
+ * and file, receives its data pages through /proc/PID/mem, gets the recorded mm
+ * fields, limits, cwd, descriptors, signal actions and mask, and finally unmaps the
+ * trampoline and takes the recorded registers. Any failure kills what was built. */
+#include "image.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef PTRACE_SETSIGMASK
+#define PTRACE_SETSIGMASK 0x420b
+#endif
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+#ifndef PR_SET_MM
+#define PR_SET_MM 35
+#endif
+#ifndef PR_SET_MM_MAP
+#define PR_SET_MM_MAP 14
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+#ifndef MREMAP_MAYMOVE
+#define MREMAP_MAYMOVE 1
+#endif
+
+#define TRAMP_SIZE (16 * IMG_PAGE)
+#define SCRATCH_OFF IMG_PAGE
+
+/* ---------- checks ---------- */
+
+struct problems {
+  char text[8192];
+  size_t len;
+  int n;
+};
+
+static void problem(struct problems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct problems *p, const char *fmt, ...) {
+  p->n++;
+  if (p->len >= sizeof p->text - 2) return;
+  int k = snprintf(p->text + p->len, sizeof p->text - p->len, "\n  - ");
+  if (k > 0) p->len += (size_t)k;
+  if (p->len >= sizeof p->text) return;
+  va_list ap;
+  va_start(ap, fmt);
+  k = vsnprintf(p->text + p->len, sizeof p->text - p->len, fmt, ap);
+  va_end(ap);
+  if (k > 0) p->len += (size_t)k;
+  if (p->len >= sizeof p->text) p->len = sizeof p->text - 1;
+}
+
+/* Our own special mappings, to compare with the image's. */
+struct own_special {
+  uint64_t start, end;
+  uint64_t kind;
+};
+
+static int own_specials(pid_t pid, struct own_special *out, int max) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  int n = 0;
+  while (fgets(line, sizeof line, f) && n < max) {
+    unsigned long long s, e;
+    char name[256] = "";
+    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %255s", &s, &e, name) < 2) continue;
+    uint64_t k = 0;
+    if (!strcmp(name, "[vdso]")) k = MK_VDSO;
+    else if (!strcmp(name, "[vvar]")) k = MK_VVAR;
+    else if (!strcmp(name, "[vvar_vclock]")) k = MK_VVAR_VCLOCK;
+    if (k) out[n++] = (struct own_special){s, e, k};
+  }
+  fclose(f);
+  return n;
+}
+
+static bool is_vdso_kind(uint64_t k) { return k == MK_VDSO || k == MK_VVAR || k == MK_VVAR_VCLOCK; }
+
+static uint64_t xgetbv0(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+static void check_into(struct cryo_image *img, struct problems *p) {
+  if (img->machine && strcmp(img->machine, "x86_64"))
+    problem(p, "the image is of a %s machine; this is x86_64", img->machine);
+  if (img->nthreads != 1)
+    problem(p, "the process had %u threads; restoring more than one thread is not supported yet", img->nthreads);
+  struct utsname u;
+  uname(&u);
+  bool has_vdso = false;
+  for (uint32_t i = 0; i < img->nmaps; i++) has_vdso |= is_vdso_kind(img->maps[i].kind);
+  if (has_vdso && img->kernel && strcmp(img->kernel, u.release))
+    problem(p, "the image was taken on kernel %s, this is %s: its vDSO would differ (restore on the same kernel)",
+            img->kernel, u.release);
+  /* the vDSO: same layout and same code as ours */
+  struct own_special own[8];
+  int nown = own_specials(getpid(), own, 8);
+  for (uint32_t i = 0; i < img->nmaps; i++) {
+    struct img_mapping *m = &img->maps[i];
+    if (!is_vdso_kind(m->kind)) continue;
+    int j;
+    for (j = 0; j < nown; j++)
+      if (own[j].kind == m->kind) break;
+    if (j == nown) {
+      problem(p, "the image has a %s mapping, this kernel has none", img_map_kind_name(m->kind));
+      continue;
+    }
+    if (own[j].end - own[j].start != m->end - m->start) {
+      problem(p, "the image's %s is %llu pages, this kernel's is %llu", img_map_kind_name(m->kind),
+              (unsigned long long)((m->end - m->start) / IMG_PAGE),
+              (unsigned long long)((own[j].end - own[j].start) / IMG_PAGE));
+      continue;
+    }
+    if (m->kind == MK_VDSO && m->pages[PK_DATA] == (m->end - m->start) / IMG_PAGE) {
+      uint8_t *buf = malloc(m->end - m->start);
+      size_t got = 0;
+      if (buf && cryo_image_read_memory(img, m->start, buf, m->end - m->start, &got) == CRYO_OK &&
+          got == m->end - m->start && memcmp(buf, (void *)(uintptr_t)own[j].start, got) != 0)
+        problem(p, "the image's vDSO code differs from this kernel's");
+      free(buf);
+    }
+  }
+  for (int j = 0; j < nown; j++) {
+    bool found = false;
+    for (uint32_t i = 0; i < img->nmaps; i++) found |= img->maps[i].kind == own[j].kind;
+    if (!found && has_vdso) problem(p, "this kernel has a %s mapping, the image has none", img_map_kind_name(own[j].kind));
+  }
+  /* CPU state */
+  uint64_t xcr0 = xgetbv0();
+  if (img->xcr0 & ~xcr0)
+    problem(p, "the image uses CPU state components 0x%llx that this CPU does not enable (XCR0 0x%llx)",
+            (unsigned long long)img->xcr0, (unsigned long long)xcr0);
+  if (img->nthreads && img->threads[0].xsave_len) {
+    uint8_t tmp[XSTATE_MAX];
+    struct iovec iov = {tmp, sizeof tmp};
+    /* our own xsave size: ask the kernel about ourselves is not possible; compare with XCR0 instead */
+    (void)iov;
+    if (img->xcr0 == xcr0 && img->xsave_size && img->threads[0].xsave_len != img->xsave_size)
+      problem(p, "thread %u has an xsave area of %u bytes, the image says %llu", img->threads[0].tid,
+              img->threads[0].xsave_len, (unsigned long long)img->xsave_size);
+  }
+  /* files behind mappings */
+  for (uint32_t i = 0; i < img->nmaps; i++) {
+    struct img_mapping *m = &img->maps[i];
+    if (m->kind != MK_FILE || (m->flags & MF_CONTENT)) continue;
+    bool seen = false;
+    for (uint32_t k = 0; k < i && !seen; k++)
+      seen = img->maps[k].kind == MK_FILE && !(img->maps[k].flags & MF_CONTENT) && !strcmp(img->maps[k].path, m->path);
+    if (seen) continue;
+    struct stat st;
+    if (stat(m->path, &st) != 0) {
+      problem(p, "mapped file %s: %s", m->path, strerror(errno));
+      continue;
+    }
+    if (m->build_id_len) {
+      uint8_t bid[64];
+      uint32_t n = 0;
+      if (elf_build_id_path(m->path, bid, sizeof bid, &n) != 0 || n != m->build_id_len || memcmp(bid, m->build_id, n))
+        problem(p, "mapped file %s: its build-id is not the image's (the file was rebuilt or replaced)", m->path);
+      continue;
+    }
+    uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+    if ((uint64_t)st.st_size != m->file_size || mt != m->mtime_ns)
+      problem(p, "mapped file %s changed since the image was taken (size %llu, was %llu; mtime differs: %s)", m->path,
+              (unsigned long long)st.st_size, (unsigned long long)m->file_size, mt != m->mtime_ns ? "yes" : "no");
+  }
+  /* descriptors */
+  for (uint32_t i = 0; i < img->nfiles; i++) {
+    struct img_file *f = &img->files[i];
+    bool reopen = (f->type == FT_REG || f->type == FT_DIR || f->type == FT_CHR || f->type == FT_BLK) &&
+                  f->path[0] == '/' && !strstr(f->path, " (deleted)");
+    struct stat st;
+    if (reopen && stat(f->path, &st) == 0) continue;
+    if (f->fd <= 2) continue; /* reconnected to the restorer's own */
+    if (reopen) problem(p, "descriptor %d: %s: %s", f->fd, f->path, strerror(errno));
+    else
+      problem(p, "descriptor %d (%s, %s) cannot be reopened: only files, directories and devices can be", f->fd,
+              img_fd_type_name(f->type), f->path);
+  }
+  if (img->cwd) {
+    struct stat st;
+    if (stat(img->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) problem(p, "working directory %s is gone", img->cwd);
+  }
+}
+
+CRYO_API int cryo_image_check(struct cryo_image *img) {
+  if (!img) return cryo_fail(CRYO_EINVAL, "cryo_image_check: null image");
+  struct problems p;
+  memset(&p, 0, sizeof p);
+  check_into(img, &p);
+  if (p.n)
+    return cryo_fail(CRYO_EUNSUPPORTED, "the image cannot be restored here (%d problem%s):%s", p.n, p.n > 1 ? "s" : "",
+                     p.text);
+  return CRYO_OK;
+}
+
+/* ---------- building the process ---------- */
+
+struct builder {
+  pid_t pid;
+  int memfd;
+  uint64_t tramp;
+  struct user_regs_struct base;
+  struct cryo_image *img;
+  struct img_restore_report *rep;
+};
+
+static void note(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct builder *b, const char *fmt, ...) {
+  if (!b->rep) return;
+  size_t len = strlen(b->rep->notes);
+  if (len >= sizeof b->rep->notes - 2) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b->rep->notes + len, sizeof b->rep->notes - len - 1, fmt, ap);
+  va_end(ap);
+  strcat(b->rep->notes, "\n");
+}
+
+static int step_wait(struct builder *b) {
+  for (;;) {
+    int st;
+    pid_t r = waitpid(b->pid, &st, __WALL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return cryo_fail_errno("waitpid(%d)", b->pid);
+    if (WIFEXITED(st) || WIFSIGNALED(st))
+      return cryo_fail(CRYO_EFAIL, "the process being restored (%d) died (%s %d)", b->pid,
+                       WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    if (WSTOPSIG(st) == SIGTRAP) return CRYO_OK;
+    /* anything else (cannot be expected): step again without delivering it */
+    if (ptrace(PTRACE_SINGLESTEP, b->pid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->pid);
+  }
+}
+
+/* Runs one syscall at the trampoline. */
+static int sys(struct builder *b, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+               int64_t *ret) {
+  struct user_regs_struct r = b->base;
+  r.rip = b->tramp;
+  r.rax = (unsigned long long)nr;
+  r.orig_rax = (unsigned long long)-1;
+  r.rdi = a0;
+  r.rsi = a1;
+  r.rdx = a2;
+  r.r10 = a3;
+  r.r8 = a4;
+  r.r9 = a5;
+  int rc = regs_set(b->pid, &r);
+  if (rc) return rc;
+  if (ptrace(PTRACE_SINGLESTEP, b->pid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->pid);
+  rc = step_wait(b);
+  if (rc) return rc;
+  rc = regs_get(b->pid, &r);
+  if (rc) return rc;
+  *ret = (int64_t)r.rax;
+  return CRYO_OK;
+}
+
+static int sys_ok(struct builder *b, const char *what, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+                  uint64_t a4, uint64_t a5, int64_t *ret) {
+  int64_t r;
+  int rc = sys(b, nr, a0, a1, a2, a3, a4, a5, &r);
+  if (rc) return rc;
+  if (r < 0 && r > -4096) {
+    errno = (int)-r;
+    return cryo_fail_errno("restoring process %d: %s", b->pid, what);
+  }
+  if (ret) *ret = r;
+  return CRYO_OK;
+}
+
+static int poke(struct builder *b, uint64_t addr, const void *p, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t k = pwrite(b->memfd, (const char *)p + done, n - done, (off_t)(addr + done));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      if (k == 0) errno = EIO;
+      return cryo_fail_errno("restoring process %d: writing %zu bytes at 0x%llx", b->pid, n - done,
+                             (unsigned long long)(addr + done));
+    }
+    done += (size_t)k;
+  }
+  return CRYO_OK;
+}
+
+/* A string in the scratch page; returns its address. */
+static int scratch_str(struct builder *b, const char *s, uint64_t *addr) {
+  size_t n = strlen(s) + 1;
+  if (n > 3 * IMG_PAGE) return cryo_fail(CRYO_EINVAL, "path too long: %s", s);
+  *addr = b->tramp + SCRATCH_OFF;
+  return poke(b, *addr, s, n);
+}
+
+struct cmap {
+  uint64_t start, end;
+  char name[64];
+};
+
+static int child_maps(pid_t pid, struct cmap **out, int *n) {
+  char path[64], line[4096 + 128];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return cryo_fail_errno("open %s", path);
+  int cap = 64, k = 0;
+  struct cmap *v = malloc((size_t)cap * sizeof *v);
+  while (v && fgets(line, sizeof line, f)) {
+    if (k == cap) {
+      struct cmap *nv = realloc(v, (size_t)cap * 2 * sizeof *v);
+      if (!nv) break;
+      v = nv;
+      cap *= 2;
+    }
+    unsigned long long s, e;
+    char name[64] = "";
+    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %63s", &s, &e, name) < 2) continue;
+    v[k].start = s;
+    v[k].end = e;
+    snprintf(v[k].name, sizeof v[k].name, "%s", name);
+    k++;
+  }
+  fclose(f);
+  if (!v) return cryo_fail(CRYO_EFAIL, "out of memory");
+  *out = v;
+  *n = k;
+  return CRYO_OK;
+}
+
+static bool overlaps_image(struct cryo_image *img, uint64_t s, uint64_t e) {
+  for (uint32_t i = 0; i < img->nmaps; i++)
+    if (s < img->maps[i].end && img->maps[i].start < e) return true;
+  return false;
+}
+
+static bool overlaps_child(struct cmap *c, int n, uint64_t s, uint64_t e) {
+  for (int i = 0; i < n; i++)
+    if (s < c[i].end && c[i].start < e) return true;
+  return false;
+}
+
+static uint64_t special_kind(const char *name) {
+  if (!strcmp(name, "[vdso]")) return MK_VDSO;
+  if (!strcmp(name, "[vvar]")) return MK_VVAR;
+  if (!strcmp(name, "[vvar_vclock]")) return MK_VVAR_VCLOCK;
+  if (!strcmp(name, "[vsyscall]")) return MK_VSYSCALL;
+  return 0;
+}
+
+static int map_all(struct builder *b) {
+  struct cryo_image *img = b->img;
+  int64_t r;
+  int rc;
+  char cur_path[PATH_MAX] = "";
+  int64_t cur_fd = -1;
+  int cur_mode = -1;
+  for (uint32_t i = 0; i < img->nmaps; i++) {
+    struct img_mapping *m = &img->maps[i];
+    if (is_vdso_kind(m->kind) || m->kind == MK_VSYSCALL) continue;
+    uint64_t len = m->end - m->start;
+    bool shared = m->flags & MF_SHARED;
+    bool from_file = m->kind == MK_FILE && !(m->flags & MF_CONTENT);
+    if (from_file) {
+      int mode = shared && (m->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+      if (cur_fd < 0 || strcmp(cur_path, m->path) || mode != cur_mode) {
+        if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
+        cur_fd = -1;
+        uint64_t a = 0;
+        if ((rc = scratch_str(b, m->path, &a))) return rc;
+        char what[PATH_MAX + 32];
+        snprintf(what, sizeof what, "open %s", m->path);
+        if ((rc = sys_ok(b, what, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)(mode | O_CLOEXEC), 0, 0, 0, &cur_fd)))
+          return rc;
+        snprintf(cur_path, sizeof cur_path, "%s", m->path);
+        cur_mode = mode;
+      }
+      char what[PATH_MAX + 64];
+      snprintf(what, sizeof what, "mmap %s at 0x%llx", m->path, (unsigned long long)m->start);
+      rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot,
+                  (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE), (uint64_t)cur_fd, m->offset, &r);
+      if (rc) return rc;
+    } else {
+      uint64_t fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+      if (m->kind == MK_STACK) fl |= MAP_GROWSDOWN;
+      char what[128];
+      snprintf(what, sizeof what, "mmap anonymous memory at 0x%llx-0x%llx", (unsigned long long)m->start,
+               (unsigned long long)m->end);
+      rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot, fl, (uint64_t)-1, 0, &r);
+      if (rc) return rc;
+    }
+    if ((uint64_t)r != m->start)
+      return cryo_fail(CRYO_EFAIL, "restoring process %d: mapping 0x%llx landed at 0x%llx", b->pid,
+                       (unsigned long long)m->start, (unsigned long long)r);
+    if (from_file && shared) continue; /* the file holds the content */
+    /* contents */
+    uint64_t at = m->start;
+    static const uint8_t zero[IMG_PAGE];
+    for (uint32_t k = 0; k < m->nruns; k++) {
+      struct img_run *ru = &m->runs[k];
+      uint64_t bytes = (uint64_t)ru->npages * IMG_PAGE;
+      if (ru->kind == PK_DATA) {
+        if ((rc = poke(b, at, img->map + ru->off, bytes))) return rc;
+      } else if (ru->kind == PK_ZERO && from_file) {
+        for (uint64_t o = 0; o < bytes; o += IMG_PAGE)
+          if ((rc = poke(b, at + o, zero, IMG_PAGE))) return rc;
+      }
+      at += bytes;
+    }
+  }
+  if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
+  return CRYO_OK;
+}
+
+static int move_specials(struct builder *b, struct cmap *c, int nc) {
+  struct cryo_image *img = b->img;
+  int64_t r;
+  int rc;
+  /* first everything to a parking place inside the trampoline's free area, then home:
+   * a current position may overlap another mapping's destination */
+  uint64_t park = b->tramp + TRAMP_SIZE + (1ull << 20);
+  uint64_t parked[8] = {0}, kinds[8] = {0}, sizes[8] = {0};
+  int np = 0;
+  for (int i = 0; i < nc && np < 8; i++) {
+    uint64_t k = special_kind(c[i].name);
+    if (!k || k == MK_VSYSCALL) continue;
+    uint64_t size = c[i].end - c[i].start;
+    bool wanted = false;
+    for (uint32_t j = 0; j < img->nmaps; j++) wanted |= img->maps[j].kind == k;
+    if (!wanted) {
+      if ((rc = sys_ok(b, "unmap the vDSO", SYS_munmap, c[i].start, size, 0, 0, 0, 0, &r))) return rc;
+      continue;
+    }
+    if ((rc = sys_ok(b, "move the vDSO", SYS_mremap, c[i].start, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, park, 0, &r)))
+      return rc;
+    parked[np] = park;
+    kinds[np] = k;
+    sizes[np] = size;
+    np++;
+    park += size + IMG_PAGE;
+  }
+  for (int i = 0; i < np; i++) {
+    for (uint32_t j = 0; j < img->nmaps; j++) {
+      struct img_mapping *m = &img->maps[j];
+      if (m->kind != kinds[i]) continue;
+      if (m->end - m->start != sizes[i])
+        return cryo_fail(CRYO_EUNSUPPORTED, "the image's %s is %llu bytes, this kernel's %llu", img_map_kind_name(m->kind),
+                         (unsigned long long)(m->end - m->start), (unsigned long long)sizes[i]);
+      char what[64];
+      snprintf(what, sizeof what, "move %s to 0x%llx", img_map_kind_name(m->kind), (unsigned long long)m->start);
+      if ((rc = sys_ok(b, what, SYS_mremap, parked[i], sizes[i], sizes[i], MREMAP_MAYMOVE | MREMAP_FIXED, m->start, 0, &r)))
+        return rc;
+      break;
+    }
+  }
+  return CRYO_OK;
+}
+
+struct prctl_mm_map_ {
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack, arg_start, arg_end, env_start,
+      env_end;
+  uint64_t auxv;
+  uint32_t auxv_size;
+  uint32_t exe_fd;
+};
+
+static int set_mm(struct builder *b) {
+  struct cryo_image *img = b->img;
+  if (!img->has_mm) return CRYO_OK;
+  int64_t r, exe_fd = -1;
+  uint64_t a = 0;
+  int rc = scratch_str(b, img->exe, &a);
+  if (rc) return rc;
+  if (sys(b, SYS_openat, (uint64_t)AT_FDCWD, a, O_RDONLY | O_CLOEXEC, 0, 0, 0, &exe_fd) || exe_fd < 0) exe_fd = -1;
+  struct prctl_mm_map_ mm;
+  memset(&mm, 0, sizeof mm);
+  const uint64_t *f = img->mm; /* start_code end_code start_stack start_data end_data start_brk brk arg_start arg_end env_start env_end */
+  mm.start_code = f[0];
+  mm.end_code = f[1];
+  mm.start_stack = f[2];
+  mm.start_data = f[3];
+  mm.end_data = f[4];
+  mm.start_brk = f[5];
+  mm.brk = f[6];
+  mm.arg_start = f[7];
+  mm.arg_end = f[8];
+  mm.env_start = f[9];
+  mm.env_end = f[10];
+  uint64_t base = b->tramp + SCRATCH_OFF;
+  mm.auxv = base + 256;
+  mm.auxv_size = img->auxv_len;
+  mm.exe_fd = (uint32_t)exe_fd;
+  if ((rc = poke(b, base, &mm, sizeof mm))) return rc;
+  if (img->auxv_len && (rc = poke(b, base + 256, img->auxv, img->auxv_len))) return rc;
+  rc = sys(b, SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, base, sizeof mm, 0, 0, &r);
+  if (exe_fd >= 0) sys(b, SYS_close, (uint64_t)exe_fd, 0, 0, 0, 0, 0, &exe_fd);
+  if (rc) return rc;
+  if (r < 0) {
+    errno = (int)-r;
+    return cryo_fail_errno("restoring process %d: prctl(PR_SET_MM_MAP) for brk and the memory layout (needs "
+                           "CAP_SYS_RESOURCE or CAP_CHECKPOINT_RESTORE)",
+                           b->pid);
+  }
+  return CRYO_OK;
+}
+
+static int restore_files(struct builder *b) {
+  struct cryo_image *img = b->img;
+  int64_t r;
+  int rc;
+  bool have[3] = {false, false, false};
+  for (uint32_t i = 0; i < img->nfiles; i++) {
+    struct img_file *f = &img->files[i];
+    if (f->fd <= 2) have[f->fd] = true;
+    bool reopen = (f->type == FT_REG || f->type == FT_DIR || f->type == FT_CHR || f->type == FT_BLK) &&
+                  f->path[0] == '/' && !strstr(f->path, " (deleted)");
+    struct stat st;
+    if (!reopen || stat(f->path, &st) != 0) {
+      if (f->fd <= 2) {
+        note(b, "descriptor %d (%s %s) no longer exists: connected to cryo's %s instead", f->fd,
+             img_fd_type_name(f->type), f->path, f->fd == 0 ? "stdin" : f->fd == 1 ? "stdout" : "stderr");
+        continue;
+      }
+      return cryo_fail(CRYO_EUNSUPPORTED, "descriptor %d (%s) cannot be restored", f->fd, f->path);
+    }
+    int flags = (int)f->flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | O_LARGEFILE |
+                                 O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH);
+    uint64_t a = 0;
+    if ((rc = scratch_str(b, f->path, &a))) return rc;
+    char what[PATH_MAX + 64];
+    snprintf(what, sizeof what, "open %s for descriptor %d", f->path, f->fd);
+    int64_t fd;
+    if ((rc = sys_ok(b, what, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)flags, 0, 0, 0, &fd))) return rc;
+    if (fd != f->fd) {
+      if ((rc = sys_ok(b, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)f->fd, (uint64_t)(flags & O_CLOEXEC), 0, 0, 0, &r)))
+        return rc;
+      sys(b, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+    }
+    if (f->type == FT_REG) {
+      snprintf(what, sizeof what, "seek descriptor %d (%s) to %llu", f->fd, f->path, (unsigned long long)f->pos);
+      if ((rc = sys_ok(b, what, SYS_lseek, (uint64_t)f->fd, f->pos, SEEK_SET, 0, 0, 0, &r))) return rc;
+      if (st.st_size < (off_t)f->pos)
+        note(b, "descriptor %d: %s is now %lld bytes, shorter than its offset %llu", f->fd, f->path,
+             (long long)st.st_size, (unsigned long long)f->pos);
+    }
+  }
+  for (int fd = 0; fd < 3; fd++)
+    if (!have[fd]) sys(b, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+  return CRYO_OK;
+}
+
+static int restore_signals(struct builder *b) {
+  struct cryo_image *img = b->img;
+  uint64_t base = b->tramp + SCRATCH_OFF;
+  int64_t r;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    uint64_t act[4] = {0, 0, 0, 0};
+    for (uint32_t i = 0; i < img->nsigs; i++)
+      if ((int)img->sigs[i].signo == sig) {
+        act[0] = img->sigs[i].handler;
+        act[1] = img->sigs[i].flags;
+        act[2] = img->sigs[i].restorer;
+        act[3] = img->sigs[i].mask;
+      }
+    int rc = poke(b, base, act, sizeof act);
+    if (rc) return rc;
+    char what[64];
+    snprintf(what, sizeof what, "rt_sigaction(%d)", sig);
+    rc = sys(b, SYS_rt_sigaction, (uint64_t)sig, base, 0, 8, 0, 0, &r);
+    if (rc) return rc;
+    if (r < 0 && (act[0] || r != -EINVAL)) {
+      errno = (int)-r;
+      return cryo_fail_errno("restoring process %d: %s", b->pid, what);
+    }
+  }
+  return CRYO_OK;
+}
+
+static void kill_child(pid_t pid) {
+  kill(pid, SIGKILL);
+  int st;
+  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+  }
+}
+
+struct restore_args {
+  struct cryo_image *img;
+  struct img_restore_report *rep;
+  pid_t pid;
+};
+
+#define TRACE_OPTIONS                                                                              \
+  (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
+   PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD)
+
+static int build(struct builder *b) {
+  struct cryo_image *img = b->img;
+  struct img_thread *th = &img->threads[0];
+  int rc;
+  int64_t r;
+  struct cmap *c = NULL;
+  int nc = 0;
+  if ((rc = regs_get(b->pid, &b->base))) return rc;
+  if ((rc = child_maps(b->pid, &c, &nc))) return rc;
+  /* the trampoline: a place free in both layouts, with room to park the vDSO */
+  uint64_t span = TRAMP_SIZE + (4ull << 20);
+  b->tramp = 0;
+  for (uint64_t t = 0x100000000ull; t < 0x7f0000000000ull; t += 0x40000000ull)
+    if (!overlaps_image(img, t, t + span) && !overlaps_child(c, nc, t, t + span)) {
+      b->tramp = t;
+      break;
+    }
+  if (!b->tramp) {
+    free(c);
+    return cryo_fail(CRYO_EFAIL, "no free address range for the restore trampoline");
+  }
+  uint64_t a[6] = {b->tramp, TRAMP_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, (uint64_t)-1, 0};
+  /* the first syscall runs at the child's own pc (inside raise) through the engine's injector */
+  struct cryo_session tmp;
+  memset(&tmp, 0, sizeof tmp);
+  tmp.memfd = -1;
+  rc = inject_syscall(&tmp, b->pid, SYS_mmap, a, &r);
+  if (rc == CRYO_OK && (uint64_t)r != b->tramp)
+    rc = cryo_fail(CRYO_EFAIL, "restore: mapping the trampoline at 0x%llx failed (%lld)", (unsigned long long)b->tramp,
+                   (long long)r);
+  if (rc) goto out;
+  static const uint8_t code[4] = {0x0f, 0x05, 0xcc, 0xcc};
+  if ((rc = poke(b, b->tramp, code, sizeof code))) goto out;
+  /* rseq of the restorer's copy points into memory about to disappear */
+  struct {
+    uint64_t ptr;
+    uint32_t size, sig, flags, pad;
+  } rs;
+  memset(&rs, 0, sizeof rs);
+  if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, b->pid, (void *)sizeof rs, &rs) > 0 && rs.ptr)
+    if ((rc = sys_ok(b, "rseq unregister", SYS_rseq, rs.ptr, rs.size, 1, rs.sig, 0, 0, &r))) goto out;
+  /* inherited descriptors other than stdio go */
+  sys(b, 436 /* close_range */, 3, ~0u, 0, 0, 0, 0, &r);
+  /* everything inherited goes, except the trampoline and the kernel's special mappings */
+  for (int i = 0; i < nc; i++) {
+    if (special_kind(c[i].name) || (c[i].start >= b->tramp && c[i].end <= b->tramp + TRAMP_SIZE)) continue;
+    if ((rc = sys_ok(b, "munmap", SYS_munmap, c[i].start, c[i].end - c[i].start, 0, 0, 0, 0, &r))) goto out;
+  }
+  if ((rc = move_specials(b, c, nc))) goto out;
+  if ((rc = map_all(b))) goto out;
+  if ((rc = set_mm(b))) goto out;
+  if (img->comm) {
+    uint64_t s = 0;
+    char comm[16];
+    snprintf(comm, sizeof comm, "%s", img->comm);
+    if (!scratch_str(b, comm, &s)) sys(b, SYS_prctl, PR_SET_NAME, s, 0, 0, 0, 0, &r);
+  }
+  sys(b, SYS_personality, img->personality, 0, 0, 0, 0, 0, &r);
+  if (img->has_rlimits) {
+    for (int i = 0; i < NRLIMITS; i++) {
+      uint64_t lim[2] = {img->rlimits[i][0], img->rlimits[i][1]};
+      uint64_t base = b->tramp + SCRATCH_OFF;
+      if (poke(b, base, lim, sizeof lim)) continue;
+      if (sys(b, SYS_prlimit64, 0, (uint64_t)i, base, 0, 0, 0, &r) == CRYO_OK && r < 0)
+        note(b, "resource limit %d not restored: %s", i, strerror((int)-r));
+    }
+  }
+  if (img->cwd) {
+    uint64_t s = 0;
+    if ((rc = scratch_str(b, img->cwd, &s))) goto out;
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "chdir %s", img->cwd);
+    if ((rc = sys_ok(b, what, SYS_chdir, s, 0, 0, 0, 0, 0, &r))) goto out;
+  }
+  if ((rc = restore_files(b))) goto out;
+  if ((rc = restore_signals(b))) goto out;
+  if (th->has_rseq) {
+    if (sys(b, SYS_rseq, th->rseq_addr, th->rseq_len, 0, th->rseq_sig, 0, 0, &r) == CRYO_OK && r < 0)
+      note(b, "rseq area at 0x%llx not registered again: %s", (unsigned long long)th->rseq_addr, strerror((int)-r));
+  }
+  uint64_t mask = th->sigmask;
+  if (ptrace(PTRACE_SETSIGMASK, b->pid, (void *)8, &mask) != 0) {
+    rc = cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK", b->pid);
+    goto out;
+  }
+  /* the trampoline goes last; the step completes at an address that no longer exists */
+  if ((rc = sys_ok(b, "munmap the trampoline", SYS_munmap, b->tramp, TRAMP_SIZE, 0, 0, 0, 0, &r))) goto out;
+  if (th->xsave && th->xsave_len) {
+    struct iovec iov = {(void *)th->xsave, th->xsave_len};
+    if (ptrace(PTRACE_SETREGSET, b->pid, (void *)NT_X86_XSTATE, &iov) != 0) {
+      rc = cryo_fail_errno("restoring process %d: PTRACE_SETREGSET NT_X86_XSTATE (%u bytes)", b->pid, th->xsave_len);
+      goto out;
+    }
+  }
+  struct user_regs_struct regs = th->regs;
+  regs.fs_base = th->fs_base ? th->fs_base : regs.fs_base;
+  if ((rc = regs_set(b->pid, &regs))) goto out;
+out:
+  free(c);
+  return rc;
+}
+
+static int do_restore(struct cryo_session *s, void *arg) {
+  struct restore_args *ra = arg;
+  if (s->pid) return cryo_fail(CRYO_EINVAL, "this session already has a debuggee (pid %d)", s->pid);
+  pid_t pid = fork();
+  if (pid < 0) return cryo_fail_errno("fork");
+  if (pid == 0) {
+    ptrace(PTRACE_TRACEME, 0, 0, 0);
+    raise(SIGSTOP);
+    _exit(127);
+  }
+  int st;
+  for (;;) {
+    pid_t w = waitpid(pid, &st, __WALL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 || !WIFSTOPPED(st)) {
+      kill_child(pid);
+      return cryo_fail(CRYO_EFAIL, "restore: the new process %d did not stop as expected", pid);
+    }
+    break;
+  }
+  ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)(long)TRACE_OPTIONS);
+  struct builder b;
+  memset(&b, 0, sizeof b);
+  b.pid = pid;
+  b.img = ra->img;
+  b.rep = ra->rep;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/mem", pid);
+  b.memfd = open(path, O_RDWR | O_CLOEXEC);
+  if (b.memfd < 0) {
+    int rc = cryo_fail_errno("open %s", path);
+    kill_child(pid);
+    return rc;
+  }
+  int rc = build(&b);
+  close(b.memfd);
+  if (rc) {
+    kill_child(pid);
+    return rc;
+  }
+  pthread_mutex_lock(&s->lock);
+  s->pid = pid;
+  s->launched = true;
+  pthread_mutex_unlock(&s->lock);
+  struct thread *t = thread_add(s, pid, T_STOPPED);
+  if (t) t->reported = true;
+  rc = session_open_mem(s);
+  if (rc) {
+    kill_child(pid);
+    process_gone(s);
+    return rc;
+  }
+  ra->pid = pid;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t *pid, struct img_restore_report *rep) {
+  if (!s || !img || !pid) return cryo_fail(CRYO_EINVAL, "cryo_image_restore: null argument");
+  if (rep) memset(rep, 0, sizeof *rep);
+  int rc = cryo_image_check(img);
+  if (rc) return rc;
+  struct restore_args a = {img, rep, 0};
+  rc = run_on_tracer(s, do_restore, &a);
+  *pid = rc == CRYO_OK ? a.pid : 0;
+  return rc;
+}
