@@ -507,8 +507,9 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const pt = strip(start.type);
       const el = pt.k === 'ptr' ? pt.to : t.templateTypes[0];
       const esz = BigInt(sizeOf(el) || 1);
-      const len = Number((finish - s) / esz), cap = Number((eos - s) / esz);
-      const head = `std::vector of length ${len}, capacity ${cap}`;
+      const lenB = BigInt.asIntN(64, finish - s) / esz, capB = BigInt.asIntN(64, eos - s) / esz;
+      const len = Number(lenB);
+      const head = `std::vector of length ${lenB}, capacity ${capB}`;
       if (!len) return head;
       const arrT: Type = { k: 'array', of: el, count: Math.min(len, PRINT_MAX) };
       const items = fmtArray(new Value(arrT, v.ctx, s), el, Math.min(len, PRINT_MAX));
@@ -519,30 +520,40 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const tree = field(v, '_M_t');
       const impl = field(tree, '_M_impl');
       const header = field(impl, '_M_header');
-      const count = Number(field(impl, '_M_node_count').int());
+      const countB = BigInt.asUintN(64, field(impl, '_M_node_count').int());
+      const count = Number(countB);
       const label = isMap ? 'std::map' : 'std::set';
       if (!count) return `${label} with 0 elements`;
       const [kT, vT] = t.templateTypes;
       const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
       const headerAddr = header.addr!;
-      let node = rd(headerAddr + 16n); // leftmost
       const items: string[] = [];
       const vOff = BigInt(Math.ceil(sizeOf(kT) / alignOf(vT ?? kT)) * alignOf(vT ?? kT));
-      for (let i = 0; i < count && i < PRINT_MAX; i++) {
-        const valAddr = node + 32n;
-        const k = safe(() => fmt(new Value(kT, v.ctx, valAddr), false));
-        if (isMap) items.push(`[${k}] = ${safe(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}`);
-        else items.push(k);
-        // in-order successor
-        const right = rd(node + 24n);
-        if (right) { node = right; for (let l = rd(node + 16n); l; l = rd(node + 16n)) node = l; }
-        else {
-          let p = rd(node + 8n);
-          while (node === rd(p + 24n)) { node = p; p = rd(p + 8n); }
-          if (rd(node + 24n) !== p) node = p;
+      // the order of reads follows libstdc++'s printer, so a broken tree fails where gdb's does
+      try {
+        let node = rd(headerAddr + 16n); // leftmost
+        for (let i = 0; i < count && i < PRINT_MAX; i++) {
+          const result = node;
+          if (i + 1 < count) {
+            const right = rd(node + 24n);
+            if (right) { node = right; for (let l = rd(node + 16n); l; l = rd(node + 16n)) node = l; }
+            else {
+              let p = rd(node + 8n);
+              while (node === rd(p + 24n)) { node = p; p = rd(p + 8n); }
+              if (rd(node + 24n) !== p) node = p;
+            }
+          }
+          const valAddr = result + 32n;
+          const k = safe(() => fmt(new Value(kT, v.ctx, valAddr), false));
+          if (isMap) items.push(`[${k}] = ${safe(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}`);
+          else items.push(k);
         }
+      } catch (e) {
+        if (e instanceof OptimizedOut) throw e;
+        const msg = `<error reading variable: ${(e as Error).message}>`;
+        return items.length ? `${label} with ${countB} elements = {${items.join(', ')}${msg}}` : `${label} with ${countB} elements${msg}`;
       }
-      return `${label} with ${count} elements = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}`;
+      return `${label} with ${countB} elements = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}`;
     }
     if (/^std::unique_ptr<.*>$/.test(name)) {
       const p = BigInt.asUintN(64, v.bytes().readBigUInt64LE(0));

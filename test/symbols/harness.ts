@@ -316,12 +316,14 @@ export function checkStepping(binary: string, breakSpec: string, steps: number, 
   const dir = join(buildDir, `sym-cores-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const base = join(dir, `${basename(binary)}-step${coreSeq++}`);
-  const cmds = ['set breakpoint pending on', `break ${breakSpec}`, 'run'];
-  for (let k = 0; k < steps; k++) cmds.push(`echo \\n@@STEP ${k}\\n`, 'bt', `gcore ${base}.${k}`, 'stepi');
+  const cmds = ['handle SIGSEGV nostop noprint pass', 'set breakpoint pending on', `break ${breakSpec}`, 'run'];
+  for (let k = 0; k < steps; k++) cmds.push(`echo \\n@@STEP ${k}\\n`, 'bt', `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals', `echo \\n@@GC ${k}\\n`, `gcore ${base}.${k}`, 'stepi');
   cmds.push('echo \\n@@END\\n', 'kill');
   const out = gdbRun(binary, cmds, args);
   const diffs: string[] = [];
   let compared = 0;
+  const secs = new Map<string, string>();
+  for (const sec of out.split(/\n@@/).slice(1)) { const nl = sec.indexOf('\n'); secs.set(sec.slice(0, nl), sec.slice(nl + 1)); }
   for (const sec of out.split(/\n@@/).slice(1)) {
     const m = /^STEP (\d+)\n([\s\S]*)$/.exec(sec);
     if (!m) continue;
@@ -332,7 +334,23 @@ export function checkStepping(binary: string, breakSpec: string, steps: number, 
       const program = new Program(core.target(binary));
       const stack = program.backtrace(core.threads[0].regs);
       const gf = parseBacktrace(m[2]);
-      if (gf.length) { compared++; diffs.push(...compareFrames(program, stack, gf, `step ${m[1]} pc 0x${stack[0]?.pc.toString(16)}`)); }
+      if (gf.length) {
+        compared++;
+        const label = `step ${m[1]} pc 0x${stack[0]?.pc.toString(16)}`;
+        diffs.push(...compareFrames(program, stack, gf, label));
+        // values are compared once the frame is set up (in a prologue they are garbage, and
+        // gdb's libstdc++ printers give up on garbage in ways not worth imitating)
+        const fb = stack[0] ? program.functionBounds(stack[0].pc) : undefined;
+        const setUp = !!fb && !!stack[0].module && stack[0].pc >= program.postPrologue(stack[0].module, fb.start, fb.end) && !stack[0].inlined;
+        const ret = stack[0] ? program.target.memory.read(stack[0].pc, 1)[0] === 0xc3 : false;
+        if (gf[0].file && basename(gf[0].file).startsWith('sym_') && stack[0] && setUp && !ret) {
+          const ga = parseVars(secs.get(`ARGS ${m[1]}`)).map(norm), gl = parseVars(secs.get(`LOCALS ${m[1]}`)).map(norm);
+          const oa = program.args(stack[0], stack).map((v) => norm(`${v.name} = ${program.format(v.value)}`));
+          const ol = program.locals(stack[0], stack).map((v) => norm(`${v.name} = ${program.format(v.value)}`));
+          if (JSON.stringify(ga) !== JSON.stringify(oa)) diffs.push(`${label} info args:\n   ours ${oa.join(' | ')}\n   gdb  ${ga.join(' | ')}`);
+          if (JSON.stringify(gl) !== JSON.stringify(ol)) diffs.push(`${label} info locals:\n   ours ${ol.join(' | ')}\n   gdb  ${gl.join(' | ')}`);
+        }
+      }
     } finally { core.close(); rmSync(path, { force: true }); }
   }
   if (compared < steps / 2) diffs.push(`only ${compared} of ${steps} steps compared`);

@@ -26,3 +26,7 @@ test('C++: stepping through a virtual method and its caller', () => {
 test('C++ through PLT stubs into libstdc++ (name@plt, functions without debug information)', () => {
   same(checkStepping(buildFixture('sym_crash.cc'), '*withdraw', 60));
 });
+
+test('signal handler: stepping inside the handler (stack through the signal frame)', () => {
+  same(checkStepping(buildFixture('sym_signal.c'), '*handler', 20));
+});
