@@ -325,7 +325,11 @@ void image_print_json(struct cryo_image *img, FILE *o) {
       tot[k] += m->pages[k];
       fprintf(o, "%s\"%s\":%llu", k > 1 ? "," : "", img_page_kind_name((uint32_t)k), JX(m->pages[k]));
     }
-    fprintf(o, "}}");
+    fprintf(o, "},\"runs\":[");
+    for (uint32_t k = 0; k < m->nruns; k++)
+      fprintf(o, "%s[\"%s\",%u,%llu]", k ? "," : "", img_page_kind_name(m->runs[k].kind), m->runs[k].npages,
+              JX(m->runs[k].off));
+    fprintf(o, "]}");
   }
   fprintf(o, "],\n\"totals\":{\"pages\":{");
   for (int k = 1; k <= PK_MAX; k++)

@@ -1,0 +1,119 @@
+// Shared helpers for the image tests: the cryo command, fixture runs, waiting for output.
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/fixtures';
+
+export const cryoBin = join(repoRoot, 'native', 'build', 'cryo');
+
+export function ensureBuilt(): void {
+  const r = spawnSync('make', ['-s', '-C', join(repoRoot, 'native')], { stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(cryoBin)) throw new Error('native build failed');
+}
+
+export function cryo(args: string[], timeout = 60_000): SpawnSyncReturns<string> {
+  return spawnSync(cryoBin, args, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const dirs: string[] = [];
+export function tmp(prefix = 'cryo-img-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+export function cleanupDirs(): void {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** Exit status as a shell reports it: the code, or 128+signal. */
+export function shellStatus(r: { status: number | null; signal: NodeJS.Signals | null }): number {
+  if (r.status !== null) return r.status;
+  const n = require('node:os').constants.signals[r.signal as string] as number;
+  return 128 + n;
+}
+
+export function lines(path: string): string[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l.length);
+}
+
+export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+export function exited(p: ChildProcess): Promise<{ status: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((res) => {
+    if (p.exitCode !== null || p.signalCode !== null) return res({ status: p.exitCode, signal: p.signalCode });
+    p.on('exit', (status, signal) => res({ status, signal }));
+  });
+}
+
+export function start(prog: string, args: string[]): ChildProcess {
+  return spawn(prog, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs `cryo restore FILE --wait` without blocking the event loop. */
+export function restoreWait(image: string, timeout = 60_000): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(cryoBin, ['restore', image, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout!.on('data', (d) => (stdout += d));
+    p.stderr!.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      rej(new Error(`cryo restore --wait timed out; stderr: ${stderr}`));
+    }, timeout);
+    p.on('exit', (status, signal) => {
+      clearTimeout(t);
+      res({ status: status ?? 128 + (require('node:os').constants.signals[signal as string] as number), stdout, stderr });
+    });
+  });
+}
+
+export interface InspectJson {
+  process: { pid: number; exe: string; cwd: string; mm: Record<string, string> };
+  reason: { kind: string; signal?: number; signal_name?: string; code?: number; address?: string | null; pc?: string; tid?: number };
+  threads: { tid: number; pc: string; sp: string; regs: Record<string, string>; rseq: { address: string; size: number } | null }[];
+  mappings: {
+    start: string;
+    end: string;
+    perms: string;
+    kind: string;
+    path: string;
+    offset: string;
+    content_stored: boolean;
+    pages: Record<string, number>;
+    runs: [string, number, number][];
+  }[];
+  files: { fd: number; type: string; path: string; flags: string; pos: number }[];
+  signals: { signal: number; name: string; disposition: string; handler: string }[];
+  totals: { pages: Record<string, number>; data_bytes: number };
+}
+
+export function inspectJson(image: string): InspectJson {
+  const r = cryo(['inspect', image, '--json']);
+  if (r.status !== 0) throw new Error(`cryo inspect failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Like assertNoFixtureProcesses, but only for this suite's fixtures (img_*): other
+ * suites may be running their own fixtures at the same time. */
+export function assertNoImageProcesses(context: string): void {
+  const { fixtureProcesses } = require('../helpers/procs') as typeof import('../helpers/procs');
+  const left = fixtureProcesses().filter((p) => /\/img_[^/]*$/.test(p.exe));
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  if (left.length) throw new Error(`${context}: ${left.length} process(es) left behind: ${left.map((p) => `${p.pid} (${p.state}) ${p.exe}`).join(', ')}`);
+}

@@ -1,0 +1,213 @@
+// Dump mid-run, kill, restore: the program's own output continues with no gap and no
+// repeat, and its exit code is that of an uninterrupted run.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { buildFixture } from '../helpers/fixtures';
+import { isAlive, waitGone } from '../helpers/procs';
+import { assertNoImageProcesses, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
+
+before(() => ensureBuilt());
+afterEach(() => {
+  cleanupDirs();
+  assertNoImageProcesses('after test');
+});
+after(() => assertNoImageProcesses('after suite'));
+
+/** Bare run: the reference output and status. */
+function bare(prog: string, args: (out: string) => string[], dir: string): { out: string; status: number } {
+  const out = join(dir, 'bare.txt');
+  const r = spawnSync(prog, args(out), { timeout: 60_000 });
+  return { out: readFileSync(out, 'utf8'), status: shellStatus(r) };
+}
+
+/** Starts prog, dumps it with --kill once its output has `atLines` lines, restores it and waits. */
+async function dumpKillRestore(prog: string, args: (out: string) => string[], atLines: number) {
+  const dir = tmp();
+  const ref = bare(prog, args, dir);
+  const out = join(dir, 'out.txt');
+  const img = join(dir, 'p.cryo');
+  const p = start(prog, args(out));
+  await waitFor(() => lines(out).length >= atLines, 20_000, `${atLines} lines of output`);
+  const d = cryo(['dump', String(p.pid), '-o', img, '--kill']);
+  assert.equal(d.status, 0, `dump failed: ${d.stderr}`);
+  assert.match(d.stderr, /frozen [\d.]+ ms, total [\d.]+ ms/);
+  const e = await exited(p);
+  assert.equal(e.signal, 'SIGKILL');
+  const atDump = readFileSync(out, 'utf8');
+  assert.ok(atDump.length > 0 && atDump.length < ref.out.length, 'dumped mid-run');
+  const r = await restoreWait(img);
+  const final = readFileSync(out, 'utf8');
+  assert.equal(final, ref.out, `restored output differs; restore stderr: ${r.stderr}`);
+  assert.equal(r.status, ref.status, `exit status; restore stderr: ${r.stderr}`);
+  return { img, dir };
+}
+
+describe('dump and restore', () => {
+  test('a counter writing to a file continues with no gap and no repeat', async () => {
+    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    await dumpKillRestore(prog, (o) => ['400', o, '2000'], 60);
+  });
+
+  test('a heap under malloc/free churn continues with the same checksums', async () => {
+    const prog = buildFixture('img_heap.c', { name: 'img_heap' });
+    await dumpKillRestore(prog, (o) => ['300', o], 80);
+  });
+
+  test('a descriptor open at an offset reads on from there', async () => {
+    const prog = buildFixture('img_fileoff.c', { name: 'img_fileoff' });
+    const dir = tmp();
+    const input = join(dir, 'input.txt');
+    writeFileSync(input, Array.from({ length: 300 }, (_, i) => `line ${i} ${'x'.repeat(i % 17)}\n`).join(''));
+    const { img } = await dumpKillRestore(prog, (o) => [input, o], 50);
+    const j = inspectJson(img);
+    const f = j.files.find((x) => x.path === input);
+    assert.ok(f && f.pos > 0, 'the input descriptor and its offset are in the image');
+  });
+
+  test('a SIGUSR1 handler keeps counting after restore', async () => {
+    const prog = buildFixture('img_signals.c', { name: 'img_signals' });
+    const { img } = await dumpKillRestore(prog, (o) => ['300', o], 50);
+    const j = inspectJson(img);
+    const usr1 = j.signals.find((s) => s.name === 'SIGUSR1');
+    assert.equal(usr1?.disposition, 'handler');
+    assert.equal(j.signals.find((s) => s.name === 'SIGUSR2')?.disposition, 'ignore');
+  });
+
+  test('a program reading the clock through the vDSO keeps working', async () => {
+    const prog = buildFixture('img_clock.c', { name: 'img_clock' });
+    const { img } = await dumpKillRestore(prog, (o) => ['300', o], 50);
+    const j = inspectJson(img);
+    assert.ok(j.mappings.some((m) => m.kind === 'vdso'), 'the vDSO is recorded');
+  });
+
+  test('dump --leave-running, then restore a second copy: both finish correctly', async () => {
+    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    const N = 300;
+    const ref = spawnSync(prog, [String(N), '-', '3000'], { encoding: 'utf8', timeout: 60_000 });
+    const p = start(prog, [String(N), '-', '3000']);
+    let orig = '';
+    p.stdout!.on('data', (d) => (orig += d));
+    await waitFor(() => orig.split('\n').length > 40, 20_000, 'output');
+    const img = join(dir, 'copy.cryo');
+    const d = cryo(['dump', String(p.pid), '-o', img, '--leave-running']);
+    assert.equal(d.status, 0, d.stderr);
+    assert.ok(isAlive(p.pid!), 'the original runs on');
+    const r = await restoreWait(img);
+    const e = await exited(p);
+    assert.equal(orig, ref.stdout, 'the original finished as if nothing happened');
+    assert.equal(shellStatus(e), ref.status);
+    // the copy's stdout was a pipe that is gone: it writes to cryo's own stdout instead, and says so
+    assert.match(r.stderr, /descriptor 1 .* connected to cryo's stdout/);
+    assert.ok(r.stdout.length > 0 && ref.stdout.endsWith(r.stdout), `the copy continued the same run: ${r.stdout.slice(0, 200)}`);
+    assert.ok(r.stdout.startsWith('iteration '), 'from a line boundary');
+    assert.equal(r.status, ref.status);
+  });
+
+  test('memory of the restored process is byte-identical to the image', async () => {
+    const prog = buildFixture('img_memory.c', { name: 'img_memory' });
+    const dir = tmp();
+    const p = start(prog, []);
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    await waitFor(() => out.includes('ready'), 10_000, 'ready');
+    const img = join(dir, 'm.cryo');
+    const d = cryo(['dump', String(p.pid), '-o', img, '--kill']);
+    assert.equal(d.status, 0, d.stderr);
+    await exited(p);
+    // its stdout (a pipe at dump time) becomes cryo's: a file here, so nothing waits on it
+    const outFd = openSync(join(dir, 'restore.out'), 'w+');
+    const errFd = openSync(join(dir, 'restore.err'), 'w+');
+    const r = spawnSync(cryoBin, ['restore', img], { encoding: 'utf8', stdio: ['ignore', outFd, errFd], timeout: 30_000 });
+    closeSync(errFd);
+    closeSync(outFd);
+    assert.equal(r.status, 0, readFileSync(join(dir, 'restore.err'), 'utf8'));
+    const pid = Number(readFileSync(join(dir, 'restore.out'), 'utf8').split('\n')[0]);
+    assert.ok(pid > 0 && isAlive(pid), `restored pid ${r.stdout}`);
+    try {
+      const j = inspectJson(img);
+      const imgFd = openSync(img, 'r');
+      const mem = openSync(`/proc/${pid}/mem`, 'r');
+      let compared = 0;
+      try {
+        for (const m of j.mappings) {
+          if (m.kind === 'vdso' || m.kind.startsWith('vvar') || m.kind === 'vsyscall') continue;
+          let addr = BigInt(m.start);
+          for (const [kind, npages, off] of m.runs) {
+            const len = npages * 4096;
+            if (kind === 'data' || kind === 'zero') {
+              const want = Buffer.alloc(len);
+              if (kind === 'data') readSync(imgFd, want, 0, len, off);
+              const got = Buffer.alloc(len);
+              const n = readSync(mem, got, 0, len, addr);
+              // the kernel owns the rseq area's cpu fields: they say where the new process runs
+              const rs = j.threads[0].rseq;
+              if (rs) {
+                const ra = BigInt(rs.address);
+                if (ra >= addr && ra < addr + BigInt(len)) {
+                  const o = Number(ra - addr);
+                  got.fill(0, o, o + rs.size);
+                  want.fill(0, o, o + rs.size);
+                }
+              }
+              assert.equal(n, len, `read ${len} bytes at 0x${addr.toString(16)}`);
+              if (!got.equals(want)) {
+                let i = 0;
+                while (got[i] === want[i]) i++;
+                assert.fail(`memory differs at 0x${(addr + BigInt(i)).toString(16)} in ${m.path || m.kind} (${m.perms})`);
+              }
+              compared += len;
+            }
+            addr += BigInt(len);
+          }
+        }
+      } finally {
+        closeSync(mem);
+        closeSync(imgFd);
+      }
+      assert.ok(compared > 4 << 20, `compared ${compared} bytes`);
+      // the layout: every recorded mapping is where it was, with its protection (the
+      // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
+      const live = readFileSync(`/proc/${pid}/maps`, 'utf8')
+        .split('\n')
+        .filter((l) => l)
+        .map((l) => {
+          const [range, perms] = l.split(/\s+/);
+          const [a, b] = range.split('-').map((x) => BigInt('0x' + x));
+          return { a, b, perms };
+        });
+      for (const m of j.mappings) {
+        const a = BigInt(m.start);
+        const b = BigInt(m.end);
+        const cover = live.find((l) => l.a <= a && b <= l.b);
+        assert.ok(cover, `mapping ${m.start}-${m.end} (${m.path || m.kind}) is there`);
+        assert.equal(cover.perms, m.perms, `protection of ${m.start} (${m.path || m.kind})`);
+      }
+    } finally {
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid);
+    }
+  });
+
+  test('restore refuses, listing every problem, and leaves nothing behind', async () => {
+    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    const copy = join(dir, 'prog');
+    spawnSync('cp', [prog, copy]);
+    const out = join(dir, 'out.txt');
+    const p = start(copy, ['400', out, '3000']);
+    await waitFor(() => lines(out).length > 5, 20_000, 'output');
+    const img = join(dir, 'p.cryo');
+    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
+    await exited(p);
+    // the program is rebuilt differently
+    spawnSync('gcc', ['-O1', '-o', copy, join(__dirname, '..', 'fixtures', 'img_counter.c')]);
+    const r = cryo(['restore', img, '--wait']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot be restored here/);
+    assert.match(r.stderr, new RegExp(`${copy}.*build-id`));
+  });
+});
