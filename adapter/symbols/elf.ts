@@ -238,7 +238,6 @@ export class ElfFile {
     for (let i = best; i >= 0 && i > best - 512; i--) {
       const s = syms[i];
       if (s.type !== STT_FUNC && s.type !== STT_OBJECT && s.type !== STT_GNU_IFUNC && s.type !== 0) continue;
-      if (s.type === 0 && s.bind === 0) continue; // local labels
       if (!inSection(s)) continue;
       if (s.size === 0) {
         if (!zero.length || zero[0].value === s.value) zero.push(s);

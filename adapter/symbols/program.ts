@@ -1,6 +1,6 @@
 // The symbolic view of one process (live or saved): modules and shared libraries, source
 // lines and breakpoint addresses, call stacks, scopes, variables and their values.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { FrameRules } from './cfi';
 import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
 import { evalExpr, ExprContext, Loc } from './dwexpr';
@@ -168,13 +168,14 @@ export class Program {
       // before the loader ran (or static): use the file mappings
       const firsts = new Map<string, bigint>();
       for (const f of this.target.mappedFiles) if (f.offset === 0n && !firsts.has(f.path)) firsts.set(f.path, f.start);
+      const same = (a: string, b: string) => { try { return realpathSync(a) === realpathSync(b); } catch { return a === b; } };
       for (const [path, start] of firsts) {
-        if (path === this.exe.path || /\/(dev|proc|memfd:)/.test(path) || path.startsWith('[')) continue;
+        if (same(path, this.exe.path) || /\/(dev|proc|memfd:)/.test(path) || path.startsWith('[')) continue;
         try {
           const elf = new ElfFile(path);
           if (elf.type !== 3) continue;
           const m = this.openModule(path, start - (elf.firstLoadVaddr & ~0xfffn));
-          if (m && !seen.has(m.path) && m.path !== this.exe.path) { mods.push(m); seen.add(m.path); }
+          if (m && !seen.has(m.path)) { mods.push(m); seen.add(m.path); }
         } catch { /* not ELF */ }
       }
     }

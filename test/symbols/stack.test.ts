@@ -3,7 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { buildFixture } from '../helpers/fixtures';
-import { checkAllThreads, checkPrints, checkStop, markerLine, stopAt, Stop } from './harness';
+import { checkAllThreads, checkPrints, checkStop, gdbRun, markerLine, parseBacktrace, stopAt, Stop } from './harness';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDir } from '../helpers/fixtures';
+import { CoreFile, Program } from '../../adapter/symbols';
 
 function run(stop: Stop, f: (s: Stop) => void): void {
   try { f(stop); } finally { stop.close(); }
@@ -163,4 +167,23 @@ test('post-mortem: uncaught C++ exception (SIGABRT through libc and libstdc++ wi
     assert.ok(s.stack.some((f) => f.function === 'withdraw'));
     expectSame(s);
   });
+});
+
+test('at the first instruction (before the loader ran): ld.so from the mappings, loader break address', () => {
+  const bin = buildFixture('sym_basic.c');
+  const dir = join(buildDir, `sym-cores-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const core = join(dir, 'starti.core');
+  const out = gdbRun(bin, ['starti', 'echo \\n@@P\\n', 'print &_dl_debug_state', 'echo \\n@@BT\\n', 'bt 1', `gcore ${core}`, 'kill']);
+  const c = new CoreFile(core);
+  try {
+    const p = new Program(c.target(bin));
+    const want = BigInt(/0x[0-9a-f]+/.exec(out.split('@@P\n')[1])![0]);
+    assert.equal(p.loaderBreakAddress(), want);
+    assert.ok(p.modules.some((m) => m.path.includes('ld-linux')), 'ld.so among the modules');
+    const top = parseBacktrace(out.split('@@BT\n')[1])[0];
+    const f = p.backtrace(c.threads[0].regs)[0];
+    assert.equal(f.pc, top.pc);
+    assert.equal(f.function, top.func);
+  } finally { c.close(); rmSync(core, { force: true }); }
 });
