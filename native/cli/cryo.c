@@ -105,7 +105,7 @@ static int cmd_dump(int argc, char **argv) {
   struct img_dump_opts o = {.reason = REASON_SNAPSHOT};
   rc = cryo_image_dump_begin(s, out, &o, &st, &pd);
   if (rc != CRYO_OK) {
-    fprintf(stderr, "cryo dump: %s\n", cryo_last_error());
+    fprintf(stderr, "cryo dump: %s (the process was left running)\n", cryo_last_error());
     cryo_detach(s);
     cryo_session_free(s);
     return 1;

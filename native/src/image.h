@@ -26,7 +26,7 @@ enum img_kind { K_U64 = 1, K_STR = 2, K_BYTES = 3, K_LIST = 4 };
 enum {
   PRC_PID = 1, PRC_PPID, PRC_COMM, PRC_EXE, PRC_EXE_BUILD_ID, PRC_CMDLINE, PRC_ENVIRON, PRC_CWD, PRC_AUXV, PRC_RLIMITS,
   PRC_PERSONALITY, PRC_MM, PRC_CREDS, PRC_KERNEL, PRC_MACHINE, PRC_XCR0, PRC_XSAVE_SIZE, PRC_REASON, PRC_SIGINFO,
-  PRC_CRASH_TID, PRC_TIME_NS, PRC_SHARED_PENDING, PRC_HOSTNAME, PRC_PAGE_SIZE, PRC_CPU_MODEL
+  PRC_CRASH_TID, PRC_TIME_NS, PRC_SHARED_PENDING, PRC_HOSTNAME, PRC_PAGE_SIZE
 };
 /* THREADS: each item T_THREAD is a list of */
 enum { T_THREAD = 1 };
@@ -108,7 +108,7 @@ struct cryo_image {
   uint32_t version;
   /* process */
   uint64_t pid, ppid, personality, xcr0, xsave_size, reason, crash_tid, time_ns, shared_pending, page_size;
-  char *comm, *exe, *cwd, *kernel, *machine, *hostname, *cpu_model;
+  char *comm, *exe, *cwd, *kernel, *machine, *hostname;
   uint8_t exe_build_id[64];
   uint32_t exe_build_id_len;
   const uint8_t *cmdline, *environ_, *auxv;

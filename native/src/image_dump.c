@@ -575,9 +575,19 @@ static int dump_sigactions(struct dumpctx *d, pid_t tid, uint64_t mask, struct i
   if (rc) return rc;
   uint64_t scratch = (r.rsp - 1024) & ~15ull;
   uint8_t saved[32];
-  if (mem_read_raw(d->s, tid, scratch, saved, sizeof saved) != (ssize_t)sizeof saved)
-    return cryo_fail(CRYO_EFAIL, "reading signal actions of %d: no room on its stack at 0x%llx", d->pid,
-                     (unsigned long long)scratch);
+  if (mem_read_raw(d->s, tid, scratch, saved, sizeof saved) != (ssize_t)sizeof saved) {
+    /* no stack below sp (a stack overflow): borrow the first writable private page */
+    struct vma *v = NULL;
+    int n = 0;
+    scratch = 0;
+    if (parse_maps(d->pid, &v, &n) == CRYO_OK) {
+      for (int i = 0; i < n && !scratch; i++)
+        if ((v[i].prot & 3) == 3 && !v[i].shared) scratch = v[i].start;
+      free(v);
+    }
+    if (!scratch || mem_read_raw(d->s, tid, scratch, saved, sizeof saved) != (ssize_t)sizeof saved)
+      return cryo_fail(CRYO_EFAIL, "reading signal actions of %d: no writable memory to use", d->pid);
+  }
   for (int sig = 1; sig <= 64; sig++) {
     if (!(mask >> (sig - 1) & 1) || sig == SIGKILL || sig == SIGSTOP) continue;
     uint64_t a[6] = {(uint64_t)sig, 0, scratch, 8, 0, 0};

@@ -311,7 +311,6 @@ static int parse_process(struct cryo_image *img, struct rctx *c, const uint8_t *
       case PRC_KERNEL: SET_STR(img->kernel); break;
       case PRC_MACHINE: SET_STR(img->machine); break;
       case PRC_HOSTNAME: SET_STR(img->hostname); break;
-      case PRC_CPU_MODEL: SET_STR(img->cpu_model); break;
       case PRC_EXE_BUILD_ID: ok = get_bid(c, &t, img->exe_build_id, &img->exe_build_id_len); break;
       case PRC_CMDLINE: ok = get_blob(c, &t, &img->cmdline, &img->cmdline_len, 1u << 24); break;
       case PRC_ENVIRON: ok = get_blob(c, &t, &img->environ_, &img->environ_len, 1u << 24); break;
@@ -607,7 +606,6 @@ void cryo_image_close(struct cryo_image *img) {
   free(img->kernel);
   free(img->machine);
   free(img->hostname);
-  free(img->cpu_model);
   free(img->threads);
   for (uint32_t i = 0; i < img->nmaps; i++) {
     free(img->maps[i].path);

@@ -702,13 +702,28 @@ static int build(struct builder *b) {
     if (sys(b, SYS_rseq, th->rseq_addr, th->rseq_len, 0, th->rseq_sig, 0, 0, &r) == CRYO_OK && r < 0)
       note(b, "rseq area at 0x%llx not registered again: %s", (unsigned long long)th->rseq_addr, strerror((int)-r));
   }
+  /* pending signals are raised again while everything is blocked (the steps below
+   * must not deliver them); the recorded mask is set last */
+  uint64_t all = ~0ull;
+  if (ptrace(PTRACE_SETSIGMASK, b->pid, (void *)8, &all) != 0) {
+    rc = cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK", b->pid);
+    goto out;
+  }
+  uint64_t pend = th->pending | img->shared_pending;
+  for (int sig = 1; sig <= 64; sig++) {
+    if (!(pend >> (sig - 1) & 1) || sig == SIGKILL || sig == SIGSTOP) continue;
+    long nr = th->pending >> (sig - 1) & 1 ? SYS_tgkill : SYS_kill;
+    if (nr == SYS_tgkill) sys(b, nr, (uint64_t)b->pid, (uint64_t)b->pid, (uint64_t)sig, 0, 0, 0, &r);
+    else sys(b, nr, (uint64_t)b->pid, (uint64_t)sig, 0, 0, 0, 0, &r);
+    if (r < 0) note(b, "pending signal %d not raised again: %s", sig, strerror((int)-r));
+  }
+  /* the trampoline goes last; the step completes at an address that no longer exists */
+  if ((rc = sys_ok(b, "munmap the trampoline", SYS_munmap, b->tramp, TRAMP_SIZE, 0, 0, 0, 0, &r))) goto out;
   uint64_t mask = th->sigmask;
   if (ptrace(PTRACE_SETSIGMASK, b->pid, (void *)8, &mask) != 0) {
     rc = cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK", b->pid);
     goto out;
   }
-  /* the trampoline goes last; the step completes at an address that no longer exists */
-  if ((rc = sys_ok(b, "munmap the trampoline", SYS_munmap, b->tramp, TRAMP_SIZE, 0, 0, 0, 0, &r))) goto out;
   if (th->xsave && th->xsave_len) {
     struct iovec iov = {(void *)th->xsave, th->xsave_len};
     if (ptrace(PTRACE_SETREGSET, b->pid, (void *)NT_X86_XSTATE, &iov) != 0) {

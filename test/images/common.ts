@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/fixtures';
 
-export const cryoBin = join(repoRoot, 'native', 'build', 'cryo');
+/** CRYO_BIN overrides the command under test (e.g. a build with -fsanitize=address for the fuzz test). */
+export const cryoBin = process.env.CRYO_BIN ?? join(repoRoot, 'native', 'build', 'cryo');
 
 export function ensureBuilt(): void {
   const r = spawnSync('make', ['-s', '-C', join(repoRoot, 'native')], { stdio: 'inherit' });
