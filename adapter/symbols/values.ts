@@ -16,6 +16,8 @@ export interface ValueContext {
 
 export class Value {
   private cached?: Buffer;
+  /** byte ranges [start, end) whose contents are optimized out (from DW_OP_piece without a location) */
+  unavailable?: [number, number][];
   constructor(
     readonly type: Type,
     readonly ctx: ValueContext,
@@ -50,10 +52,11 @@ export class Value {
       case 'pieces': {
         const b = Buffer.alloc(size);
         let bit = 0;
+        const unavailable: [number, number][] = [];
         for (const p of loc.pieces) {
           const nbytes = Math.ceil(p.bits / 8);
           let src: Buffer;
-          if (p.loc.kind === 'optimized') return new Value(type, ctx, undefined, undefined, 0, 0, true);
+          if (p.loc.kind === 'optimized') { unavailable.push([Math.floor(bit / 8), Math.ceil((bit + p.bits) / 8)]); bit += p.bits; continue; }
           if (p.loc.kind === 'memory') src = ctx.mem.read(p.loc.addr, nbytes);
           else if (p.loc.kind === 'register') { const r = ctx.reg(p.loc.reg); src = Buffer.alloc(16); src.writeBigUInt64LE(BigInt.asUintN(64, r)); src.writeBigUInt64LE(BigInt.asUintN(64, r >> 64n), 8); }
           else if (p.loc.kind === 'value') { src = Buffer.alloc(8); src.writeBigUInt64LE(BigInt.asUintN(64, p.loc.value)); }
@@ -62,7 +65,13 @@ export class Value {
           if (bit % 8 === 0) src.copy(b, bit / 8, 0, Math.min(nbytes, size - bit / 8));
           bit += p.bits;
         }
-        return new Value(type, ctx, undefined, b);
+        if (bit < size * 8) unavailable.push([Math.ceil(bit / 8), size]);
+        const val = new Value(type, ctx, undefined, b);
+        if (unavailable.length) {
+          if (unavailable.some(([s0, e0]) => s0 <= 0 && e0 >= size)) return new Value(type, ctx, undefined, undefined, 0, 0, true);
+          val.unavailable = unavailable;
+        }
+        return val;
       }
       case 'optimized': return new Value(type, ctx, undefined, undefined, 0, 0, true);
     }
@@ -70,8 +79,15 @@ export class Value {
 
   get size(): number { return sizeOf(this.type); }
 
+  /** whether some of the value's bytes are optimized out */
+  get partlyUnavailable(): boolean { return !!this.unavailable?.length; }
+
   bytes(): Buffer {
     if (this.optimized) throw new OptimizedOut();
+    if (this.unavailable) {
+      const len = this.bitSize ? Math.ceil((this.bitPos + this.bitSize) / 8) : this.size;
+      if (this.unavailable.some(([s0, e0]) => s0 < len && e0 > 0)) throw new OptimizedOut();
+    }
     if (!this.cached) {
       if (this.addr === undefined) throw new Error('value has no location');
       this.cached = this.ctx.mem.read(this.addr, this.bitSize ? Math.ceil((this.bitPos + this.bitSize) / 8) : this.size);
@@ -117,9 +133,17 @@ export class Value {
   sub(type: Type, offset: number, bitPos = 0, bitSize = 0): Value {
     if (this.optimized) return new Value(type, this.ctx, undefined, undefined, 0, 0, true);
     if (this.addr !== undefined && !this.cached) return new Value(type, this.ctx, this.addr + BigInt(offset), undefined, bitPos, bitSize);
-    const b = this.bytes();
     const len = bitSize ? Math.ceil((bitPos + bitSize) / 8) : sizeOf(type);
-    return new Value(type, this.ctx, this.addr !== undefined ? this.addr + BigInt(offset) : undefined, b.subarray(offset, offset + len), bitPos, bitSize, false, this.lval);
+    const saved = this.unavailable;
+    this.unavailable = undefined;
+    const b = this.bytes();
+    this.unavailable = saved;
+    const child = new Value(type, this.ctx, this.addr !== undefined ? this.addr + BigInt(offset) : undefined, b.subarray(offset, offset + len), bitPos, bitSize, false, this.lval);
+    if (saved) {
+      const r = saved.map(([s0, e0]) => [Math.max(0, s0 - offset), Math.min(len, e0 - offset)] as [number, number]).filter(([s0, e0]) => e0 > s0);
+      if (r.length) child.unavailable = r;
+    }
+    return child;
   }
 
   /** The pointed-to value of a pointer or reference. */
@@ -377,7 +401,7 @@ function fmtEnum(val: bigint, t: Extract<Type, { k: 'enum' }>): string {
 
 function fmtArray(v: Value, elemT: Type, count: number): string {
   const esz = sizeOf(elemT);
-  if (isCharType(elemT) && !HEX) {
+  if (isCharType(elemT) && !HEX && !v.partlyUnavailable) {
     const b = v.bytes();
     let n = Math.min(count, b.length);
     const truncated = n > PRINT_MAX;

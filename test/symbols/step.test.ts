@@ -30,3 +30,8 @@ test('C++ through PLT stubs into libstdc++ (name@plt, functions without debug in
 test('signal handler: stepping inside the handler (stack through the signal frame)', () => {
   same(checkStepping(buildFixture('sym_signal.c'), '*handler', 20));
 });
+
+test('.debug_frame only (no .eh_frame): stepping with CFI from the debug sections', () => {
+  const bin = buildFixture('sym_recurse.c', { flags: ['-O1', '-g', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fomit-frame-pointer'], name: 'sym_recurse_dbgframe' });
+  same(checkStepping(bin, '*fact', 40));
+});
