@@ -37,7 +37,7 @@ async function dumpKillRestore(prog: string, args: (out: string) => string[], at
   const e = await exited(p);
   assert.equal(e.signal, 'SIGKILL');
   const atDump = readFileSync(out, 'utf8');
-  assert.ok(atDump.length > 0 && atDump.length < ref.out.length, 'dumped mid-run');
+  assert.ok(atDump.length > 0 && atDump.length < ref.out.length, `dumped mid-run (${atDump.length} of ${ref.out.length} bytes; dump: ${d.stderr})`);
   const r = await restoreWait(img);
   const final = readFileSync(out, 'utf8');
   assert.equal(final, ref.out, `restored output differs; restore stderr: ${r.stderr}`);
