@@ -32,7 +32,7 @@ const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-conc
 });
 
 // Leak check: any live process whose executable lives under a test build folder.
-const buildDirs = [join(root, 'test', '.build'), join(root, 'bench', '.build')];
+const buildDirs = process.env.CRYO_TEST_BUILD_DIR ? [resolve(process.env.CRYO_TEST_BUILD_DIR)] : [join(root, 'test', '.build')];
 const leaked = [];
 for (const pid of readdirSync('/proc')) {
   if (!/^\d+$/.test(pid)) continue;

@@ -164,6 +164,8 @@ export class Session {
   private pumping = false;
   private pumpDone: Promise<void> = Promise.resolve();
   private listeners: ((e: EngineEvent) => void)[] = [];
+  /** a debug adapter keeps the pump going for the whole session */
+  keepPumping = false;
 
   constructor() {
     this.lib = load();
@@ -406,7 +408,7 @@ export class Session {
     for (const l of this.listeners) l(e);
     const w = this.waiters.shift();
     if (w) w(e);
-    else if (!this.listeners.length) this.queue.push(e);
+    else this.queue.push(e);
   }
 
   private ensurePump(): void {
@@ -426,7 +428,7 @@ export class Session {
           if (rc === Status.OK) this.dispatch(convertEvent(ev));
           // Stop pumping when nobody listens and the debuggee is gone, so an idle
           // session does not keep Node alive; launch/attach/nextEvent restart it.
-          if (!this.listeners.length && !this.waiters.length && rc === Status.ETIMEDOUT) {
+          if (!this.listeners.length && !this.waiters.length && !this.keepPumping && rc === Status.ETIMEDOUT) {
             this.pumping = false;
             resolve();
             return;

@@ -6,7 +6,8 @@ import { basename, extname, join, resolve } from 'node:path';
 
 export const repoRoot = resolve(__dirname, '..', '..');
 export const fixturesDir = join(repoRoot, 'test', 'fixtures');
-export const buildDir = join(repoRoot, 'test', '.build');
+// one folder per test run if asked (CRYO_TEST_BUILD_DIR): the leak check looks only there
+export const buildDir = process.env.CRYO_TEST_BUILD_DIR ? resolve(process.env.CRYO_TEST_BUILD_DIR) : join(repoRoot, 'test', '.build');
 
 export interface BuildOptions {
   /** extra compiler flags; defaults to -O0 -g */

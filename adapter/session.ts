@@ -1,0 +1,772 @@
+// The DAP session: maps requests onto the engine (execution, memory, registers) and
+// adapter/symbols (lines, stacks, variables, expressions).
+import {
+  Breakpoint,
+  ExitedEvent,
+  Handles,
+  InitializedEvent,
+  LoggingDebugSession,
+  OutputEvent,
+  Scope,
+  Source,
+  StackFrame,
+  StoppedEvent,
+  TerminatedEvent,
+  Thread,
+  ThreadEvent,
+} from '@vscode/debugadapter';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { accessSync, constants, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { Breakpoints, parseHitCondition, type UserBreakpoint } from './breakpoints';
+import { REGISTER_NAMES, Session as Engine, type EngineEvent } from './engine';
+import { dwarfRegisters, LiveTarget } from './live';
+import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
+import { hasChildren, Program, typeName, valueChildren, type Frame, type Value } from './symbols';
+
+export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
+  program: string;
+  args?: string[];
+  cwd?: string;
+  env?: Record<string, string | null>;
+  envFile?: string;
+  stopAtEntry?: boolean;
+  console?: 'internalConsole' | 'integratedTerminal';
+  sourceFileMap?: Record<string, string>;
+}
+
+export interface AttachArguments extends DebugProtocol.AttachRequestArguments {
+  pid: number | string;
+  program?: string;
+  sourceFileMap?: Record<string, string>;
+}
+
+const SIGNALS: Record<number, [string, string]> = {
+  1: ['SIGHUP', 'Hangup'], 2: ['SIGINT', 'Interrupt'], 3: ['SIGQUIT', 'Quit'], 4: ['SIGILL', 'Illegal instruction'],
+  5: ['SIGTRAP', 'Trace/breakpoint trap'], 6: ['SIGABRT', 'Aborted'], 7: ['SIGBUS', 'Bus error'],
+  8: ['SIGFPE', 'Arithmetic exception'], 9: ['SIGKILL', 'Killed'], 10: ['SIGUSR1', 'User defined signal 1'],
+  11: ['SIGSEGV', 'Segmentation fault'], 12: ['SIGUSR2', 'User defined signal 2'], 13: ['SIGPIPE', 'Broken pipe'],
+  14: ['SIGALRM', 'Alarm clock'], 15: ['SIGTERM', 'Terminated'], 17: ['SIGCHLD', 'Child status changed'],
+};
+const signame = (n: number) => SIGNALS[n]?.[0] ?? `SIG${n}`;
+
+const DEFAULT_STOP_SIGNALS = ['SIGSEGV', 'SIGABRT', 'SIGFPE', 'SIGBUS', 'SIGILL'];
+const EXCEPTION_FILTERS: DebugProtocol.ExceptionBreakpointsFilter[] = [
+  ...DEFAULT_STOP_SIGNALS.map((s) => ({ filter: s, label: s, default: true, description: `Stop when the program receives ${s}` })),
+  { filter: 'other', label: 'Other signals', default: false, description: 'Stop on every other signal the program receives (SIGUSR1, SIGPIPE, ...)' },
+];
+
+type VarRef = { kind: 'locals' | 'args' | 'registers'; tid: number; frame: number } | { kind: 'value'; value: Value };
+
+interface SignalStop {
+  signo: number;
+  code: number;
+  addr: bigint;
+}
+
+export class CryoSession extends LoggingDebugSession implements StepHost {
+  engine!: Engine;
+  program!: Program;
+  private target?: LiveTarget;
+  private launched = false;
+  private bps = new Breakpoints(() => this.engine);
+  private configured!: Promise<void>;
+  private configure!: () => void;
+  private stopSignals = new Set(DEFAULT_STOP_SIGNALS);
+  private stopOtherSignals = false;
+  private stacks = new Map<number, Frame[]>();
+  private frameIds = new Handles<{ tid: number; index: number }>();
+  private varRefs = new Handles<VarRef>();
+  private lastSignal = new Map<number, SignalStop>();
+  private internal = new Map<bigint, 'entry' | 'loader' | 'main'>();
+  private stopAtEntry = false;
+  private busy = false;
+  private ended = false;
+  private sourceMap: [string, string][] = [];
+  private currentTid = 0;
+
+  constructor() {
+    super();
+    this.setDebuggerLinesStartAt1(true);
+    this.setDebuggerColumnsStartAt1(true);
+    this.configured = new Promise((r) => (this.configure = r));
+  }
+
+  // ---- capabilities and configuration ----
+
+  protected override initializeRequest(response: DebugProtocol.InitializeResponse): void {
+    response.body = {
+      supportsConfigurationDoneRequest: true,
+      supportsFunctionBreakpoints: true,
+      supportsConditionalBreakpoints: true,
+      supportsHitConditionalBreakpoints: true,
+      supportsLogPoints: true,
+      supportsEvaluateForHovers: true,
+      supportsSteppingGranularity: true,
+      supportsInstructionBreakpoints: true,
+      supportsTerminateRequest: true,
+      supportsExceptionInfoRequest: true,
+      supportsReadMemoryRequest: true,
+      supportsWriteMemoryRequest: true,
+      exceptionBreakpointFilters: EXCEPTION_FILTERS,
+    };
+    this.sendResponse(response);
+  }
+
+  protected override configurationDoneRequest(response: DebugProtocol.ConfigurationDoneResponse): void {
+    this.sendResponse(response);
+    this.configure();
+  }
+
+  protected override setExceptionBreakPointsRequest(response: DebugProtocol.SetExceptionBreakpointsResponse, args: DebugProtocol.SetExceptionBreakpointsArguments): void {
+    this.stopSignals = new Set(args.filters.filter((f) => f !== 'other'));
+    this.stopOtherSignals = args.filters.includes('other');
+    this.sendResponse(response);
+  }
+
+  // ---- launch, attach, end ----
+
+  protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: LaunchArguments): Promise<void> {
+    try {
+      const program = isAbsolute(args.program) ? args.program : resolve(args.cwd ?? process.cwd(), args.program);
+      if (!existsSync(program)) throw new Error(`program ${program} does not exist: build it first, or fix "program" in launch.json`);
+      if (!statSync(program).isFile()) throw new Error(`program ${program} is not a file`);
+      try {
+        accessSync(program, constants.X_OK);
+      } catch {
+        throw new Error(`program ${program} is not executable (chmod +x, or point "program" at the built binary)`);
+      }
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+      if (args.envFile) Object.assign(env, parseEnvFile(readFileSync(resolve(args.cwd ?? process.cwd(), args.envFile), 'utf8')));
+      for (const [k, v] of Object.entries(args.env ?? {})) {
+        if (v === null) delete env[k];
+        else env[k] = v;
+      }
+      this.sourceMap = Object.entries(args.sourceFileMap ?? {});
+      this.engine = new Engine();
+      this.engine.keepPumping = true;
+      const l = this.engine.launch({ program, args: args.args ?? [], cwd: args.cwd, env, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+      this.launched = true;
+      this.pipeOutput(l.stdout, 'stdout');
+      this.pipeOutput(l.stderr, 'stderr');
+      this.stopAtEntry = !!args.stopAtEntry;
+      this.startProgram(l.pid);
+      this.sendResponse(response);
+      this.sendEvent(new InitializedEvent());
+      await this.configured;
+      await this.run(() => this.engine.continue());
+    } catch (e) {
+      this.sendErrorResponse(response, 1001, `Cannot launch: ${(e as Error).message}`);
+    }
+  }
+
+  protected override async attachRequest(response: DebugProtocol.AttachResponse, args: AttachArguments): Promise<void> {
+    try {
+      const pid = Number(args.pid);
+      if (!Number.isInteger(pid) || pid <= 0) throw new Error(`"pid" must be a process id, got ${JSON.stringify(args.pid)}`);
+      this.sourceMap = Object.entries(args.sourceFileMap ?? {});
+      this.engine = new Engine();
+      this.engine.keepPumping = true;
+      this.engine.attach(pid);
+      this.launched = false;
+      this.startProgram(pid);
+      this.program.refreshLibraries();
+      this.armLoaderBreakpoint();
+      this.sendResponse(response);
+      this.sendEvent(new InitializedEvent());
+      await this.configured;
+      this.bps.resolvePending(this.program);
+      await this.run(() => this.engine.continue());
+    } catch (e) {
+      const msg = (e as Error).message;
+      this.sendErrorResponse(response, 1002, `Cannot attach: ${msg}`);
+    }
+  }
+
+  private startProgram(pid: number): void {
+    this.target = new LiveTarget(this.engine, pid);
+    this.program = new Program(this.target);
+    this.engine.onEvent((e) => {
+      if (e.kind === 'threadNew') this.sendEvent(new ThreadEvent('started', e.tid));
+      if (e.kind === 'threadExit') this.sendEvent(new ThreadEvent('exited', e.tid));
+    });
+    // before the program's first instruction no library is loaded: stop at its entry to
+    // read them (and to bind breakpoints in them), then watch the loader for dlopen
+    const entry = this.target.auxv.get(9); // AT_ENTRY
+    if (entry && this.launched) this.addInternal(entry, 'entry');
+  }
+
+  private addInternal(addr: bigint, kind: 'entry' | 'loader' | 'main'): void {
+    if (this.internal.has(addr)) return;
+    this.engine.insertBreakpoint(addr);
+    this.internal.set(addr, kind);
+  }
+
+  private removeInternal(addr: bigint): void {
+    if (!this.internal.delete(addr)) return;
+    try {
+      this.engine.removeBreakpoint(addr);
+    } catch {
+      /* gone with the process */
+    }
+  }
+
+  private armLoaderBreakpoint(): void {
+    const brk = this.program.loaderBreakAddress();
+    if (brk) this.addInternal(brk, 'loader');
+  }
+
+  private pipeOutput(fd: number | undefined, category: 'stdout' | 'stderr'): void {
+    if (fd === undefined) return;
+    const stream = createReadStream('', { fd, autoClose: true });
+    stream.on('data', (d) => this.sendEvent(new OutputEvent(d.toString(), category)));
+    stream.on('error', () => {});
+  }
+
+  protected override async terminateRequest(response: DebugProtocol.TerminateResponse): Promise<void> {
+    try {
+      if (this.engine?.pid) this.engine.kill();
+    } catch {
+      /* already gone */
+    }
+    this.sendResponse(response);
+  }
+
+  protected override async disconnectRequest(response: DebugProtocol.DisconnectResponse, args: DebugProtocol.DisconnectArguments): Promise<void> {
+    try {
+      if (this.engine) {
+        const kill = args.terminateDebuggee ?? this.launched;
+        if (this.engine.pid && !kill) this.engine.detach();
+        await this.engine.close();
+      }
+    } catch (e) {
+      this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
+    }
+    this.sendResponse(response);
+  }
+
+  // ---- running ----
+
+  private invalidate(): void {
+    this.stacks.clear();
+    this.frameIds.reset();
+    this.varRefs.reset();
+  }
+
+  /** Resumes with `start` and handles stops until one is for the user. */
+  private async run(start: () => void): Promise<void> {
+    this.busy = true;
+    this.invalidate();
+    try {
+      start();
+      for (;;) {
+        const ev = await this.engine.waitStop();
+        if (await this.handleStop(ev)) return;
+        this.engine.continue();
+      }
+    } catch (e) {
+      this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** True when the stop was reported to the user (or the program ended). */
+  private async handleStop(ev: EngineEvent): Promise<boolean> {
+    if (ev.kind === 'exited' || ev.kind === 'signaled') {
+      this.end(ev.kind === 'exited' ? ev.code : 128 + ev.signo, ev.kind === 'signaled' ? `killed by ${signame(ev.signo)}` : undefined);
+      return true;
+    }
+    if (ev.kind !== 'stopped') return false;
+    this.currentTid = ev.tid;
+    switch (ev.reason) {
+      case 'breakpoint': {
+        const kind = this.internal.get(ev.addr);
+        if (kind === 'entry' || kind === 'loader') {
+          this.program.refreshLibraries();
+          if (kind === 'entry') {
+            this.removeInternal(ev.addr);
+            this.armLoaderBreakpoint();
+            if (this.stopAtEntry) for (const l of this.program.functionBreakpoints('main')) this.addInternal(l.addr, 'main');
+          }
+          for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
+          if (!this.bps.at(ev.addr).length) return false;
+        }
+        if (kind === 'main') {
+          this.removeInternal(ev.addr);
+          this.report('entry', ev.tid, 'Stopped at the start of main');
+          return true;
+        }
+        const user = this.bps.at(ev.addr);
+        if (!user.length) return false;
+        const stop = this.shouldStop(user, ev.tid);
+        if (!stop.length) return false;
+        this.report('breakpoint', ev.tid, undefined, stop.map((b) => b.id));
+        return true;
+      }
+      case 'signal': {
+        const name = signame(ev.signo);
+        if (this.stopSignals.has(name) || (this.stopOtherSignals && !DEFAULT_STOP_SIGNALS.includes(name))) {
+          this.lastSignal.set(ev.tid, { signo: ev.signo, code: ev.code, addr: ev.addr });
+          const where = [11, 7, 8, 4].includes(ev.signo) ? ` at address 0x${ev.addr.toString(16)}` : '';
+          this.report('exception', ev.tid, `${name}: ${SIGNALS[ev.signo]?.[1] ?? 'signal'}${where}`);
+          return true;
+        }
+        return false; // delivered as the program expects
+      }
+      case 'interrupt':
+        this.report('pause', ev.tid);
+        return true;
+      case 'watchpoint':
+        this.report('data breakpoint', ev.tid);
+        return true;
+      case 'exec':
+        this.program = new Program((this.target = new LiveTarget(this.engine, this.engine.pid)));
+        return false;
+      default:
+        this.report('step', ev.tid);
+        return true;
+    }
+  }
+
+  private breakpointChanged(b: UserBreakpoint): void {
+    this.sendEvent({ seq: 0, type: 'event', event: 'breakpoint', body: { reason: 'changed', breakpoint: this.toDap(b) } } as DebugProtocol.BreakpointEvent);
+  }
+
+  /** Conditions, hit counts and logpoints of the breakpoints hit; which ones stop. */
+  private shouldStop(hit: UserBreakpoint[], tid: number): UserBreakpoint[] {
+    const stops: UserBreakpoint[] = [];
+    let stack: Frame[] | undefined;
+    const frames = () => (stack ??= this.stack(tid));
+    for (const b of hit) {
+      if (b.condition) {
+        try {
+          const v = this.program.evaluate(b.condition, frames()[0], frames());
+          if (!truthy(v)) continue;
+        } catch (e) {
+          this.sendEvent(new OutputEvent(`cryo: breakpoint condition "${b.condition}" cannot be evaluated: ${(e as Error).message}; stopping\n`, 'console'));
+        }
+      }
+      b.hits++;
+      if (b.hitCondition && !parseHitCondition(b.hitCondition)(b.hits)) continue;
+      if (b.logMessage) {
+        this.sendEvent(new OutputEvent(this.interpolate(b.logMessage, frames()) + '\n', 'console'));
+        continue;
+      }
+      stops.push(b);
+    }
+    return stops;
+  }
+
+  private interpolate(msg: string, stack: Frame[]): string {
+    return msg.replace(/\{([^}]+)\}/g, (_, expr: string) => {
+      try {
+        return this.program.format(this.program.evaluate(expr, stack[0], stack), true);
+      } catch (e) {
+        return `<${(e as Error).message}>`;
+      }
+    });
+  }
+
+  private report(reason: string, tid: number, text?: string, ids?: number[]): void {
+    const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
+    e.body.allThreadsStopped = true;
+    if (text) e.body.description = text;
+    if (ids) e.body.hitBreakpointIds = ids;
+    this.sendEvent(e);
+  }
+
+  private end(code: number, how?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (how) this.sendEvent(new OutputEvent(`cryo: the program was ${how}\n`, 'console'));
+    this.sendEvent(new ExitedEvent(code));
+    this.sendEvent(new TerminatedEvent());
+  }
+
+  private guardStopped(response: DebugProtocol.Response): boolean {
+    if (!this.engine?.pid) {
+      this.sendErrorResponse(response, 1010, 'The program is not running.');
+      return false;
+    }
+    if (this.busy) {
+      this.sendErrorResponse(response, 1011, 'The program is running: pause it first.');
+      return false;
+    }
+    return true;
+  }
+
+  protected override continueRequest(response: DebugProtocol.ContinueResponse): void {
+    if (!this.guardStopped(response)) return;
+    response.body = { allThreadsContinued: true };
+    this.sendResponse(response);
+    void this.run(() => this.engine.continue());
+  }
+
+  protected override pauseRequest(response: DebugProtocol.PauseResponse): void {
+    try {
+      this.engine.interrupt();
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1012, (e as Error).message);
+    }
+  }
+
+  // StepHost
+  async singleStep(tid: number): Promise<EngineEvent> {
+    this.engine.step(tid);
+    return this.engine.waitStop();
+  }
+
+  async runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd> {
+    this.engine.insertBreakpoint(addr);
+    try {
+      for (;;) {
+        this.engine.continue();
+        const ev = await this.engine.waitStop();
+        if (ev.kind === 'stopped' && ev.reason === 'breakpoint' && ev.addr === addr && ev.tid === tid && this.engine.registers(tid).rsp >= minSp) {
+          // a user breakpoint at the same place counts too
+          if (this.bps.at(addr).length && this.shouldStop(this.bps.at(addr), tid).length) return { kind: 'event', event: ev };
+          return { kind: 'done' };
+        }
+        if (ev.kind === 'stopped' && ev.reason === 'breakpoint' && ev.addr === addr) continue; // deeper recursion
+        if (ev.kind !== 'stopped' || !(await this.isSilent(ev))) return { kind: 'event', event: ev };
+      }
+    } finally {
+      try {
+        this.engine.removeBreakpoint(addr);
+      } catch {
+        /* process gone */
+      }
+    }
+  }
+
+  /** A stop during a step that the user does not see: internal breakpoints, passing signals, false conditions. */
+  private async isSilent(ev: EngineEvent): Promise<boolean> {
+    if (ev.kind !== 'stopped') return false;
+    if (ev.reason === 'breakpoint') {
+      const kind = this.internal.get(ev.addr);
+      if (kind === 'loader' || kind === 'entry') {
+        this.program.refreshLibraries();
+        for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
+        return !this.bps.at(ev.addr).length;
+      }
+      const user = this.bps.at(ev.addr);
+      return !user.length || !this.shouldStop(user, ev.tid).length;
+    }
+    if (ev.reason === 'signal') {
+      const name = signame(ev.signo);
+      return !(this.stopSignals.has(name) || (this.stopOtherSignals && !DEFAULT_STOP_SIGNALS.includes(name)));
+    }
+    return false;
+  }
+
+  dwarfRegs(tid: number): Map<number, bigint> {
+    return dwarfRegisters(this.engine.registers(tid), this.engine.xstate(tid));
+  }
+
+  private async step(response: DebugProtocol.Response, tid: number, how: 'next' | 'in' | 'out', granularity?: DebugProtocol.SteppingGranularity): Promise<void> {
+    if (!this.guardStopped(response)) return;
+    this.sendResponse(response);
+    this.busy = true;
+    this.invalidate();
+    try {
+      let end: StepEnd;
+      if (granularity === 'instruction' && how !== 'out') {
+        const ev = await this.singleStep(tid);
+        end = ev.kind === 'stopped' && ev.reason === 'step' ? { kind: 'done' } : { kind: 'event', event: ev };
+      } else if (how === 'out') end = await finish(this, tid);
+      else end = await stepLine(this, tid, how === 'in');
+      if (end.kind === 'done') this.report('step', tid);
+      else if (!(await this.handleStop(end.event))) await this.run(() => this.engine.continue());
+    } catch (e) {
+      this.sendEvent(new OutputEvent(`cryo: step failed: ${(e as Error).message}\n`, 'console'));
+      this.report('step', tid);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  protected override nextRequest(response: DebugProtocol.NextResponse, args: DebugProtocol.NextArguments): void {
+    void this.step(response, args.threadId, 'next', args.granularity);
+  }
+  protected override stepInRequest(response: DebugProtocol.StepInResponse, args: DebugProtocol.StepInArguments): void {
+    void this.step(response, args.threadId, 'in', args.granularity);
+  }
+  protected override stepOutRequest(response: DebugProtocol.StepOutResponse, args: DebugProtocol.StepOutArguments): void {
+    void this.step(response, args.threadId, 'out', args.granularity);
+  }
+
+  // ---- breakpoints ----
+
+  private toDap(b: UserBreakpoint): DebugProtocol.Breakpoint {
+    const verified = b.addrs.length > 0;
+    const bp = new Breakpoint(verified, b.resolved?.line ?? b.line) as DebugProtocol.Breakpoint;
+    bp.id = b.id;
+    if (b.message) bp.message = b.message;
+    if (b.resolved?.file) bp.source = this.source(b.resolved.file);
+    if (b.addrs.length) bp.instructionReference = '0x' + b.addrs[0].toString(16);
+    if (!verified) bp.reason = 'pending';
+    return bp;
+  }
+
+  protected override setBreakPointsRequest(response: DebugProtocol.SetBreakpointsResponse, args: DebugProtocol.SetBreakpointsArguments): void {
+    const file = this.toDebuggee(args.source.path ?? '');
+    for (const b of args.breakpoints ?? []) {
+      if (b.condition && this.program) {
+        const err = this.checkSyntax(b.condition);
+        if (err) {
+          this.sendErrorResponse(response, 1020, `Breakpoint condition "${b.condition}" at line ${b.line}: ${err}`);
+          return;
+        }
+      }
+    }
+    const list = this.bps.setSource(file, args.breakpoints ?? [], this.program);
+    response.body = { breakpoints: list.map((b) => this.toDap(b)) };
+    this.sendResponse(response);
+  }
+
+  private checkSyntax(expr: string): string | undefined {
+    try {
+      this.program.evaluate(expr);
+      return undefined;
+    } catch (e) {
+      const m = (e as Error).message;
+      // only syntax is judged now; names resolve at the stop
+      return /syntax|unexpected|expected|unterminated|invalid/i.test(m) && !/no symbol|not found|unknown/i.test(m) ? m : undefined;
+    }
+  }
+
+  protected override setFunctionBreakPointsRequest(response: DebugProtocol.SetFunctionBreakpointsResponse, args: DebugProtocol.SetFunctionBreakpointsArguments): void {
+    try {
+      const list = this.bps.setFunctions(args.breakpoints, this.program);
+      response.body = { breakpoints: list.map((b) => this.toDap(b)) };
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1021, (e as Error).message);
+    }
+  }
+
+  protected override setInstructionBreakpointsRequest(response: DebugProtocol.SetInstructionBreakpointsResponse, args: DebugProtocol.SetInstructionBreakpointsArguments): void {
+    try {
+      const list = this.bps.setInstructions(args.breakpoints.map((b) => ({ address: BigInt(b.instructionReference) + BigInt(b.offset ?? 0), condition: b.condition, hitCondition: b.hitCondition })));
+      response.body = { breakpoints: list.map((b) => this.toDap(b)) };
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1022, (e as Error).message);
+    }
+  }
+
+  // ---- inspection ----
+
+  protected override threadsRequest(response: DebugProtocol.ThreadsResponse): void {
+    const tids = this.engine?.pid ? this.engine.threads() : [];
+    response.body = { threads: tids.map((t) => new Thread(t, t === this.engine.pid ? `main ${t}` : `thread ${t}`)) };
+    this.sendResponse(response);
+  }
+
+  private stack(tid: number): Frame[] {
+    let s = this.stacks.get(tid);
+    if (!s) {
+      s = this.program.backtrace(this.dwarfRegs(tid));
+      this.stacks.set(tid, s);
+    }
+    return s;
+  }
+
+  private source(file: string): Source {
+    const local = this.toLocal(file);
+    return new Source(basename(local), local);
+  }
+
+  private toLocal(file: string): string {
+    for (const [from, to] of this.sourceMap) if (file.startsWith(from)) return to + file.slice(from.length);
+    return file;
+  }
+
+  private toDebuggee(file: string): string {
+    for (const [from, to] of this.sourceMap) if (file.startsWith(to)) return from + file.slice(to.length);
+    return file;
+  }
+
+  protected override stackTraceRequest(response: DebugProtocol.StackTraceResponse, args: DebugProtocol.StackTraceArguments): void {
+    try {
+      const frames = this.stack(args.threadId);
+      const start = args.startFrame ?? 0;
+      const count = args.levels || frames.length;
+      response.body = {
+        totalFrames: frames.length,
+        stackFrames: frames.slice(start, start + count).map((f) => {
+          const name = f.signalFrame ? '<signal handler called>' : f.function ? `${f.function}${f.inlined ? ' [inlined]' : ''}` : `0x${f.pc.toString(16)}`;
+          const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, f.source ? this.source(f.source.file) : undefined, f.source?.line ?? 0, f.source?.column ?? 0) as DebugProtocol.StackFrame;
+          sf.instructionPointerReference = '0x' + f.pc.toString(16);
+          if (!f.source) sf.presentationHint = 'subtle';
+          const m = f.module;
+          if (m) sf.moduleId = m.path;
+          return sf;
+        }),
+      };
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1030, `Cannot read the stack: ${(e as Error).message}`);
+    }
+  }
+
+  protected override scopesRequest(response: DebugProtocol.ScopesResponse, args: DebugProtocol.ScopesArguments): void {
+    const f = this.frameIds.get(args.frameId);
+    if (!f) {
+      this.sendErrorResponse(response, 1031, 'That frame is gone: the program ran since.');
+      return;
+    }
+    const regs = new Scope('Registers', this.varRefs.create({ kind: 'registers', ...{ tid: f.tid, frame: f.index } }), true) as DebugProtocol.Scope;
+    regs.presentationHint = 'registers';
+    response.body = {
+      scopes: [
+        new Scope('Locals', this.varRefs.create({ kind: 'locals', tid: f.tid, frame: f.index }), false),
+        new Scope('Arguments', this.varRefs.create({ kind: 'args', tid: f.tid, frame: f.index }), false),
+        regs,
+      ],
+    };
+    this.sendResponse(response);
+  }
+
+  private variable(name: string, v: Value, top = false): DebugProtocol.Variable {
+    let text: string;
+    try {
+      text = this.program.format(v, top);
+    } catch (e) {
+      text = `<${(e as Error).message}>`;
+    }
+    let expandable = false;
+    try {
+      expandable = hasChildren(v);
+    } catch {
+      /* unreadable: not expandable */
+    }
+    const out: DebugProtocol.Variable = { name, value: text, type: safeTypeName(v), variablesReference: expandable ? this.varRefs.create({ kind: 'value', value: v }) : 0 };
+    if (v.addr !== undefined) out.memoryReference = '0x' + v.addr.toString(16);
+    return out;
+  }
+
+  protected override variablesRequest(response: DebugProtocol.VariablesResponse, args: DebugProtocol.VariablesArguments): void {
+    const ref = this.varRefs.get(args.variablesReference);
+    try {
+      if (!ref) throw new Error('those variables are gone: the program ran since');
+      if (ref.kind === 'value') {
+        const kids = valueChildren(ref.value, args.start ?? 0, args.count ?? 1000);
+        response.body = { variables: kids.map((c) => this.variable(c.name, c.value)) };
+      } else if (ref.kind === 'registers') {
+        const r = this.engine.registers(ref.tid);
+        response.body = { variables: REGISTER_NAMES.map((n) => ({ name: n, value: '0x' + r[n].toString(16).padStart(16, '0'), variablesReference: 0 })) };
+      } else {
+        const stack = this.stack(ref.tid);
+        const frame = stack[ref.frame];
+        const vars = ref.kind === 'locals' ? this.program.locals(frame, stack) : this.program.args(frame, stack);
+        response.body = { variables: vars.map((v) => this.variable(v.name, v.value)) };
+      }
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1032, (e as Error).message);
+    }
+  }
+
+  protected override evaluateRequest(response: DebugProtocol.EvaluateResponse, args: DebugProtocol.EvaluateArguments): void {
+    try {
+      if (!this.program) throw new Error('no program');
+      let frame: Frame | undefined;
+      let stack: Frame[] | undefined;
+      const f = args.frameId !== undefined ? this.frameIds.get(args.frameId) : undefined;
+      if (f) {
+        stack = this.stack(f.tid);
+        frame = stack[f.index];
+      } else if (this.engine?.pid && !this.busy && this.currentTid) {
+        stack = this.stack(this.currentTid);
+        frame = stack[0];
+      }
+      const v = this.program.evaluate(args.expression, frame, stack);
+      const shown = this.variable(args.expression, v, true);
+      response.body = { result: shown.value, type: shown.type, variablesReference: shown.variablesReference, memoryReference: shown.memoryReference };
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1040, (e as Error).message);
+    }
+  }
+
+  protected override exceptionInfoRequest(response: DebugProtocol.ExceptionInfoResponse, args: DebugProtocol.ExceptionInfoArguments): void {
+    const s = this.lastSignal.get(args.threadId);
+    if (!s) {
+      this.sendErrorResponse(response, 1050, 'This thread did not stop on a signal.');
+      return;
+    }
+    const name = signame(s.signo);
+    const fault = [11, 7, 8, 4].includes(s.signo);
+    response.body = {
+      exceptionId: name,
+      description: `${SIGNALS[s.signo]?.[1] ?? 'Signal'} (${name}, si_code ${s.code})${fault ? ` at address 0x${s.addr.toString(16)}` : ''}`,
+      breakMode: 'always',
+      details: { typeName: name, message: fault ? `faulting address 0x${s.addr.toString(16)}` : undefined },
+    };
+    this.sendResponse(response);
+  }
+
+  protected override readMemoryRequest(response: DebugProtocol.ReadMemoryResponse, args: DebugProtocol.ReadMemoryArguments): void {
+    try {
+      const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
+      const data = this.engine.readMemory(addr, Math.min(args.count, 1 << 24));
+      response.body = { address: '0x' + addr.toString(16), data: data.toString('base64'), unreadableBytes: args.count - data.length };
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1060, (e as Error).message);
+    }
+  }
+
+  protected override writeMemoryRequest(response: DebugProtocol.WriteMemoryResponse, args: DebugProtocol.WriteMemoryArguments): void {
+    try {
+      const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
+      const data = Buffer.from(args.data, 'base64');
+      this.engine.writeMemory(addr, data);
+      this.invalidate();
+      response.body = { bytesWritten: data.length };
+      this.sendResponse(response);
+      this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['variables'] } } as DebugProtocol.InvalidatedEvent);
+    } catch (e) {
+      this.sendErrorResponse(response, 1061, (e as Error).message);
+    }
+  }
+
+  protected override dispatchRequest(request: DebugProtocol.Request): void {
+    try {
+      super.dispatchRequest(request);
+    } catch (e) {
+      const r = { seq: 0, type: 'response', request_seq: request.seq, command: request.command, success: false } as DebugProtocol.Response;
+      this.sendErrorResponse(r, 1099, (e as Error).message);
+    }
+  }
+}
+
+function truthy(v: Value): boolean {
+  return v.bytes().some((x: number) => x !== 0);
+}
+
+function safeTypeName(v: Value): string | undefined {
+  try {
+    return typeName(v.type);
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let v = m[2];
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1);
+    out[m[1]] = v;
+  }
+  return out;
+}

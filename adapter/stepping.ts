@@ -1,0 +1,107 @@
+// Source-level stepping, with gdb's rules (infrun): `next` steps until the pc reaches
+// the start of a different line of the same frame, stepping over calls; `step` also
+// stops at the first line of a called function that has line information; returning
+// into the middle of the caller's line keeps stepping to the next line start.
+// `finish` runs to the return address of the current frame.
+import type { EngineEvent, Session as Engine } from './engine';
+import type { Program } from './symbols';
+
+/** What ended a step: the step itself, or something that stopped the program on the way. */
+export type StepEnd = { kind: 'done' } | { kind: 'event'; event: EngineEvent };
+
+export interface StepHost {
+  engine: Engine;
+  program: Program;
+  /** one single-step of tid; resolves with the engine event that ended it */
+  singleStep(tid: number): Promise<EngineEvent>;
+  /** runs until the temporary breakpoint at addr is hit by tid with rsp above minSp, or another stop */
+  runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd>;
+  /** registers of tid by DWARF number, for unwinding */
+  dwarfRegs(tid: number): Map<number, bigint>;
+}
+
+const MAX_STEPS = 200_000;
+
+function isStepStop(e: EngineEvent, tid: number): boolean {
+  return e.kind === 'stopped' && e.tid === tid && e.reason === 'step';
+}
+
+/** After a single step: did the instruction just executed call something? */
+function enteredCall(h: StepHost, pcBefore: bigint, spBefore: bigint, sp: bigint): bigint | undefined {
+  if (sp !== spBefore - 8n) return undefined;
+  const ret = h.engine.readMemory(sp, 8);
+  if (ret.length < 8) return undefined;
+  const r = ret.readBigUInt64LE(0);
+  return r > pcBefore && r <= pcBefore + 15n ? r : undefined;
+}
+
+export async function stepLine(h: StepHost, tid: number, into: boolean): Promise<StepEnd> {
+  let regs = h.engine.registers(tid);
+  let pc = regs.rip;
+  const first = h.program.lineRange(pc);
+  if (!first) return finish(h, tid); // no line information here: leave the function, as gdb does
+  let range: [bigint, bigint] = [first.start, first.end];
+  const startLine = first.line;
+  const startFile = first.file;
+  const startFn = h.program.describe(pc).function;
+  // the frame we step in: deeper means a call, higher means we returned
+  const frameSp = regs.rsp;
+  for (let n = 0; n < MAX_STEPS; n++) {
+    const pcBefore = pc;
+    const spBefore = regs.rsp;
+    const ev = await h.singleStep(tid);
+    if (!isStepStop(ev, tid)) return { kind: 'event', event: ev };
+    regs = h.engine.registers(tid);
+    pc = regs.rip;
+    const ret = enteredCall(h, pcBefore, spBefore, regs.rsp);
+    if (ret !== undefined) {
+      const target = h.program.lineRange(pc);
+      if (into && target) {
+        // stop where `break FUNC` would: after the prologue of the function entered
+        const m = h.program.moduleFor(pc);
+        const body = m ? h.program.postPrologue(m, pc) : pc;
+        if (body !== pc) {
+          const end = await h.runTo(tid, body, 0n);
+          if (end.kind !== 'done') return end;
+        }
+        return { kind: 'done' };
+      }
+      // step over the call: run to the return address in this frame
+      const end = await h.runTo(tid, ret, spBefore - 8n);
+      if (end.kind !== 'done') return end;
+      regs = h.engine.registers(tid);
+      pc = regs.rip;
+    }
+    if (pc >= range[0] && pc < range[1]) continue;
+    const lr = h.program.lineRange(pc);
+    if (!lr) {
+      // ran into code without line information (returned into a library, or a jump):
+      // finish back into code that has it
+      if (regs.rsp > frameSp) return finish(h, tid);
+      continue;
+    }
+    const returned = regs.rsp > frameSp && h.program.describe(pc).function !== startFn;
+    if (lr.start === pc && !returned) {
+      const sameLine = lr.line === startLine && lr.file === startFile && h.program.describe(pc).function === startFn;
+      if (!sameLine) return { kind: 'done' };
+    }
+    if (returned && lr.start === pc) return { kind: 'done' };
+    // the middle of a line (or another part of the same line): keep going through it
+    range = [lr.start, lr.end];
+  }
+  return { kind: 'done' };
+}
+
+/** Runs until the current function returns to its caller. */
+export async function finish(h: StepHost, tid: number): Promise<StepEnd> {
+  const regs = h.engine.registers(tid);
+  const stack = h.program.backtrace(h.dwarfRegs(tid), 64);
+  const me = stack[0];
+  const caller = stack.find((f) => f.physIndex > (me?.physIndex ?? 0));
+  if (!caller) {
+    const ev = await h.singleStep(tid);
+    return isStepStop(ev, tid) ? { kind: 'done' } : { kind: 'event', event: ev };
+  }
+  return h.runTo(tid, caller.pc, me?.cfa !== undefined ? me.cfa - 8n : regs.rsp);
+}
+

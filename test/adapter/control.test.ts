@@ -1,0 +1,173 @@
+// Conditions, hit counts, logpoints, signals, pause, attach and the errors users see.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, afterEach, describe, test } from 'node:test';
+import type { DebugClient } from '@vscode/debugadapter-testsupport';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { buildFixture, fixturesDir } from '../helpers/fixtures';
+import { gdbBatch } from '../helpers/gdb';
+import { assertNoFixtureProcesses, isAlive, waitGone } from '../helpers/procs';
+import { collectOutput, launchTo, startClient } from './dap';
+
+const clients: DebugClient[] = [];
+async function client(): Promise<DebugClient> {
+  const dc = await startClient();
+  clients.push(dc);
+  return dc;
+}
+afterEach(async () => {
+  for (const dc of clients.splice(0)) {
+    try {
+      await dc.disconnectRequest({ terminateDebuggee: true });
+    } catch {
+      /* ended */
+    }
+    await dc.stop();
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  assertNoFixtureProcesses('after test');
+});
+after(() => assertNoFixtureProcesses('after suite'));
+
+const counterSrc = join(fixturesDir, 'counter.c');
+
+async function argValue(dc: DebugClient, tid: number, name: string): Promise<string | undefined> {
+  const st = await dc.stackTraceRequest({ threadId: tid });
+  const scopes = await dc.scopesRequest({ frameId: st.body.stackFrames[0].id });
+  const vars = await dc.variablesRequest({ variablesReference: scopes.body.scopes.find((s) => s.name === 'Arguments')!.variablesReference });
+  return vars.body.variables.find((v) => v.name === name)?.value;
+}
+
+describe('breakpoint options', () => {
+  test('a conditional breakpoint stops only where the condition holds', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog, args: ['10'] }, counterSrc, [{ line: 10, condition: 'i == 6 || i == 8' }]);
+    assert.equal(await argValue(dc, stop.body.threadId!, 'i'), '6');
+    const again = dc.waitForEvent('stopped');
+    await dc.continueRequest({ threadId: stop.body.threadId! });
+    await again;
+    assert.equal(await argValue(dc, stop.body.threadId!, 'i'), '8');
+  });
+
+  test('a hit count stops on that hit, as gdb`s ignore count does', async () => {
+    const prog = buildFixture('counter.c');
+    const g = gdbBatch(prog, ['set startup-with-shell off', 'break tick', 'ignore 1 4', 'run', 'info args'], ['10']);
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog, args: ['10'] }, counterSrc, [{ line: 10, hitCondition: '5' }]);
+    assert.equal(await argValue(dc, stop.body.threadId!, 'i'), /^i = (\d+)/m.exec(g)![1]);
+  });
+
+  test('a logpoint logs with interpolated values and does not stop', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const out = collectOutput(dc);
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: prog, args: ['4'] });
+    await initialized;
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [{ line: 11, logMessage: 'i={i} total={total}' }] });
+    const ended = dc.waitForEvent('terminated');
+    await dc.configurationDoneRequest();
+    await launched;
+    await ended;
+    assert.equal(out.text('console').split('\n').filter((l) => l.startsWith('i=')).join('\n'), 'i=0 total=0\ni=1 total=0\ni=2 total=1\ni=3 total=3');
+  });
+
+  test('a function breakpoint and a bad hit condition', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog, args: ['3'] }, counterSrc, [], async () => {
+      const r = await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'tick' }] });
+      assert.equal(r.body.breakpoints[0].verified, true);
+      const bad = await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [{ line: 11, hitCondition: 'sometimes' }] });
+      assert.equal(bad.body.breakpoints[0].verified, false);
+      assert.match(bad.body.breakpoints[0].message ?? '', /hit condition "sometimes" is not understood/);
+    });
+    const st = await dc.stackTraceRequest({ threadId: stop.body.threadId! });
+    assert.equal(st.body.stackFrames[0].name, 'tick');
+    assert.equal(st.body.stackFrames[0].line, 10);
+  });
+});
+
+describe('signals, pause, attach', () => {
+  test('a crash stops with reason exception; exceptionInfo names the signal and the address gdb reports', async () => {
+    const prog = buildFixture('crash.c');
+    const g = gdbBatch(prog, ['set startup-with-shell off', 'run', 'p $_siginfo._sifields._sigfault.si_addr', 'bt 1']);
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog }, join(fixturesDir, 'crash.c'), []);
+    assert.equal(stop.body.reason, 'exception');
+    const info = await dc.exceptionInfoRequest({ threadId: stop.body.threadId! });
+    assert.equal(info.body.exceptionId, 'SIGSEGV');
+    const addr = /\(void \*\) (0x[0-9a-f]+)/.exec(g)![1];
+    assert.match(info.body.description ?? '', new RegExp(`at address ${addr}`));
+    const st = await dc.stackTraceRequest({ threadId: stop.body.threadId! });
+    const gTop = /^#0\s+(?:0x[0-9a-f]+ in )?(\w+) .* at \S+:(\d+)/m.exec(g)!;
+    assert.deepEqual([st.body.stackFrames[0].name, st.body.stackFrames[0].line], [gTop[1], Number(gTop[2])]);
+    const ended = dc.waitForEvent('exited') as Promise<DebugProtocol.ExitedEvent>;
+    await dc.continueRequest({ threadId: stop.body.threadId! });
+    assert.equal((await ended).body.exitCode, 128 + 11);
+  });
+
+  test('pause stops a running program; continue and terminate end it, leaving nothing', async () => {
+    const prog = buildFixture('sleeper.c');
+    const dc = await client();
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: prog, args: ['1000', '10'] });
+    await initialized;
+    await dc.configurationDoneRequest();
+    await launched;
+    await new Promise((r) => setTimeout(r, 200));
+    const threads = await dc.threadsRequest();
+    const paused = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.pauseRequest({ threadId: threads.body.threads[0].id });
+    assert.equal((await paused).body.reason, 'pause');
+    const st = await dc.stackTraceRequest({ threadId: threads.body.threads[0].id });
+    assert.ok(st.body.stackFrames.some((f) => f.name === 'main'), 'main is on the stack of the paused program');
+    const pid = threads.body.threads[0].id;
+    await dc.continueRequest({ threadId: pid });
+    const term = dc.waitForEvent('terminated');
+    await dc.terminateRequest({});
+    await term;
+    assert.ok(await waitGone(pid));
+  });
+
+  test('attach to a running process, stop at a breakpoint, disconnect: it runs on to its normal end', async () => {
+    const prog = buildFixture('sleeper.c');
+    const child = spawn(prog, ['40', '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => child.stdout.once('data', r));
+    const done = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const dc = await client();
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const attached = dc.attachRequest({ pid: child.pid } as DebugProtocol.AttachRequestArguments);
+    await initialized;
+    const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'nap' }] });
+    await dc.configurationDoneRequest();
+    await attached;
+    const stop = await stopped;
+    assert.equal(stop.body.reason, 'breakpoint');
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [] });
+    await dc.disconnectRequest({ terminateDebuggee: false });
+    assert.equal(await done, 7);
+    assert.match(out, /tick 39\nfinished\n$/);
+    assert.ok(!isAlive(child.pid!));
+  });
+
+  test('errors that say what to do: missing program, not executable, attach to nothing', async () => {
+    const dc = await client();
+    await dc.initializeRequest();
+    await assert.rejects(dc.launch({ program: '/nonexistent/app' }), /does not exist: build it first/);
+    const dc2 = await client();
+    await dc2.initializeRequest();
+    await assert.rejects(dc2.launch({ program: counterSrc }), /not executable/);
+    const dc3 = await client();
+    await dc3.initializeRequest();
+    await assert.rejects(dc3.attachRequest({ pid: 999999 } as DebugProtocol.AttachRequestArguments), /no such process/);
+  });
+});
