@@ -33,7 +33,8 @@
 #endif
 
 #define OUTBUF (8u << 20)
-#define READ_CHUNK (4u << 20)
+#define READ_CHUNK (16u << 20)
+#define BATCH_PAGES (READ_CHUNK / IMG_PAGE)
 
 struct img_pending {
   int fd;
@@ -260,7 +261,7 @@ struct dumpctx {
   /* a writer thread writes one batch while the next is read */
   uint8_t *bufs[2];
   int cur;
-  struct iovec jobiov[2][1024];
+  struct iovec jobiov[2][BATCH_PAGES];
   int jobn[2];
   bool busy[2], quit, wt_on;
   pthread_t wt;
@@ -402,7 +403,7 @@ static int read_batch(struct dumpctx *d, const uint64_t *addrs, size_t count, st
   ssize_t got = *readable ? process_vm_readv(d->pid, &local, 1, remote, nrem, 0) : -1;
   if (got < 0) got = 0;
   size_t full = (size_t)got / IMG_PAGE;
-  struct iovec out[1024];
+  struct iovec out[BATCH_PAGES];
   int nout = 0;
   for (size_t i = 0; i < count; i++) {
     uint8_t *pg = d->rbuf + i * IMG_PAGE;
@@ -425,7 +426,7 @@ static int read_batch(struct dumpctx *d, const uint64_t *addrs, size_t count, st
       if (nout && (uint8_t *)out[nout - 1].iov_base + out[nout - 1].iov_len == pg) {
         out[nout - 1].iov_len += IMG_PAGE;
       } else {
-        if (nout == 1024) { /* cannot happen: a batch has at most 1024 pages */
+        if (nout == (int)BATCH_PAGES) { /* cannot happen: a batch has at most BATCH_PAGES pages */
           int rc = submit(d, out, nout);
           if (rc) return rc;
           nout = 0;
@@ -500,7 +501,7 @@ static int dump_mapping(struct dumpctx *d, struct vma *v, struct img_buf *meta) 
   } else if (kind == MK_VSYSCALL) {
     for (uint64_t i = 0; i < npages; i++) run_add(&runs, PK_ABSENT, 0);
   } else {
-    uint64_t addrs[1024];
+    uint64_t addrs[BATCH_PAGES];
     size_t na = 0, nranges = 0;
     const size_t PMCHUNK = 65536;
     for (uint64_t base = 0; base < npages; base += PMCHUNK) {
@@ -530,7 +531,7 @@ static int dump_mapping(struct dumpctx *d, struct vma *v, struct img_buf *meta) 
           continue;
         }
         if (na && addrs[na - 1] + IMG_PAGE != addr) nranges++;
-        if (na == READ_CHUNK / IMG_PAGE || na == 1024 || nranges >= 1023) {
+        if (na == BATCH_PAGES || nranges >= 1023) {
           if (read_batch(d, addrs, na, &runs, &readable)) goto fail;
           na = nranges = 0;
         }

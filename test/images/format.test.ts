@@ -110,6 +110,27 @@ describe('cryo dump and inspect', () => {
     }
   });
 
+  test('every thread of a multi-threaded process is in the image; restoring it is refused clearly', async () => {
+    const prog = buildFixture('img_threads.c', { name: 'img_threads', flags: ['-O0', '-g', '-pthread'] });
+    const p = start(prog, []);
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    await waitFor(() => out.includes('ready'), 10_000, 'ready');
+    const tids = readdirSync(`/proc/${p.pid}/task`).map(Number).sort((a, b) => a - b);
+    assert.equal(tids.length, 4);
+    const img = join(tmp(), 't.cryo');
+    const d = cryo(['dump', String(p.pid), '-o', img, '--kill']);
+    assert.equal(d.status, 0, d.stderr);
+    await exited(p);
+    const j = inspectJson(img);
+    assert.deepEqual(j.threads.map((t) => t.tid).sort((a, b) => a - b), tids);
+    for (const t of j.threads) assert.ok(BigInt(t.regs.fs_base) !== 0n, 'each thread has its TLS');
+    assert.equal(new Set(j.threads.map((t) => t.regs.fs_base)).size, 4);
+    const r = cryo(['restore', img]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /had 4 threads; restoring more than one thread is not supported/);
+  });
+
   test('usage errors exit 2, failures exit 1 with a message', () => {
     assert.equal(cryo([]).status, 2);
     const h = cryo(['help']);
