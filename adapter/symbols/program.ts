@@ -781,6 +781,9 @@ export class Program {
     const out: Variable[] = [];
     for (let i = frame.blocks.length - 1; i >= 0; i--) {
       for (const d of this.collect(frame.blocks[i], false)) {
+        // gdb leaves out constants kept as bytes (block or string DW_AT_const_value)
+        const cv = d.lookup(DW.AT_const_value)?.attr(DW.AT_const_value);
+        if (cv && (cv.cls === VClass.Block || cv.cls === VClass.String) && !d.has(DW.AT_location)) continue;
         out.push({ name: d.name ?? '', value: this.variableValue(d, frame, stack), die: d, isArg: false });
       }
     }

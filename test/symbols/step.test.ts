@@ -35,3 +35,8 @@ test('.debug_frame only (no .eh_frame): stepping with CFI from the debug section
   const bin = buildFixture('sym_recurse.c', { flags: ['-O1', '-g', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fomit-frame-pointer'], name: 'sym_recurse_dbgframe' });
   same(checkStepping(bin, '*fact', 40));
 });
+
+test('-O2 C++ templates (constants kept as bytes) and a callback called from libc', () => {
+  same(checkStepping(buildFixture('sym_templates.cc', { flags: ['-O2', '-g'], name: 'sym_templates_O2' }), '*main', 40));
+  same(checkStepping(buildFixture('sym_libc.c'), '*by_key', 30));
+});
