@@ -742,12 +742,30 @@ out:
 static int do_restore(struct cryo_session *s, void *arg) {
   struct restore_args *ra = arg;
   if (s->pid) return cryo_fail(CRYO_EINVAL, "this session already has a debuggee (pid %d)", s->pid);
-  pid_t pid = fork();
-  if (pid < 0) return cryo_fail_errno("fork");
+  /* the same pid as in the image when it is free (clone3 with set_tid: glibc keeps the
+   * thread id in its thread descriptor, and raise() and mutexes use it); else a new one */
+  struct {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+  } ca;
+  memset(&ca, 0, sizeof ca);
+  pid_t want = (pid_t)ra->img->pid;
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = (uint64_t)(uintptr_t)&want;
+  ca.set_tid_size = 1;
+  pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+  int same_err = pid < 0 ? errno : 0;
+  if (pid < 0) pid = (pid_t)syscall(SYS_clone3, &(struct { uint64_t f[11]; }){{0, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, 0}}, 88);
+  if (pid < 0) return cryo_fail_errno("clone3 (a new process to restore into)");
   if (pid == 0) {
-    ptrace(PTRACE_TRACEME, 0, 0, 0);
-    raise(SIGSTOP);
-    _exit(127);
+    /* raw clone: glibc's idea of our tid is the parent thread's; only raw syscalls here */
+    syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
+    syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+    syscall(SYS_exit_group, 127);
+  }
+  if (same_err && ra->rep) {
+    size_t len = strlen(ra->rep->notes);
+    snprintf(ra->rep->notes + len, sizeof ra->rep->notes - len, "pid %d could not be reused (%s): the process is %d now\n",
+             want, same_err == EEXIST ? "in use" : strerror(same_err), pid);
   }
   int st;
   for (;;) {

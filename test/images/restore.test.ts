@@ -39,6 +39,8 @@ async function dumpKillRestore(prog: string, args: (out: string) => string[], at
   const atDump = readFileSync(out, 'utf8');
   assert.ok(atDump.length > 0 && atDump.length < ref.out.length, `dumped mid-run (${atDump.length} of ${ref.out.length} bytes; dump: ${d.stderr})`);
   const r = await restoreWait(img);
+  // the pid is free again: the process gets it back (glibc keeps it as its thread id)
+  assert.match(r.stderr, new RegExp(`process ${p.pid} restored as ${p.pid}\\b`));
   const final = readFileSync(out, 'utf8');
   assert.equal(final, ref.out, `restored output differs; restore stderr: ${r.stderr}`);
   assert.equal(r.status, ref.status, `exit status; restore stderr: ${r.stderr}`);
@@ -102,6 +104,7 @@ describe('dump and restore', () => {
     assert.equal(shellStatus(e), ref.status);
     // the copy's stdout was a pipe that is gone: it writes to cryo's own stdout instead, and says so
     assert.match(r.stderr, /descriptor 1 .* connected to cryo's stdout/);
+    assert.match(r.stderr, new RegExp(`pid ${p.pid} could not be reused \\(in use\\)`));
     assert.ok(r.stdout.length > 0 && ref.stdout.endsWith(r.stdout), `the copy continued the same run: ${r.stdout.slice(0, 200)}`);
     assert.ok(r.stdout.startsWith('iteration '), 'from a line boundary');
     assert.equal(r.status, ref.status);
