@@ -20,6 +20,7 @@ import { accessSync, constants, createReadStream, existsSync, readFileSync, stat
 import { basename, isAbsolute, resolve } from 'node:path';
 import { Breakpoints, parseHitCondition, type UserBreakpoint } from './breakpoints';
 import { REGISTER_NAMES, Session as Engine, type EngineEvent } from './engine';
+import { disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
 import { hasChildren, Program, typeName, valueChildren, type Frame, type Value } from './symbols';
@@ -108,6 +109,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       supportsExceptionInfoRequest: true,
       supportsReadMemoryRequest: true,
       supportsWriteMemoryRequest: true,
+      supportsDisassembleRequest: true,
+      supportsModulesRequest: true,
+      supportsLoadedSourcesRequest: true,
       exceptionBreakpointFilters: EXCEPTION_FILTERS,
     };
     this.sendResponse(response);
@@ -733,6 +737,72 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     } catch (e) {
       this.sendErrorResponse(response, 1061, (e as Error).message);
     }
+  }
+
+  protected override async disassembleRequest(response: DebugProtocol.DisassembleResponse, args: DebugProtocol.DisassembleArguments): Promise<void> {
+    try {
+      const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
+      const insns = await disassembleAround((a, n) => this.engine.readMemory(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
+      let lastLine: string | undefined;
+      response.body = {
+        instructions: insns.map((i) => {
+          const d: DebugProtocol.DisassembledInstruction = {
+            address: '0x' + i.address.toString(16),
+            instructionBytes: i.bytes.toString('hex').replace(/(..)(?!$)/g, '$1 '),
+            instruction: i.text,
+          };
+          if (i.symbol) d.symbol = i.symbol;
+          if (i.file && i.line) {
+            const key = `${i.file}:${i.line}`;
+            if (key !== lastLine) {
+              d.location = this.source(i.file);
+              d.line = i.line;
+              lastLine = key;
+            }
+          }
+          return d;
+        }),
+      };
+      // pad to the count asked for, as the protocol wants
+      while (response.body.instructions.length < args.instructionCount) response.body.instructions.push({ address: '0x0', instruction: '??', presentationHint: 'invalid' });
+      this.sendResponse(response);
+    } catch (e) {
+      this.sendErrorResponse(response, 1070, `Cannot disassemble: ${(e as Error).message}`);
+    }
+  }
+
+  protected override customRequest(command: string, response: DebugProtocol.Response, args: unknown): void {
+    if (command === 'modules') return this.modulesRequest(response as DebugProtocol.ModulesResponse);
+    this.sendErrorResponse(response, 1098, `unknown request ${command}`);
+    void args;
+  }
+
+  private modulesRequest(response: DebugProtocol.ModulesResponse): void {
+    const mods = this.program?.modules ?? [];
+    response.body = {
+      modules: mods.map((m) => ({
+        id: m.path,
+        name: basename(m.path),
+        path: m.path,
+        symbolStatus: m.dwarfElf.section('.debug_info') ? 'Symbols loaded' : 'No debug information',
+        addressRange: `0x${m.lo.toString(16)}-0x${m.hi.toString(16)}`,
+      })),
+      totalModules: mods.length,
+    };
+    this.sendResponse(response);
+  }
+
+  protected override loadedSourcesRequest(response: DebugProtocol.LoadedSourcesResponse): void {
+    const files = new Set<string>();
+    for (const m of this.program?.modules ?? []) {
+      try {
+        for (const cu of m.dwarf?.units ?? []) for (const f of m.unitFiles(cu)) files.add(f);
+      } catch {
+        /* a module without readable line tables */
+      }
+    }
+    response.body = { sources: [...files].sort().map((f) => this.source(f)) };
+    this.sendResponse(response);
   }
 
   protected override dispatchRequest(request: DebugProtocol.Request): void {

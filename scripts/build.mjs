@@ -1,11 +1,11 @@
 // Bundles the extension and the debug adapter with esbuild (CommonJS, Node 20).
-// koffi stays external: it loads its own native module from its package folder.
+// koffi and capstone-wasm stay external: they load a native module or a .wasm from their package folders.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 
 const entries = [
   { in: 'extension/extension.ts', out: 'dist/extension.js', external: ['vscode'] },
-  { in: 'adapter/main.ts', out: 'dist/adapter.js', external: ['koffi'] },
+  { in: 'adapter/main.ts', out: 'dist/adapter.js', external: ['koffi', 'capstone-wasm'] },
 ];
 
 for (const e of entries) {

@@ -307,10 +307,10 @@ export class Evaluator {
 
   private mk(type: Type, v: bigint | number): Value {
     const size = sizeOf(type);
-    const b = Buffer.alloc(Math.max(size, 8));
+    const b = Buffer.alloc(Math.max(size, 16));
     const s = strip(type);
     if (s.k === 'base' && s.enc === DW.ATE_float) {
-      if (size === 4) b.writeFloatLE(Number(v)); else b.writeDoubleLE(Number(v));
+      if (size === 4) b.writeFloatLE(Number(v)); else if (size === 8) b.writeDoubleLE(Number(v)); else toX87(Number(v)).copy(b);
     } else b.writeBigUInt64LE(BigInt.asUintN(64, typeof v === 'number' ? BigInt(Math.trunc(v)) : v));
     return new Value(type, this.ctx, undefined, b.subarray(0, size));
   }
@@ -543,6 +543,7 @@ export class Evaluator {
       return this.mk(ty, x);
     }
     const ty = arithType(l.type, r.type);
+    if (sizeOf(ty) > 8) throw new ExpressionError('That operation is not available on integers of more than 8 bytes.', pos);
     const uns = !isSigned(ty);
     const bits = BigInt(sizeOf(ty) * 8);
     const norm = (v: bigint) => (uns ? BigInt.asUintN(Number(bits), v) : BigInt.asIntN(Number(bits), v));
@@ -667,3 +668,28 @@ function compare(op: string, a: bigint | number, b: bigint | number): boolean {
 }
 
 export { isCharType, field };
+
+/** x87 80-bit extended encoding of a double (long double values). */
+function toX87(x: number): Buffer {
+  const b = Buffer.alloc(16);
+  if (x === 0) { if (Object.is(x, -0)) b.writeUInt16LE(0x8000, 8); return b; }
+  const sign = x < 0 ? 0x8000 : 0;
+  let a = Math.abs(x);
+  if (!Number.isFinite(a)) { b.writeBigUInt64LE(1n << 63n); b.writeUInt16LE(sign | 0x7fff, 8); return b; }
+  if (Number.isNaN(x)) { b.writeBigUInt64LE(3n << 62n); b.writeUInt16LE(0x7fff, 8); return b; }
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  if (2 ** (e + 1) <= a) e++;
+  const d = Buffer.alloc(8); d.writeDoubleLE(a);
+  const bits = d.readBigUInt64LE(0);
+  const exp = Number((bits >> 52n) & 0x7ffn);
+  let mant = bits & ((1n << 52n) - 1n);
+  if (exp) mant |= 1n << 52n; // normal
+  else { // subnormal double: normalise
+    while (!(mant & (1n << 52n))) mant <<= 1n;
+  }
+  b.writeBigUInt64LE(mant << 11n);
+  b.writeUInt16LE(sign | (e + 16383), 8);
+  a = 0;
+  return b;
+}

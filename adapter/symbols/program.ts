@@ -624,7 +624,9 @@ export class Program {
     const s = m.elfSymbolAt(addr);
     if (!s) return undefined;
     void dataOnly;
-    return s.offset ? `${s.name}+${s.offset}` : s.name;
+    // function-local statics are `name.N` in the symbol table; gdb shows the variable's name
+    const name = s.name.replace(/^([A-Za-z_]\w*)\.\d+$/, '$1');
+    return s.offset ? `${name}+${s.offset}` : name;
   }
 
   /** Evaluates a DIE's location in a frame. */

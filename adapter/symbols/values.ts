@@ -204,10 +204,40 @@ export function formatValue(v: Value, opts: FormatOptions = {}): string {
   }
 }
 
+/** gdb treats typedefs named wchar_t, char16_t and char32_t as characters (C declares them so). */
+export function wideKind(t: Type): 'L' | 'u' | 'U' | undefined {
+  for (let x: Type = t; ; ) {
+    if (x.k === 'typedef' || x.k === 'base') {
+      if (x.name === 'wchar_t') return 'L';
+      if (x.name === 'char16_t') return 'u';
+      if (x.name === 'char32_t') return 'U';
+    }
+    if (x.k === 'typedef' || x.k === 'cv') x = x.to; else return undefined;
+  }
+}
+
+function wideString(mem: MemoryReader, addr: bigint, size: number, max = PRINT_MAX): { chars: number[]; truncated: boolean } {
+  const chars: number[] = [];
+  for (let a = addr; chars.length < max; a += BigInt(size)) {
+    const b = mem.read(a, size);
+    const c = size === 2 ? b.readUInt16LE(0) : b.readUInt32LE(0);
+    if (c === 0) return { chars, truncated: false };
+    chars.push(c);
+  }
+  return { chars, truncated: true };
+}
+
+function fmtWide(chars: number[], prefix: string, truncated: boolean): string {
+  // wide strings: printable ASCII as is, others as octal escapes (gdb's default charset handling)
+  return prefix + fmtString(chars.map((c) => (c < 256 ? c : 63)), truncated);
+}
+
 function fmt(v: Value, top: boolean): string {
   if (v.optimized) return '<optimized out>';
   const full = v.type;
   const t = strip(full);
+  const wk = !HEX && t.k === 'base' ? wideKind(full) : undefined;
+  if (wk) { const i = v.int(); return `${i} ${wk}${charLit(Number(BigInt.asUintN(32, i)) & 0xff)}`; }
   switch (t.k) {
     case 'void': return 'void';
     case 'base': return fmtBase(v, t);
@@ -221,7 +251,13 @@ function fmt(v: Value, top: boolean): string {
       const inner = safe(() => fmt(target, false));
       return `${top ? `(${typeName(full)}) ` : ''}@0x${addr.toString(16)}: ${inner}`;
     }
-    case 'array': return fmtArray(v, t.of, t.count ?? 0);
+    case 'array':
+      if (t.count === undefined) { // flexible array member: gdb shows where it starts
+        const a = v.addr ?? 0n;
+        const sym = v.ctx.symbolize?.(a, true);
+        return `0x${a.toString(16)}${sym ? ` <${sym}>` : ''}`;
+      }
+      return fmtArray(v, t.of, t.count);
     case 'struct': return fmtStruct(v, t);
     case 'func': {
       const a = v.addr ?? 0n;
@@ -252,6 +288,12 @@ function fmtBase(v: Value, t: Extract<Type, { k: 'base' }>): string {
   switch (t.enc) {
     case DW.ATE_boolean: { const i = v.int(); return i === 0n ? 'false' : i === 1n ? 'true' : String(i); }
     case DW.ATE_float: return fmtFloat(v.float(), t.size);
+    case DW.ATE_complex_float: {
+      const half = t.size / 2;
+      const b = v.bytes();
+      const part = (o: number) => (half === 4 ? b.readFloatLE(o) : half === 8 ? b.readDoubleLE(o) : x87(b.subarray(o, o + 10)));
+      return `${fmtFloat(part(0), half)} + ${fmtFloat(part(half), half)}i`;
+    }
     case DW.ATE_signed_char: case DW.ATE_unsigned_char: {
       const i = v.int();
       return `${i} ${charLit(Number(BigInt.asUintN(8, i)))}`;
@@ -368,6 +410,15 @@ function fmtPointer(v: Value, full: Type, top: boolean): string {
   let out = prefix + hexs;
   const s = addr ? v.ctx.symbolize?.(addr, true) : undefined;
   if (s) out += ` <${s}>`;
+  const wk = wideKind(t.to);
+  if (wk && addr !== 0n) {
+    try {
+      const r = wideString(v.ctx.mem, addr, sizeOf(t.to));
+      return `${prefix.replace(/^\(.*\) $/, '')}${out.slice(prefix.length)} ${fmtWide(r.chars, wk, r.truncated)}`;
+    } catch {
+      return out + ` <error: Cannot access memory at address ${hexs}>`;
+    }
+  }
   if (isCharType(t.to) && addr !== 0n) {
     try {
       const r = readCString(v.ctx.mem, addr);

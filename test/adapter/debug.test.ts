@@ -128,3 +128,42 @@ describe('launch, breakpoints, stack and variables', () => {
     assert.deepEqual(lines, gdbLines);
   });
 });
+
+describe('memory, disassembly, modules', () => {
+  test('disassemble around the pc gives gdb`s instruction boundaries and mnemonics; readMemory gives gdb`s values', async () => {
+    const prog = buildFixture('counter.c');
+    const g = gdbBatch(prog, [...GDB, 'break counter.c:11', 'run', 'x/12i $pc', 'p/x total', 'p/x counter'], ['5']);
+    const gInsns = [...g.matchAll(/^(?:=> )?\s*0x([0-9a-f]+) <[^>]+>:\s+(\S+)/gm)].map((m) => ({ off: m[1], mnem: m[2] }));
+    assert.equal(gInsns.length, 12);
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog, args: ['5'] }, counterSrc, [{ line: 11 }]);
+    const frames = await topFrame(dc, stop.body.threadId!);
+    const pc = BigInt(frames[0].instructionPointerReference!);
+    const d = await dc.customRequest('disassemble', { memoryReference: frames[0].instructionPointerReference, instructionCount: 12 });
+    const ours = (d.body.instructions as DebugProtocol.DisassembledInstruction[]).map((i) => ({ addr: BigInt(i.address), mnem: i.instruction.split(/\s+/)[0], symbol: i.symbol, line: i.line }));
+    // gdb runs without ASLR: compare offsets from the first instruction, and mnemonics
+    const gBase = BigInt('0x' + gInsns[0].off);
+    assert.deepEqual(ours.map((i) => i.addr - pc), gInsns.map((i) => BigInt('0x' + i.off) - gBase));
+    // AT&T mnemonics: Capstone adds an operand-size suffix where gdb leaves it implied
+    ours.forEach((o, k) => assert.ok(o.mnem === gInsns[k].mnem || o.mnem.slice(0, -1) === gInsns[k].mnem, `${o.mnem} vs gdb ${gInsns[k].mnem}`));
+    assert.match(ours[0].symbol ?? '', /^tick\+\d+$/);
+    assert.equal(ours[0].line, 11);
+    // instructions before the pc too
+    const back = await dc.customRequest('disassemble', { memoryReference: frames[0].instructionPointerReference, instructionOffset: -3, instructionCount: 4 });
+    assert.equal(BigInt(back.body.instructions[3].address), pc);
+    for (const name of ['total', 'counter']) {
+      const ev = await dc.evaluateRequest({ expression: `&${name}`, frameId: frames[0].id, context: 'watch' });
+      const addrText = /0x[0-9a-f]+/.exec(ev.body.result)![0];
+      const mem = await dc.customRequest('readMemory', { memoryReference: addrText, count: 8 });
+      const value = Buffer.from(mem.body.data, 'base64').readBigUInt64LE(0);
+      const gValue = BigInt(new RegExp(`= (0x[0-9a-f]+)`, 'g').exec(g.slice(g.indexOf(name === 'total' ? '$1 = ' : '$2 = ')))![1]);
+      assert.equal(value, gValue, name);
+    }
+    const mods = await dc.customRequest('modules', {});
+    const names = (mods.body.modules as DebugProtocol.Module[]).map((m) => m.name);
+    assert.ok(names.some((n) => n.startsWith('counter')), `modules: ${names}`);
+    assert.ok(names.some((n) => n.startsWith('libc.so')), `modules: ${names}`);
+    const srcs = await dc.customRequest('loadedSources', {});
+    assert.ok((srcs.body.sources as DebugProtocol.Source[]).some((s) => s.path === counterSrc));
+  });
+});
