@@ -279,3 +279,8 @@ test('-O2 expressions in inlined and outer frames (entry values, location lists)
     try { const d = checkPrints(s, exprs, frame); assert.deepEqual(d, [], `frame ${frame}:\n${d.join('\n')}`); } finally { s.close(); }
   }
 });
+
+test('less common C values: long double, complex, __int128, wide characters, flexible arrays, qualifiers', () => {
+  const exprs = ["ld", "z", "big", "ubig", "wc", "ws", "c16", "c32", "sg", "unknown", "w", "fp->items[2]", "*fp", "grid", "grid[1]", "sh", "names", "arr", "parr", "*parr", "mtx", "mtx[1]", "ci", "cp", "*cp", "handlers", "pp", "*pp", "fnp", "ld * 2", "big >> 90", "sizeof(matrix)", "(long)ld"];
+  same(buildFixture('sym_values.c'), `sym_values.c:${markerLine('sym_values.c', 'show')}`, exprs);
+});

@@ -187,3 +187,8 @@ test('at the first instruction (before the loader ran): ld.so from the mappings,
     assert.equal(f.function, top.func);
   } finally { c.close(); rmSync(core, { force: true }); }
 });
+
+test('locals of less common C types (long double, complex, wide strings, bitfields over 32 bits)', () => {
+  const bin = buildFixture('sym_values.c');
+  run(stopAt(bin, at('sym_values.c', 'show')), (s) => expectSame(s));
+});
