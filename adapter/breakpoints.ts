@@ -110,6 +110,11 @@ export class Breakpoints {
     return this.instructions;
   }
 
+  /** Forgets every address (a new process): resolvePending binds them again. */
+  unbind(): void {
+    for (const b of this.all()) if (b.kind !== 'instruction') b.addrs = [];
+  }
+
   /** Resolves every breakpoint that has no address yet (after libraries load). Returns those that changed. */
   resolvePending(program: Program): UserBreakpoint[] {
     const changed: UserBreakpoint[] = [];

@@ -7,6 +7,8 @@ import {
   InitializedEvent,
   LoggingDebugSession,
   OutputEvent,
+  ProgressEndEvent,
+  ProgressStartEvent,
   Scope,
   Source,
   StackFrame,
@@ -16,10 +18,11 @@ import {
   ThreadEvent,
 } from '@vscode/debugadapter';
 import type { DebugProtocol } from '@vscode/debugprotocol';
-import { accessSync, constants, createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { Breakpoints, parseHitCondition, type UserBreakpoint } from './breakpoints';
 import { REGISTER_NAMES, Session as Engine, type EngineEvent } from './engine';
+import { encodeFor } from './assign';
 import { disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
@@ -85,6 +88,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private ended = false;
   private sourceMap: [string, string][] = [];
   private currentTid = 0;
+  private launchArgs?: LaunchArguments;
+  private restarting = false;
+  private clientProgress = false;
+  private progressId = 0;
 
   constructor() {
     super();
@@ -95,7 +102,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   // ---- capabilities and configuration ----
 
-  protected override initializeRequest(response: DebugProtocol.InitializeResponse): void {
+  protected override initializeRequest(response: DebugProtocol.InitializeResponse, args: DebugProtocol.InitializeRequestArguments): void {
+    this.clientProgress = !!args.supportsProgressReporting;
     response.body = {
       supportsConfigurationDoneRequest: true,
       supportsFunctionBreakpoints: true,
@@ -110,6 +118,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       supportsReadMemoryRequest: true,
       supportsWriteMemoryRequest: true,
       supportsDisassembleRequest: true,
+      supportsSetVariable: true,
+      supportsRestartRequest: true,
       supportsModulesRequest: true,
       supportsLoadedSourcesRequest: true,
       exceptionBreakpointFilters: EXCEPTION_FILTERS,
@@ -132,6 +142,20 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: LaunchArguments): Promise<void> {
     try {
+      this.launchArgs = args;
+      this.startLaunched(args);
+      this.sendResponse(response);
+      this.sendEvent(new InitializedEvent());
+      await this.configured;
+      await this.run(() => this.engine.continue());
+    } catch (e) {
+      this.sendErrorResponse(response, 1001, `Cannot launch: ${(e as Error).message}`);
+    }
+  }
+
+  /** Starts the program of a launch configuration, stopped before its first instruction. */
+  private startLaunched(args: LaunchArguments): void {
+    {
       const program = isAbsolute(args.program) ? args.program : resolve(args.cwd ?? process.cwd(), args.program);
       if (!existsSync(program)) throw new Error(`program ${program} does not exist: build it first, or fix "program" in launch.json`);
       if (!statSync(program).isFile()) throw new Error(`program ${program} is not a file`);
@@ -156,12 +180,28 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.pipeOutput(l.stderr, 'stderr');
       this.stopAtEntry = !!args.stopAtEntry;
       this.startProgram(l.pid);
+    }
+  }
+
+  protected override async restartRequest(response: DebugProtocol.RestartResponse): Promise<void> {
+    if (!this.launchArgs) {
+      this.sendErrorResponse(response, 1003, 'Only a launched program can be restarted.');
+      return;
+    }
+    try {
+      this.restarting = true;
+      await this.engine.close();
+      this.internal.clear();
+      this.bps.unbind();
+      this.ended = false;
+      this.startLaunched(this.launchArgs);
+      this.bps.resolvePending(this.program);
+      this.restarting = false;
       this.sendResponse(response);
-      this.sendEvent(new InitializedEvent());
-      await this.configured;
       await this.run(() => this.engine.continue());
     } catch (e) {
-      this.sendErrorResponse(response, 1001, `Cannot launch: ${(e as Error).message}`);
+      this.restarting = false;
+      this.sendErrorResponse(response, 1004, `Cannot restart: ${(e as Error).message}`);
     }
   }
 
@@ -189,8 +229,16 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private startProgram(pid: number): void {
-    this.target = new LiveTarget(this.engine, pid);
-    this.program = new Program(this.target);
+    const progress = this.progress(`Loading symbols of ${basename(readlinkSync(`/proc/${pid}/exe`))}`);
+    try {
+      this.target = new LiveTarget(this.engine, pid);
+      this.program = new Program(this.target);
+    } finally {
+      progress();
+    }
+    const main = this.program.modules[0];
+    if (main && !main.dwarfElf.section('.debug_info'))
+      this.sendEvent(new OutputEvent(`cryo: ${main.path} has no debug information: stacks are shown by symbol, without source lines or variables. Build it with -g.\n`, 'console'));
     this.engine.onEvent((e) => {
       if (e.kind === 'threadNew') this.sendEvent(new ThreadEvent('started', e.tid));
       if (e.kind === 'threadExit') this.sendEvent(new ThreadEvent('exited', e.tid));
@@ -199,6 +247,14 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     // read them (and to bind breakpoints in them), then watch the loader for dlopen
     const entry = this.target.auxv.get(9); // AT_ENTRY
     if (entry && this.launched) this.addInternal(entry, 'entry');
+  }
+
+  /** Reports long work to clients that show progress; returns the function that ends it. */
+  private progress(title: string): () => void {
+    if (!this.clientProgress) return () => {};
+    const id = `cryo-${++this.progressId}`;
+    this.sendEvent(new ProgressStartEvent(id, title));
+    return () => this.sendEvent(new ProgressEndEvent(id));
   }
 
   private addInternal(addr: bigint, kind: 'entry' | 'loader' | 'main'): void {
@@ -270,7 +326,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         this.engine.continue();
       }
     } catch (e) {
-      this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
+      if (!this.restarting) this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
     } finally {
       this.busy = false;
     }
@@ -382,7 +438,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private end(code: number, how?: string): void {
-    if (this.ended) return;
+    if (this.ended || this.restarting) return;
     this.ended = true;
     if (how) this.sendEvent(new OutputEvent(`cryo: the program was ${how}\n`, 'console'));
     this.sendEvent(new ExitedEvent(code));
@@ -672,6 +728,53 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.sendResponse(response);
     } catch (e) {
       this.sendErrorResponse(response, 1032, (e as Error).message);
+    }
+  }
+
+  /** The values a variables reference lists, by name. */
+  private valuesOf(ref: VarRef): { name: string; value: Value }[] {
+    if (ref.kind === 'value') return valueChildren(ref.value, 0, 100000);
+    if (ref.kind === 'registers') return [];
+    const stack = this.stack(ref.tid);
+    const frame = stack[ref.frame];
+    return ref.kind === 'locals' ? this.program.locals(frame, stack) : this.program.args(frame, stack);
+  }
+
+  protected override setVariableRequest(response: DebugProtocol.SetVariableResponse, args: DebugProtocol.SetVariableArguments): void {
+    try {
+      if (this.busy) throw new Error('the program is running: pause it first');
+      const ref = this.varRefs.get(args.variablesReference);
+      if (!ref) throw new Error('that variable is gone: the program ran since');
+      if (ref.kind === 'registers') {
+        const tid = ref.tid;
+        if (!(REGISTER_NAMES as readonly string[]).includes(args.name)) throw new Error(`no register ${args.name}`);
+        const v = BigInt(this.program.evaluate(args.value).int());
+        this.engine.setRegisters(tid, { [args.name]: v });
+        this.stacks.clear();
+        response.body = { value: '0x' + BigInt.asUintN(64, v).toString(16).padStart(16, '0') };
+        this.sendResponse(response);
+        return;
+      }
+      const target = this.valuesOf(ref).find((v) => v.name === args.name)?.value;
+      if (!target) throw new Error(`no variable ${args.name} here`);
+      if (target.addr === undefined) throw new Error(`${args.name} lives in a register or was computed: setting it is not supported`);
+      if (target.bitSize) throw new Error(`${args.name} is a bitfield: setting it is not supported yet`);
+      let frame: Frame | undefined;
+      let stack: Frame[] | undefined;
+      if (ref.kind !== 'value') {
+        stack = this.stack(ref.tid);
+        frame = stack[ref.frame];
+      }
+      const source = this.program.evaluate(args.value, frame, stack);
+      this.engine.writeMemory(target.addr, encodeFor(target, source));
+      this.stacks.clear();
+      const now = this.valuesOf(ref).find((v) => v.name === args.name)!.value;
+      const shown = this.variable(args.name, now);
+      response.body = { value: shown.value, type: shown.type, variablesReference: shown.variablesReference };
+      this.sendResponse(response);
+      this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['variables'] } } as DebugProtocol.InvalidatedEvent);
+    } catch (e) {
+      this.sendErrorResponse(response, 1045, `Cannot set ${args.name}: ${(e as Error).message}`);
     }
   }
 

@@ -5,7 +5,7 @@ import { DW } from './dwarf';
 import type { Frame, Program } from './program';
 import { Reg } from './target';
 import { isCharType, isSigned, Member, sizeOf, strip, StructType, Type, typeName } from './types';
-import { field, OptimizedOut, Value, ValueContext } from './values';
+import { alongPath, field, memberPath, OptimizedOut, Value, ValueContext } from './values';
 
 export class ExpressionError extends Error {
   constructor(message: string, readonly column?: number) { super(message); }
@@ -429,14 +429,14 @@ export class Evaluator {
   private member(v: Value, name: string, pos: number): Value {
     const t = strip(v.type);
     if (t.k !== 'struct') throw new ExpressionError(`Attempt to extract a component of a value that is not a structure${name ? ` (looking for member ${name})` : ''}.`, pos);
-    const found = findMemberDeep(t, name);
+    const found = memberPath(t, name);
     if (!found) throw new ExpressionError(this.cxx ? `There is no member or method named ${name}.` : `There is no member named ${name}.`, pos);
     if (found.m.isStatic) {
       const sv = this.program.staticMember(found.m);
       if (!sv) throw new ExpressionError(`static field ${name} has been optimized out`, pos);
       return sv;
     }
-    return v.member(found.m, found.base);
+    return alongPath(v, found.path).member(found.m);
   }
 
   private indexOf(a: Value, i: Value, pos: number): Value {
@@ -607,21 +607,6 @@ function exprText(n: Node): string {
     case 'num': return String(n.v);
     default: return 'the expression';
   }
-}
-
-function findMemberDeep(t: StructType, name: string): { m: Member; base: number } | undefined {
-  for (const m of t.members) if (m.name === name) return { m, base: 0 };
-  // anonymous struct/union members
-  for (const m of t.members) {
-    if (m.name) continue;
-    const mt = strip(m.type);
-    if (mt.k === 'struct') { const r = findMemberDeep(mt, name); if (r) return { m: r.m, base: r.base + m.offset }; }
-  }
-  for (const b of t.bases) {
-    const bt = strip(b.type);
-    if (bt.k === 'struct') { const r = findMemberDeep(bt, name); if (r) return { m: r.m, base: r.base + b.offset }; }
-  }
-  return undefined;
 }
 
 /** a reference used as a value is its referent */

@@ -5,7 +5,7 @@ import { qualifiedName } from './module';
 export interface Member {
   name?: string; type: Type; offset: number; bitSize?: number; bitOffset?: number; artificial: boolean; isStatic: boolean; die: Die;
 }
-export interface Base { type: Type; offset: number; virtual: boolean }
+export interface Base { type: Type; offset: number; virtual: boolean; /** location expression of a virtual base (object address pushed first) */ locExpr?: Buffer }
 
 export type Type =
   | { k: 'void' }
@@ -18,7 +18,7 @@ export type Type =
   | { k: 'typedef'; name: string; to: Type }
   | { k: 'cv'; q: 'const' | 'volatile' | 'restrict' | 'atomic'; to: Type }
   | { k: 'func'; ret: Type; params: Type[]; varargs: boolean; proto: boolean; cxx: boolean }
-  | { k: 'memptr'; size: number };
+  | { k: 'memptr'; size: number; cls?: Type; fn: boolean };
 
 export interface StructType {
   k: 'struct'; tag: 'struct' | 'class' | 'union'; name?: string; size: number; cxx: boolean; die: Die;
@@ -96,7 +96,7 @@ export function typeOf(die: Die | undefined): Type {
           if (signed) v = BigInt.asIntN(size * 8, v);
         }
         if (v < 0n) signed = true;
-        values.push([ch.str(DW.AT_name) ?? '', v]);
+        values.push([enumeratorName(die, ch.str(DW.AT_name) ?? ''), v]);
       }
       t = { k: 'enum', name: die.str(DW.AT_name) !== undefined ? qualifiedName(die) : undefined, size: size || 4, values, signed, cxx: die.cu.isCxx };
       break;
@@ -131,9 +131,14 @@ export function typeOf(die: Die | undefined): Type {
       t = { k: 'func', ret: typeOf(die.ref(DW.AT_type)), params, varargs, proto: die.flag(DW.AT_prototyped), cxx: die.cu.isCxx };
       break;
     }
-    case DW.TAG_ptr_to_member_type:
-      t = { k: 'memptr', size: 8 };
-      break;
+    case DW.TAG_ptr_to_member_type: {
+      const to = die.ref(DW.AT_type);
+      const fn = !!to && (to.tag === DW.TAG_subroutine_type);
+      const p: { k: 'memptr'; size: number; cls?: Type; fn: boolean } = { k: 'memptr', size: fn ? 16 : 8, fn };
+      cache.set(die, p);
+      p.cls = typeOf(die.ref(0x1d /* DW_AT_containing_type */));
+      return p;
+    }
     default:
       t = VOID;
   }
@@ -166,7 +171,9 @@ function structType(die: Die, size: number): StructType {
         }
         members.push(m);
       } else if (ch.tag === DW.TAG_inheritance) {
-        bases.push({ type: typeOf(ch.ref(DW.AT_type)), offset: memberOffset(ch), virtual: (ch.num(0x4c) ?? 0) !== 0 });
+        const loc = ch.attr(DW.AT_data_member_location);
+        const virt = (ch.num(0x4c) ?? 0) !== 0;
+        bases.push({ type: typeOf(ch.ref(DW.AT_type)), offset: memberOffset(ch), virtual: virt, locExpr: virt && loc && Buffer.isBuffer(loc.v) && loc.v[0] !== 0x23 ? loc.v : undefined });
       } else if (ch.tag === DW.TAG_template_type_param) {
         tmpl.push(typeOf(ch.ref(DW.AT_type)));
       }
@@ -283,4 +290,22 @@ export function typeName(t: Type, inner = ''): string {
       return typeName(t.ret, `${inner}(${params})`);
     }
   }
+}
+
+/** gdb's name of a C++ enumerator: scoped enums by the enum's name, others by the enclosing scope. */
+function enumeratorName(en: Die, name: string): string {
+  if (!en.cu.isCxx) return name;
+  if (en.flag(DW.AT_enum_class)) return `${qualifiedName(en)}::${name}`;
+  const q = en.str(DW.AT_name) !== undefined ? qualifiedName(en) : '';
+  const i = q.lastIndexOf('::');
+  if (i > 0) return `${q.slice(0, i)}::${name}`;
+  // anonymous enum: its parent's scope
+  let p = en.parent; const parts: string[] = [];
+  while (p && p.tag !== DW.TAG_compile_unit) {
+    if (p.tag === DW.TAG_namespace) parts.unshift(p.str(DW.AT_name) ?? '(anonymous namespace)');
+    else if (p.tag === DW.TAG_structure_type || p.tag === DW.TAG_class_type || p.tag === DW.TAG_union_type) parts.unshift(p.str(DW.AT_name) ?? '{unnamed}');
+    else break;
+    p = p.parent;
+  }
+  return parts.length ? `${parts.join('::')}::${name}` : name;
 }

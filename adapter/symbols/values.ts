@@ -1,8 +1,8 @@
 // Values (typed bytes at a location) and their printing in gdb's style.
 import { DW } from './dwarf';
 import { MemoryReader } from './target';
-import { Loc } from './dwexpr';
-import { isCharType, Member, sizeOf, strip, StructType, Type, typeName, alignOf } from './types';
+import { evalExpr, Loc } from './dwexpr';
+import { Base, isCharType, Member, sizeOf, strip, StructType, Type, typeName, alignOf } from './types';
 
 export class OptimizedOut extends Error { constructor() { super('<optimized out>'); } }
 
@@ -182,6 +182,24 @@ export interface FormatOptions {
 }
 
 let HEX = false;
+/** nesting depth: references inside aggregates print only their address, as gdb does */
+let DEPTH = 0;
+/** virtual bases already printed in the current outermost object */
+let VBASES: Set<Type> | undefined;
+
+function nest(f: () => string): string {
+  DEPTH++;
+  try { return safe(f); } finally { DEPTH--; }
+}
+
+/** The sub-object of a base class (virtual bases found through the vtable's offsets). */
+export function baseValue(v: Value, b: Base): Value {
+  if (b.virtual && b.locExpr && v.addr !== undefined) {
+    const l = evalExpr(b.locExpr, { reg: () => { throw new OptimizedOut(); }, mem: (a, n) => v.ctx.mem.read(a, n) }, [v.addr]);
+    if (l.kind === 'memory') return new Value(b.type, v.ctx, l.addr);
+  }
+  return v.sub(b.type, b.offset);
+}
 
 function hexOf(v: bigint, size: number): string {
   return '0x' + BigInt.asUintN(Math.max(1, size) * 8, v).toString(16);
@@ -191,8 +209,10 @@ const REPEAT = 10;
 const PRINT_MAX = 200;
 
 export function formatValue(v: Value, opts: FormatOptions = {}): string {
-  const saved = HEX;
+  const saved = HEX, savedDepth = DEPTH, savedV = VBASES;
   HEX = !!opts.hex;
+  DEPTH = 0;
+  VBASES = undefined;
   try {
     return fmt(v, !!opts.top && !HEX);
   } catch (e) {
@@ -200,7 +220,7 @@ export function formatValue(v: Value, opts: FormatOptions = {}): string {
     const m = (e as Error).message;
     return `<error: ${m}>`;
   } finally {
-    HEX = saved;
+    HEX = saved; DEPTH = savedDepth; VBASES = savedV;
   }
 }
 
@@ -244,6 +264,7 @@ function fmt(v: Value, top: boolean): string {
     case 'enum': return HEX ? hexOf(v.int(), t.size) : fmtEnum(v.int(), t);
     case 'ptr': return fmtPointer(v, full, top);
     case 'ref': {
+      if (DEPTH > 0) return `@0x${BigInt.asUintN(64, v.int()).toString(16)}`;
       const target = v.deref();
       const ts = strip(target.type);
       if (ts.k === 'struct' && hasPrinter(ts)) return fmt(target, false);
@@ -264,7 +285,16 @@ function fmt(v: Value, top: boolean): string {
       const s = v.ctx.symbolize?.(a, false);
       return `{${typeName(full)}} 0x${a.toString(16)}${s ? ` <${s}>` : ''}`;
     }
-    case 'memptr': return '0x' + v.int().toString(16);
+    case 'memptr': {
+      const off = v.int();
+      const cls = t.cls ? strip(t.cls) : undefined;
+      if (!t.fn && cls?.k === 'struct') {
+        if (BigInt.asIntN(64, off) === -1n) return 'NULL';
+        const m = cls.members.find((x) => !x.isStatic && BigInt(x.offset) === off);
+        if (m) return `&${cls.name}::${m.name}`;
+      }
+      return '0x' + BigInt.asUintN(64, off).toString(16);
+    }
   }
   return '?';
 }
@@ -475,7 +505,7 @@ function fmtArray(v: Value, elemT: Type, count: number): string {
     let j = i + 1;
     while (j < count && same(elems[i], elems[j])) j++;
     const reps = j - i;
-    const s = safe(() => fmt(elems[i], false));
+    const s = nest(() => fmt(elems[i], false));
     if (reps > REPEAT) { items.push(`${s} <repeats ${reps} times>`); i = j; printed += REPEAT; }
     else { items.push(s); i++; printed++; }
   }
@@ -492,15 +522,27 @@ function fmtStruct(v: Value, t: StructType): string {
   const pretty = prettyPrint(v, t);
   if (pretty !== undefined) return pretty;
   const parts: string[] = [];
-  for (const b of t.bases) {
-    const bt = strip(b.type);
-    const name = typeName(bt);
-    parts.push(`<${name}> = ${safe(() => fmt(v.sub(b.type, b.offset), false))}`);
+  const outermost = !VBASES;
+  if (outermost) VBASES = new Set();
+  try {
+    for (const b of t.bases) {
+      const bt = strip(b.type);
+      if (b.virtual) { if (VBASES!.has(bt)) continue; VBASES!.add(bt); }
+      const name = typeName(bt);
+      parts.push(`<${name}> = ${nest(() => fmt(baseValue(v, b), false))}`);
+    }
+    membersOf(v, t, parts);
+  } finally {
+    if (outermost) VBASES = undefined;
   }
+  return '{' + parts.join(', ') + '}';
+}
+
+function membersOf(v: Value, t: StructType, parts: string[]): void {
   for (const m of t.members) {
     if (m.isStatic) {
       const sv = staticValue(m, v.ctx);
-      if (sv) parts.push(`static ${m.name} = ${safe(() => fmt(sv, false))}`);
+      if (sv) parts.push(`static ${m.name} = ${nest(() => fmt(sv, false))}`);
       else parts.push(`static ${m.name} = <optimized out>`);
       continue;
     }
@@ -512,32 +554,45 @@ function fmtStruct(v: Value, t: StructType): string {
         const sym = v.ctx.symbolize?.(a, true);
         return `0x${a.toString(16)}${sym ? ` <${sym}>` : ''}`;
       });
-    } else s = safe(() => fmt(mv, false));
+    } else s = nest(() => fmt(mv, false));
     parts.push(m.name ? `${m.name} = ${s}` : s);
   }
-  return '{' + parts.join(', ') + '}';
 }
 
 // ---------------------------------------------------------------- libstdc++ printers
 
-function findMember(t: StructType, name: string): { m: Member; base: number } | undefined {
-  for (const m of t.members) if (m.name === name && !m.isStatic) return { m, base: 0 };
+/** A member by name, searching base classes (virtual ones through the vtable). */
+export function memberPath(t: StructType, name: string): { m: Member; path: (Base | Member)[] } | undefined {
+  for (const m of t.members) if (m.name === name) return { m, path: [] };
+  for (const m of t.members) {
+    if (m.name) continue;
+    const mt = strip(m.type);
+    if (mt.k === 'struct') { const r = memberPath(mt, name); if (r) return { m: r.m, path: [m, ...r.path] }; }
+  }
   for (const b of t.bases) {
     const bt = strip(b.type);
-    if (bt.k === 'struct') { const r = findMember(bt, name); if (r) return { m: r.m, base: r.base + b.offset }; }
+    if (bt.k === 'struct') { const r = memberPath(bt, name); if (r) return { m: r.m, path: [b, ...r.path] }; }
   }
   return undefined;
+}
+
+/** Follows a member path from memberPath to the containing object. */
+export function alongPath(v: Value, path: (Base | Member)[]): Value {
+  let cur = v;
+  for (const step of path) cur = 'virtual' in step ? baseValue(cur, step) : cur.member(step);
+  return cur;
 }
 
 export function field(v: Value, name: string): Value {
   const t = strip(v.type);
   if (t.k !== 'struct') throw new Error(`Attempt to extract a component of a value that is not a structure.`);
-  const f = findMember(t, name);
-  if (!f) throw new Error(`There is no member named ${name}.`);
-  return v.member(f.m, f.base);
+  const f = memberPath(t, name);
+  if (!f || f.m.isStatic) throw new Error(`There is no member named ${name}.`);
+  return alongPath(v, f.path).member(f.m);
 }
 
-const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::map<.*>$/, /^std::set<.*>$/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/];
+const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::map<.*>$/, /^std::set<.*>$/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/,
+  /^std::(shared|weak)_ptr<.*>$/, /^std::(__cxx11::)?list<.*>$/, /^std::unordered_(map|set)<.*>$/, /^std::optional<.*>$/, /^std::pair<.*>$/];
 
 export function hasPrinter(t: StructType): boolean {
   return !!t.name && PRINTERS.some((r) => r.test(t.name!));
@@ -573,6 +628,84 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const b = n ? v.ctx.mem.read(addr, n) : Buffer.alloc(0);
       return fmtString([...b], len > PRINT_MAX);
     }
+    if (/^std::vector<bool[,>]/.test(name)) {
+      const impl = field(v, '_M_impl');
+      const st = field(impl, '_M_start'), fi = field(impl, '_M_finish');
+      const sp = BigInt.asUintN(64, field(st, '_M_p').int()), so = Number(field(st, '_M_offset').int());
+      const fp = BigInt.asUintN(64, field(fi, '_M_p').int()), fo = Number(field(fi, '_M_offset').int());
+      const eos = BigInt.asUintN(64, field(impl, '_M_end_of_storage').int());
+      const len = Number((fp - sp) / 8n) * 64 + fo - so;
+      const cap = Number((eos - sp) / 8n) * 64;
+      const head = `std::vector<bool> of length ${len}, capacity ${cap}`;
+      if (len <= 0) return head;
+      const n = Math.min(len, PRINT_MAX);
+      const words = v.ctx.mem.read(sp, Math.ceil((so + n) / 64) * 8);
+      const items: string[] = [];
+      for (let i = 0; i < n; i++) { const bit = so + i; items.push((words[bit >> 3] >> (bit & 7)) & 1 ? 'true' : 'false'); }
+      return `${head} = {${items.join(', ')}${len > PRINT_MAX ? '...' : ''}}`;
+    }
+    if (/^std::(shared|weak)_ptr<.*>$/.test(name)) {
+      const kind = name.startsWith('std::shared_ptr') ? 'std::shared_ptr' : 'std::weak_ptr';
+      const el = t.templateTypes[0];
+      const ptr = BigInt.asUintN(64, field(v, '_M_ptr').int());
+      const pi = BigInt.asUintN(64, field(field(v, '_M_refcount'), '_M_pi').int());
+      let state: string;
+      if (!pi) state = 'empty';
+      else {
+        const b = v.ctx.mem.read(pi + 8n, 8);
+        const use = b.readInt32LE(0), weak = b.readInt32LE(4) - 1;
+        state = use === 0 ? `expired, weak count ${weak}` : `use count ${use}, weak count ${weak}`;
+      }
+      return `${kind}<${el ? typeName(el) : '?'}> (${state}) = {get() = 0x${ptr.toString(16)}}`;
+    }
+    if (/^std::(__cxx11::)?list<.*>$/.test(name)) {
+      const label = name.replace(/<.*$/, '');
+      const el = t.templateTypes[0];
+      const head = field(field(v, '_M_impl'), '_M_node');
+      const headAddr = head.addr!;
+      const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
+      let node = rd(headAddr);
+      if (node === headAddr) return `empty ${label}`;
+      const items: string[] = [];
+      for (let i = 0; node !== headAddr && i < PRINT_MAX; i++) {
+        const n = node;
+        items.push(`[${i}] = ${nest(() => fmt(new Value(el, v.ctx, n + 16n), false))}`);
+        node = rd(node);
+      }
+      return `${label} = {${items.join(', ')}${node !== headAddr ? '...' : ''}}`;
+    }
+    if (/^std::unordered_(map|set)<.*>$/.test(name)) {
+      const isMap = name.startsWith('std::unordered_map');
+      const label = isMap ? 'std::unordered_map' : 'std::unordered_set';
+      const h = field(v, '_M_h');
+      const count = BigInt.asUintN(64, field(h, '_M_element_count').int());
+      const elements = `${count} element${count === 1n ? '' : 's'}`;
+      if (!count) return `${label} with 0 elements`;
+      const [kT, vT] = t.templateTypes;
+      const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
+      let node = rd(field(h, '_M_before_begin').addr!);
+      const items: string[] = [];
+      const vOff = isMap ? BigInt(Math.ceil(sizeOf(kT) / alignOf(vT ?? kT)) * alignOf(vT ?? kT)) : 0n;
+      const valAlign = BigInt(Math.max(8, alignOf(kT)));
+      for (let i = 0; node && i < PRINT_MAX; i++) {
+        const valAddr = (node + 8n + valAlign - 1n) / valAlign * valAlign;
+        const k = nest(() => fmt(new Value(kT, v.ctx, valAddr), false));
+        items.push(isMap ? `[${k}] = ${nest(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}` : `[${i}] = ${k}`);
+        node = rd(node);
+      }
+      return `${label} with ${elements} = {${items.join(', ')}}`;
+    }
+    if (/^std::optional<.*>$/.test(name)) {
+      const el = t.templateTypes[0];
+      const payload = field(v, '_M_payload');
+      const engaged = field(payload, '_M_engaged').int() !== 0n;
+      const label = `std::optional<${el ? typeName(el) : '?'}>`;
+      if (!engaged) return `${label} [no contained value]`;
+      return `${label} = {[contained value] = ${nest(() => fmt(field(field(payload, '_M_payload'), '_M_value'), false))}}`;
+    }
+    if (/^std::pair<.*>$/.test(name)) {
+      return `{first = ${nest(() => fmt(field(v, 'first'), false))}, second = ${nest(() => fmt(field(v, 'second'), false))}}`;
+    }
     if (/^std::vector<.*>$/.test(name) && !/^std::vector<bool[,>]/.test(name)) {
       const impl = field(v, '_M_impl');
       const start = field(impl, '_M_start');
@@ -598,6 +731,7 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const countB = BigInt.asUintN(64, field(impl, '_M_node_count').int());
       const count = Number(countB);
       const label = isMap ? 'std::map' : 'std::set';
+      const elements = (n: bigint) => `${n} element${n === 1n ? '' : 's'}`;
       if (!count) return `${label} with 0 elements`;
       const [kT, vT] = t.templateTypes;
       const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
@@ -619,16 +753,16 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
             }
           }
           const valAddr = result + 32n;
-          const k = safe(() => fmt(new Value(kT, v.ctx, valAddr), false));
-          if (isMap) items.push(`[${k}] = ${safe(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}`);
-          else items.push(k);
+          const k = nest(() => fmt(new Value(kT, v.ctx, valAddr), false));
+          if (isMap) items.push(`[${k}] = ${nest(() => fmt(new Value(vT, v.ctx, valAddr + vOff), false))}`);
+          else items.push(`[${i}] = ${k}`);
         }
       } catch (e) {
         if (e instanceof OptimizedOut) throw e;
         const msg = `<error reading variable: ${(e as Error).message}>`;
-        return items.length ? `${label} with ${countB} elements = {${items.join(', ')}${msg}}` : `${label} with ${countB} elements${msg}`;
+        return items.length ? `${label} with ${elements(countB)} = {${items.join(', ')}${msg}}` : `${label} with ${elements(countB)}${msg}`;
       }
-      return `${label} with ${countB} elements = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}`;
+      return `${label} with ${elements(countB)} = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}`;
     }
     if (/^std::unique_ptr<.*>$/.test(name)) {
       const p = BigInt.asUintN(64, v.bytes().readBigUInt64LE(0));
@@ -670,7 +804,7 @@ export function valueChildren(v: Value, start = 0, count = 100): Child[] {
         for (let i = start; i < Math.min(n, start + count); i++) out.push({ name: `[${i}]`, value: new Value(el, v.ctx, s + BigInt(i) * esz) });
         return out;
       }
-      for (const b of t.bases) out.push({ name: `<${typeName(strip(b.type))}>`, value: val.sub(b.type, b.offset) });
+      for (const b of t.bases) out.push({ name: `<${typeName(strip(b.type))}>`, value: baseValue(val, b) });
       for (const m of t.members) {
         if (m.isStatic) { const sv = staticValue(m, v.ctx); if (sv) out.push({ name: `static ${m.name}`, value: sv }); continue; }
         out.push({ name: m.name ?? '<anonymous>', value: val.member(m) });
