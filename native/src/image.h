@@ -30,7 +30,7 @@ enum {
 };
 /* THREADS: each item T_THREAD is a list of */
 enum { T_THREAD = 1 };
-enum { TH_TID = 1, TH_REGS, TH_XSAVE, TH_FS_BASE, TH_GS_BASE, TH_SIGMASK, TH_PENDING, TH_RSEQ };
+enum { TH_TID = 1, TH_REGS, TH_XSAVE, TH_FS_BASE, TH_GS_BASE, TH_SIGMASK, TH_PENDING, TH_RSEQ, TH_CLEAR_TID, TH_ROBUST };
 /* MAPPINGS: each item M_MAPPING is a list of */
 enum { M_MAPPING = 1 };
 enum {
@@ -78,6 +78,9 @@ struct img_thread {
   bool has_rseq;
   uint64_t rseq_addr;
   uint32_t rseq_len, rseq_sig;
+  bool has_clear_tid, has_robust;
+  uint64_t clear_tid;           /* set_tid_address / CLONE_CHILD_CLEARTID */
+  uint64_t robust_head, robust_len; /* set_robust_list */
 };
 
 struct img_mapping {

@@ -568,6 +568,20 @@ fail:
   return d->w.rc ? d->w.rc : CRYO_EFAIL;
 }
 
+/* The thread's clear_child_tid (what pthread_join waits on), asked in the thread itself. */
+static bool thread_clear_tid(struct dumpctx *d, pid_t tid, uint64_t *out) {
+  struct user_regs_struct r;
+  if (regs_get(tid, &r) != CRYO_OK) return false;
+  uint64_t scratch = (r.rsp - 1024) & ~15ull, saved;
+  if (mem_read_raw(d->s, tid, scratch, &saved, 8) != 8) return false;
+  uint64_t a[6] = {40 /* PR_GET_TID_ADDRESS */, scratch, 0, 0, 0, 0};
+  int64_t ret = -1;
+  bool ok = inject_syscall(d->s, tid, SYS_prctl, a, &ret) == CRYO_OK && ret == 0 &&
+            mem_read_raw(d->s, tid, scratch, out, 8) == 8;
+  mem_write_raw(d->s, tid, scratch, &saved, 8);
+  return ok;
+}
+
 /* ---- signal actions: read with rt_sigaction injected into a stopped thread ---- */
 
 static int dump_sigactions(struct dumpctx *d, pid_t tid, uint64_t mask, struct img_buf *meta) {
@@ -870,6 +884,10 @@ static int do_dump(struct cryo_session *s, void *arg) {
       memcpy(b + 12, &rs.sig, 4);
       tlv_bytes(&thr, TH_RSEQ, b, 16);
     }
+    uint64_t rl[2] = {0, 0};
+    if (syscall(SYS_get_robust_list, tid, &rl[0], &rl[1]) == 0) tlv_bytes(&thr, TH_ROBUST, rl, sizeof rl);
+    uint64_t ctid;
+    if (thread_clear_tid(&d, tid, &ctid)) tlv_u64(&thr, TH_CLEAR_TID, ctid);
     tlv_end(&thr, at);
   }
   if (xsave_size) tlv_u64(&proc, PRC_XSAVE_SIZE, xsave_size);

@@ -400,6 +400,16 @@ static int parse_threads(struct cryo_image *img, struct rctx *c, const uint8_t *
           }
           break;
         }
+        case TH_CLEAR_TID: ok = th->has_clear_tid = get_u64(c, &u, &th->clear_tid); break;
+        case TH_ROBUST: {
+          uint8_t b[16];
+          ok = th->has_robust = get_fixed(c, &u, b, 16);
+          if (ok) {
+            th->robust_head = rd64(b);
+            th->robust_len = rd64(b + 8);
+          }
+          break;
+        }
         default: break;
       }
       if (!ok) return c->rc;
@@ -410,6 +420,9 @@ static int parse_threads(struct cryo_image *img, struct rctx *c, const uint8_t *
     if (th->xsave && th->xsave_len < 576)
       return cryo_fail(CRYO_EINVAL, "%s: corrupt image: thread %u: xsave area of %u bytes (at least 576)", c->file,
                        th->tid, th->xsave_len);
+    for (uint32_t k = 0; k + 1 < img->nthreads; k++)
+      if (img->threads[k].tid == th->tid)
+        return cryo_fail(CRYO_EINVAL, "%s: corrupt image: thread %u appears twice", c->file, th->tid);
     c->where = "threads section";
   }
   return r < 0 ? CRYO_EINVAL : CRYO_OK;

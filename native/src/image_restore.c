@@ -112,8 +112,9 @@ static uint64_t xgetbv0(void) {
 static void check_into(struct cryo_image *img, struct problems *p) {
   if (img->machine && strcmp(img->machine, "x86_64"))
     problem(p, "the image is of a %s machine; this is x86_64", img->machine);
-  if (img->nthreads != 1)
-    problem(p, "the process had %u threads; restoring more than one thread is not supported yet", img->nthreads);
+  bool main_found = false;
+  for (uint32_t i = 0; i < img->nthreads; i++) main_found |= img->threads[i].tid == img->pid;
+  if (!main_found) problem(p, "the image has no main thread (tid %llu)", (unsigned long long)img->pid);
   struct utsname u;
   uname(&u);
   bool has_vdso = false;
@@ -230,6 +231,10 @@ struct builder {
   int memfd;
   uint64_t tramp;
   struct user_regs_struct base;
+  pid_t cur;                         /* the thread syscalls run in */
+  struct user_regs_struct cur_base;  /* its registers to start from */
+  pid_t *tids;                       /* the new thread of each image thread */
+  pid_t last_clone;                  /* from PTRACE_EVENT_CLONE */
   struct cryo_image *img;
   struct img_restore_report *rep;
 };
@@ -249,22 +254,31 @@ static void note(struct builder *b, const char *fmt, ...) {
 static int step_wait(struct builder *b) {
   for (;;) {
     int st;
-    pid_t r = waitpid(b->pid, &st, __WALL);
+    pid_t r = waitpid(b->cur, &st, __WALL);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return cryo_fail_errno("waitpid(%d)", b->pid);
+    if (r < 0) return cryo_fail_errno("waitpid(%d)", b->cur);
     if (WIFEXITED(st) || WIFSIGNALED(st))
       return cryo_fail(CRYO_EFAIL, "the process being restored (%d) died (%s %d)", b->pid,
                        WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-    if (WSTOPSIG(st) == SIGTRAP) return CRYO_OK;
+    if (st >> 16) {
+      /* an event stop in the middle of the syscall (a clone): the step goes on */
+      if ((st >> 16) == PTRACE_EVENT_CLONE) {
+        unsigned long msg = 0;
+        ptrace(PTRACE_GETEVENTMSG, b->cur, 0, &msg);
+        b->last_clone = (pid_t)msg;
+      }
+    } else if (WSTOPSIG(st) == SIGTRAP) {
+      return CRYO_OK;
+    }
     /* anything else (cannot be expected): step again without delivering it */
-    if (ptrace(PTRACE_SINGLESTEP, b->pid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->pid);
+    if (ptrace(PTRACE_SINGLESTEP, b->cur, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->cur);
   }
 }
 
 /* Runs one syscall at the trampoline. */
 static int sys(struct builder *b, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
                int64_t *ret) {
-  struct user_regs_struct r = b->base;
+  struct user_regs_struct r = b->cur_base;
   r.rip = b->tramp;
   r.rax = (unsigned long long)nr;
   r.orig_rax = (unsigned long long)-1;
@@ -274,12 +288,12 @@ static int sys(struct builder *b, long nr, uint64_t a0, uint64_t a1, uint64_t a2
   r.r10 = a3;
   r.r8 = a4;
   r.r9 = a5;
-  int rc = regs_set(b->pid, &r);
+  int rc = regs_set(b->cur, &r);
   if (rc) return rc;
-  if (ptrace(PTRACE_SINGLESTEP, b->pid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->pid);
+  if (ptrace(PTRACE_SINGLESTEP, b->cur, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", b->cur);
   rc = step_wait(b);
   if (rc) return rc;
-  rc = regs_get(b->pid, &r);
+  rc = regs_get(b->cur, &r);
   if (rc) return rc;
   *ret = (int64_t)r.rax;
   return CRYO_OK;
@@ -604,10 +618,17 @@ static int restore_signals(struct builder *b) {
   return CRYO_OK;
 }
 
+/* Kills what was built and collects every thread of it (traced threads must be
+ * waited for before the leader's end is reported). Runs on the tracer thread, which
+ * has no other tracees while a restore is under way. */
 static void kill_child(pid_t pid) {
   kill(pid, SIGKILL);
-  int st;
-  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, __WALL | __WNOTHREAD);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) break;
+    if (w == pid && (WIFEXITED(st) || WIFSIGNALED(st))) break;
   }
 }
 
@@ -621,14 +642,99 @@ struct restore_args {
   (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
    PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD)
 
+/* What each thread sets up for itself: rseq, robust list, clear_child_tid. */
+static int thread_setup(struct builder *b, struct img_thread *t) {
+  int64_t r;
+  if (t->has_rseq && sys(b, SYS_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig, 0, 0, &r) == CRYO_OK && r < 0)
+    note(b, "thread %d: rseq area at 0x%llx not registered again: %s", b->cur, (unsigned long long)t->rseq_addr,
+         strerror((int)-r));
+  if (t->has_robust && t->robust_head)
+    sys(b, SYS_set_robust_list, t->robust_head, t->robust_len, 0, 0, 0, 0, &r);
+  if (t->has_clear_tid) sys(b, SYS_set_tid_address, t->clear_tid, 0, 0, 0, 0, 0, &r);
+  return CRYO_OK;
+}
+
+#ifndef CLONE_VM
+#define CLONE_VM 0x00000100
+#define CLONE_FS 0x00000200
+#define CLONE_FILES 0x00000400
+#define CLONE_SIGHAND 0x00000800
+#define CLONE_THREAD 0x00010000
+#define CLONE_SYSVSEM 0x00040000
+#define CLONE_CHILD_CLEARTID 0x00200000
+#endif
+
+/* A new thread of the process being built, stopped, with tid t->tid if it is free. */
+static int make_thread(struct builder *b, struct img_thread *t, pid_t *out) {
+  uint64_t base = b->tramp + SCRATCH_OFF;
+  uint64_t ca[11];
+  memset(ca, 0, sizeof ca);
+  ca[0] = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  ca[2] = t->clear_tid;              /* child_tid: cleared and woken when the thread exits */
+  if (t->has_clear_tid && t->clear_tid) ca[0] |= CLONE_CHILD_CLEARTID;
+  int32_t tid = (int32_t)t->tid;
+  ca[8] = base + 128;                /* set_tid */
+  ca[9] = 1;
+  int rc = poke(b, base, ca, sizeof ca);
+  if (!rc) rc = poke(b, base + 128, &tid, sizeof tid);
+  if (rc) return rc;
+  int64_t r;
+  b->last_clone = 0;
+  rc = sys(b, SYS_clone3, base, sizeof ca, 0, 0, 0, 0, &r);
+  if (rc) return rc;
+  if (r < 0) {
+    /* its tid is taken: any tid will do, but glibc's copy of it is stale now */
+    note(b, "thread %u could not get its tid back (%s)", t->tid, strerror((int)-r));
+    ca[8] = ca[9] = 0;
+    if ((rc = poke(b, base, ca, sizeof ca))) return rc;
+    if ((rc = sys(b, SYS_clone3, base, sizeof ca, 0, 0, 0, 0, &r))) return rc;
+    if (r < 0) {
+      errno = (int)-r;
+      return cryo_fail_errno("restoring process %d: clone3 for thread %u", b->pid, t->tid);
+    }
+  }
+  pid_t n = (pid_t)r;
+  for (;;) {
+    int st;
+    pid_t w = waitpid(n, &st, __WALL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return cryo_fail_errno("waitpid(%d), a new thread", n);
+    if (!WIFSTOPPED(st)) return cryo_fail(CRYO_EFAIL, "the new thread %d died", n);
+    break;
+  }
+  *out = n;
+  return CRYO_OK;
+}
+
+/* Mask, xsave and registers of a finished thread. */
+static int thread_final(struct builder *b, struct img_thread *t, pid_t tid) {
+  uint64_t mask = t->sigmask;
+  if (ptrace(PTRACE_SETSIGMASK, tid, (void *)8, &mask) != 0)
+    return cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK of thread %d", b->pid, tid);
+  if (t->xsave && t->xsave_len) {
+    struct iovec iov = {(void *)t->xsave, t->xsave_len};
+    if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_X86_XSTATE, &iov) != 0)
+      return cryo_fail_errno("restoring process %d: PTRACE_SETREGSET NT_X86_XSTATE of thread %d (%u bytes)", b->pid,
+                             tid, t->xsave_len);
+  }
+  struct user_regs_struct regs = t->regs;
+  regs.fs_base = t->fs_base ? t->fs_base : regs.fs_base;
+  return regs_set(tid, &regs);
+}
+
 static int build(struct builder *b) {
   struct cryo_image *img = b->img;
-  struct img_thread *th = &img->threads[0];
   int rc;
   int64_t r;
   struct cmap *c = NULL;
   int nc = 0;
   if ((rc = regs_get(b->pid, &b->base))) return rc;
+  b->cur = b->pid;
+  b->cur_base = b->base;
+  struct img_thread *th = NULL;
+  for (uint32_t i = 0; i < img->nthreads; i++)
+    if (img->threads[i].tid == img->pid) th = &img->threads[i];
+  if (!th) return cryo_fail(CRYO_EUNSUPPORTED, "the image has no main thread (tid %llu)", (unsigned long long)img->pid);
   if ((rc = child_maps(b->pid, &c, &nc))) return rc;
   /* the trampoline: a place free in both layouts, with room to park the vDSO */
   uint64_t span = TRAMP_SIZE + (4ull << 20);
@@ -698,42 +804,42 @@ static int build(struct builder *b) {
   }
   if ((rc = restore_files(b))) goto out;
   if ((rc = restore_signals(b))) goto out;
-  if (th->has_rseq) {
-    if (sys(b, SYS_rseq, th->rseq_addr, th->rseq_len, 0, th->rseq_sig, 0, 0, &r) == CRYO_OK && r < 0)
-      note(b, "rseq area at 0x%llx not registered again: %s", (unsigned long long)th->rseq_addr, strerror((int)-r));
-  }
-  /* pending signals are raised again while everything is blocked (the steps below
-   * must not deliver them); the recorded mask is set last */
+  /* everything blocked from here: pending signals are raised again below and the
+   * steps must not deliver them; each thread gets its recorded mask last */
   uint64_t all = ~0ull;
   if (ptrace(PTRACE_SETSIGMASK, b->pid, (void *)8, &all) != 0) {
     rc = cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK", b->pid);
     goto out;
   }
-  uint64_t pend = th->pending | img->shared_pending;
+  if ((rc = thread_setup(b, th))) goto out;
+  b->tids[th - img->threads] = b->pid;
+  /* the other threads: clone3 from the main thread, with their tids when free */
+  for (uint32_t i = 0; i < img->nthreads; i++) {
+    struct img_thread *t = &img->threads[i];
+    if (t == th) continue;
+    if ((rc = make_thread(b, t, &b->tids[i]))) goto out;
+    b->cur = b->tids[i];
+    rc = regs_get(b->cur, &b->cur_base);
+    if (!rc) rc = thread_setup(b, t);
+    b->cur = b->pid;
+    b->cur_base = b->base;
+    if (rc) goto out;
+  }
+  uint64_t pend = img->shared_pending;
   for (int sig = 1; sig <= 64; sig++) {
     if (!(pend >> (sig - 1) & 1) || sig == SIGKILL || sig == SIGSTOP) continue;
-    long nr = th->pending >> (sig - 1) & 1 ? SYS_tgkill : SYS_kill;
-    if (nr == SYS_tgkill) sys(b, nr, (uint64_t)b->pid, (uint64_t)b->pid, (uint64_t)sig, 0, 0, 0, &r);
-    else sys(b, nr, (uint64_t)b->pid, (uint64_t)sig, 0, 0, 0, 0, &r);
+    sys(b, SYS_kill, (uint64_t)b->pid, (uint64_t)sig, 0, 0, 0, 0, &r);
     if (r < 0) note(b, "pending signal %d not raised again: %s", sig, strerror((int)-r));
   }
+  for (uint32_t i = 0; i < img->nthreads; i++)
+    for (int sig = 1; sig <= 64; sig++) {
+      if (!(img->threads[i].pending >> (sig - 1) & 1) || sig == SIGKILL || sig == SIGSTOP) continue;
+      sys(b, SYS_tgkill, (uint64_t)b->pid, (uint64_t)b->tids[i], (uint64_t)sig, 0, 0, 0, &r);
+      if (r < 0) note(b, "pending signal %d of thread %d not raised again: %s", sig, b->tids[i], strerror((int)-r));
+    }
   /* the trampoline goes last; the step completes at an address that no longer exists */
   if ((rc = sys_ok(b, "munmap the trampoline", SYS_munmap, b->tramp, TRAMP_SIZE, 0, 0, 0, 0, &r))) goto out;
-  uint64_t mask = th->sigmask;
-  if (ptrace(PTRACE_SETSIGMASK, b->pid, (void *)8, &mask) != 0) {
-    rc = cryo_fail_errno("restoring process %d: PTRACE_SETSIGMASK", b->pid);
-    goto out;
-  }
-  if (th->xsave && th->xsave_len) {
-    struct iovec iov = {(void *)th->xsave, th->xsave_len};
-    if (ptrace(PTRACE_SETREGSET, b->pid, (void *)NT_X86_XSTATE, &iov) != 0) {
-      rc = cryo_fail_errno("restoring process %d: PTRACE_SETREGSET NT_X86_XSTATE (%u bytes)", b->pid, th->xsave_len);
-      goto out;
-    }
-  }
-  struct user_regs_struct regs = th->regs;
-  regs.fs_base = th->fs_base ? th->fs_base : regs.fs_base;
-  if ((rc = regs_set(b->pid, &regs))) goto out;
+  for (uint32_t i = 0; i < img->nthreads && !rc; i++) rc = thread_final(b, &img->threads[i], b->tids[i]);
 out:
   free(c);
   return rc;
@@ -791,9 +897,11 @@ static int do_restore(struct cryo_session *s, void *arg) {
     kill_child(pid);
     return rc;
   }
-  int rc = build(&b);
+  b.tids = calloc(ra->img->nthreads, sizeof *b.tids);
+  int rc = b.tids ? build(&b) : cryo_fail(CRYO_EFAIL, "out of memory");
   close(b.memfd);
   if (rc) {
+    free(b.tids);
     kill_child(pid);
     return rc;
   }
@@ -803,6 +911,12 @@ static int do_restore(struct cryo_session *s, void *arg) {
   pthread_mutex_unlock(&s->lock);
   struct thread *t = thread_add(s, pid, T_STOPPED);
   if (t) t->reported = true;
+  for (uint32_t i = 0; i < ra->img->nthreads; i++) {
+    if (b.tids[i] == pid || !b.tids[i]) continue;
+    t = thread_add(s, b.tids[i], T_STOPPED);
+    if (t) t->reported = true;
+  }
+  free(b.tids);
   rc = session_open_mem(s);
   if (rc) {
     kill_child(pid);

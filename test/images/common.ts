@@ -3,7 +3,8 @@ import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'node:child_pro
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '../helpers/fixtures';
+import { buildFixture, BuildOptions, repoRoot } from '../helpers/fixtures';
+import { copyFileSync, mkdirSync } from 'node:fs';
 
 /** CRYO_BIN overrides the command under test (e.g. a build with -fsanitize=address for the fuzz test). */
 export const cryoBin = process.env.CRYO_BIN ?? join(repoRoot, 'native', 'build', 'cryo');
@@ -109,11 +110,48 @@ export function inspectJson(image: string): InspectJson {
   return JSON.parse(r.stdout);
 }
 
-/** Like assertNoFixtureProcesses, but only for this suite's fixtures (img_*): other
- * suites may be running their own fixtures at the same time. */
+/** Fixture binaries run from a private copy, so that the process checks of suites
+ * running at the same time (which kill anything under test/.build) leave them alone;
+ * assertNoImageProcesses checks them instead. */
+const binDir = join(tmpdir(), `cryo-img-bin-${process.pid}`);
+process.on('exit', () => rmSync(binDir, { recursive: true, force: true }));
+export function fixture(source: string, opts: BuildOptions = {}): string {
+  const built = buildFixture(source, opts);
+  mkdirSync(binDir, { recursive: true });
+  const copy = join(binDir, built.split('/').pop()!);
+  if (!existsSync(copy)) {
+    copyFileSync(built, copy + '.tmp');
+    require('node:fs').renameSync(copy + '.tmp', copy);
+    require('node:fs').chmodSync(copy, 0o755);
+  }
+  return copy;
+}
+
+function imageProcesses(): { pid: number; state: string; exe: string }[] {
+  const out: { pid: number; state: string; exe: string }[] = [];
+  for (const name of require('node:fs').readdirSync('/proc') as string[]) {
+    if (!/^\d+$/.test(name)) continue;
+    let exe: string;
+    try {
+      exe = require('node:fs').readlinkSync(`/proc/${name}/exe`);
+    } catch {
+      continue;
+    }
+    if (!exe.startsWith(binDir + '/') && !/\/test\/\.build\/img_[^/]*$/.test(exe)) continue;
+    let state = '?';
+    try {
+      state = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1].split(' ')[0];
+    } catch {
+      continue;
+    }
+    if (state !== 'Z' && state !== 'X') out.push({ pid: Number(name), state, exe });
+  }
+  return out;
+}
+
+/** Like assertNoFixtureProcesses, but only for this suite's fixtures. */
 export function assertNoImageProcesses(context: string): void {
-  const { fixtureProcesses } = require('../helpers/procs') as typeof import('../helpers/procs');
-  const left = fixtureProcesses().filter((p) => /\/img_[^/]*$/.test(p.exe));
+  const left = imageProcesses();
   for (const p of left) {
     try {
       process.kill(p.pid, 'SIGKILL');

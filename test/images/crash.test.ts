@@ -5,9 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { assertNoImageProcesses, cleanupDirs, cryo, ensureBuilt, inspectJson, shellStatus, tmp } from './common';
+import { assertNoImageProcesses, fixture, cleanupDirs, cryo, ensureBuilt, inspectJson, shellStatus, tmp } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -53,7 +52,7 @@ const cases = [
 describe('cryo run --on-crash', () => {
   for (const c of cases) {
     test(`${c.mode}: ${c.signal} image matches gdb's view of the crash`, () => {
-      const prog = buildFixture('img_crash.c', { name: 'img_crash' });
+      const prog = fixture('img_crash.c', { name: 'img_crash' });
       const dir = tmp();
       const bare = spawnSync(prog, [c.mode], { encoding: 'utf8' });
       const r = spawnSync(join(__dirname, '..', '..', 'native', 'build', 'cryo'), ['run', '--on-crash', dir, '--', prog, c.mode], {
@@ -89,7 +88,7 @@ describe('cryo run --on-crash', () => {
   }
 
   test('a program that exits normally writes nothing and keeps its exit code', () => {
-    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
     const dir = tmp();
     const r = spawnSync(join(__dirname, '..', '..', 'native', 'build', 'cryo'), ['run', '--on-crash', dir, '--', prog, '20', '-', '0'], {
       encoding: 'utf8',

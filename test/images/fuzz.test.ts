@@ -7,8 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { buildFixture } from '../helpers/fixtures';
-import { assertNoImageProcesses, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, lines, start, tmp, waitFor } from './common';
+import { assertNoImageProcesses, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, lines, start, tmp, waitFor } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -117,7 +116,7 @@ function judge(path: string, bytes: Buffer, what: string): void {
 }
 
 async function smallImage(): Promise<string> {
-  const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+  const prog = fixture('img_counter.c', { name: 'img_counter' });
   const dir = tmp('cryo-fuzz-');
   const out = join(dir, 'out.txt');
   const p = start(prog, ['1000', out, '3000']);

@@ -5,9 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { buildFixture } from '../helpers/fixtures';
 import { isAlive, waitGone } from '../helpers/procs';
-import { assertNoImageProcesses, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
+import { assertNoImageProcesses, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -42,24 +41,24 @@ async function dumpKillRestore(prog: string, args: (out: string) => string[], at
   // the pid is free again: the process gets it back (glibc keeps it as its thread id)
   assert.match(r.stderr, new RegExp(`process ${p.pid} restored as ${p.pid}\\b`));
   const final = readFileSync(out, 'utf8');
-  assert.equal(final, ref.out, `restored output differs; restore stderr: ${r.stderr}`);
+  assert.equal(final, ref.out, `restored output differs (status ${r.status}); restore stderr: ${r.stderr}`);
   assert.equal(r.status, ref.status, `exit status; restore stderr: ${r.stderr}`);
   return { img, dir };
 }
 
 describe('dump and restore', () => {
   test('a counter writing to a file continues with no gap and no repeat', async () => {
-    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
     await dumpKillRestore(prog, (o) => ['400', o, '2000'], 60);
   });
 
   test('a heap under malloc/free churn continues with the same checksums', async () => {
-    const prog = buildFixture('img_heap.c', { name: 'img_heap' });
+    const prog = fixture('img_heap.c', { name: 'img_heap' });
     await dumpKillRestore(prog, (o) => ['300', o], 80);
   });
 
   test('a descriptor open at an offset reads on from there', async () => {
-    const prog = buildFixture('img_fileoff.c', { name: 'img_fileoff' });
+    const prog = fixture('img_fileoff.c', { name: 'img_fileoff' });
     const dir = tmp();
     const input = join(dir, 'input.txt');
     writeFileSync(input, Array.from({ length: 300 }, (_, i) => `line ${i} ${'x'.repeat(i % 17)}\n`).join(''));
@@ -70,7 +69,7 @@ describe('dump and restore', () => {
   });
 
   test('a SIGUSR1 handler keeps counting after restore', async () => {
-    const prog = buildFixture('img_signals.c', { name: 'img_signals' });
+    const prog = fixture('img_signals.c', { name: 'img_signals' });
     const { img } = await dumpKillRestore(prog, (o) => ['300', o], 50);
     const j = inspectJson(img);
     const usr1 = j.signals.find((s) => s.name === 'SIGUSR1');
@@ -79,14 +78,20 @@ describe('dump and restore', () => {
   });
 
   test('a program reading the clock through the vDSO keeps working', async () => {
-    const prog = buildFixture('img_clock.c', { name: 'img_clock' });
+    const prog = fixture('img_clock.c', { name: 'img_clock' });
     const { img } = await dumpKillRestore(prog, (o) => ['300', o], 50);
     const j = inspectJson(img);
     assert.ok(j.mappings.some((m) => m.kind === 'vdso'), 'the vDSO is recorded');
   });
 
+  test('a multi-threaded program (mutex, pthread_join) continues with every thread', async () => {
+    const prog = fixture('img_mt.c', { name: 'img_mt', flags: ['-O0', '-g', '-pthread'] });
+    const { img } = await dumpKillRestore(prog, (o) => ['400', o], 60);
+    assert.equal(inspectJson(img).threads.length, 4);
+  });
+
   test('dump --leave-running, then restore a second copy: both finish correctly', async () => {
-    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
     const dir = tmp();
     const N = 300;
     const ref = spawnSync(prog, [String(N), '-', '3000'], { encoding: 'utf8', timeout: 60_000 });
@@ -100,7 +105,7 @@ describe('dump and restore', () => {
     assert.ok(isAlive(p.pid!), 'the original runs on');
     const r = await restoreWait(img);
     const e = await exited(p);
-    assert.equal(orig, ref.stdout, 'the original finished as if nothing happened');
+    assert.equal(orig, ref.stdout, `the original finished as if nothing happened (status ${shellStatus(e)}; restore: ${r.stderr})`);
     assert.equal(shellStatus(e), ref.status);
     // the copy's stdout was a pipe that is gone: it writes to cryo's own stdout instead, and says so
     assert.match(r.stderr, /descriptor 1 .* connected to cryo's stdout/);
@@ -111,7 +116,7 @@ describe('dump and restore', () => {
   });
 
   test('memory of the restored process is byte-identical to the image', async () => {
-    const prog = buildFixture('img_memory.c', { name: 'img_memory' });
+    const prog = fixture('img_memory.c', { name: 'img_memory' });
     const dir = tmp();
     const p = start(prog, []);
     let out = '';
@@ -196,7 +201,7 @@ describe('dump and restore', () => {
   });
 
   test('restore refuses, listing every problem, and leaves nothing behind', async () => {
-    const prog = buildFixture('img_counter.c', { name: 'img_counter' });
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
     const dir = tmp();
     const copy = join(dir, 'prog');
     spawnSync('cp', [prog, copy]);
