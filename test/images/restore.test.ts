@@ -2,7 +2,7 @@
 // repeat, and its exit code is that of an uninterrupted run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { isAlive, waitGone } from '../helpers/procs';
@@ -206,16 +206,22 @@ describe('dump and restore', () => {
     const copy = join(dir, 'prog');
     spawnSync('cp', [prog, copy]);
     const out = join(dir, 'out.txt');
-    const p = start(copy, ['400', out, '3000']);
+    const wd = join(dir, 'wd');
+    mkdirSync(wd);
+    const p = start(copy, ['400', out, '3000'], wd);
     await waitFor(() => lines(out).length > 5, 20_000, 'output');
     const img = join(dir, 'p.cryo');
     assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
     await exited(p);
-    // the program is rebuilt differently
+    // the program is rebuilt differently, and its working directory is gone
     spawnSync('gcc', ['-O1', '-o', copy, join(__dirname, '..', 'fixtures', 'img_counter.c')]);
+    rmdirSync(wd);
+    const before = readFileSync(out, 'utf8');
     const r = cryo(['restore', img, '--wait']);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /cannot be restored here/);
+    assert.match(r.stderr, /cannot be restored here \(2 problems\)/);
     assert.match(r.stderr, new RegExp(`${copy}.*build-id`));
+    assert.match(r.stderr, new RegExp(`working directory ${wd} is gone`));
+    assert.equal(readFileSync(out, 'utf8'), before, 'nothing ran');
   });
 });
