@@ -194,6 +194,13 @@ CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img
 /* ---- inspect (image_inspect.c) ---- */
 void image_print_text(struct cryo_image *img, FILE *out);
 void image_print_json(struct cryo_image *img, FILE *out);
+/* The --json description as a malloc'd string (free with cryo_image_free_string). */
+CRYO_API int cryo_image_json(struct cryo_image *img, char **out);
+CRYO_API void cryo_image_free_string(char *s);
+/* 27 x u64, struct user_regs_struct order (as cryo_get_regs). */
+CRYO_API int cryo_image_thread_regs(struct cryo_image *img, int32_t tid, uint64_t *regs);
+/* The thread's xsave area (as cryo_get_xstate). */
+CRYO_API int cryo_image_thread_xstate(struct cryo_image *img, int32_t tid, uint8_t *buf, size_t cap, size_t *len);
 const char *img_page_kind_name(uint32_t k);
 const char *img_map_kind_name(uint64_t k);
 const char *img_fd_type_name(uint64_t t);

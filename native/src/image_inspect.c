@@ -3,6 +3,7 @@
 #include "image.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -352,4 +353,49 @@ void image_print_json(struct cryo_image *img, FILE *o) {
             JX(a->restorer), JX(a->mask));
   }
   fprintf(o, "]}\n");
+}
+
+/* ---- for the adapter (through koffi): JSON and raw thread state ---- */
+
+CRYO_API int cryo_image_json(struct cryo_image *img, char **out) {
+  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_json: null argument");
+  size_t len = 0;
+  *out = NULL;
+  FILE *f = open_memstream(out, &len);
+  if (!f) return cryo_fail_errno("open_memstream");
+  image_print_json(img, f);
+  if (fclose(f) != 0) {
+    free(*out);
+    *out = NULL;
+    return cryo_fail(CRYO_EFAIL, "out of memory describing the image");
+  }
+  return CRYO_OK;
+}
+
+CRYO_API void cryo_image_free_string(char *s) { free(s); }
+
+static struct img_thread *thread_of(struct cryo_image *img, int32_t tid) {
+  for (uint32_t i = 0; i < img->nthreads; i++)
+    if ((int32_t)img->threads[i].tid == tid) return &img->threads[i];
+  return NULL;
+}
+
+CRYO_API int cryo_image_thread_regs(struct cryo_image *img, int32_t tid, uint64_t *regs) {
+  if (!img || !regs) return cryo_fail(CRYO_EINVAL, "cryo_image_thread_regs: null argument");
+  struct img_thread *t = thread_of(img, tid);
+  if (!t) return cryo_fail(CRYO_ENOTHREAD, "the image has no thread %d", tid);
+  memcpy(regs, &t->regs, sizeof t->regs);
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_image_thread_xstate(struct cryo_image *img, int32_t tid, uint8_t *buf, size_t cap, size_t *len) {
+  if (!img || !len) return cryo_fail(CRYO_EINVAL, "cryo_image_thread_xstate: null argument");
+  struct img_thread *t = thread_of(img, tid);
+  if (!t) return cryo_fail(CRYO_ENOTHREAD, "the image has no thread %d", tid);
+  *len = t->xsave_len;
+  if (!t->xsave_len) return cryo_fail(CRYO_ENOENT, "thread %d has no xsave area in the image", tid);
+  if (cap < t->xsave_len || !buf)
+    return cryo_fail(CRYO_EINVAL, "xstate of thread %d is %u bytes, buffer holds %zu", tid, t->xsave_len, cap);
+  memcpy(buf, t->xsave, t->xsave_len);
+  return CRYO_OK;
 }
