@@ -882,7 +882,8 @@ export class Program {
         const et = typeOf(e.parent);
         const s = strip(et);
         if (s.k !== 'enum') continue;
-        const v = s.values.find(([n]) => n === e.str(DW.AT_name));
+        const idx = e.parent!.children.filter((c) => c.tag === DW.TAG_enumerator).indexOf(e);
+        const v = s.values[idx];
         if (!v) continue;
         const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt.asUintN(64, v[1]));
         return new Value(et, ctx, undefined, b.subarray(0, s.size));

@@ -353,6 +353,6 @@ export function checkStepping(binary: string, breakSpec: string, steps: number, 
       }
     } finally { core.close(); rmSync(path, { force: true }); }
   }
-  if (compared < steps / 2) diffs.push(`only ${compared} of ${steps} steps compared`);
+  if (compared < steps / 2) diffs.push(`only ${compared} of ${steps} steps compared; gdb said:\n${out.slice(0, 1500)}`);
   return diffs;
 }

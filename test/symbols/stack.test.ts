@@ -192,3 +192,8 @@ test('locals of less common C types (long double, complex, wide strings, bitfiel
   const bin = buildFixture('sym_values.c');
   run(stopAt(bin, at('sym_values.c', 'show')), (s) => expectSame(s));
 });
+
+test('C++ locals: enum class, virtual bases, shared_ptr, list, unordered_map, optional, vector<bool>, lambdas', () => {
+  const bin = buildFixture('sym_cppvalues.cc');
+  run(stopAt(bin, at('sym_cppvalues.cc', 'use')), (s) => expectSame(s));
+});
