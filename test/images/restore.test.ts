@@ -146,9 +146,14 @@ describe('dump and restore', () => {
           let addr = BigInt(m.start);
           for (const [kind, npages, off] of m.runs) {
             const len = npages * 4096;
-            if (kind === 'data' || kind === 'zero') {
+            if (kind === 'data' || kind === 'zero' || kind === 'file') {
               const want = Buffer.alloc(len);
               if (kind === 'data') readSync(imgFd, want, 0, len, off);
+              if (kind === 'file') {
+                const ff = openSync(m.path, 'r');
+                readSync(ff, want, 0, len, Number(BigInt(m.offset) + addr - BigInt(m.start)));
+                closeSync(ff);
+              }
               const got = Buffer.alloc(len);
               const n = readSync(mem, got, 0, len, addr);
               // the kernel owns the rseq area's cpu fields: they say where the new process runs
@@ -177,6 +182,10 @@ describe('dump and restore', () => {
         closeSync(imgFd);
       }
       assert.ok(compared > 4 << 20, `compared ${compared} bytes`);
+      const kinds = new Set(j.mappings.flatMap((m) => m.runs.map((r) => `${m.kind}:${r[0]}`)));
+      for (const k of ['anon:data', 'anon:zero', 'file:file', 'file:data', 'heap:data']) assert.ok(kinds.has(k), `the image has ${k} pages`);
+      assert.ok(j.mappings.some((m) => m.perms === 'rw-s' && m.content_stored && m.pages.data === 2), 'shared anonymous memory is stored');
+      assert.ok(j.mappings.some((m) => m.path === prog && m.perms === 'rw-p' && m.pages.file === 1 && m.pages.data === 1), 'private file mapping: one clean page, one copied');
       // the layout: every recorded mapping is where it was, with its protection (the
       // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
       const live = readFileSync(`/proc/${pid}/maps`, 'utf8')
