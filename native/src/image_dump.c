@@ -713,6 +713,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   struct img_pending *pd = a->pending;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no process to dump");
   if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "the process must be stopped to be dumped");
+  if (s->nthreads < 1) return cryo_fail(CRYO_ENOPROC, "process %d has no threads left to dump", s->pid);
   struct dumpctx d = {.s = s, .pid = s->pid, .pmfd = -1, .st = a->st};
   d.w.direct_fl = -1;
   struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0};
