@@ -18,8 +18,9 @@ import {
   ThreadEvent,
 } from '@vscode/debugadapter';
 import type { DebugProtocol } from '@vscode/debugprotocol';
-import { accessSync, constants, createReadStream, existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { basename, isAbsolute, resolve } from 'node:path';
+import { accessSync, constants, createReadStream, existsSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Breakpoints, parseHitCondition, type UserBreakpoint } from './breakpoints';
 import { REGISTER_NAMES, Session as Engine, type EngineEvent } from './engine';
 import { encodeFor } from './assign';
@@ -143,7 +144,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: LaunchArguments): Promise<void> {
     try {
       this.launchArgs = args;
-      this.startLaunched(args);
+      if (args.console === 'integratedTerminal') await this.startInTerminal(args);
+      else this.startLaunched(args);
       this.sendResponse(response);
       this.sendEvent(new InitializedEvent());
       await this.configured;
@@ -154,7 +156,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   /** Starts the program of a launch configuration, stopped before its first instruction. */
-  private startLaunched(args: LaunchArguments): void {
+  /** Checks the program and builds its environment, with messages that say what to fix. */
+  private prepareLaunch(args: LaunchArguments): { program: string; env: Record<string, string> } {
     {
       const program = isAbsolute(args.program) ? args.program : resolve(args.cwd ?? process.cwd(), args.program);
       if (!existsSync(program)) throw new Error(`program ${program} does not exist: build it first, or fix "program" in launch.json`);
@@ -171,16 +174,58 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         if (v === null) delete env[k];
         else env[k] = v;
       }
-      this.sourceMap = Object.entries(args.sourceFileMap ?? {});
-      this.engine = new Engine();
-      this.engine.keepPumping = true;
-      const l = this.engine.launch({ program, args: args.args ?? [], cwd: args.cwd, env, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
-      this.launched = true;
-      this.pipeOutput(l.stdout, 'stdout');
-      this.pipeOutput(l.stderr, 'stderr');
-      this.stopAtEntry = !!args.stopAtEntry;
-      this.startProgram(l.pid);
+      return { program, env };
     }
+  }
+
+  private startLaunched(args: LaunchArguments): void {
+    const { program, env } = this.prepareLaunch(args);
+    this.sourceMap = Object.entries(args.sourceFileMap ?? {});
+    this.engine = new Engine();
+    this.engine.keepPumping = true;
+    const l = this.engine.launch({ program, args: args.args ?? [], cwd: args.cwd, env, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+    this.launched = true;
+    this.pipeOutput(l.stdout, 'stdout');
+    this.pipeOutput(l.stderr, 'stderr');
+    this.stopAtEntry = !!args.stopAtEntry;
+    this.startProgram(l.pid);
+  }
+
+  /**
+   * console: integratedTerminal. The terminal runs a small shell that writes its pid and
+   * stops itself; we attach, let it go on, and it execs the program in place (same pid,
+   * the terminal as its stdio). From that exec stop on, it is a launch like any other.
+   */
+  private async startInTerminal(args: LaunchArguments): Promise<void> {
+    const { program } = this.prepareLaunch(args);
+    const pidFile = join(tmpdir(), `cryo-terminal-${process.pid}-${Date.now()}.pid`);
+    const script = 'echo $$ > "$1"; kill -STOP $$; shift; exec "$@"';
+    const shellArgs = ['/bin/sh', '-c', script, 'cryo-launch', pidFile, program, ...(args.args ?? [])];
+    const extraEnv: Record<string, string | null> = { ...(args.env ?? {}) };
+    if (args.envFile) Object.assign(extraEnv, parseEnvFile(readFileSync(resolve(args.cwd ?? process.cwd(), args.envFile), 'utf8')));
+    await new Promise<void>((res, rej) => {
+      this.runInTerminalRequest({ kind: 'integrated', title: basename(program), cwd: args.cwd ?? dirname(program), args: shellArgs, env: extraEnv }, 15000, (r) =>
+        r.success ? res() : rej(new Error(`the terminal did not start the program: ${r.message ?? 'no reason given'}`)),
+      );
+    });
+    const pid = await waitForPidFile(pidFile, 15000);
+    this.engine = new Engine();
+    this.engine.keepPumping = true;
+    this.engine.attach(pid);
+    this.launched = true;
+    this.sourceMap = Object.entries(args.sourceFileMap ?? {});
+    // run the shell to its exec of the program: its own stop and SIGCONT are not the user's
+    process.kill(pid, 'SIGCONT');
+    for (;;) {
+      this.engine.continue();
+      const ev = await this.engine.waitStop();
+      if (ev.kind === 'exited') throw new Error(`the program ended before it started (exit code ${ev.code})`);
+      if (ev.kind === 'signaled') throw new Error(`the program was killed by ${signame(ev.signo)} before it started`);
+      if (ev.kind !== 'stopped') continue;
+      if (ev.reason === 'exec') break;
+    }
+    this.stopAtEntry = !!args.stopAtEntry;
+    this.startProgram(pid);
   }
 
   protected override async restartRequest(response: DebugProtocol.RestartResponse): Promise<void> {
@@ -277,11 +322,28 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     if (brk) this.addInternal(brk, 'loader');
   }
 
+  private outputs: { ended: boolean; last: number }[] = [];
+
   private pipeOutput(fd: number | undefined, category: 'stdout' | 'stderr'): void {
     if (fd === undefined) return;
+    const state = { ended: false, last: Date.now() };
+    this.outputs.push(state);
     const stream = createReadStream('', { fd, autoClose: true });
-    stream.on('data', (d) => this.sendEvent(new OutputEvent(d.toString(), category)));
-    stream.on('error', () => {});
+    stream.on('data', (d) => {
+      state.last = Date.now();
+      this.sendEvent(new OutputEvent(d.toString(), category));
+    });
+    stream.on('end', () => (state.ended = true));
+    stream.on('error', () => (state.ended = true));
+  }
+
+  /** Waits until the program's output has been read: to its end, or quiet for a moment
+   * (a frozen checkpoint keeps the pipe open, so its end may never come). */
+  private async drainOutput(): Promise<void> {
+    const limit = Date.now() + 2000;
+    while (Date.now() < limit && this.outputs.some((o) => !o.ended && Date.now() - o.last < 100)) await new Promise((r) => setTimeout(r, 20));
+    if (this.outputs.every((o) => o.ended)) return;
+    await new Promise((r) => setTimeout(r, 30));
   }
 
   protected override async terminateRequest(response: DebugProtocol.TerminateResponse): Promise<void> {
@@ -298,6 +360,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       if (this.engine) {
         const kill = args.terminateDebuggee ?? this.launched;
         if (this.engine.pid && !kill) this.engine.detach();
+        // the engine kills what it launched itself; a program started in a terminal it attached to
+        if (this.engine.pid && kill) this.engine.kill();
         await this.engine.close();
       }
     } catch (e) {
@@ -440,9 +504,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private end(code: number, how?: string): void {
     if (this.ended || this.restarting) return;
     this.ended = true;
-    if (how) this.sendEvent(new OutputEvent(`cryo: the program was ${how}\n`, 'console'));
-    this.sendEvent(new ExitedEvent(code));
-    this.sendEvent(new TerminatedEvent());
+    void this.drainOutput().then(() => {
+      if (how) this.sendEvent(new OutputEvent(`cryo: the program was ${how}\n`, 'console'));
+      this.sendEvent(new ExitedEvent(code));
+      this.sendEvent(new TerminatedEvent());
+    });
   }
 
   private guardStopped(response: DebugProtocol.Response): boolean {
@@ -928,6 +994,23 @@ function safeTypeName(v: Value): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+async function waitForPidFile(path: string, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (pid > 0) {
+        rmSync(path, { force: true });
+        return pid;
+      }
+    } catch {
+      /* not written yet */
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the terminal did not start the program within ${ms / 1000} s`);
 }
 
 export function parseEnvFile(text: string): Record<string, string> {

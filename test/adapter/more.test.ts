@@ -1,7 +1,7 @@
 // setVariable, restart, programs without debug information, breakpoints in libraries
 // loaded later with dlopen.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
@@ -120,5 +120,42 @@ describe('symbols the program does not have yet, or at all', () => {
     assert.deepEqual([st.body.stackFrames[0].name, st.body.stackFrames[0].line, st.body.stackFrames[1].name], ['plugin_scale', 4, 'main']);
     const y = await dc.evaluateRequest({ expression: 'y', frameId: st.body.stackFrames[0].id, context: 'watch' });
     assert.equal(y.body.result, '39');
+  });
+});
+
+describe('console: integratedTerminal', () => {
+  test('the program runs in the terminal the client starts, reads its input there, and stops at breakpoints', async () => {
+    const prog = buildFixture('echoer.c');
+    const dc = await client();
+    // play the terminal: run what the adapter asks for, with a pipe as the terminal
+    let term: import('node:child_process').ChildProcessWithoutNullStreams | undefined;
+    let termOut = '';
+    const raw = dc as unknown as { dispatch(body: string): void; outputStream: NodeJS.WritableStream };
+    const original = raw.dispatch.bind(dc);
+    raw.dispatch = (body: string) => {
+      const m = JSON.parse(body);
+      if (m.type !== 'request' || m.command !== 'runInTerminal') return original(body);
+      const a = m.arguments as DebugProtocol.RunInTerminalRequestArguments;
+      const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+      for (const [k, v] of Object.entries(a.env ?? {})) if (v === null) delete env[k]; else env[k] = v as string;
+      term = spawn(a.args[0], a.args.slice(1), { cwd: a.cwd, env });
+      term.stdout.on('data', (d) => (termOut += d));
+      term.stdin.write('hello\n'); // typed into the terminal; read once the program runs
+      const reply = JSON.stringify({ type: 'response', seq: 0, request_seq: m.seq, command: m.command, success: true, body: { processId: term.pid } });
+      raw.outputStream.write(`Content-Length: ${Buffer.byteLength(reply)}\r\n\r\n${reply}`);
+    };
+    const st = await launchTo(dc, { program: prog, console: 'integratedTerminal' }, join(fixturesDir, 'echoer.c'), [], () =>
+      dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'got_line' }] }),
+    );
+    assert.equal(st.body.reason, 'breakpoint');
+    const frames = await dc.stackTraceRequest({ threadId: st.body.threadId! });
+    assert.equal(frames.body.stackFrames[0].name, 'got_line');
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [] });
+    const exited = dc.waitForEvent('exited') as Promise<DebugProtocol.ExitedEvent>;
+    await dc.continueRequest({ threadId: st.body.threadId! });
+    term!.stdin.write('world\n');
+    term!.stdin.end();
+    assert.equal((await exited).body.exitCode, 2);
+    assert.equal(termOut, 'HELLO\nWORLD\nlines 2\n');
   });
 });
