@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildFixture } from '../helpers/fixtures';
-import { ExpressionError } from '../../adapter/symbols';
+import { ExpressionError, hasChildren, valueChildren } from '../../adapter/symbols';
 import { checkPrints, markerLine, stopAt } from './harness';
 
 const C_EXPRS = [
@@ -288,4 +288,30 @@ test('less common C values: long double, complex, __int128, wide characters, fle
 test('C++ values: enum class, multiple and virtual inheritance, smart pointers, list, unordered_map, optional, pair, member pointers', () => {
   const exprs = ["mode", "mode == outer::inner::Mode::Auto", "(int)mode", "multi", "multi.b1 + multi.b2 + multi.m", "dia", "dia.v", "dia.l + dia.r", "up", "sp", "wp", "lst", "umap", "st", "arr", "arr._M_elems[2]", "pr", "pr.first", "pr.second", "opt", "none", "bits", "nested", "nested[1]", "nested[1][1]", "mv", "pm", "pt", "ppt->x", "rppt", "*rppt", "rr", "rr + 1", "lam", "sizeof(Point)"];
   same(buildFixture('sym_cppvalues.cc'), `sym_cppvalues.cc:${markerLine('sym_cppvalues.cc', 'use')}`, exprs);
+});
+
+test('children for a variables view match gdb printing each part', () => {
+  const bin = buildFixture('sym_types.c');
+  const parts = ['p.x', 'p.y', 'local_arr[0]', 'local_arr[2]', '*m', 'm->pos', 'm->b', 'm->num', '*list', 'list->next'];
+  const s = stopAt(bin, `sym_types.c:${markerLine('sym_types.c', 'inspect')}`, { prints: parts, frames: 0 });
+  try {
+    const f = s.stack[0];
+    const want = (i: number) => s.sections.get(`PRINT ${i}`)!.trim().replace(/^\$\d+ = /, '');
+    const child = (expr: string, name: string) => {
+      const c = valueChildren(s.program.evaluate(expr, f, s.stack)).find((x) => x.name === name);
+      assert.ok(c, `${expr} has a child ${name}`);
+      return s.program.format(c.value, true);
+    };
+    assert.equal(child('p', 'x'), want(0));
+    assert.equal(child('p', 'y'), want(1));
+    assert.equal(child('local_arr', '[0]'), want(2));
+    assert.equal(child('local_arr', '[2]'), want(3));
+    assert.equal(child('m', '*'), want(4));
+    assert.equal(child('*m', 'pos'), want(5));
+    assert.equal(child('*m', 'b'), want(6));
+    assert.equal(child('*m', 'num'), want(7));
+    assert.equal(child('list', '*'), want(8));
+    assert.equal(child('*list', 'next'), want(9));
+    assert.ok(hasChildren(s.program.evaluate('m', f)) && !hasChildren(s.program.evaluate('u', f)));
+  } finally { s.close(); }
 });
