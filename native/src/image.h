@@ -179,6 +179,19 @@ struct img_dump_stats {
   uint64_t file_size;
   uint64_t pages[PK_MAX + 1];
 };
+/* What to dump when it is not the session's debuggee (engine-internal, on the tracer
+ * thread): a stopped traced process such as a checkpoint's frozen copy. */
+struct img_target {
+  pid_t pid;                  /* the process to read */
+  const pid_t *tids;          /* its threads, stopped and traced by this session */
+  int ntids;
+  pid_t record_pid;           /* the pid to record (the program's own; 0: pid) */
+  const struct saved_fd *fds; /* descriptor offsets to record instead of the live ones */
+  int nfds;
+};
+int image_dump_target(struct cryo_session *s, const struct img_target *t, const char *path,
+                      const struct img_dump_opts *o, struct img_dump_stats *st);
+
 struct img_pending;
 /* Writes the image of the session's stopped process into a temporary file next to
  * path (mode 0600); nothing appears under path yet. */

@@ -273,6 +273,8 @@ struct dumpctx {
   int pmfd;
   struct img_dump_stats *st;
   uint64_t data_pos;
+  const struct saved_fd *fds; /* descriptor offsets to record instead of the live ones */
+  int nfds;
 };
 
 /* Writes iov[0..n) at the current end, straight from where the pages were read. */
@@ -666,6 +668,8 @@ static int dump_files(struct dumpctx *d, struct img_buf *meta) {
       if (p) flags = strtoull(p + 6, NULL, 8);
       free(info);
     }
+    for (int k = 0; k < d->nfds; k++)
+      if (d->fds[k].fd == fd) pos = (uint64_t)d->fds[k].pos;
     size_t at = tlv_begin(meta, F_FILE);
     tlv_u64(meta, FL_NUM, (uint64_t)fd);
     tlv_u64(meta, FL_FLAGS, flags);
@@ -691,6 +695,7 @@ struct dump_args {
   const struct img_dump_opts *o;
   struct img_dump_stats *st;
   struct img_pending *pending;
+  const struct img_target *target;
 };
 
 struct section {
@@ -711,17 +716,32 @@ static int put_section(struct writer *w, struct section *sec, uint32_t type, str
 static int do_dump(struct cryo_session *s, void *arg) {
   struct dump_args *a = arg;
   struct img_pending *pd = a->pending;
-  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no process to dump");
-  if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "the process must be stopped to be dumped");
-  if (s->nthreads < 1) return cryo_fail(CRYO_ENOPROC, "process %d has no threads left to dump", s->pid);
-  struct dumpctx d = {.s = s, .pid = s->pid, .pmfd = -1, .st = a->st};
+  const struct img_target *tg = a->target;
+  pid_t *tids = NULL;
+  int ntids = 0;
+  if (tg) {
+    if (tg->pid <= 0 || tg->ntids < 1 || !tg->tids) return cryo_fail(CRYO_EINVAL, "dump: no process given");
+    tids = (pid_t *)tg->tids;
+    ntids = tg->ntids;
+  } else {
+    if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no process to dump");
+    if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "the process must be stopped to be dumped");
+    if (s->nthreads < 1) return cryo_fail(CRYO_ENOPROC, "process %d has no threads left to dump", s->pid);
+    tids = calloc((size_t)s->nthreads, sizeof *tids);
+    if (!tids) return cryo_fail(CRYO_EFAIL, "out of memory");
+    for (int i = 0; i < s->nthreads; i++) tids[ntids++] = s->threads[i].tid;
+  }
+  pid_t target_pid = tg ? tg->pid : s->pid;
+  struct dumpctx d = {.s = s, .pid = target_pid, .pmfd = -1, .st = a->st, .fds = tg ? tg->fds : NULL,
+                      .nfds = tg ? tg->nfds : 0};
   d.w.direct_fl = -1;
   struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0};
   struct vma *vmas = NULL;
   int nvmas = 0, rc = CRYO_OK;
   char path[128], *txt = NULL;
-  pid_t pid = s->pid, tid0 = s->threads[0].tid;
-  if (thread_find(s, pid)) tid0 = pid;
+  pid_t pid = target_pid, tid0 = tids[0];
+  for (int i = 0; i < ntids; i++)
+    if (tids[i] == pid) tid0 = pid;
 
   d.w.fd = pd->fd;
   d.w.path = a->path;
@@ -738,7 +758,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   }
 
   /* --- process --- */
-  tlv_u64(&proc, PRC_PID, (uint64_t)pid);
+  tlv_u64(&proc, PRC_PID, (uint64_t)(tg && tg->record_pid ? tg->record_pid : pid));
   tlv_u64(&proc, PRC_PAGE_SIZE, IMG_PAGE);
   tlv_u64(&proc, PRC_TIME_NS, now_ns(CLOCK_REALTIME));
   tlv_u64(&proc, PRC_REASON, a->o && a->o->reason ? a->o->reason : REASON_SNAPSHOT);
@@ -848,13 +868,15 @@ static int do_dump(struct cryo_session *s, void *arg) {
 
   /* --- threads --- */
   uint64_t xsave_size = 0;
-  for (int i = 0; i < s->nthreads; i++) {
-    pid_t tid = s->threads[i].tid;
+  for (int i = 0; i < ntids; i++) {
+    pid_t tid = tids[i];
+    /* the thread id the program knows (a frozen copy has another one) */
+    pid_t rec_tid = tg && tg->record_pid && tid == pid ? tg->record_pid : tid;
     struct user_regs_struct r;
     rc = regs_get(tid, &r);
     if (rc) goto out;
     size_t at = tlv_begin(&thr, T_THREAD);
-    tlv_u64(&thr, TH_TID, (uint64_t)tid);
+    tlv_u64(&thr, TH_TID, (uint64_t)rec_tid);
     tlv_bytes(&thr, TH_REGS, &r, sizeof r);
     tlv_u64(&thr, TH_FS_BASE, r.fs_base);
     tlv_u64(&thr, TH_GS_BASE, r.gs_base);
@@ -974,6 +996,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   pd->size = fsize;
   a->st->file_size = fsize;
 out:
+  if (!tg) free(tids);
   if (d.pmfd >= 0) close(d.pmfd);
   free(d.w.buf);
   writer_stop(&d);
@@ -991,10 +1014,8 @@ out:
   return rc;
 }
 
-/* Writes the image into a temporary file next to path; nothing is visible under path
- * until cryo_image_commit. On failure the temporary file is gone. */
-CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const struct img_dump_opts *o,
-                                   struct img_dump_stats *st, struct img_pending **out) {
+static int dump_begin(cryo_session *s, const struct img_target *tg, bool on_tracer, const char *path,
+                      const struct img_dump_opts *o, struct img_dump_stats *st, struct img_pending **out) {
   if (!s || !path || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_dump: null argument");
   *out = NULL;
   struct img_dump_stats local;
@@ -1005,7 +1026,9 @@ CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const stru
   snprintf(pd->path, sizeof pd->path, "%s", path);
   const char *slash = strrchr(path, '/');
   int dirlen = slash ? (int)(slash - path) + 1 : 0;
-  snprintf(pd->tmp, sizeof pd->tmp, "%.*s.%s.tmp%d", dirlen, path, slash ? slash + 1 : path, getpid());
+  static unsigned seq;
+  unsigned n = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
+  snprintf(pd->tmp, sizeof pd->tmp, "%.*s.%s.tmp%d.%u", dirlen, path, slash ? slash + 1 : path, getpid(), n);
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   pd->fd = open(pd->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (pd->fd < 0) {
@@ -1014,8 +1037,8 @@ CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const stru
     return rc;
   }
   fchmod(pd->fd, 0600);
-  struct dump_args a = {path, o, st, pd};
-  int rc = run_on_tracer(s, do_dump, &a);
+  struct dump_args a = {path, o, st, pd, tg};
+  int rc = on_tracer ? do_dump(s, &a) : run_on_tracer(s, do_dump, &a);
   st->frozen_ns = now_ns(CLOCK_MONOTONIC) - t0;
   if (rc != CRYO_OK) {
     close(pd->fd);
@@ -1025,6 +1048,23 @@ CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const stru
   }
   *out = pd;
   return CRYO_OK;
+}
+
+/* Writes the image into a temporary file next to path; nothing is visible under path
+ * until cryo_image_commit. On failure the temporary file is gone. */
+CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const struct img_dump_opts *o,
+                                   struct img_dump_stats *st, struct img_pending **out) {
+  return dump_begin(s, NULL, false, path, o, st, out);
+}
+
+/* For the engine's own code already on the tracer thread: the image of any stopped,
+ * traced process (a frozen checkpoint copy), made durable before it returns. */
+int image_dump_target(struct cryo_session *s, const struct img_target *t, const char *path,
+                      const struct img_dump_opts *o, struct img_dump_stats *st) {
+  struct img_pending *pd;
+  int rc = dump_begin(s, t, true, path, o, st, &pd);
+  if (rc) return rc;
+  return cryo_image_commit(pd);
 }
 
 /* fsync, rename over path, fsync the directory. Frees pd whatever happens. */

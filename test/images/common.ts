@@ -59,9 +59,9 @@ export function exited(p: ChildProcess): Promise<{ status: number | null; signal
 /** Starts a fixture with nothing open but stdio: descriptors the test runner itself
  * inherited (from a CI wrapper, say) would otherwise be in the image, and a pipe at a
  * number above 2 cannot be restored. */
+export const closeOthers =
+  'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null; fi; done; exec "$@"';
 export function start(prog: string, args: string[], cwd?: string): ChildProcess {
-  const closeOthers =
-    'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null; fi; done; exec "$@"';
   return spawn('/bin/bash', ['-c', closeOthers, 'bash', prog, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
 }
 

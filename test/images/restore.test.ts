@@ -1,12 +1,13 @@
 // Dump mid-run, kill, restore: the program's own output continues with no gap and no
 // repeat, and its exit code is that of an uninterrupted run.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
+import { repoRoot } from '../helpers/fixtures';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { isAlive, waitGone } from '../helpers/procs';
-import { assertNoImageProcesses, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
+import { assertNoImageProcesses, closeOthers, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -207,6 +208,29 @@ describe('dump and restore', () => {
       process.kill(pid, 'SIGKILL');
       await waitGone(pid);
     }
+  });
+
+  test('the engine-side dump of a frozen copy (image_dump_target) restores like the original', async () => {
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    const harness = join(dir, 'img_target_harness');
+    const objs = readdirSync(join(repoRoot, 'native', 'build', 'obj')).map((o) => join(repoRoot, 'native', 'build', 'obj', o));
+    execFileSync('gcc', ['-std=c11', '-D_GNU_SOURCE', '-O1', '-g', '-o', harness, join(repoRoot, 'test', 'fixtures', 'img_target_harness.c'), ...objs, '-lpthread']);
+    const ref = bare(prog, (o) => ['300', o, '3000'], dir);
+    const out = join(dir, 'out.txt');
+    const img = join(dir, 'copy.cryo');
+    const h = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', harness, img, prog, '300', out, '3000'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(h.status, 0, h.stderr);
+    const [pid, copy] = h.stdout.trim().split(' ').map(Number);
+    assert.ok(pid > 0 && copy > 0 && copy !== pid);
+    const j = inspectJson(img);
+    assert.equal(j.process.pid, pid, "the program's own pid is recorded, not the copy's");
+    assert.deepEqual(j.threads.map((t) => t.tid), [pid]);
+    const atDump = readFileSync(out, 'utf8');
+    assert.ok(atDump.length > 0 && atDump.length < ref.out.length);
+    const r = await restoreWait(img);
+    assert.equal(readFileSync(out, 'utf8'), ref.out, r.stderr);
+    assert.equal(r.status, ref.status);
   });
 
   test('restore refuses, listing every problem, and leaves nothing behind', async () => {
