@@ -545,6 +545,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     return this.engine.waitStop();
   }
 
+  async stepRange(tid: number, lo: bigint, hi: bigint): Promise<EngineEvent> {
+    this.engine.stepRange(tid, lo, hi);
+    return this.engine.waitStop();
+  }
+
   async runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd> {
     this.engine.insertBreakpoint(addr);
     try {

@@ -14,6 +14,8 @@ export interface StepHost {
   program: Program;
   /** one single-step of tid; resolves with the engine event that ended it */
   singleStep(tid: number): Promise<EngineEvent>;
+  /** steps tid while its pc is in [lo, hi), in the engine; stops early right after a call */
+  stepRange(tid: number, lo: bigint, hi: bigint): Promise<EngineEvent>;
   /** runs until the temporary breakpoint at addr is hit by tid with rsp above minSp, or another stop */
   runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd>;
   /** registers of tid by DWARF number, for unwinding */
@@ -26,13 +28,15 @@ function isStepStop(e: EngineEvent, tid: number): boolean {
   return e.kind === 'stopped' && e.tid === tid && e.reason === 'step';
 }
 
-/** After a single step: did the instruction just executed call something? */
-function enteredCall(h: StepHost, pcBefore: bigint, spBefore: bigint, sp: bigint): bigint | undefined {
-  if (sp !== spBefore - 8n) return undefined;
+/** After stepping out of [lo, hi): did a call instruction of that range take us here?
+ * Then the return address on the stack points back into the range. */
+function enteredCall(h: StepHost, range: [bigint, bigint], pc: bigint, sp: bigint, spAtStart: bigint): bigint | undefined {
+  if (pc >= range[0] && pc < range[1]) return undefined;
+  if (sp >= spAtStart) return undefined; // a return or a jump, not a call
   const ret = h.engine.readMemory(sp, 8);
   if (ret.length < 8) return undefined;
   const r = ret.readBigUInt64LE(0);
-  return r > pcBefore && r <= pcBefore + 15n ? r : undefined;
+  return r > range[0] && r <= range[1] ? r : undefined;
 }
 
 export async function stepLine(h: StepHost, tid: number, into: boolean): Promise<StepEnd> {
@@ -47,13 +51,12 @@ export async function stepLine(h: StepHost, tid: number, into: boolean): Promise
   // the frame we step in: deeper means a call, higher means we returned
   const frameSp = regs.rsp;
   for (let n = 0; n < MAX_STEPS; n++) {
-    const pcBefore = pc;
     const spBefore = regs.rsp;
-    const ev = await h.singleStep(tid);
+    const ev = pc >= range[0] && pc < range[1] ? await h.stepRange(tid, range[0], range[1]) : await h.singleStep(tid);
     if (!isStepStop(ev, tid)) return { kind: 'event', event: ev };
     regs = h.engine.registers(tid);
     pc = regs.rip;
-    const ret = enteredCall(h, pcBefore, spBefore, regs.rsp);
+    const ret = enteredCall(h, range, pc, regs.rsp, spBefore);
     if (ret !== undefined) {
       const target = h.program.lineRange(pc);
       if (into && target) {
@@ -67,7 +70,7 @@ export async function stepLine(h: StepHost, tid: number, into: boolean): Promise
         return { kind: 'done' };
       }
       // step over the call: run to the return address in this frame
-      const end = await h.runTo(tid, ret, spBefore - 8n);
+      const end = await h.runTo(tid, ret, regs.rsp);
       if (end.kind !== 'done') return end;
       regs = h.engine.registers(tid);
       pc = regs.rip;

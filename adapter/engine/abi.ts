@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export const Status = {
   OK: 0,
@@ -117,6 +117,7 @@ export interface Lib {
   cryo_wait_event: Fn;
   cryo_continue: Fn;
   cryo_step: Fn;
+  cryo_step_range: Fn;
   cryo_interrupt: Fn;
   cryo_set_signal: Fn;
   cryo_get_regs: Fn;
@@ -165,6 +166,7 @@ export function load(): Lib {
     cryo_wait_event: f('int', 'cryo_wait_event', [S, koffi.out(koffi.pointer(Event)), 'int32_t']),
     cryo_continue: f('int', 'cryo_continue', [S, 'uint32_t']),
     cryo_step: f('int', 'cryo_step', [S, 'int32_t', 'uint32_t']),
+    cryo_step_range: f('int', 'cryo_step_range', [S, 'int32_t', 'uint64_t', 'uint64_t', 'uint32_t']),
     cryo_interrupt: f('int', 'cryo_interrupt', [S]),
     cryo_set_signal: f('int', 'cryo_set_signal', [S, 'int32_t', 'int32_t']),
     cryo_get_regs: f('int', 'cryo_get_regs', [S, 'int32_t', 'uint64_t *']),

@@ -250,6 +250,11 @@ export class Session {
     this.check(this.lib.cryo_step(this.h(), tid, opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'step');
   }
 
+  /** Steps tid while its pc stays in [lo, hi), stopping early right after a call instruction. */
+  stepRange(tid: number, lo: bigint, hi: bigint): void {
+    this.check(this.lib.cryo_step_range(this.h(), tid, lo, hi, 0) as number, 'step range');
+  }
+
   interrupt(): void {
     this.check(this.lib.cryo_interrupt(this.h()) as number, 'interrupt');
   }

@@ -592,7 +592,8 @@ export function field(v: Value, name: string): Value {
 }
 
 const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::map<.*>$/, /^std::set<.*>$/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/,
-  /^std::(shared|weak)_ptr<.*>$/, /^std::(__cxx11::)?list<.*>$/, /^std::unordered_(map|set)<.*>$/, /^std::optional<.*>$/, /^std::pair<.*>$/];
+  /^std::(shared|weak)_ptr<.*>$/, /^std::(__cxx11::)?list<.*>$/, /^std::unordered_(map|set)<.*>$/, /^std::optional<.*>$/, /^std::pair<.*>$/,
+  /^std::deque<.*>$/, /^std::(stack|queue|priority_queue)<.*>$/, /^std::tuple<.*>$/, /^std::(__cxx11::)?basic_string<(wchar_t|char16_t|char32_t)[,<]/];
 
 export function hasPrinter(t: StructType): boolean {
   return !!t.name && PRINTERS.some((r) => r.test(t.name!));
@@ -627,6 +628,54 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const n = Math.min(len, PRINT_MAX);
       const b = n ? v.ctx.mem.read(addr, n) : Buffer.alloc(0);
       return fmtString([...b], len > PRINT_MAX);
+    }
+    const wm = /^std::(__cxx11::)?basic_string<(wchar_t|char16_t|char32_t)[,<]/.exec(name);
+    if (wm) {
+      const csize = wm[2] === 'char16_t' ? 2 : 4;
+      const pre = wm[2] === 'wchar_t' ? 'L' : wm[2] === 'char16_t' ? 'u' : 'U';
+      const addr = BigInt.asUintN(64, field(field(v, '_M_dataplus'), '_M_p').int());
+      const len = Number(field(v, '_M_string_length').int());
+      const n = Math.min(len, PRINT_MAX);
+      const b = n ? v.ctx.mem.read(addr, n * csize) : Buffer.alloc(0);
+      const chars: number[] = [];
+      for (let i = 0; i < n; i++) chars.push(csize === 2 ? b.readUInt16LE(i * 2) : b.readUInt32LE(i * 4));
+      return fmtWide(chars, pre, len > PRINT_MAX);
+    }
+    if (/^std::deque<.*>$/.test(name)) {
+      const el = t.templateTypes[0];
+      const esz = BigInt(sizeOf(el) || 1);
+      const bufN = esz < 512n ? 512n / esz : 1n;
+      const impl = field(v, '_M_impl');
+      const st = field(impl, '_M_start'), fi = field(impl, '_M_finish');
+      const g = (it: Value, f: string) => BigInt.asUintN(64, field(it, f).int());
+      let cur = g(st, '_M_cur'), last = g(st, '_M_last'), node = g(st, '_M_node');
+      const end = g(fi, '_M_cur');
+      const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
+      const items: string[] = [];
+      let count = 0;
+      while (cur !== end && count < 100000) {
+        if (items.length < PRINT_MAX) { const a = cur; items.push(nest(() => fmt(new Value(el, v.ctx, a), false))); }
+        count++;
+        cur += esz;
+        if (cur === last) { node += 8n; const first = rd(node); cur = first; last = first + bufN * esz; }
+      }
+      const head = `std::deque with ${count} element${count === 1 ? '' : 's'}`;
+      return count ? `${head} = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}` : head;
+    }
+    const adapter = /^std::(stack|queue|priority_queue)<.*>$/.exec(name);
+    if (adapter) return `std::${adapter[1]} wrapping: ${nest(() => fmt(field(v, 'c'), false))}`;
+    if (/^std::tuple<.*>$/.test(name)) {
+      const items: string[] = [];
+      let cur: Value | undefined = t.bases.length ? baseValue(v, t.bases[0]) : undefined;
+      while (cur) {
+        const ct = strip(cur.type);
+        if (ct.k !== 'struct') break;
+        const headB = ct.bases.find((b) => /^std::_Head_base</.test(strip(b.type).k === 'struct' ? (strip(b.type) as StructType).name ?? '' : ''));
+        const nextB = ct.bases.find((b) => /^std::_Tuple_impl</.test(strip(b.type).k === 'struct' ? (strip(b.type) as StructType).name ?? '' : ''));
+        if (headB) { const hv = baseValue(cur, headB); items.push(`[${items.length + 1}] = ${nest(() => fmt(field(hv, '_M_head_impl'), false))}`); }
+        cur = nextB ? baseValue(cur, nextB) : undefined;
+      }
+      return items.length ? `std::tuple containing = {${items.join(', ')}}` : 'empty std::tuple';
     }
     if (/^std::vector<bool[,>]/.test(name)) {
       const impl = field(v, '_M_impl');

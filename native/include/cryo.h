@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 2
+#define CRYO_ABI_VERSION 3
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -133,6 +133,11 @@ enum cryo_resume_flags {
 CRYO_API int cryo_continue(cryo_session *s, uint32_t flags);
 /* Single-steps tid alone (others stay stopped); a STOPPED event (STEP) follows. */
 CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags);
+/* Steps tid alone while its pc stays in [lo, hi) (a source line), in the engine, without
+ * a round trip per instruction. A STOPPED event (STEP) follows when the pc leaves the
+ * range, or right after a call instruction was executed (the pc is then in the callee:
+ * the caller decides whether to step into it or over it). */
+CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags);
 /* Stops every running thread; a STOPPED event (INTERRUPT) follows. */
 CRYO_API int cryo_interrupt(cryo_session *s);
 /* Sets the signal that tid will receive when resumed (0: none). */

@@ -21,6 +21,9 @@ struct thread {
   pid_t tid;
   int state;
   bool stepping;          /* resumed with PTRACE_SINGLESTEP on the user's behalf */
+  uint64_t range_lo, range_hi; /* range stepping: keep stepping while lo <= pc < hi */
+  uint64_t range_sp;      /* rsp before the last step, to see a call being entered */
+  uint64_t range_prev_pc; /* pc before the last step */
   bool stepping_over;     /* single-stepping over a breakpoint before a continue */
   uint64_t over_addr;     /* the breakpoint lifted while this thread steps (0: none) */
   bool over_done;         /* already stepped over a breakpoint during this resume */

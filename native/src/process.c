@@ -443,6 +443,7 @@ CRYO_API int cryo_continue(cryo_session *s, uint32_t flags) {
 struct step_args {
   pid_t tid;
   uint32_t flags;
+  uint64_t lo, hi;
 };
 
 static int do_step(struct cryo_session *s, void *arg) {
@@ -462,6 +463,10 @@ static int do_step(struct cryo_session *s, void *arg) {
   int sig = (a->flags & CRYO_RESUME_DISCARD_SIGNAL) ? 0 : t->pending_sig;
   t->pending_sig = 0;
   t->stepping = true;
+  t->range_lo = a->lo;
+  t->range_hi = a->hi;
+  t->range_sp = r.rsp;
+  t->range_prev_pc = r.rip;
   if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, (void *)(long)sig) != 0) {
     t->stepping = false;
     bp_restore_one(s, t->over_addr);
@@ -474,7 +479,14 @@ static int do_step(struct cryo_session *s, void *arg) {
 
 CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step: null session");
-  struct step_args a = {tid, flags};
+  struct step_args a = {tid, flags, 0, 0};
+  return run_on_tracer(s, do_step, &a);
+}
+
+CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step_range: null session");
+  if (hi <= lo) return cryo_fail(CRYO_EINVAL, "cryo_step_range: empty range 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)hi);
+  struct step_args a = {tid, flags, lo, hi};
   return run_on_tracer(s, do_step, &a);
 }
 

@@ -137,6 +137,24 @@ static bool is_job_control_stop(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
+/* Range stepping: after one step inside [lo,hi), step again unless the pc left the
+ * range or a call was just entered (rsp went down by 8 and holds a return address just
+ * after the previous pc). Returns true when it stepped again. */
+static bool range_continues(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
+  if (r->rip < t->range_lo || r->rip >= t->range_hi) return false;
+  if (r->rsp == t->range_sp - 8) {
+    uint64_t ret = 0;
+    if (mem_read_raw(s, t->tid, r->rsp, &ret, 8) == 8 && ret > t->range_prev_pc && ret <= t->range_prev_pc + 15) return false;
+  }
+  /* a breakpoint inside the range is the user's: step onto it and report it */
+  if (bp_find(s, r->rip)) return false;
+  t->range_sp = r->rsp;
+  t->range_prev_pc = r->rip;
+  if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) != 0) return false;
+  t->state = T_RUNNING;
+  return true;
+}
+
 /* Classifies one waitpid status. Returns true when tid stopped with something to
  * report (t->has_report set). `collecting` is true while all-stop gathers threads:
  * then nothing is resumed here. */
@@ -290,6 +308,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
         bp_restore_one(s, t->over_addr);
         t->over_addr = 0;
         t->stepping_over = t->stepping = false;
+    t->range_lo = t->range_hi = 0;
         t->has_report = true;
         t->report_reason = CRYO_STOP_WATCHPOINT;
         t->report_addr = s->wps[slot].addr;
@@ -305,6 +324,8 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
         if (s->resume_all_pending && !collecting) resume_all(s);
         return false;
       }
+      if (t->range_hi && have_regs && !collecting && range_continues(s, t, &r)) return false;
+      t->range_lo = t->range_hi = 0;
       t->stepping = false;
       t->has_report = true;
       t->report_reason = CRYO_STOP_STEP;
@@ -319,6 +340,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     t->over_addr = 0;
     if (t->stepping_over) s->resume_all_pending = false;
     t->stepping_over = t->stepping = false;
+    t->range_lo = t->range_hi = 0;
   }
   t->si = si;
   t->pending_sig = sig;

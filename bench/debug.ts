@@ -1,0 +1,75 @@
+// The debugger's own speed: launch to the first breakpoint stop, and time per `next`,
+// against gdb -batch doing the same on the same binary. Both measured from outside:
+// gdb from its spawn, ours from the adapter process's spawn (Node's start included).
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { buildFixture, fixturesDir, repoRoot } from '../test/helpers/fixtures';
+import { median, ms, printTable, ratio } from './table';
+
+const NEXTS = 40;
+
+async function ours(prog: string, file: string, line: number, args: string[]) {
+  const t0 = performance.now();
+  const dc = new DebugClient('node', join(repoRoot, 'dist', 'adapter.js'), 'cryo');
+  dc.defaultTimeout = 60000;
+  await dc.start();
+  await dc.initializeRequest();
+  const initialized = dc.waitForEvent('initialized');
+  const launched = dc.launch({ program: prog, args });
+  await initialized;
+  const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.setBreakpointsRequest({ source: { path: file }, breakpoints: [{ line }] });
+  await dc.configurationDoneRequest();
+  await launched;
+  const st = await stopped;
+  const first = performance.now() - t0;
+  await dc.setBreakpointsRequest({ source: { path: file }, breakpoints: [] });
+  const times: number[] = [];
+  for (let i = 0; i < NEXTS; i++) {
+    const t = performance.now();
+    const s = dc.waitForEvent('stopped');
+    await dc.nextRequest({ threadId: st.body.threadId! });
+    await s;
+    await dc.stackTraceRequest({ threadId: st.body.threadId!, levels: 1 }); // what the editor asks at once
+    times.push(performance.now() - t);
+  }
+  await dc.disconnectRequest({ terminateDebuggee: true });
+  await dc.stop();
+  return { first, next: median(times) };
+}
+
+function gdb(prog: string, file: string, line: number, args: string[]) {
+  const t0 = performance.now();
+  const out = execFileSync(
+    'gdb',
+    ['-nx', '-batch', '-ex', 'set startup-with-shell off', '-ex', `break ${file}:${line}`, '-ex', 'run', '-ex', 'python import time; print("T0 %.6f" % time.perf_counter())', '-ex', 'delete',
+      ...Array.from({ length: NEXTS }, () => ['-ex', 'next']).flat(), '-ex', 'python print("T1 %.6f" % time.perf_counter())', '-ex', 'kill', '--args', prog, ...args],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const total = performance.now() - t0;
+  const a = Number(/T0 ([\d.]+)/.exec(out)![1]);
+  const b = Number(/T1 ([\d.]+)/.exec(out)![1]);
+  const nextMs = ((b - a) * 1000) / NEXTS;
+  return { first: total - (b - a) * 1000, next: nextMs };
+}
+
+export async function benchDebug(): Promise<void> {
+  const prog = buildFixture('counter.c');
+  const src = join(fixturesDir, 'counter.c');
+  const rows = [];
+  const o = await ours(prog, src, 20, ['100000']);
+  const g = gdb(prog, src, 20, ['100000']);
+  rows.push({
+    program: 'counter.c (-O0 -g)',
+    'to 1st stop (ms)': ms(o.first),
+    'gdb (ms)': ms(g.first),
+    ratio: ratio(o.first, g.first),
+    'per next (ms)': ms(o.next),
+    'gdb next (ms)': ms(g.next),
+    'next ratio': ratio(o.next, g.next),
+  });
+  printTable(`Debugging: launch to the first breakpoint, and \`next\` (median of ${NEXTS}; ours includes the stackTrace the editor asks for)`, rows);
+  console.log('\n(gdb`s first-stop time includes gdb`s exit after the run; ours includes starting Node for the adapter)');
+}
