@@ -286,7 +286,7 @@ test('less common C values: long double, complex, __int128, wide characters, fle
 });
 
 test('C++ values: enum class, multiple and virtual inheritance, smart pointers, list, unordered_map, optional, pair, member pointers', () => {
-  const exprs = ["mode", "mode == outer::inner::Mode::Auto", "(int)mode", "multi", "multi.b1 + multi.b2 + multi.m", "dia", "dia.v", "dia.l + dia.r", "up", "sp", "wp", "lst", "umap", "st", "arr", "arr._M_elems[2]", "pr", "pr.first", "pr.second", "opt", "none", "bits", "nested", "nested[1]", "nested[1][1]", "mv", "pm", "pt", "ppt->x", "rppt", "*rppt", "rr", "rr + 1", "lam", "sizeof(Point)"];
+  const exprs = ["dq", "stk", "q", "tup", "wstr", "mode", "mode == outer::inner::Mode::Auto", "(int)mode", "multi", "multi.b1 + multi.b2 + multi.m", "dia", "dia.v", "dia.l + dia.r", "up", "sp", "wp", "lst", "umap", "st", "arr", "arr._M_elems[2]", "pr", "pr.first", "pr.second", "opt", "none", "bits", "nested", "nested[1]", "nested[1][1]", "mv", "pm", "pt", "ppt->x", "rppt", "*rppt", "rr", "rr + 1", "lam", "sizeof(Point)"];
   same(buildFixture('sym_cppvalues.cc'), `sym_cppvalues.cc:${markerLine('sym_cppvalues.cc', 'use')}`, exprs);
 });
 
