@@ -160,6 +160,19 @@ describe('damaged images', () => {
     assert.match(runInspect(join(dir, 'missing.cryo')).stderr, /No such file/);
   });
 
+  test('CRC32C as documented: the check value, and images re-checksummed here are accepted (hardware and table code)', async () => {
+    assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
+    const img = await smallImage();
+    const b = readFileSync(img);
+    const again = Buffer.from(b);
+    fixChecksums(again);
+    assert.ok(again.equals(b), 'the checksums this test computes are the ones cryo wrote');
+    for (const soft of ['0', '1']) {
+      const r = spawnSync(cryoBin, ['inspect', img], { encoding: 'utf8', env: { ...process.env, CRYO_CRC_SOFT: soft } });
+      assert.equal(r.status, 0, `CRYO_CRC_SOFT=${soft}: ${r.stderr}`);
+    }
+  });
+
   test('mutation loop: never a crash, never a hang', async () => {
     const img = await smallImage();
     const base = readFileSync(img);
