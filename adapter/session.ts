@@ -79,7 +79,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private configure!: () => void;
   private stopSignals = new Set(DEFAULT_STOP_SIGNALS);
   private stopOtherSignals = false;
-  private stacks = new Map<number, Frame[]>();
+  private stacks = new Map<number, { frames: Frame[]; complete: boolean }>();
   private frameIds = new Handles<{ tid: number; index: number }>();
   private varRefs = new Handles<VarRef>();
   private lastSignal = new Map<number, SignalStop>();
@@ -697,13 +697,13 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.sendResponse(response);
   }
 
-  private stack(tid: number): Frame[] {
-    let s = this.stacks.get(tid);
-    if (!s) {
-      s = this.program.backtrace(this.dwarfRegs(tid));
-      this.stacks.set(tid, s);
-    }
-    return s;
+  /** The stack of tid, unwound as deep as `need` frames (the editor first asks for one). */
+  private stack(tid: number, need = 256): Frame[] {
+    const c = this.stacks.get(tid);
+    if (c && (c.frames.length >= need || c.complete)) return c.frames;
+    const frames = this.program.backtrace(this.dwarfRegs(tid), need);
+    this.stacks.set(tid, { frames, complete: frames.length < need });
+    return frames;
   }
 
   private source(file: string): Source {
@@ -723,11 +723,13 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override stackTraceRequest(response: DebugProtocol.StackTraceResponse, args: DebugProtocol.StackTraceArguments): void {
     try {
-      const frames = this.stack(args.threadId);
       const start = args.startFrame ?? 0;
+      const frames = this.stack(args.threadId, args.levels ? start + args.levels + 1 : 256);
       const count = args.levels || frames.length;
+      const complete = this.stacks.get(args.threadId)?.complete;
       response.body = {
-        totalFrames: frames.length,
+        // unknown depth: one more than we have, so the editor asks for the rest when shown
+        totalFrames: complete ? frames.length : frames.length + 1,
         stackFrames: frames.slice(start, start + count).map((f) => {
           const name = f.signalFrame ? '<signal handler called>' : f.function ? `${f.function}${f.inlined ? ' [inlined]' : ''}` : `0x${f.pc.toString(16)}`;
           const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, f.source ? this.source(f.source.file) : undefined, f.source?.line ?? 0, f.source?.column ?? 0) as DebugProtocol.StackFrame;
