@@ -61,6 +61,26 @@ const EXCEPTION_FILTERS: DebugProtocol.ExceptionBreakpointsFilter[] = [
   { filter: 'other', label: 'Other signals', default: false, description: 'Stop on every other signal the program receives (SIGUSR1, SIGPIPE, ...)' },
 ];
 
+interface CheckpointMeta {
+  name: string;
+  threadId: number;
+  source?: Source;
+  line?: number;
+  function?: string;
+}
+
+export interface CheckpointView {
+  id: number;
+  name: string;
+  threadId: number;
+  source?: DebugProtocol.Source;
+  line?: number;
+  function?: string;
+  time: string;
+  kind: 'full' | 'delta';
+  bytes: number;
+}
+
 type VarRef = { kind: 'locals' | 'args' | 'registers'; tid: number; frame: number } | { kind: 'value'; value: Value };
 
 interface SignalStop {
@@ -949,8 +969,84 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override customRequest(command: string, response: DebugProtocol.Response, args: unknown): void {
     if (command === 'modules') return this.modulesRequest(response as DebugProtocol.ModulesResponse);
+    if (command.startsWith('cryo/')) {
+      try {
+        response.body = this.checkpointRequest(command.slice(5), (args ?? {}) as Record<string, unknown>);
+        this.sendResponse(response);
+      } catch (e) {
+        this.sendErrorResponse(response, 1080, (e as Error).message);
+      }
+      return;
+    }
     this.sendErrorResponse(response, 1098, `unknown request ${command}`);
-    void args;
+  }
+
+  // ---- checkpoints (the snapshot button and the Checkpoints view) ----
+
+  private checkpointMeta = new Map<number, CheckpointMeta>();
+
+  private checkpointList(): CheckpointView[] {
+    if (!this.engine) return [];
+    return this.engine.checkpoints().map((c) => {
+      const m = this.checkpointMeta.get(c.id);
+      return { id: c.id, name: m?.name ?? `Checkpoint ${c.id}`, threadId: m?.threadId ?? 0, source: m?.source, line: m?.line, function: m?.function, time: c.createdAt.toISOString(), kind: c.kind, bytes: c.bytes };
+    });
+  }
+
+  private checkpointsChanged(): void {
+    this.sendEvent({ seq: 0, type: 'event', event: 'cryo/checkpointsChanged', body: { checkpoints: this.checkpointList() } } as DebugProtocol.Event);
+  }
+
+  private checkpointRequest(what: string, args: Record<string, unknown>): unknown {
+    if (!this.engine) throw new Error('No program is being debugged.');
+    const id = Number(args.id);
+    switch (what) {
+      case 'snapshot': {
+        if (this.busy) throw new Error('The program is running: pause it first, then take the snapshot.');
+        if (!this.engine.pid) throw new Error('The program is not running.');
+        const tid = this.currentTid || this.engine.pid;
+        const cid = this.engine.checkpoint();
+        const top = this.stack(tid, 1)[0];
+        const meta: CheckpointMeta = {
+          name: typeof args.name === 'string' && args.name ? args.name : `Checkpoint ${cid}`,
+          threadId: tid,
+          source: top?.source ? this.source(top.source.file) : undefined,
+          line: top?.source?.line,
+          function: top?.function,
+        };
+        this.checkpointMeta.set(cid, meta);
+        this.checkpointsChanged();
+        return this.checkpointList().find((c) => c.id === cid);
+      }
+      case 'checkpoints':
+        return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode() };
+      case 'restore': {
+        if (this.busy) throw new Error('The program is running: pause it first.');
+        if (!this.checkpointMeta.has(id) && !this.engine.checkpoints().some((c) => c.id === id)) throw new Error(`There is no checkpoint ${id}.`);
+        const pid = this.engine.restore(id);
+        this.ended = false;
+        this.invalidate();
+        this.currentTid = pid;
+        this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
+        this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}`);
+        return { pid };
+      }
+      case 'deleteCheckpoint':
+        this.engine.deleteCheckpoint(id);
+        this.checkpointMeta.delete(id);
+        this.checkpointsChanged();
+        return {};
+      case 'renameCheckpoint': {
+        const m = this.checkpointMeta.get(id);
+        if (!m) throw new Error(`There is no checkpoint ${id}.`);
+        if (typeof args.name !== 'string' || !args.name.trim()) throw new Error('A checkpoint needs a name.');
+        m.name = args.name.trim();
+        this.checkpointsChanged();
+        return {};
+      }
+      default:
+        throw new Error(`unknown request cryo/${what}`);
+    }
   }
 
   private modulesRequest(response: DebugProtocol.ModulesResponse): void {

@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import * as vscode from 'vscode';
+import { CheckpointsView } from './checkpoints';
 
 export function activate(context: vscode.ExtensionContext): void {
   const provider = new CryoConfigurationProvider();
@@ -12,6 +13,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.debug.registerDebugConfigurationProvider('cryo', provider, vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     vscode.commands.registerCommand('cryo.pickProcess', pickProcess),
   );
+  CheckpointsView.register(context);
 }
 
 export function deactivate(): void {}

@@ -277,19 +277,31 @@ export class Program {
   /** Addresses for `break FUNC`. */
   functionBreakpoints(name: string): BreakLocation[] {
     const out: BreakLocation[] = [];
+    const add = (m: Module, entry: bigint, end: bigint | undefined, fn: string) => {
+      const pc = this.postPrologue(m, entry, end);
+      if (out.some((o) => o.addr === pc)) return;
+      const src = m.sourceAt(pc);
+      out.push({ addr: pc, file: src?.file, line: src?.line, function: fn });
+    };
     for (const m of this.modules) {
-      const dies = m.functionsNamed(name);
-      if (dies.length) {
-        for (const d of dies) {
-          const r = d.ranges();
-          if (!r.length) continue;
-          const lowA = d.attr(DW.AT_low_pc) ? (d.attr(DW.AT_low_pc)!.v as bigint) : r[0][0];
-          const entry = lowA + m.bias;
-          const end = r.find(([lo]) => lo === lowA)?.[1];
-          const pc = this.postPrologue(m, entry, end === undefined ? undefined : end + m.bias);
-          const src = m.sourceAt(pc);
-          if (!out.some((o) => o.addr === pc)) out.push({ addr: pc, file: src?.file, line: src?.line, function: qualifiedName(d) });
+      if (m !== this.exe) {
+        // libraries: their symbol tables say whether they define the name, so their debug
+        // information is not indexed for it (libc's would take a second); the line table alone
+        // places the breakpoint after the prologue
+        for (const a of m.elfSymbols(name)) {
+          const fn = m.functionAt(a);
+          const r = fn?.ranges().find(([lo, hi]) => a - m.bias >= lo && a - m.bias < hi);
+          add(m, a, r ? r[1] + m.bias : undefined, fn ? functionName(fn) : name);
         }
+        continue;
+      }
+      const dies = m.functionsNamed(name);
+      for (const d of dies) {
+        const r = d.ranges();
+        if (!r.length) continue;
+        const lowA = d.attr(DW.AT_low_pc) ? (d.attr(DW.AT_low_pc)!.v as bigint) : r[0][0];
+        const end = r.find(([lo]) => lo === lowA)?.[1];
+        add(m, lowA + m.bias, end === undefined ? undefined : end + m.bias, qualifiedName(d));
       }
       for (const d of m.inlinedNamed(name)) {
         const pc = m.entryPc(d);
@@ -297,17 +309,12 @@ export class Program {
         const src = m.sourceAt(pc);
         out.push({ addr: pc, file: src?.file, line: src?.line, function: name });
       }
-      if (dies.length || out.length) { /* found in debug info */ } else if (m === this.exe || !out.length) {
-        for (const a of m.elfSymbols(name)) {
-          if (out.some((o) => o.addr === a)) continue;
-          const pc = this.postPrologue(m, a);
-          out.push({ addr: pc, function: name });
-        }
-      }
-      if (out.length && m === this.exe) break;
+      if (!out.length) for (const a of m.elfSymbols(name)) add(m, a, undefined, name);
+      if (out.length) break;
     }
     return out;
   }
+
 
   /** Addresses for `break FILE:LINE` (a line without code moves to the next line with code). */
   lineBreakpoints(file: string, line: number): BreakLocation[] {
