@@ -2,7 +2,7 @@
 // compared with gdb on the binary before it runs (link-time addresses).
 import { test } from 'node:test';
 import { buildFixture, BuildOptions } from '../helpers/fixtures';
-import { compareBreakpoints } from './harness';
+import { compareBreakpoints, markerLine, stopAt } from './harness';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, renameSync } from 'node:fs';
@@ -72,4 +72,25 @@ test('compressed debug sections (-gz) and a separate debug file found through .g
   }
   const prog = compareBreakpoints(stripped, ['sym_lines.c', 'sym_lines_util.c'], ['helper', 'step', 'util_scale', 'main']);
   assert.equal(prog.exe.debugElf?.path, `${full}.debug`);
+});
+
+test('break FUNC in shared libraries of a running program (libc with separate debug info)', () => {
+  const bin = buildFixture('sym_libc.c');
+  const funcs = ['qsort', 'malloc', 'printf', 'abort', 'by_key'];
+  const s = stopAt(bin, `sym_libc.c:${markerLine('sym_libc.c', 'by_key')}`, {
+    frames: 0, extra: [...funcs.map((f) => `break ${f}`), 'info breakpoints'],
+  });
+  try {
+    const info = s.sections.get(`EXTRA ${funcs.length}`)!;
+    const byNum = new Map<number, bigint[]>();
+    for (const line of info.split('\n')) {
+      const m = /^(\d+)(?:\.\d+)?\s.*?\s(0x[0-9a-f]+)\s+in\s/.exec(line);
+      if (m) byNum.set(Number(m[1]), [...(byNum.get(Number(m[1])) ?? []), BigInt(m[2])]);
+    }
+    funcs.forEach((f, i) => {
+      const want = (byNum.get(i + 2) ?? []).sort();
+      const got = s.program.functionBreakpoints(f).map((b) => b.addr).sort();
+      assert.deepEqual(got.map((x) => x.toString(16)), want.map((x) => x.toString(16)), f);
+    });
+  } finally { s.close(); }
 });
