@@ -664,28 +664,27 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override setBreakPointsRequest(response: DebugProtocol.SetBreakpointsResponse, args: DebugProtocol.SetBreakpointsArguments): void {
     const file = this.toDebuggee(args.source.path ?? '');
-    for (const b of args.breakpoints ?? []) {
-      if (b.condition && this.program) {
-        const err = this.checkSyntax(b.condition);
-        if (err) {
-          this.sendErrorResponse(response, 1020, `Breakpoint condition "${b.condition}" at line ${b.line}: ${err}`);
-          return;
-        }
-      }
-    }
-    const list = this.bps.setSource(file, args.breakpoints ?? [], this.program);
-    response.body = { breakpoints: list.map((b) => this.toDap(b)) };
+    const specs = args.breakpoints ?? [];
+    // a condition that does not parse: that breakpoint is refused, saying where
+    const bad = specs.map((b) => (b.condition && this.program ? this.syntaxError(b.condition) : undefined));
+    const installed = this.bps.setSource(file, specs.filter((_, i) => !bad[i]), this.program);
+    let k = 0;
+    response.body = {
+      breakpoints: specs.map((b, i) => (bad[i] ? { verified: false, line: b.line, message: `Condition "${b.condition}": ${bad[i]}` } : this.toDap(installed[k++]))),
+    };
     this.sendResponse(response);
   }
 
-  private checkSyntax(expr: string): string | undefined {
+  /** A syntax error in an expression, with its column; names are only resolved at a stop. */
+  private syntaxError(expr: string): string | undefined {
     try {
       this.program.evaluate(expr);
       return undefined;
     } catch (e) {
       const m = (e as Error).message;
-      // only syntax is judged now; names resolve at the stop
-      return /syntax|unexpected|expected|unterminated|invalid/i.test(m) && !/no symbol|not found|unknown/i.test(m) ? m : undefined;
+      if (!/syntax error/i.test(m)) return undefined;
+      const col = (e as { column?: number }).column;
+      return col !== undefined ? `${m} (column ${col + 1})` : m;
     }
   }
 

@@ -171,3 +171,50 @@ describe('signals, pause, attach', () => {
     await assert.rejects(dc3.attachRequest({ pid: 999999 } as DebugProtocol.AttachRequestArguments), /no such process/);
   });
 });
+
+describe('C++ values and condition errors', () => {
+  test('locals of a C++ frame (struct, array, class with a base, std::string, vector, map) as gdb prints them', async () => {
+    const prog = buildFixture('shapes.cc');
+    const src = join(fixturesDir, 'shapes.cc');
+    const g = gdbBatch(prog, ['set startup-with-shell off', 'break shapes.cc:40', 'run', 'info locals']);
+    const gLocals = new Map<string, string>();
+    for (const m of g.slice(g.indexOf('\n40\t')).matchAll(/^(\w+) = (.*(?:\n(?!\w+ = ).*)*)/gm)) gLocals.set(m[1], m[2].replace(/\s+/g, ' ').trim());
+    assert.ok(gLocals.size >= 6, `gdb locals: ${[...gLocals.keys()]}`);
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog }, src, [{ line: 40 }]);
+    const st = await dc.stackTraceRequest({ threadId: stop.body.threadId! });
+    const sc = await dc.scopesRequest({ frameId: st.body.stackFrames[0].id });
+    const vars = await dc.variablesRequest({ variablesReference: sc.body.scopes.find((s) => s.name === 'Locals')!.variablesReference });
+    const norm = (x: string) => x.replace(/\s+/g, ' ').replace(/0x[0-9a-f]+/g, '0x…').trim();
+    for (const [name, value] of gLocals) {
+      const v = vars.body.variables.find((x) => x.name === name);
+      assert.ok(v, `local ${name} is shown`);
+      assert.equal(norm(v.value), norm(value), `local ${name}`);
+    }
+    // expandable: the Rect's base class and the vector's elements
+    const r = vars.body.variables.find((x) => x.name === 'r')!;
+    const kids = await dc.variablesRequest({ variablesReference: r.variablesReference });
+    assert.ok(kids.body.variables.some((k) => k.name === 'Shape' || /Shape/.test(k.name)), `children of r: ${kids.body.variables.map((k) => k.name)}`);
+    const vec = vars.body.variables.find((x) => x.name === 'v')!;
+    const elems = await dc.variablesRequest({ variablesReference: vec.variablesReference });
+    assert.deepEqual(elems.body.variables.map((e) => e.value), ['2', '3', '5', '7']);
+  });
+
+  test('a breakpoint condition that does not parse is refused, saying where; the others stay', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    await dc.initializeRequest();
+    const init = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: prog, args: ['3'] });
+    await init;
+    const r = await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [{ line: 10, condition: 'i == (3' }, { line: 11, condition: 'i == 1' }] });
+    assert.equal(r.body.breakpoints[0].verified, false);
+    assert.match(r.body.breakpoints[0].message ?? '', /Condition "i == \(3": A syntax error in expression.*\(column \d+\)/);
+    assert.equal(r.body.breakpoints[1].verified, true);
+    const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.configurationDoneRequest();
+    await launched;
+    const st = await dc.stackTraceRequest({ threadId: (await stopped).body.threadId! });
+    assert.equal(st.body.stackFrames[0].line, 11);
+  });
+});
