@@ -857,8 +857,7 @@ export class Program {
         if (ch.tag === DW.TAG_variable && ch.name === name && (ch.has(DW.AT_location) || ch.has(DW.AT_const_value))) return this.variableValue(ch, frame);
       }
     }
-    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
-    for (const m of mods) {
+    for (const m of this.searchOrder(name, frame)) {
       const ds = m.globalsNamed(name);
       const d = ds.find((x) => x.has(DW.AT_location)) ?? ds.find((x) => x.has(DW.AT_const_value));
       if (d) return this.variableValue(d, frame);
@@ -867,10 +866,21 @@ export class Program {
     return undefined;
   }
 
+  /**
+   * Modules to search for a name: the frame's module and the executable always; other libraries
+   * only when their symbol tables define the name (so a lookup does not index libc's debug
+   * information for a name it does not have). `always` adds libraries regardless (types).
+   */
+  private searchOrder(name: string, frame: Frame | undefined, always = false): Module[] {
+    const first = frame?.module ? [frame.module] : [];
+    if (!first.includes(this.exe)) first.push(this.exe);
+    const rest = this.modules.filter((m) => !first.includes(m) && (always || m.names.accel !== undefined || m.elfSymbols(name).length > 0));
+    return [...first, ...rest];
+  }
+
   /** A function named in an expression, as a value of function type at its entry address. */
   lookupFunctionValue(name: string, frame: Frame | undefined, ctx: ValueContext): Value | undefined {
-    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
-    for (const m of mods) {
+    for (const m of this.searchOrder(name, frame)) {
       for (const d of m.functionsNamed(name)) {
         const r = d.ranges();
         const lo = (d.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? r[0]?.[0];
@@ -883,8 +893,7 @@ export class Program {
 
   /** An enumerator named in an expression. */
   lookupEnumerator(name: string, frame: Frame | undefined, ctx: ValueContext): Value | undefined {
-    const mods = frame?.module ? [frame.module, ...this.modules.filter((m) => m !== frame.module)] : this.modules;
-    for (const m of mods) {
+    for (const m of this.searchOrder(name, frame)) {
       for (const e of m.enumeratorsNamed(name)) {
         const et = typeOf(e.parent);
         const s = strip(et);
