@@ -571,7 +571,17 @@ static int restore_files(struct builder *b) {
     char what[PATH_MAX + 64];
     snprintf(what, sizeof what, "open %s for descriptor %d", f->path, f->fd);
     int64_t fd;
-    if ((rc = sys_ok(b, what, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)flags, 0, 0, 0, &fd))) return rc;
+    if (f->fd <= 2) {
+      /* stdio that cannot be opened again (a terminal of another session): cryo's own */
+      if ((rc = sys(b, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)flags, 0, 0, 0, &fd))) return rc;
+      if (fd < 0) {
+        note(b, "descriptor %d (%s) cannot be opened again (%s): connected to cryo's %s instead", f->fd, f->path,
+             strerror((int)-fd), f->fd == 0 ? "stdin" : f->fd == 1 ? "stdout" : "stderr");
+        continue;
+      }
+    } else if ((rc = sys_ok(b, what, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)flags, 0, 0, 0, &fd))) {
+      return rc;
+    }
     if (fd != f->fd) {
       if ((rc = sys_ok(b, "dup3", SYS_dup3, (uint64_t)fd, (uint64_t)f->fd, (uint64_t)(flags & O_CLOEXEC), 0, 0, 0, &r)))
         return rc;
