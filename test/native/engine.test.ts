@@ -68,6 +68,34 @@ describe('launch and exit', () => {
     assert.deepEqual(await stop(s, 'death'), { kind: 'signaled', pid: l.pid, signo: 11 });
   });
 
+  test('exec is reported as a stop; the new program runs to its own end and exit code', async () => {
+    const prog = buildFixture('execer.c');
+    const counter = buildFixture('counter.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: [counter, '4'], stdout: { mode: 'pipe' } });
+    s.continue();
+    const e = await stop(s, 'exec');
+    assert.equal(e.kind, 'stopped');
+    assert.equal((e as { reason: string }).reason, 'exec');
+    assert.equal(s.pid, l.pid); // same process, new program
+    const { readlinkSync, readFileSync } = await import('node:fs');
+    assert.equal(readlinkSync(`/proc/${l.pid}/exe`), counter);
+    // breakpoints are set again in the new program
+    s.insertBreakpoint(symbolAddress(l.pid, counter, 'tick'));
+    let hits = 0;
+    for (;;) {
+      s.continue();
+      const x = await stop(s);
+      if (x.kind !== 'stopped') {
+        assert.deepEqual(x, { kind: 'exited', pid: l.pid, code: bare(counter, ['4']).status });
+        break;
+      }
+      hits++;
+    }
+    assert.equal(hits, 4);
+    assert.equal(readFileSync(l.stdout!, 'utf8'), 'before exec\n' + bare(counter, ['4']).stdout);
+  });
+
   test('a missing program and a bad working directory are clear errors', () => {
     const s = session();
     assert.throws(() => s.launch({ program: '/nonexistent/prog' }), /\/nonexistent\/prog.*No such file/);
@@ -214,6 +242,36 @@ describe('stepping, registers and memory against gdb', () => {
     s.clearWatchpoint(slot);
     s.continue();
     assert.equal((await stop(s)).kind, 'exited');
+  });
+
+  test('a read/write watchpoint and a 4-byte one stop where gdb`s awatch and watch do', async () => {
+    const prog = buildFixture('counter.c');
+    const gA = gdbBatch(prog, [...GDB_PRELUDE, 'break main', 'run', 'awatch total', 'continue', 'p/x $pc', 'continue', 'p/x $pc'], ['5']);
+    const gW = gdbBatch(prog, [...GDB_PRELUDE, 'break main', 'run', 'watch *(int *)&counter', 'continue', 'p/x $pc'], ['5']);
+    const awatchPcs = [...gA.matchAll(/^\$\d+ = (0x[0-9a-f]+)/gm)].map((m) => BigInt(m[1]));
+    const watch4Pc = BigInt(/^\$\d+ = (0x[0-9a-f]+)/m.exec(gW)![1]);
+    assert.equal(awatchPcs.length, 2);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['5'], stdout: { mode: 'null' }, noAslr: true });
+    const rw = s.setWatchpoint(symbolAddress(l.pid, prog, 'total'), 8, 'readwrite');
+    const pcs: bigint[] = [];
+    for (let i = 0; i < 2; i++) {
+      s.continue();
+      const e = await stop(s);
+      assert.equal((e as { reason: string }).reason, 'watchpoint');
+      pcs.push(s.registers(l.pid).rip);
+    }
+    assert.deepEqual(pcs, awatchPcs);
+    s.clearWatchpoint(rw);
+    s.kill();
+    const s2 = session();
+    const l2 = s2.launch({ program: prog, args: ['5'], stdout: { mode: 'null' }, noAslr: true });
+    s2.setWatchpoint(symbolAddress(l2.pid, prog, 'counter'), 4, 'write');
+    s2.continue();
+    const e2 = await stop(s2);
+    assert.equal((e2 as { reason: string }).reason, 'watchpoint');
+    assert.equal(s2.registers(l2.pid).rip, watch4Pc);
+    s2.kill();
   });
 
   test('watchpoint arguments the hardware cannot take are refused with a reason', () => {
