@@ -2,7 +2,7 @@
 // repeat, and its exit code is that of an uninterrupted run.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs';
 import { repoRoot } from '../helpers/fixtures';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -15,6 +15,21 @@ afterEach(() => {
   assertNoImageProcesses('after test');
 });
 after(() => assertNoImageProcesses('after suite'));
+
+const crcTable = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+function crc32c(b: Buffer): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
 
 /** Bare run: the reference output and status. */
 function bare(prog: string, args: (out: string) => string[], dir: string): { out: string; status: number } {
@@ -231,6 +246,59 @@ describe('dump and restore', () => {
     const r = await restoreWait(img);
     assert.equal(readFileSync(out, 'utf8'), ref.out, r.stderr);
     assert.equal(r.status, ref.status);
+  });
+
+  test('a restore that fails midway kills what it built', async () => {
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    const out = join(dir, 'out.txt');
+    const p = start(prog, ['1000', out, '3000']);
+    await waitFor(() => lines(out).length > 5, 20_000, 'output');
+    const img = join(dir, 'p.cryo');
+    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
+    await exited(p);
+    // an image that passes every check but whose brk the kernel refuses (PR_SET_MM_MAP),
+    // which happens after the memory has been rebuilt: its checksums are made right again
+    const b = readFileSync(img);
+    const tocOff = Number(b.readBigUInt64LE(32));
+    let found = false;
+    for (let i = 0; i < b.readUInt32LE(40); i++) {
+      const e = tocOff + i * 32;
+      if (b.readUInt32LE(e) !== 1) continue;
+      const off = Number(b.readBigUInt64LE(e + 8));
+      const len = Number(b.readBigUInt64LE(e + 16));
+      for (let q = off; q < off + len; ) {
+        const tag = b.readUInt16LE(q);
+        const n = b.readUInt32LE(q + 4);
+        if (tag === 12) {
+          b.writeBigUInt64LE(0n, q + 8 + 6 * 8); // brk = 0
+          found = true;
+        }
+        q += 8 + Math.ceil(n / 8) * 8;
+      }
+      b.writeUInt32LE(crc32c(b.subarray(off, off + len)), e + 24);
+    }
+    assert.ok(found, 'the mm field');
+    b.writeUInt32LE(crc32c(b.subarray(tocOff, tocOff + b.readUInt32LE(40) * 32)), 44);
+    b.writeUInt32LE(crc32c(b.subarray(0, 60)), 60);
+    writeFileSync(img, b);
+    assert.equal(cryo(['inspect', img]).status, 0, 'a valid image');
+    const before = readFileSync(out, 'utf8');
+    const r = await restoreWait(img);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /PR_SET_MM_MAP/);
+    assert.equal(readFileSync(out, 'utf8'), before, 'nothing ran');
+    // the half-built process (still running cryo's executable at that point) is gone
+    const cryoExe = realpathSync(cryoBin);
+    const left = readdirSync('/proc').filter((d) => {
+      if (!/^\d+$/.test(d)) return false;
+      try {
+        return readlinkSync(`/proc/${d}/exe`) === cryoExe;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left, []);
   });
 
   test('restore refuses, listing every problem, and leaves nothing behind', async () => {
