@@ -41,6 +41,8 @@ export interface Stop {
 }
 
 let coreSeq = 0;
+// the per-process core folder goes when the test process ends
+process.on('exit', () => { try { rmSync(join(buildDir, `sym-cores-${process.pid}`), { recursive: true, force: true }); } catch { /* ignore */ } });
 
 export interface StopOptions {
   args?: string[];
