@@ -17,6 +17,32 @@
 static uint32_t crc_table[8][256];
 static int crc_hw = -1;
 
+/* Three-way interleaved hardware CRC: streams over blocks A, B, C (BLK bytes each)
+ * are joined as shift(a, 2*BLK) ^ shift(b, BLK) ^ c, where shift(x, n) is what n zero
+ * bytes do to the register x: a linear map, tabulated per byte of x. */
+#define CRC_BLK 4096
+static uint32_t crc_shift1[4][256], crc_shift2[4][256];
+
+static uint32_t mat_times(const uint32_t m[32], uint32_t v) {
+  uint32_t r = 0;
+  for (int i = 0; v; i++, v >>= 1)
+    if (v & 1) r ^= m[i];
+  return r;
+}
+
+static void mat_square(uint32_t out[32], const uint32_t m[32]) {
+  for (int i = 0; i < 32; i++) out[i] = mat_times(m, m[i]);
+}
+
+static void shift_tables(uint32_t t[4][256], const uint32_t m[32]) {
+  for (int k = 0; k < 4; k++)
+    for (uint32_t b = 0; b < 256; b++) t[k][b] = mat_times(m, b << (8 * k));
+}
+
+static uint32_t crc_shift(uint32_t t[4][256], uint32_t x) {
+  return t[0][x & 0xff] ^ t[1][(x >> 8) & 0xff] ^ t[2][(x >> 16) & 0xff] ^ t[3][x >> 24];
+}
+
 static void crc_init(void) {
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
@@ -25,6 +51,19 @@ static void crc_init(void) {
   }
   for (uint32_t i = 0; i < 256; i++)
     for (int t = 1; t < 8; t++) crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+  /* one zero byte as a matrix, then squared up to CRC_BLK and 2*CRC_BLK bytes */
+  uint32_t m[32], sq[32];
+  for (int i = 0; i < 32; i++) {
+    uint32_t v = 1u << i;
+    m[i] = (v >> 8) ^ crc_table[0][v & 0xff];
+  }
+  for (uint32_t n = 1; n < CRC_BLK; n *= 2) {
+    mat_square(sq, m);
+    memcpy(m, sq, sizeof m);
+  }
+  shift_tables(crc_shift1, m);
+  mat_square(sq, m);
+  shift_tables(crc_shift2, sq);
   /* CRYO_CRC_SOFT=1 forces the table (tests check both give the same values) */
   const char *soft = getenv("CRYO_CRC_SOFT");
   crc_hw = __builtin_cpu_supports("sse4.2") && !(soft && *soft == '1') ? 1 : 0;
@@ -37,6 +76,21 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const ui
     n--;
   }
   /* three independent streams hide the instruction's latency on long buffers */
+  while (n >= 3 * CRC_BLK) {
+    uint64_t c0 = c64, c1 = 0, c2 = 0;
+    for (size_t i = 0; i < CRC_BLK; i += 8) {
+      uint64_t a, b, d;
+      memcpy(&a, p + i, 8);
+      memcpy(&b, p + CRC_BLK + i, 8);
+      memcpy(&d, p + 2 * CRC_BLK + i, 8);
+      c0 = __builtin_ia32_crc32di(c0, a);
+      c1 = __builtin_ia32_crc32di(c1, b);
+      c2 = __builtin_ia32_crc32di(c2, d);
+    }
+    c64 = crc_shift(crc_shift2, (uint32_t)c0) ^ crc_shift(crc_shift1, (uint32_t)c1) ^ (uint32_t)c2;
+    p += 3 * CRC_BLK;
+    n -= 3 * CRC_BLK;
+  }
   while (n >= 8) {
     uint64_t v;
     memcpy(&v, p, 8);
