@@ -25,6 +25,8 @@ export class Module {
   private fileCache = new Map<CompUnit, string[]>();
   readonly lo: bigint;
   readonly hi: bigint;
+  /** address of the loader's link_map entry for this object (shared libraries) */
+  linkMap?: bigint;
 
   constructor(readonly path: string, readonly bias: bigint, elf?: ElfFile) {
     this.elf = elf ?? new ElfFile(path);

@@ -158,7 +158,7 @@ export class Program {
           const name = lName ? this.readStr(lName) : '';
           if (name && i > 0) {
             const m = this.openModule(name, lAddr);
-            if (m && !seen.has(m.path)) { mods.push(m); seen.add(m.path); }
+            if (m && !seen.has(m.path)) { m.linkMap = lm; mods.push(m); seen.add(m.path); }
           }
           lm = next;
         }
@@ -672,12 +672,39 @@ export class Program {
   private tlsAddress(off: bigint, frame: Frame | undefined, m: Module | undefined): bigint {
     const fsBase = frame?.regs.get(Reg.fs_base) ?? this.threadFsBase;
     if (fsBase === undefined) throw new Error('Cannot access thread-local variables: fs_base unknown');
-    if (m !== this.exe) throw new Error('Cannot access thread-local variables of shared libraries');
+    if (!m) throw new Error("Cannot access thread-local variables: unknown module");
+    if (m !== this.exe) return this.dtvTlsAddress(off, fsBase, m);
     const tls = m.elf.segments.find((p) => p.type === 7 /* PT_TLS */);
     if (!tls) throw new Error('Cannot access thread-local variables: no PT_TLS segment');
     const a = BigInt(tlsAlign(m) || 1);
     const size = (BigInt(tls.memsz) + a - 1n) / a * a;
     return fsBase - size + off;
+  }
+
+  /**
+   * TLS of a shared library through the thread's DTV, with the layout glibc publishes for
+   * libthread_db (_thread_db_* descriptors in libc: {bits, count, offset}).
+   */
+  private dtvTlsAddress(off: bigint, fsBase: bigint, m: Module): bigint {
+    if (m.linkMap === undefined) throw new Error(`Cannot access thread-local variables of ${m.name}: not in the loader's list`);
+    const desc = (sym: string): { bytes: number; offset: bigint } => {
+      for (const lib of this.modules) {
+        const a = lib.elfSymbols(sym)[0];
+        if (a === undefined) continue;
+        const b = this.target.memory.read(a, 12);
+        return { bytes: b.readUInt32LE(0) / 8, offset: BigInt(b.readUInt32LE(8)) };
+      }
+      throw new Error(`Cannot access thread-local variables: ${sym} not found (libc without libthread_db support)`);
+    };
+    const modidD = desc('_thread_db_link_map_l_tls_modid');
+    const dtvpD = desc('_thread_db_pthread_dtvp');
+    const valD = desc('_thread_db_dtv_t_pointer_val');
+    const rdN = (a: bigint, n: number) => { const b = this.target.memory.read(a, n); let v = 0n; for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]); return v; };
+    const modid = rdN(m.linkMap + modidD.offset, modidD.bytes);
+    const dtv = rdN(fsBase + dtvpD.offset, 8);
+    const block = rdN(dtv + modid * 16n + valD.offset, 8);
+    if (block === 0n || block === 0xffffffffffffffffn) throw new Error(`Cannot access thread-local variables of ${m.name}: not allocated in this thread`);
+    return block + off;
   }
 
   /** fs_base of the thread whose frames are evaluated without registers (globals). */

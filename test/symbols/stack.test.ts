@@ -106,7 +106,10 @@ test('-O2 with DWARF 4 location lists (.debug_loc)', () => {
 test('shared library linked at start', () => {
   const lib = buildFixture('sym_libshape.c', { shared: true });
   const bin = buildFixture('sym_libmain.c', { libs: [lib] });
-  run(stopAt(bin, at('sym_libshape.c', 'lib_area'), { extra: ['info sharedlibrary'] }), (s) => {
+  const exprs = ['lib_tls', '&lib_tls', 'lib_counter', 'r->w * r->h'];
+  run(stopAt(bin, at('sym_libshape.c', 'lib_area'), { extra: ['info sharedlibrary'], prints: exprs }), (s) => {
+    const d = checkPrints(s, exprs);
+    assert.deepEqual(d, [], d.join('\n'));
     assert.ok(s.program.modules.some((m) => m.path === lib), 'library found through link_map');
     expectSame(s);
     // every library gdb lists is one of ours
