@@ -26,7 +26,7 @@ enum img_kind { K_U64 = 1, K_STR = 2, K_BYTES = 3, K_LIST = 4 };
 enum {
   PRC_PID = 1, PRC_PPID, PRC_COMM, PRC_EXE, PRC_EXE_BUILD_ID, PRC_CMDLINE, PRC_ENVIRON, PRC_CWD, PRC_AUXV, PRC_RLIMITS,
   PRC_PERSONALITY, PRC_MM, PRC_CREDS, PRC_KERNEL, PRC_MACHINE, PRC_XCR0, PRC_XSAVE_SIZE, PRC_REASON, PRC_SIGINFO,
-  PRC_CRASH_TID, PRC_TIME_NS, PRC_SHARED_PENDING, PRC_HOSTNAME, PRC_PAGE_SIZE
+  PRC_CRASH_TID, PRC_TIME_NS, PRC_SHARED_PENDING, PRC_HOSTNAME, PRC_PAGE_SIZE, PRC_GROUPS
 };
 /* THREADS: each item T_THREAD is a list of */
 enum { T_THREAD = 1 };
@@ -122,6 +122,9 @@ struct cryo_image {
   bool has_mm;
   uint64_t creds[8];
   bool has_creds;
+  const uint8_t *groups; /* u32 supplementary group ids */
+  uint32_t groups_len;
+  bool has_groups;
   uint8_t siginfo[128];
   bool has_siginfo;
   /* the rest */

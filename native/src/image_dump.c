@@ -827,6 +827,20 @@ static int do_dump(struct cryo_session *s, void *arg) {
     uint64_t creds[8] = {0};
     status_ids(status, "\nUid:", creds);
     status_ids(status, "\nGid:", creds + 4);
+    const char *g = strstr(status, "\nGroups:");
+    if (g) {
+      uint32_t gids[1024];
+      size_t ng = 0;
+      char *e;
+      g += 8;
+      for (;;) {
+        unsigned long v = strtoul(g, &e, 10);
+        if (e == g || ng == 1024) break;
+        gids[ng++] = (uint32_t)v;
+        g = e;
+      }
+      tlv_bytes(&proc, PRC_GROUPS, gids, ng * 4);
+    }
     tlv_bytes(&proc, PRC_CREDS, creds, sizeof creds);
     tlv_u64(&proc, PRC_SHARED_PENDING, status_hex(status, "\nShdPnd:"));
     sigmask_handled = status_hex(status, "\nSigCgt:") | status_hex(status, "\nSigIgn:");

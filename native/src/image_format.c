@@ -390,6 +390,13 @@ static int parse_process(struct cryo_image *img, struct rctx *c, const uint8_t *
       case PRC_TIME_NS: ok = get_u64(c, &t, &img->time_ns); break;
       case PRC_SHARED_PENDING: ok = get_u64(c, &t, &img->shared_pending); break;
       case PRC_PAGE_SIZE: ok = get_u64(c, &t, &img->page_size); break;
+      case PRC_GROUPS:
+        ok = img->has_groups = get_blob(c, &t, &img->groups, &img->groups_len, 65536 * 4);
+        if (ok && img->groups_len % 4) {
+          c->rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: groups of %u bytes", c->file, img->groups_len);
+          ok = false;
+        }
+        break;
       default: break; /* a field from a newer writer: skipped */
     }
     if (!ok) return c->rc ? c->rc : cryo_fail(CRYO_EINVAL, "%s: corrupt image: process section", c->file);

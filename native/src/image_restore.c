@@ -211,6 +211,17 @@ static void check_into(struct cryo_image *img, struct problems *p) {
     struct stat st;
     if (stat(img->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) problem(p, "working directory %s is gone", img->cwd);
   }
+  /* the restored process gets the image's credentials: only root can hand out others */
+  if (img->has_creds && geteuid() != 0) {
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    getresuid(&ru, &eu, &su);
+    getresgid(&rg, &eg, &sg);
+    const uint64_t *c = img->creds;
+    if (c[0] != ru || c[1] != eu || c[2] != su || c[4] != rg || c[5] != eg || c[6] != sg)
+      problem(p, "the process ran as uid %llu gid %llu; restoring it as uid %u needs root",
+              (unsigned long long)c[1], (unsigned long long)c[5], (unsigned)eu);
+  }
 }
 
 CRYO_API int cryo_image_check(struct cryo_image *img) {
@@ -631,6 +642,27 @@ static int restore_signals(struct builder *b) {
 /* Kills what was built and collects every thread of it (traced threads must be
  * waited for before the leader's end is reported). Runs on the tracer thread, which
  * has no other tracees while a restore is under way. */
+/* Groups, then gids, then uids (after which the process may no longer change them);
+ * only when the restorer is root (cryo_image_check refused the other cases). */
+static int restore_creds(struct builder *b) {
+  struct cryo_image *img = b->img;
+  if (!img->has_creds || geteuid() != 0) return CRYO_OK;
+  const uint64_t *c = img->creds;
+  int64_t r;
+  int rc;
+  if (img->has_groups) {
+    uint64_t base = b->tramp + SCRATCH_OFF;
+    size_t n = img->groups_len > 3 * IMG_PAGE ? 3 * IMG_PAGE : img->groups_len;
+    if ((rc = poke(b, base, img->groups, n))) return rc;
+    if ((rc = sys_ok(b, "setgroups", SYS_setgroups, n / 4, base, 0, 0, 0, 0, &r))) return rc;
+  }
+  if ((rc = sys_ok(b, "setresgid", SYS_setresgid, c[4], c[5], c[6], 0, 0, 0, &r))) return rc;
+  sys(b, SYS_setfsgid, c[7], 0, 0, 0, 0, 0, &r);
+  if ((rc = sys_ok(b, "setresuid", SYS_setresuid, c[0], c[1], c[2], 0, 0, 0, &r))) return rc;
+  sys(b, SYS_setfsuid, c[3], 0, 0, 0, 0, 0, &r);
+  return CRYO_OK;
+}
+
 static void kill_child(pid_t pid) {
   kill(pid, SIGKILL);
   for (;;) {
@@ -814,6 +846,7 @@ static int build(struct builder *b) {
   }
   if ((rc = restore_files(b))) goto out;
   if ((rc = restore_signals(b))) goto out;
+  if ((rc = restore_creds(b))) goto out;
   /* everything blocked from here: pending signals are raised again below and the
    * steps must not deliver them; each thread gets its recorded mask last */
   uint64_t all = ~0ull;

@@ -61,8 +61,8 @@ export function exited(p: ChildProcess): Promise<{ status: number | null; signal
  * number above 2 cannot be restored. */
 export const closeOthers =
   'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null; fi; done; exec "$@"';
-export function start(prog: string, args: string[], cwd?: string): ChildProcess {
-  return spawn('/bin/bash', ['-c', closeOthers, 'bash', prog, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+export function start(prog: string, args: string[], cwd?: string, ids?: { uid: number; gid: number }): ChildProcess {
+  return spawn('/bin/bash', ['-c', closeOthers, 'bash', prog, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd, ...ids });
 }
 
 /** Runs `cryo restore FILE --wait` without blocking the event loop. */

@@ -2,7 +2,7 @@
 // repeat, and its exit code is that of an uninterrupted run.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs';
 import { repoRoot } from '../helpers/fixtures';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -246,6 +246,35 @@ describe('dump and restore', () => {
     const r = await restoreWait(img);
     assert.equal(readFileSync(out, 'utf8'), ref.out, r.stderr);
     assert.equal(r.status, ref.status);
+  });
+
+  test("the restored process runs with the image's credentials, not the restorer's", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to run a fixture as another user');
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    chmodSync(dir, 0o777);
+    const out = join(dir, 'out.txt');
+    const p = start(prog, ['100000', out, '3000'], dir, { uid: 65534, gid: 65534 });
+    await waitFor(() => lines(out).length > 5, 20_000, 'output');
+    const img = join(dir, 'n.cryo');
+    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
+    await exited(p);
+    const outFd = openSync(join(dir, 'restore.out'), 'w+');
+    const errFd = openSync(join(dir, 'restore.err'), 'w+');
+    const r = spawnSync(cryoBin, ['restore', img], { stdio: ['ignore', outFd, errFd], timeout: 30_000 });
+    closeSync(outFd);
+    closeSync(errFd);
+    assert.equal(r.status, 0, readFileSync(join(dir, 'restore.err'), 'utf8'));
+    const pid = Number(readFileSync(join(dir, 'restore.out'), 'utf8').split('\n')[0]);
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      assert.match(status, /\nUid:\s+65534\s+65534\s+65534\s+65534\n/);
+      assert.match(status, /\nGid:\s+65534\s+65534\s+65534\s+65534\n/);
+      assert.match(status, /\nCapEff:\s+0+\n/, 'no capabilities left');
+    } finally {
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid);
+    }
   });
 
   test('a restore that fails midway kills what it built', async () => {
