@@ -148,13 +148,13 @@ struct img_buf {
   size_t len, cap;
   bool oom;
 };
-void buf_put(struct img_buf *b, const void *p, size_t n);
-void buf_free(struct img_buf *b);
-void tlv_u64(struct img_buf *b, uint16_t tag, uint64_t v);
-void tlv_bytes(struct img_buf *b, uint16_t tag, const void *p, size_t n);
-void tlv_str(struct img_buf *b, uint16_t tag, const char *s);
-size_t tlv_begin(struct img_buf *b, uint16_t tag);
-void tlv_end(struct img_buf *b, size_t at);
+void img_buf_put(struct img_buf *b, const void *p, size_t n);
+void img_buf_free(struct img_buf *b);
+void img_tlv_u64(struct img_buf *b, uint16_t tag, uint64_t v);
+void img_tlv_bytes(struct img_buf *b, uint16_t tag, const void *p, size_t n);
+void img_tlv_str(struct img_buf *b, uint16_t tag, const char *s);
+size_t img_tlv_begin(struct img_buf *b, uint16_t tag);
+void img_tlv_end(struct img_buf *b, size_t at);
 
 /* ---- reading (image_format.c) ---- */
 /* Opens and validates everything (header, TOC, every section's checksum, every length,
@@ -167,8 +167,8 @@ CRYO_API void cryo_image_close(struct cryo_image *img);
 CRYO_API int cryo_image_read_memory(struct cryo_image *img, uint64_t addr, uint8_t *buf, size_t len, size_t *nread);
 
 /* ---- ELF build-id (image_format.c) ---- */
-int elf_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);
-int elf_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len);
+int img_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);
+int img_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len);
 
 /* ---- dump (image_dump.c) ---- */
 struct img_dump_opts {

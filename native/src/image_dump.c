@@ -488,8 +488,8 @@ static int dump_mapping(struct dumpctx *d, struct vma *v, struct img_buf *meta) 
       fsize = (uint64_t)st.st_size;
       fmtime = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
     }
-    if (!(flags & MF_CONTENT) && v->offset == 0) elf_build_id_path(have ? mf : v->path, bid, sizeof bid, &bidlen);
-    else if (!(flags & MF_CONTENT)) elf_build_id_path(v->path, bid, sizeof bid, &bidlen);
+    if (!(flags & MF_CONTENT) && v->offset == 0) img_build_id_path(have ? mf : v->path, bid, sizeof bid, &bidlen);
+    else if (!(flags & MF_CONTENT)) img_build_id_path(v->path, bid, sizeof bid, &bidlen);
   } else if (v->path[0]) {
     flags |= MF_CONTENT; /* a name without an inode: keep its content */
   }
@@ -547,23 +547,23 @@ static int dump_mapping(struct dumpctx *d, struct vma *v, struct img_buf *meta) 
     free(runs.p);
     return cryo_fail(CRYO_EFAIL, "out of memory");
   }
-  size_t at = tlv_begin(meta, M_MAPPING);
-  tlv_u64(meta, MP_START, v->start);
-  tlv_u64(meta, MP_END, v->end);
-  tlv_u64(meta, MP_PROT, v->prot);
-  tlv_u64(meta, MP_FLAGS, flags);
-  tlv_u64(meta, MP_OFFSET, v->offset);
-  tlv_str(meta, MP_PATH, v->path);
-  tlv_u64(meta, MP_DEV, v->dev);
-  tlv_u64(meta, MP_INODE, v->inode);
-  tlv_u64(meta, MP_KIND, kind);
+  size_t at = img_tlv_begin(meta, M_MAPPING);
+  img_tlv_u64(meta, MP_START, v->start);
+  img_tlv_u64(meta, MP_END, v->end);
+  img_tlv_u64(meta, MP_PROT, v->prot);
+  img_tlv_u64(meta, MP_FLAGS, flags);
+  img_tlv_u64(meta, MP_OFFSET, v->offset);
+  img_tlv_str(meta, MP_PATH, v->path);
+  img_tlv_u64(meta, MP_DEV, v->dev);
+  img_tlv_u64(meta, MP_INODE, v->inode);
+  img_tlv_u64(meta, MP_KIND, kind);
   if (kind == MK_FILE) {
-    tlv_u64(meta, MP_FILE_SIZE, fsize);
-    tlv_u64(meta, MP_FILE_MTIME, fmtime);
-    if (bidlen) tlv_bytes(meta, MP_BUILD_ID, bid, bidlen);
+    img_tlv_u64(meta, MP_FILE_SIZE, fsize);
+    img_tlv_u64(meta, MP_FILE_MTIME, fmtime);
+    if (bidlen) img_tlv_bytes(meta, MP_BUILD_ID, bid, bidlen);
   }
-  tlv_bytes(meta, MP_RUNS, runs.p, runs.n * 16);
-  tlv_end(meta, at);
+  img_tlv_bytes(meta, MP_RUNS, runs.p, runs.n * 16);
+  img_tlv_end(meta, at);
   free(runs.p);
   return CRYO_OK;
 fail:
@@ -618,13 +618,13 @@ static int dump_sigactions(struct dumpctx *d, pid_t tid, uint64_t mask, struct i
       rc = cryo_fail(CRYO_EFAIL, "reading the signal action of %d in %d", sig, d->pid);
       break;
     }
-    size_t at = tlv_begin(meta, S_ACTION);
-    tlv_u64(meta, SG_SIGNO, (uint64_t)sig);
-    tlv_u64(meta, SG_HANDLER, act[0]);
-    tlv_u64(meta, SG_FLAGS, act[1]);
-    tlv_u64(meta, SG_RESTORER, act[2]);
-    tlv_u64(meta, SG_MASK, act[3]);
-    tlv_end(meta, at);
+    size_t at = img_tlv_begin(meta, S_ACTION);
+    img_tlv_u64(meta, SG_SIGNO, (uint64_t)sig);
+    img_tlv_u64(meta, SG_HANDLER, act[0]);
+    img_tlv_u64(meta, SG_FLAGS, act[1]);
+    img_tlv_u64(meta, SG_RESTORER, act[2]);
+    img_tlv_u64(meta, SG_MASK, act[3]);
+    img_tlv_end(meta, at);
   }
   int rc2 = mem_write_raw(d->s, tid, scratch, saved, sizeof saved);
   return rc ? rc : rc2;
@@ -671,19 +671,19 @@ static int dump_files(struct dumpctx *d, struct img_buf *meta) {
     }
     for (int k = 0; k < d->nfds; k++)
       if (d->fds[k].fd == fd) pos = (uint64_t)d->fds[k].pos;
-    size_t at = tlv_begin(meta, F_FILE);
-    tlv_u64(meta, FL_NUM, (uint64_t)fd);
-    tlv_u64(meta, FL_FLAGS, flags);
-    tlv_u64(meta, FL_TYPE, type);
-    tlv_str(meta, FL_PATH, target);
-    tlv_u64(meta, FL_POS, pos);
+    size_t at = img_tlv_begin(meta, F_FILE);
+    img_tlv_u64(meta, FL_NUM, (uint64_t)fd);
+    img_tlv_u64(meta, FL_FLAGS, flags);
+    img_tlv_u64(meta, FL_TYPE, type);
+    img_tlv_str(meta, FL_PATH, target);
+    img_tlv_u64(meta, FL_POS, pos);
     if (have) {
-      tlv_u64(meta, FL_SIZE, (uint64_t)st.st_size);
-      tlv_u64(meta, FL_MTIME, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
-      tlv_u64(meta, FL_DEV, st.st_dev);
-      tlv_u64(meta, FL_INODE, st.st_ino);
+      img_tlv_u64(meta, FL_SIZE, (uint64_t)st.st_size);
+      img_tlv_u64(meta, FL_MTIME, (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec);
+      img_tlv_u64(meta, FL_DEV, st.st_dev);
+      img_tlv_u64(meta, FL_INODE, st.st_ino);
     }
-    tlv_end(meta, at);
+    img_tlv_end(meta, at);
   }
   closedir(dd);
   return CRYO_OK;
@@ -759,13 +759,13 @@ static int do_dump(struct cryo_session *s, void *arg) {
   }
 
   /* --- process --- */
-  tlv_u64(&proc, PRC_PID, (uint64_t)(tg && tg->record_pid ? tg->record_pid : pid));
-  tlv_u64(&proc, PRC_PAGE_SIZE, IMG_PAGE);
-  tlv_u64(&proc, PRC_TIME_NS, now_ns(CLOCK_REALTIME));
-  tlv_u64(&proc, PRC_REASON, a->o && a->o->reason ? a->o->reason : REASON_SNAPSHOT);
+  img_tlv_u64(&proc, PRC_PID, (uint64_t)(tg && tg->record_pid ? tg->record_pid : pid));
+  img_tlv_u64(&proc, PRC_PAGE_SIZE, IMG_PAGE);
+  img_tlv_u64(&proc, PRC_TIME_NS, now_ns(CLOCK_REALTIME));
+  img_tlv_u64(&proc, PRC_REASON, a->o && a->o->reason ? a->o->reason : REASON_SNAPSHOT);
   if (a->o && a->o->reason == REASON_CRASH) {
-    tlv_u64(&proc, PRC_CRASH_TID, (uint64_t)a->o->crash_tid);
-    tlv_bytes(&proc, PRC_SIGINFO, a->o->siginfo, 128);
+    img_tlv_u64(&proc, PRC_CRASH_TID, (uint64_t)a->o->crash_tid);
+    img_tlv_bytes(&proc, PRC_SIGINFO, a->o->siginfo, 128);
   }
   snprintf(path, sizeof path, "/proc/%d/exe", pid);
   char exe[PATH_MAX];
@@ -775,16 +775,16 @@ static int do_dump(struct cryo_session *s, void *arg) {
     goto out;
   }
   exe[n] = 0;
-  tlv_str(&proc, PRC_EXE, exe);
+  img_tlv_str(&proc, PRC_EXE, exe);
   uint8_t bid[64];
   uint32_t bidlen = 0;
-  if (elf_build_id_path(path, bid, sizeof bid, &bidlen) == 0) tlv_bytes(&proc, PRC_EXE_BUILD_ID, bid, bidlen);
+  if (img_build_id_path(path, bid, sizeof bid, &bidlen) == 0) img_tlv_bytes(&proc, PRC_EXE_BUILD_ID, bid, bidlen);
   snprintf(path, sizeof path, "/proc/%d/cwd", pid);
   char cwd[PATH_MAX];
   n = readlink(path, cwd, sizeof cwd - 1);
   if (n >= 0) {
     cwd[n] = 0;
-    tlv_str(&proc, PRC_CWD, cwd);
+    img_tlv_str(&proc, PRC_CWD, cwd);
   }
   static const struct {
     const char *name;
@@ -794,7 +794,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
     size_t len;
     snprintf(path, sizeof path, "/proc/%d/%s", pid, blobs[i].name);
     txt = slurp(path, &len);
-    if (txt) tlv_bytes(&proc, blobs[i].tag, txt, blobs[i].tag == PRC_AUXV && len > 4096 ? 4096 : len);
+    if (txt) img_tlv_bytes(&proc, blobs[i].tag, txt, blobs[i].tag == PRC_AUXV && len > 4096 ? 4096 : len);
     free(txt);
     txt = NULL;
   }
@@ -802,12 +802,12 @@ static int do_dump(struct cryo_session *s, void *arg) {
   txt = slurp(path, NULL);
   if (txt) {
     txt[strcspn(txt, "\n")] = 0;
-    tlv_str(&proc, PRC_COMM, txt);
+    img_tlv_str(&proc, PRC_COMM, txt);
   }
   free(txt);
   snprintf(path, sizeof path, "/proc/%d/personality", pid);
   txt = slurp(path, NULL);
-  if (txt) tlv_u64(&proc, PRC_PERSONALITY, strtoull(txt, NULL, 16));
+  if (txt) img_tlv_u64(&proc, PRC_PERSONALITY, strtoull(txt, NULL, 16));
   free(txt);
   uint64_t rl[NRLIMITS][2];
   memset(rl, 0xff, sizeof rl);
@@ -818,7 +818,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
       rl[i][1] = r.rlim_max;
     }
   }
-  tlv_bytes(&proc, PRC_RLIMITS, rl, sizeof rl);
+  img_tlv_bytes(&proc, PRC_RLIMITS, rl, sizeof rl);
 
   snprintf(path, sizeof path, "/proc/%d/status", pid);
   char *status = slurp(path, NULL);
@@ -839,13 +839,13 @@ static int do_dump(struct cryo_session *s, void *arg) {
         gids[ng++] = (uint32_t)v;
         g = e;
       }
-      tlv_bytes(&proc, PRC_GROUPS, gids, ng * 4);
+      img_tlv_bytes(&proc, PRC_GROUPS, gids, ng * 4);
     }
-    tlv_bytes(&proc, PRC_CREDS, creds, sizeof creds);
-    tlv_u64(&proc, PRC_SHARED_PENDING, status_hex(status, "\nShdPnd:"));
+    img_tlv_bytes(&proc, PRC_CREDS, creds, sizeof creds);
+    img_tlv_u64(&proc, PRC_SHARED_PENDING, status_hex(status, "\nShdPnd:"));
     sigmask_handled = status_hex(status, "\nSigCgt:") | status_hex(status, "\nSigIgn:");
     const char *pp = strstr(status, "\nPPid:");
-    if (pp) tlv_u64(&proc, PRC_PPID, strtoull(pp + 6, NULL, 10));
+    if (pp) img_tlv_u64(&proc, PRC_PPID, strtoull(pp + 6, NULL, 10));
     free(status);
   }
   txt = NULL;
@@ -869,17 +869,17 @@ static int do_dump(struct cryo_session *s, void *arg) {
     uint64_t z[6] = {0};
     if (inject_syscall(s, tid0, SYS_brk, z, &brk) != CRYO_OK || brk <= 0) brk = (int64_t)f[47];
     uint64_t mm[MM_FIELDS] = {f[26], f[27], f[28], f[45], f[46], f[47], (uint64_t)brk, f[48], f[49], f[50], f[51]};
-    tlv_bytes(&proc, PRC_MM, mm, sizeof mm);
+    img_tlv_bytes(&proc, PRC_MM, mm, sizeof mm);
   }
   free(txt);
   txt = NULL;
   struct utsname u;
   if (uname(&u) == 0) {
-    tlv_str(&proc, PRC_KERNEL, u.release);
-    tlv_str(&proc, PRC_MACHINE, u.machine);
-    tlv_str(&proc, PRC_HOSTNAME, u.nodename);
+    img_tlv_str(&proc, PRC_KERNEL, u.release);
+    img_tlv_str(&proc, PRC_MACHINE, u.machine);
+    img_tlv_str(&proc, PRC_HOSTNAME, u.nodename);
   }
-  if (cpu_has_xsave()) tlv_u64(&proc, PRC_XCR0, xgetbv0());
+  if (cpu_has_xsave()) img_tlv_u64(&proc, PRC_XCR0, xgetbv0());
 
   /* --- threads --- */
   uint64_t xsave_size = 0;
@@ -890,24 +890,24 @@ static int do_dump(struct cryo_session *s, void *arg) {
     struct user_regs_struct r;
     rc = regs_get(tid, &r);
     if (rc) goto out;
-    size_t at = tlv_begin(&thr, T_THREAD);
-    tlv_u64(&thr, TH_TID, (uint64_t)rec_tid);
-    tlv_bytes(&thr, TH_REGS, &r, sizeof r);
-    tlv_u64(&thr, TH_FS_BASE, r.fs_base);
-    tlv_u64(&thr, TH_GS_BASE, r.gs_base);
+    size_t at = img_tlv_begin(&thr, T_THREAD);
+    img_tlv_u64(&thr, TH_TID, (uint64_t)rec_tid);
+    img_tlv_bytes(&thr, TH_REGS, &r, sizeof r);
+    img_tlv_u64(&thr, TH_FS_BASE, r.fs_base);
+    img_tlv_u64(&thr, TH_GS_BASE, r.gs_base);
     static uint8_t xs[XSTATE_MAX];
     struct iovec iov = {xs, sizeof xs};
     if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) == 0) {
-      tlv_bytes(&thr, TH_XSAVE, xs, iov.iov_len);
+      img_tlv_bytes(&thr, TH_XSAVE, xs, iov.iov_len);
       xsave_size = iov.iov_len;
     }
     uint64_t mask = 0;
-    if (ptrace(PTRACE_GETSIGMASK, tid, (void *)8, &mask) == 0) tlv_u64(&thr, TH_SIGMASK, mask);
+    if (ptrace(PTRACE_GETSIGMASK, tid, (void *)8, &mask) == 0) img_tlv_u64(&thr, TH_SIGMASK, mask);
     char tp[96];
     snprintf(tp, sizeof tp, "/proc/%d/task/%d/status", pid, tid);
     char *ts = slurp(tp, NULL);
     if (ts) {
-      tlv_u64(&thr, TH_PENDING, status_hex(ts, "\nSigPnd:"));
+      img_tlv_u64(&thr, TH_PENDING, status_hex(ts, "\nSigPnd:"));
       free(ts);
     }
     struct {
@@ -920,15 +920,15 @@ static int do_dump(struct cryo_session *s, void *arg) {
       memcpy(b, &rs.ptr, 8);
       memcpy(b + 8, &rs.size, 4);
       memcpy(b + 12, &rs.sig, 4);
-      tlv_bytes(&thr, TH_RSEQ, b, 16);
+      img_tlv_bytes(&thr, TH_RSEQ, b, 16);
     }
     uint64_t rl[2] = {0, 0};
-    if (syscall(SYS_get_robust_list, tid, &rl[0], &rl[1]) == 0) tlv_bytes(&thr, TH_ROBUST, rl, sizeof rl);
+    if (syscall(SYS_get_robust_list, tid, &rl[0], &rl[1]) == 0) img_tlv_bytes(&thr, TH_ROBUST, rl, sizeof rl);
     uint64_t ctid;
-    if (thread_clear_tid(&d, tid, &ctid)) tlv_u64(&thr, TH_CLEAR_TID, ctid);
-    tlv_end(&thr, at);
+    if (thread_clear_tid(&d, tid, &ctid)) img_tlv_u64(&thr, TH_CLEAR_TID, ctid);
+    img_tlv_end(&thr, at);
   }
-  if (xsave_size) tlv_u64(&proc, PRC_XSAVE_SIZE, xsave_size);
+  if (xsave_size) img_tlv_u64(&proc, PRC_XSAVE_SIZE, xsave_size);
 
   /* --- signal actions and descriptors (before memory: injection touches the stack) --- */
   rc = dump_sigactions(&d, tid0, sigmask_handled, &sigs);
@@ -1021,11 +1021,11 @@ out:
   pthread_cond_destroy(&d.cv);
   free(d.pm);
   free(vmas);
-  buf_free(&proc);
-  buf_free(&thr);
-  buf_free(&maps);
-  buf_free(&files);
-  buf_free(&sigs);
+  img_buf_free(&proc);
+  img_buf_free(&thr);
+  img_buf_free(&maps);
+  img_buf_free(&files);
+  img_buf_free(&sigs);
   return rc;
 }
 

@@ -129,7 +129,7 @@ uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len) {
 
 /* ---------- buffer and TLV writer ---------- */
 
-void buf_put(struct img_buf *b, const void *p, size_t n) {
+void img_buf_put(struct img_buf *b, const void *p, size_t n) {
   if (b->oom) return;
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
@@ -146,14 +146,14 @@ void buf_put(struct img_buf *b, const void *p, size_t n) {
   b->len += n;
 }
 
-void buf_free(struct img_buf *b) {
+void img_buf_free(struct img_buf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);
 }
 
 static void pad8(struct img_buf *b) {
   static const uint8_t z[8];
-  if (b->len & 7) buf_put(b, z, 8 - (b->len & 7));
+  if (b->len & 7) img_buf_put(b, z, 8 - (b->len & 7));
 }
 
 static void tlv_head(struct img_buf *b, uint16_t tag, uint8_t kind, uint32_t len) {
@@ -163,34 +163,34 @@ static void tlv_head(struct img_buf *b, uint16_t tag, uint8_t kind, uint32_t len
   h[2] = kind;
   h[3] = 0;
   memcpy(h + 4, &len, 4);
-  buf_put(b, h, 8);
+  img_buf_put(b, h, 8);
 }
 
-void tlv_u64(struct img_buf *b, uint16_t tag, uint64_t v) {
+void img_tlv_u64(struct img_buf *b, uint16_t tag, uint64_t v) {
   tlv_head(b, tag, K_U64, 8);
-  buf_put(b, &v, 8);
+  img_buf_put(b, &v, 8);
 }
 
-void tlv_bytes(struct img_buf *b, uint16_t tag, const void *p, size_t n) {
+void img_tlv_bytes(struct img_buf *b, uint16_t tag, const void *p, size_t n) {
   tlv_head(b, tag, K_BYTES, (uint32_t)n);
-  buf_put(b, p, n);
+  img_buf_put(b, p, n);
   pad8(b);
 }
 
-void tlv_str(struct img_buf *b, uint16_t tag, const char *s) {
+void img_tlv_str(struct img_buf *b, uint16_t tag, const char *s) {
   size_t n = s ? strlen(s) : 0;
   tlv_head(b, tag, K_STR, (uint32_t)n);
-  buf_put(b, s, n);
+  img_buf_put(b, s, n);
   pad8(b);
 }
 
-size_t tlv_begin(struct img_buf *b, uint16_t tag) {
+size_t img_tlv_begin(struct img_buf *b, uint16_t tag) {
   size_t at = b->len;
   tlv_head(b, tag, K_LIST, 0);
   return at;
 }
 
-void tlv_end(struct img_buf *b, size_t at) {
+void img_tlv_end(struct img_buf *b, size_t at) {
   if (b->oom) return;
   uint32_t len = (uint32_t)(b->len - at - 8);
   memcpy(b->p + at + 4, &len, 4);
@@ -198,7 +198,7 @@ void tlv_end(struct img_buf *b, size_t at) {
 
 /* ---------- ELF build-id ---------- */
 
-int elf_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len) {
+int img_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len) {
   *len = 0;
   Elf64_Ehdr eh;
   if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh) return -1;
@@ -231,11 +231,11 @@ int elf_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len) {
   return -1;
 }
 
-int elf_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len) {
+int img_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len) {
   *len = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
-  int r = elf_build_id_fd(fd, out, cap, len);
+  int r = img_build_id_fd(fd, out, cap, len);
   close(fd);
   return r;
 }

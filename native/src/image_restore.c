@@ -185,7 +185,7 @@ static void check_into(struct cryo_image *img, struct problems *p) {
     if (m->build_id_len) {
       uint8_t bid[64];
       uint32_t n = 0;
-      if (elf_build_id_path(m->path, bid, sizeof bid, &n) != 0 || n != m->build_id_len || memcmp(bid, m->build_id, n))
+      if (img_build_id_path(m->path, bid, sizeof bid, &n) != 0 || n != m->build_id_len || memcmp(bid, m->build_id, n))
         problem(p, "mapped file %s: its build-id is not the image's (the file was rebuilt or replaced)", m->path);
       continue;
     }
