@@ -95,13 +95,22 @@ export class Module {
     const name = s.name.endsWith('@plt') ? demangle(s.name.slice(0, -4)) + '@plt' : demangle(s.name);
     return { name, offset: addr - this.bias - s.value, addr: s.value + this.bias };
   }
-  elfSymbols(name: string): bigint[] {
+  /** Runtime addresses of the ELF symbols with this name (functions and data; `code` only functions). */
+  elfSymbols(name: string, code = false): bigint[] {
     const out = new Set<bigint>();
     for (const e of [this.elf, this.debugElf]) {
       if (!e) continue;
-      for (const s of e.symbolsByName(name)) if (s.type === STT_FUNC || s.type === STT_GNU_IFUNC || s.type === 1) out.add(s.value + this.bias);
+      for (const s of e.symbolsByName(name)) {
+        if (s.type === STT_FUNC || s.type === STT_GNU_IFUNC || (!code && s.type === 1)) out.add(s.value + this.bias);
+      }
     }
     return [...out];
+  }
+
+  /** Whether a symbol table of this object names `name` (functions, data, TLS). */
+  definesName(name: string): boolean {
+    for (const e of [this.elf, this.debugElf]) if (e && e.symbolsByName(name).some((s) => s.type === STT_FUNC || s.type === STT_GNU_IFUNC || s.type === 1 || s.type === 6)) return true;
+    return false;
   }
 
   // ---- units and lines

@@ -288,7 +288,7 @@ export class Program {
         // libraries: their symbol tables say whether they define the name, so their debug
         // information is not indexed for it (libc's would take a second); the line table alone
         // places the breakpoint after the prologue
-        for (const a of m.elfSymbols(name)) {
+        for (const a of m.elfSymbols(name, true)) {
           const fn = m.functionAt(a);
           const r = fn?.ranges().find(([lo, hi]) => a - m.bias >= lo && a - m.bias < hi);
           add(m, a, r ? r[1] + m.bias : undefined, fn ? functionName(fn) : name);
@@ -309,7 +309,7 @@ export class Program {
         const src = m.sourceAt(pc);
         out.push({ addr: pc, file: src?.file, line: src?.line, function: name });
       }
-      if (!out.length) for (const a of m.elfSymbols(name)) add(m, a, undefined, name);
+      if (!out.length) for (const a of m.elfSymbols(name, true)) add(m, a, undefined, name);
       if (out.length) break;
     }
     return out;
@@ -775,6 +775,14 @@ export class Program {
       // a declaration: find the definition (DW_AT_specification pointing to it)
       const def = this.findDefinition(die);
       if (def) locDie = def;
+      else if (die.flag(DW.AT_declaration) || die.parent?.tag === DW.TAG_compile_unit || die.parent?.tag === DW.TAG_namespace) {
+        // gdb resolves an extern declaration through the symbol table (e.g. environ, an alias)
+        const sym = die.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name) ?? die.name;
+        for (const m of sym ? this.modules : []) {
+          const a = m.elfSymbols(sym!).find((x) => x !== m.bias);
+          if (a !== undefined) return new Value(type, ctx, a);
+        }
+      }
     }
     const cv = locDie.attr(DW.AT_const_value);
     if (cv && !locDie.has(DW.AT_location)) {
@@ -901,7 +909,7 @@ export class Program {
   private searchOrder(name: string, frame: Frame | undefined, always = false): Module[] {
     const first = frame?.module ? [frame.module] : [];
     if (!first.includes(this.exe)) first.push(this.exe);
-    const rest = this.modules.filter((m) => !first.includes(m) && (always || m.names.accel !== undefined || m.elfSymbols(name).length > 0));
+    const rest = this.modules.filter((m) => !first.includes(m) && (always || m.names.accel !== undefined || m.definesName(name)));
     return [...first, ...rest];
   }
 

@@ -315,3 +315,7 @@ test('children for a variables view match gdb printing each part', () => {
     assert.ok(hasChildren(s.program.evaluate('m', f)) && !hasChildren(s.program.evaluate('u', f)));
   } finally { s.close(); }
 });
+
+test('libc globals: TLS errno, extern declarations resolved through the symbol table', () => {
+  same(buildFixture('sym_libc.c'), `sym_libc.c:${markerLine('sym_libc.c', 'by_key')}`, ['errno', '&errno', 'environ', 'environ[0] != 0', 'program_invocation_short_name']);
+});
