@@ -1,0 +1,668 @@
+// End-to-end tests in a real VS Code: code-server 4.100.3 (VS Code 1.100.3) driven through
+// its own UI by playwright-core and Debian's chromium, with Cryo installed from its VSIX.
+//
+//   node test/editor/run.mjs [--no-build] [--only NAME]
+//
+// What it does:
+//   1. packages the VSIX (scripts/package.mjs), plus a test-only tracer extension
+//      (test/editor/tracer) that logs the DAP traffic of each session;
+//   2. in a fresh temporary folder (HOME, XDG_*, TMPDIR all there) compiles
+//      test/fixtures/counter.c with gcc -O0 -g into a workspace with a .vscode/launch.json
+//      of type cryo, installs both VSIXs with `code-server --install-extension`, starts
+//      code-server on 127.0.0.1 in its own session (setsid), opens the workspace in
+//      headless chromium;
+//   3. runs the scenarios through the editor's UI (gutter clicks, F5, the Call Stack,
+//      Variables and Debug Console views, the command palette) and checks what the editor
+//      shows against gdb -batch at the same stop and the program's own output;
+//   4. ends code-server's process group, the browser and the debuggees, and fails if any
+//      process started by the run is still alive.
+// Screenshots of every step and failure, the DAP log and code-server's logs go to
+// test/.artifacts/editor/. The last line is `N passed, N failed`; exit status 1 on any
+// failure. Needs scripts/editor-setup.sh (run here when the tools are missing).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(new URL('../..', import.meta.url).pathname);
+const argv = process.argv.slice(2);
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+const tools = join(root, '.editor-test', 'tools');
+const artifacts = join(root, 'test', '.artifacts', 'editor');
+const TOTAL_TIMEOUT_MS = Number(process.env.CRYO_E2E_TIMEOUT_MS ?? 240_000);
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+const log = (...a) => console.log(`[${elapsed()}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- results
+const results = [];
+function check(name, ok, detail = '') {
+  results.push({ name, ok: !!ok, detail });
+  console.log(`${ok ? 'ok' : 'not ok'} - ${name}${detail ? `: ${detail}` : ''}`);
+  return !!ok;
+}
+
+// ---------------------------------------------------------------- setup
+if (!existsSync(join(tools, 'node_modules', 'code-server')) || !existsSync(join(tools, 'node_modules', 'playwright-core'))) {
+  log('tools missing: running scripts/editor-setup.sh');
+  execFileSync('bash', [join(root, 'scripts', 'editor-setup.sh')], { stdio: 'inherit' });
+}
+const require = createRequire(join(tools, 'package.json'));
+const { chromium } = require('playwright-core');
+const codeServer = join(tools, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+
+rmSync(artifacts, { recursive: true, force: true });
+mkdirSync(artifacts, { recursive: true });
+const tmp = mkdtempSync(join(tmpdir(), 'cryo-e2e-'));
+const marker = `CRYO_E2E_RUN=${tmp}`; // in the environment of every process this run starts
+const dirs = {
+  home: join(tmp, 'home'),
+  tmp: join(tmp, 'tmp'),
+  data: join(tmp, 'data'),
+  ext: join(tmp, 'extensions'),
+  ws: join(tmp, 'workspace'),
+};
+for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+const dapLog = join(tmp, 'dap.jsonl');
+const childEnv = {
+  PATH: process.env.PATH,
+  LANG: 'C.UTF-8',
+  HOME: dirs.home,
+  XDG_CONFIG_HOME: join(dirs.home, '.config'),
+  XDG_DATA_HOME: join(dirs.home, '.local', 'share'),
+  XDG_CACHE_HOME: join(dirs.home, '.cache'),
+  XDG_RUNTIME_DIR: join(dirs.home, '.run'),
+  TMPDIR: dirs.tmp,
+  CRYO_E2E_RUN: tmp,
+  CRYO_E2E_DAP_LOG: dapLog,
+};
+process.env.TMPDIR = dirs.tmp; // playwright's own temporary browser profile goes there too
+
+let server; // code-server's ChildProcess (leader of its own session)
+let browser;
+const extraChildren = [];
+let cleaned = false;
+
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  try {
+    await browser?.close();
+  } catch {}
+  if (server?.pid) {
+    for (const sig of ['SIGTERM', 'SIGKILL']) {
+      try {
+        process.kill(-server.pid, sig);
+      } catch {}
+      if (sig === 'SIGTERM') await sleep(1500);
+    }
+  }
+  for (const c of extraChildren) {
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+  }
+  await sleep(300);
+  // Anything started by this run carries the marker in its environment.
+  const left = ourProcesses();
+  check('no process left behind (code-server, chromium, adapter, debuggees)', left.length === 0, left.map((p) => `${p.pid} ${p.cmd}`).join('; '));
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {}
+  }
+  // keep the logs
+  try {
+    if (existsSync(dapLog)) copyFileSync(dapLog, join(artifacts, 'dap.jsonl'));
+    if (existsSync(join(dirs.data, 'logs'))) cpSync(join(dirs.data, 'logs'), join(artifacts, 'code-server-logs'), { recursive: true });
+  } catch {}
+  if (!process.env.CRYO_E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
+}
+
+function ourProcesses() {
+  const out = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'latin1');
+      if (!env.split('\0').includes(marker)) continue;
+      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[0];
+      if (state === 'Z') continue;
+      out.push({ pid: Number(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 120) });
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return out;
+}
+
+const watchdog = setTimeout(async () => {
+  check('the whole run finishes in time', false, `still running after ${TOTAL_TIMEOUT_MS / 1000}s`);
+  await shot('timeout').catch(() => {});
+  await finish();
+}, TOTAL_TIMEOUT_MS);
+
+async function finish() {
+  clearTimeout(watchdog);
+  await cleanup();
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  log(`artifacts in ${artifacts}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed || !results.length ? 1 : 0);
+}
+process.on('SIGINT', () => void finish());
+process.on('SIGTERM', () => void finish());
+
+// ---------------------------------------------------------------- helpers
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+let page;
+let shotNo = 0;
+async function shot(name) {
+  if (!page) return;
+  const file = join(artifacts, `${String(++shotNo).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/** Runs the command palette command with this exact title (clicks that row, not the first). */
+async function palette(title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({
+    has: page.locator('.label-name', { hasText: new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }),
+  }).first();
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await row.click();
+}
+
+/** Text of the rows of a tree/list inside `container`, as [{text, name, value, aria}]. */
+async function rows(container) {
+  return page.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    if (!c) return [];
+    return [...c.querySelectorAll('.monaco-list-row')]
+      .map((r) => ({
+        top: parseFloat(r.style.top || '0'),
+        text: r.innerText.replace(/\s+/g, ' ').trim(),
+        name: r.querySelector('.name')?.textContent?.trim().replace(/\s*[=:]$/, ''),
+        value: r.querySelector('.value')?.textContent?.trim(),
+        label: r.querySelector('.label')?.textContent?.trim() ?? r.querySelector('.monaco-icon-label')?.textContent?.trim(),
+        line: r.querySelector('.line-number')?.textContent?.trim(),
+        expanded: r.getAttribute('aria-expanded'),
+        aria: r.getAttribute('aria-label'),
+      }))
+      .sort((a, b) => a.top - b.top);
+  }, container);
+}
+
+async function waitFor(what, fn, timeout = 20_000) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** gdb's `info args` / `info locals` text as a name -> value map. */
+function gdbVars(text) {
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    const x = /^(\w+) = (.*)$/.exec(line.trim());
+    if (x) m.set(x[1], x[2]);
+  }
+  return m;
+}
+
+/** A value shown by the editor equals gdb's: exactly, or for pointers, same shape
+ *  (addresses differ between two runs only by ASLR). */
+function sameValue(ui, gdb) {
+  if (ui === gdb) return true;
+  if (/0x[0-9a-f]+/.test(gdb)) {
+    const norm = (s) => s.replace(/0x[0-9a-f]+/g, '0x…').replace(/^\([^)]*\)\s*/, '');
+    return /0x[0-9a-f]+/.test(ui ?? '') && norm(ui) === norm(gdb);
+  }
+  return false;
+}
+
+/** The glyph margin of the open editor at `line`: click it to toggle a breakpoint. */
+async function clickGutter(line) {
+  const editor = page.locator('.editor-group-container.active .monaco-editor').first();
+  const ln = editor.locator('.margin-view-overlays .line-numbers', { hasText: new RegExp(`^${line}$`) }).first();
+  await ln.waitFor({ state: 'visible', timeout: 10_000 });
+  const lb = await ln.boundingBox();
+  const mb = await editor.locator('.margin').first().boundingBox();
+  await page.mouse.move(mb.x + 9, lb.y + lb.height / 2);
+  await sleep(150);
+  await page.mouse.click(mb.x + 9, lb.y + lb.height / 2);
+}
+
+/** Lines of the open editor that carry a (verified or not) breakpoint glyph. */
+async function breakpointLines() {
+  return page.evaluate(() => {
+    const ed = document.querySelector('.editor-group-container.active .monaco-editor');
+    if (!ed) return [];
+    const lineTop = new Map();
+    for (const n of ed.querySelectorAll('.margin-view-overlays > div')) {
+      const num = n.querySelector('.line-numbers')?.textContent?.trim();
+      if (num) lineTop.set(Math.round(n.getBoundingClientRect().top), Number(num));
+    }
+    const out = [];
+    for (const g of ed.querySelectorAll('.codicon-debug-breakpoint, .codicon-debug-breakpoint-unverified')) {
+      const top = Math.round(g.getBoundingClientRect().top);
+      let best, bd = 1e9;
+      for (const [t, l] of lineTop) if (Math.abs(t - top) < bd) (bd = Math.abs(t - top)), (best = l);
+      if (bd < 10) out.push(best);
+    }
+    return [...new Set(out)].sort((a, b) => a - b);
+  });
+}
+
+/** Saves the HTML of a part of the workbench beside the screenshots (to fix selectors). */
+async function dumpDom(sel, name) {
+  const html = await page.evaluate((s) => document.querySelector(s)?.outerHTML ?? '(absent)', sel);
+  writeFileSync(join(artifacts, `dom-${name}.html`), html);
+}
+
+async function debugConsoleText() {
+  return page.evaluate(() => document.querySelector('.repl')?.innerText ?? '');
+}
+
+async function debugState() {
+  // The debug toolbar is there while a session runs; the Call Stack says when it is paused.
+  return page.evaluate(() => {
+    const tb = document.querySelector('.debug-toolbar');
+    const visible = !!tb && getComputedStyle(tb).display !== 'none' && tb.getBoundingClientRect().height > 0;
+    return { toolbar: visible };
+  });
+}
+
+// ---------------------------------------------------------------- scenarios
+async function scenarioLaunch(fx) {
+  log('scenario: launch, breakpoint from the gutter, stack, variables, disassembly, output');
+  // Open counter.c through quick open.
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill('counter.c');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'counter.c' }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: 'counter.c' }).first().waitFor({ timeout: 10_000 });
+  await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().waitFor({ timeout: 10_000 });
+  await sleep(500);
+
+  await clickGutter(fx.bpLine);
+  const bps = await waitFor('the breakpoint glyph', async () => {
+    const l = await breakpointLines();
+    return l.includes(fx.bpLine) ? l : null;
+  }, 5000).catch(() => breakpointLines());
+  await shot('breakpoint-set');
+  check(`a click in the gutter sets a breakpoint at counter.c:${fx.bpLine}`, bps.includes(fx.bpLine), `glyphs at ${JSON.stringify(bps)}`);
+
+  // Start debugging with F5 (the launch.json's first configuration).
+  await page.keyboard.press('F5');
+  const frames = await waitFor('the Call Stack to show the stop', async () => {
+    const r = await rows('.debug-call-stack, .pane-body.debug-call-stack');
+    const f = r.filter((x) => x.line);
+    return f.length >= 2 ? f : null;
+  }, 30_000).catch(async (e) => {
+    await shot('no-stop');
+    throw e;
+  });
+  await sleep(500);
+  await shot('stopped-at-breakpoint');
+  const shown = frames.slice(0, 2).map((f) => ({ name: f.label?.split(/\s/)[0], line: Number(f.line.split(':')[0]) }));
+  check('Call Stack lists tick then main with gdb`s lines', JSON.stringify(shown) === JSON.stringify(fx.gdbFrames), `editor ${JSON.stringify(shown)}, gdb ${JSON.stringify(fx.gdbFrames)}`);
+
+  // The editor shows the stopped line.
+  const topLine = await page.evaluate(() => {
+    const ed = document.querySelector('.editor-group-container.active .monaco-editor');
+    const deco = ed?.querySelector('.codicon-debug-stackframe, .debug-top-stack-frame-line');
+    return deco ? Math.round(deco.getBoundingClientRect().top) : null;
+  });
+  check('the editor marks the line where the program stopped', topLine !== null);
+
+  // Variables of tick: the Arguments scope.
+  const vars = await variables(['Arguments', 'Locals']);
+  await shot('variables-tick');
+  for (const [name, value] of fx.tickArgs) {
+    const v = vars.find((x) => x.name === name);
+    check(`Variables shows tick's argument ${name} = ${value} (gdb)`, v && sameValue(v.value, value), `editor: ${v ? v.value : 'absent'}`);
+  }
+
+  // Select main in the Call Stack: its locals.
+  await page.locator('.debug-call-stack .monaco-list-row', { hasText: 'main' }).first().click();
+  await sleep(700);
+  const mvars = await variables(['Locals', 'Arguments']);
+  await shot('variables-main');
+  for (const [name, value] of [...fx.mainLocals, ...fx.mainArgs]) {
+    const v = mvars.find((x) => x.name === name);
+    check(`Variables shows main's ${name} = ${value} (gdb)`, v && sameValue(v.value, value), `editor: ${v ? v.value : 'absent'}`);
+  }
+  // back to tick
+  await page.locator('.debug-call-stack .monaco-list-row', { hasText: 'tick' }).first().click();
+  await sleep(300);
+
+  if (!only || only === 'disassembly') await disassembly(fx).catch(async (e) => {
+    check('Disassembly view', false, e.message);
+    await shot('disassembly-failed');
+  });
+
+  // Remove the breakpoint from the gutter, continue to the end.
+  await page.locator('.tab', { hasText: 'counter.c' }).first().click();
+  await sleep(300);
+  await clickGutter(fx.bpLine);
+  const after = await waitFor('the breakpoint to go', async () => {
+    const l = await breakpointLines();
+    return !l.includes(fx.bpLine) ? l : null;
+  }, 5000).catch(() => breakpointLines());
+  check('a second click in the gutter removes it', !after.includes(fx.bpLine), `glyphs at ${JSON.stringify(after)}`);
+  await page.keyboard.press('F5');
+  const text = await waitFor('the program`s output in the Debug Console', async () => {
+    const t = await debugConsoleText();
+    return fx.output.trim().split('\n').every((l) => t.includes(l)) ? t : null;
+  }, 20_000).catch(() => debugConsoleText());
+  await shot('debug-console');
+  const missing = fx.output.trim().split('\n').filter((l) => !text.includes(l));
+  check('Debug Console shows the program`s whole output', missing.length === 0, missing.length ? `missing ${JSON.stringify(missing)}` : '');
+  const ended = await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 15_000).catch(() => false);
+  await shot('session-ended');
+  check('the session ends when the program exits', ended);
+}
+
+/** Expands the scopes named and returns every variable row shown. */
+async function variables(scopes) {
+  const sel = '.debug-variables';
+  await waitFor('the Variables view', async () => (await rows(sel)).length > 0, 10_000);
+  for (const s of scopes) {
+    const r = (await rows(sel)).find((x) => x.text === s || x.label === s);
+    if (r && r.expanded === 'false') {
+      await page.locator(`${sel} .monaco-list-row[aria-expanded="false"]`, { hasText: s }).first().click();
+      await sleep(400);
+    }
+  }
+  await sleep(300);
+  await dumpDom(sel, 'variables');
+  return (await rows(sel)).filter((x) => x.name);
+}
+
+/** gdb's mnemonic and the editor's name the same instruction (AT&T: the editor may add
+ *  or leave out the operand-size suffix that gdb leaves out or adds). */
+function sameMnemonic(a, b) {
+  if (a === b) return true;
+  const [s, l] = a.length < b.length ? [a, b] : [b, a];
+  return l.length === s.length + 1 && l.startsWith(s) && 'bwlq'.includes(l.at(-1));
+}
+
+async function disassembly(fx) {
+  await palette('Open Disassembly View');
+  const rowsShown = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('.disassembly-view .monaco-list-row')].map((r) => {
+        const m = /Address: (0x[0-9a-f]+), Instruction: (.*)/.exec(r.getAttribute('aria-label') ?? '');
+        return {
+          top: parseFloat(r.style.top || '0'),
+          address: m ? BigInt(m[1]).toString() : null,
+          insn: m ? m[2].trim() : r.innerText.trim(),
+          current: !!r.querySelector('.codicon-debug-stackframe'),
+        };
+      }).sort((a, b) => a.top - b.top),
+    );
+  const shown = await waitFor('instructions in the Disassembly view', async () => {
+    const r = await rowsShown();
+    return r.length >= 10 && !r.some((x) => x.insn === '' || /Loading/.test(x.insn)) ? r : null;
+  }, 15_000).catch(async (e) => {
+    await dumpDom('.editor-group-container.active', 'disassembly');
+    throw e;
+  });
+  await sleep(800);
+  const rowsNow = await rowsShown();
+  await shot('disassembly');
+  const current = rowsNow.filter((r) => r.current && r.address !== '0');
+  const pcInsn = fx.tickDis.find((d) => d.current);
+  check('Disassembly view marks one instruction as the current one, the one gdb marks',
+    current.length === 1 && pcInsn && sameMnemonic(current[0].insn.split(/\s+/)[0], pcInsn.mnemonic),
+    `editor: ${current.map((c) => `0x${BigInt(c.address).toString(16)} ${c.insn}`).join(', ') || 'none'} of ${rowsNow.length} rows (${rowsNow.filter((r) => r.insn === '??').length} '??'); gdb: <+${pcInsn?.offset}> ${pcInsn?.text}`);
+  if (current.length === 1 && pcInsn) {
+    const start = BigInt(current[0].address) - BigInt(pcInsn.offset);
+    const byAddr = new Map(rowsNow.map((r) => [r.address, r]));
+    const wrong = [];
+    for (const d of fx.tickDis) {
+      const r = byAddr.get((start + BigInt(d.offset)).toString());
+      if (!r || !sameMnemonic(r.insn.split(/\s+/)[0], d.mnemonic)) wrong.push(`<+${d.offset}> gdb ${d.text} / editor ${r ? r.insn : 'no row'}`);
+    }
+    check('Disassembly view shows tick`s instructions at gdb`s boundaries with gdb`s mnemonics', wrong.length === 0, wrong.length ? wrong.slice(0, 4).join('; ') : `${fx.tickDis.length} instructions`);
+  }
+  await palette('View: Close Editor');
+  await sleep(300);
+}
+
+async function scenarioAttach(fx) {
+  log('scenario: attach through ${command:pickProcess}');
+  const sleeper = spawn(fx.sleeper, ['600', '1000'], { env: childEnv, stdio: 'ignore' });
+  extraChildren.push(sleeper);
+  await sleep(300);
+  await palette('Debug: Select and Start Debugging');
+  const cfg = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Cryo: Attach' }).first();
+  await cfg.waitFor({ timeout: 10_000 });
+  await shot('attach-configurations');
+  await cfg.click();
+  const picker = await waitFor('the process picker', async () => {
+    const r = await rows('.quick-input-widget');
+    const ph = await page.locator('.quick-input-widget .quick-input-box input').getAttribute('placeholder').catch(() => null);
+    return r.length > 1 && ph?.includes('process') ? { r, ph } : null;
+  }, 15_000).catch(async () => {
+    await shot('no-process-picker');
+    return null;
+  });
+  check('starting an attach configuration with ${command:pickProcess} shows the process picker', !!picker, picker ? picker.ph : '');
+  if (!picker) return;
+  await page.locator('.quick-input-widget .quick-input-box input').fill(String(sleeper.pid));
+  await sleep(500);
+  const listed = await rows('.quick-input-widget');
+  await shot('process-picker');
+  check(`the picker lists the running sleeper (pid ${sleeper.pid})`, listed.some((r) => r.text.includes(String(sleeper.pid)) && r.text.includes('sleeper')), listed.slice(0, 3).map((r) => r.text).join(' | '));
+  await page.keyboard.press('Enter');
+  const attached = await waitFor('the attached session', async () => ((await debugState()).toolbar ? true : null), 15_000).catch(() => false);
+  await sleep(1000);
+  await shot('attached');
+  check('choosing it starts a debug session attached to that process', attached);
+  // Pause, to see its stack; detach; then gdb attaches to the same process as the oracle.
+  if (attached) {
+    await page.keyboard.press('F6');
+    const fr = await waitFor('frames after pause', async () => {
+      const r = (await rows('.debug-call-stack')).filter((x) => x.line !== undefined);
+      return r.some((x) => /^main\b/.test(x.label ?? '')) ? r : null;
+    }, 15_000).catch(() => null);
+    await sleep(500);
+    await shot('attached-paused');
+    const uiFrames = (fr ?? []).map((x) => ({ name: x.label?.split(/\s/)[0], line: Number((x.line ?? '').split(':')[0]) || 0 }));
+    check('pausing the attached process shows its stack down to main', uiFrames.some((f) => f.name === 'main'), uiFrames.map((f) => f.name).join(' > '));
+    await page.locator('.debug-call-stack .monaco-list-row', { hasText: 'main' }).first().click().catch(() => {});
+    await sleep(500);
+    const mv = await variables(['Locals']).catch(() => []);
+    await shot('attached-main-variables');
+    check('Variables shows main`s locals in the attached process', mv.some((v) => v.name === 'i'), mv.map((v) => `${v.name}=${v.value}`).join(', '));
+    await page.keyboard.press('Shift+F5');
+    await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 10_000).catch(() => false);
+    await sleep(300);
+    await shot('detached');
+    const alive = sleeper.exitCode === null && sleeper.signalCode === null;
+    check('the process goes on running after the editor detaches', alive, alive ? '' : `exit ${sleeper.exitCode ?? sleeper.signalCode}`);
+    if (alive) {
+      const gb = spawnSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', '-p', String(sleeper.pid), '-ex', 'bt'], { encoding: 'utf8', env: childEnv, timeout: 30_000 }).stdout ?? '';
+      const gFrames = [...gb.matchAll(/^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*?\)(?: at (\S+):(\d+))?/gm)].map((m) => ({ name: m[1], line: Number(m[3] ?? 0) }));
+      const upTo = (a) => a.slice(0, a.findIndex((f) => f.name === 'main') + 1);
+      const [u, g] = [upTo(uiFrames).filter((f) => f.line), upTo(gFrames).filter((f) => f.line)];
+      check('the attached stack (functions with source lines, down to main) equals gdb`s on the same process',
+        g.length >= 2 && JSON.stringify(u.slice(-2)) === JSON.stringify(g.slice(-2)) && u.map((f) => f.name).join() === g.map((f) => f.name).join(),
+        `editor ${JSON.stringify(u)}, gdb ${JSON.stringify(g)}`);
+    }
+  }
+  sleeper.kill('SIGKILL');
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+  // 1. the VSIX (and the tracer extension)
+  const vsix = join(tmp, 'cryo.vsix');
+  log('packaging the VSIX');
+  execFileSync(process.execPath, [join(root, 'scripts', 'package.mjs'), '--quiet', '--out', vsix, ...(argv.includes('--no-build') ? ['--no-build'] : [])], { stdio: 'inherit' });
+  const tracerVsix = join(tmp, 'tracer.vsix');
+  execFileSync(process.execPath, [join(tools, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--allow-missing-repository', '--no-dependencies', '--out', tracerVsix], {
+    cwd: join(root, 'test', 'editor', 'tracer'),
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+
+  // 2. the workspace: the fixture built -O0 -g, launch.json, and the oracles
+  const src = join(dirs.ws, 'counter.c');
+  copyFileSync(join(root, 'test', 'fixtures', 'counter.c'), src);
+  execFileSync('gcc', ['-O0', '-g', 'counter.c', '-o', 'counter'], { cwd: dirs.ws });
+  copyFileSync(join(root, 'test', 'fixtures', 'sleeper.c'), join(dirs.ws, 'sleeper.c'));
+  execFileSync('gcc', ['-O0', '-g', 'sleeper.c', '-o', 'sleeper', '-lpthread'], { cwd: dirs.ws });
+  const N = '3';
+  mkdirSync(join(dirs.ws, '.vscode'));
+  writeFileSync(join(dirs.ws, '.vscode', 'launch.json'), JSON.stringify({
+    version: '0.2.0',
+    configurations: [
+      { type: 'cryo', request: 'launch', name: 'Cryo: counter', program: '${workspaceFolder}/counter', args: [N], cwd: '${workspaceFolder}' },
+      { type: 'cryo', request: 'attach', name: 'Cryo: Attach', pid: '${command:pickProcess}' },
+    ],
+  }, null, 2));
+  const bpLine = readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('counter = i + 1;')) + 1;
+  const prog = join(dirs.ws, 'counter');
+  const g = execFileSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set startup-with-shell off',
+    '-ex', `break counter.c:${bpLine}`, '-ex', 'run', '-ex', 'echo ==BT==\\n', '-ex', 'bt', '-ex', 'echo ==DIS==\\n', '-ex', 'disassemble /r', '-ex', 'echo ==ARGS==\\n', '-ex', 'info args',
+    '-ex', 'echo ==MAIN==\\n', '-ex', 'frame 1', '-ex', 'info locals', '-ex', 'echo ==MAINARGS==\\n', '-ex', 'info args', '-ex', 'echo ==END==\\n',
+    '-ex', 'kill', '--args', prog, N], { encoding: 'utf8', env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const section = (a, b) => g.slice(g.indexOf(`==${a}==`), g.indexOf(`==${b}==`));
+  const fx = {
+    bpLine,
+    gdbFrames: [...section('BT', 'DIS').matchAll(/^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at (\S+):(\d+)/gm)].map((m) => ({ name: m[1], line: Number(m[3]) })),
+    tickArgs: gdbVars(section('ARGS', 'MAIN')),
+    mainLocals: gdbVars(section('MAIN', 'MAINARGS')),
+    mainArgs: gdbVars(section('MAINARGS', 'END')),
+    tickDis: [...section('DIS', 'ARGS').matchAll(/^(=>)?\s+0x[0-9a-f]+ <\+(\d+)>:\t([0-9a-f ]+)\t(\S+)(.*)$/gm)].map((m) => ({
+      current: !!m[1], offset: Number(m[2]), bytes: m[3].trim(), mnemonic: m[4], text: `${m[4]}${m[5]}`.replace(/\s+/g, ' ').trim(),
+    })),
+    output: spawnSync(prog, [N], { encoding: 'utf8', env: childEnv }).stdout,
+    sleeper: join(dirs.ws, 'sleeper'),
+  };
+  if (fx.gdbFrames.length !== 2 || !fx.tickArgs.size || fx.mainLocals.size < 3 || fx.tickDis.length < 5 || !fx.tickDis.some((d) => d.current)) throw new Error(`the gdb oracle printed something unexpected:\n${g}`);
+  writeFileSync(join(artifacts, 'gdb-oracle.txt'), g);
+  log(`oracle: stop at counter.c:${bpLine}, frames ${JSON.stringify(fx.gdbFrames)}, tick args ${JSON.stringify([...fx.tickArgs])}, main locals ${JSON.stringify([...fx.mainLocals])}`);
+
+  // 3. code-server: settings, extensions, start
+  const userDir = join(dirs.data, 'User');
+  mkdirSync(userDir, { recursive: true });
+  writeFileSync(join(userDir, 'settings.json'), JSON.stringify({
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'extensions.autoUpdate': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.ignoreRecommendations': true,
+    'update.mode': 'none',
+    'chat.disableAIFeatures': true,
+    'chat.commandCenter.enabled': false,
+    'editor.minimap.enabled': false,
+    'window.restoreWindows': 'none',
+    'files.hotExit': 'off',
+    'debug.internalConsoleOptions': 'openOnSessionStart',
+    'debug.openDebug': 'openOnDebugBreak',
+  }, null, 2));
+  const config = join(tmp, 'code-server.yaml');
+  writeFileSync(config, 'auth: none\ncert: false\n');
+  const csArgs = ['--user-data-dir', dirs.data, '--extensions-dir', dirs.ext, '--config', config];
+  for (const v of [vsix, tracerVsix]) {
+    log(`installing ${v.split('/').pop()}`);
+    const r = spawnSync(process.execPath, [codeServer, ...csArgs, '--install-extension', v], { env: childEnv, encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`code-server --install-extension ${v} failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  const listed = spawnSync(process.execPath, [codeServer, ...csArgs, '--list-extensions', '--show-versions'], { env: childEnv, encoding: 'utf8' }).stdout;
+  check('code-server --install-extension installs the VSIX', /cryo\.cryo@/.test(listed), listed.trim().split('\n').join(', '));
+
+  const port = await freePort();
+  log(`starting code-server on 127.0.0.1:${port}`);
+  server = spawn(process.execPath, [codeServer, ...csArgs, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--disable-getting-started-override', '--bind-addr', `127.0.0.1:${port}`, dirs.ws], { env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let serverOut = '';
+  server.stdout.on('data', (d) => (serverOut += d));
+  server.stderr.on('data', (d) => (serverOut += d));
+  await waitFor('code-server /healthz', async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  }, 30_000).catch((e) => {
+    throw new Error(`${e.message}\n${serverOut}`);
+  });
+
+  // 4. the browser
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    env: childEnv,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--disable-dev-shm-usage'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.ws)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 30_000 });
+  await page.locator('.explorer-folders-view, .explorer-viewlet').first().waitFor({ timeout: 30_000 }).catch(() => {});
+  // let the extension host come up
+  await waitFor('the extension host', async () => existsSync(dapLog), 30_000).catch(() => {});
+  await sleep(1000);
+  await shot('workbench');
+  log('workbench open');
+
+  const scenarios = [
+    ['launch', scenarioLaunch],
+    ['attach', scenarioAttach],
+  ];
+  for (const [name, fn] of scenarios) {
+    if (only && only !== name && !(only === 'disassembly' && name === 'launch')) continue;
+    try {
+      await fn(fx);
+    } catch (e) {
+      check(`scenario ${name}`, false, e.stack ?? String(e));
+      await shot(`${name}-failed`).catch(() => {});
+      // leave no session running for the next scenario
+      await page.keyboard.press('Shift+F5').catch(() => {});
+      await sleep(1000);
+    }
+  }
+}
+
+main()
+  .catch(async (e) => {
+    check('setup', false, e.stack ?? String(e));
+    await shot('setup-failed').catch(() => {});
+  })
+  .finally(finish);
