@@ -27,7 +27,7 @@ test('DWARF 4 and non-PIE', () => {
 
 test('C++ templates and methods: every instance is a location', () => {
   compareFixture(['sym_templates.cc'], { main: 'sym_templates.cc' }, ['clampv', 'Box<int>::twice', 'main']);
-  compareFixture(['sym_cpp.cc'], { main: 'sym_cpp.cc' }, ['total_area', 'biggest', 'geo::Rect::area', 'main']);
+  compareFixture(['sym_cpp.cc'], { main: 'sym_cpp.cc' }, ['total_area', 'biggest', 'geo::Rect::area', 'geo::Rect::Rect', 'geo::Shape::~Shape', 'Inventory::~Inventory', 'main']);
 });
 
 test('-O2: inlined functions get a location per inlined instance', () => {
