@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export const Status = {
   OK: 0,
@@ -22,7 +22,7 @@ export const Status = {
 export const StatusName: Record<number, string> = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
 
 export const EventKind = { STOPPED: 1, EXITED: 2, SIGNALED: 3, THREAD_NEW: 4, THREAD_EXIT: 5 } as const;
-export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6 } as const;
+export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6, DIVERGED: 7 } as const;
 export const StdioMode = { INHERIT: 0, NULL: 1, FILE: 2, PIPE: 3, FD: 4 } as const;
 export const LaunchFlags = { NO_ASLR: 1 } as const;
 export const ResumeFlags = { DISCARD_SIGNAL: 1 } as const;
@@ -137,6 +137,11 @@ export interface Lib {
   cryo_checkpoint_delete: Fn;
   cryo_checkpoint_list: Fn;
   cryo_checkpoint_mode: Fn;
+  cryo_record_start: Fn;
+  cryo_record_position: Fn;
+  cryo_replay_from: Fn;
+  cryo_record_truncate: Fn;
+  cryo_record_stats: Fn;
 }
 
 let lib: Lib | undefined;
@@ -186,6 +191,11 @@ export function load(): Lib {
     cryo_checkpoint_delete: f('int', 'cryo_checkpoint_delete', [S, 'int32_t']),
     cryo_checkpoint_list: f('int', 'cryo_checkpoint_list', [S, 'uint8_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
     cryo_checkpoint_mode: f('int', 'cryo_checkpoint_mode', [S, 'uint8_t *', 'size_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_record_start: f('int', 'cryo_record_start', [S]),
+    cryo_record_position: f('int', 'cryo_record_position', [S, koffi.out(koffi.pointer('uint64_t'))]),
+    cryo_replay_from: f('int', 'cryo_replay_from', [S, 'uint64_t']),
+    cryo_record_truncate: f('int', 'cryo_record_truncate', [S, 'uint64_t']),
+    cryo_record_stats: f('int', 'cryo_record_stats', [S, 'uint8_t *']),
   };
   const v = loaded.cryo_abi_version() as number;
   if (v !== ABI_VERSION) throw new Error(`${path} has engine ABI ${v}, this adapter speaks ${ABI_VERSION}: rebuild with \`npm run build\``);

@@ -71,7 +71,7 @@ export interface Launched {
   stderr?: number;
 }
 
-export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec';
+export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec' | 'diverged';
 
 export type EngineEvent =
   | { kind: 'stopped'; pid: number; tid: number; reason: StopKind; addr: bigint; signo: number; code: number; slot: number; siginfo: Buffer }
@@ -103,6 +103,7 @@ const REASONS: Record<number, StopKind> = {
   [StopReason.SIGNAL]: 'signal',
   [StopReason.INTERRUPT]: 'interrupt',
   [StopReason.EXEC]: 'exec',
+  [StopReason.DIVERGED]: 'diverged',
 };
 
 function blob(strings: string[]): Buffer {
@@ -380,6 +381,41 @@ export class Session {
     const inc = [0];
     this.check(this.lib.cryo_checkpoint_mode(this.h(), buf, buf.length, inc) as number, 'checkpoint mode');
     return { incremental: inc[0] === 1, why: buf.subarray(0, buf.indexOf(0)).toString('utf8') };
+  }
+
+  /** Starts recording the syscall results that make a run nondeterministic. */
+  recordStart(): void {
+    this.check(this.lib.cryo_record_start(this.h()) as number, 'start recording');
+  }
+
+  /** The position in the record log (tag checkpoints with it). */
+  recordPosition(): bigint {
+    const p = [0n];
+    this.check(this.lib.cryo_record_position(this.h(), p) as number, 'record position');
+    return BigInt(p[0]);
+  }
+
+  /** After restoring a checkpoint taken at `pos`: re-execution replays the log from there. */
+  replayFrom(pos: bigint): void {
+    this.check(this.lib.cryo_replay_from(this.h(), pos) as number, 'replay');
+  }
+
+  /** Drops the recorded future beyond `pos`. */
+  recordTruncate(pos: bigint): void {
+    this.check(this.lib.cryo_record_truncate(this.h(), pos) as number, 'truncate the record');
+  }
+
+  recordStats(): { mode: 'off' | 'recording' | 'replaying'; entries: number; cursor: number; bytes: number; replayed: number } {
+    const b = Buffer.alloc(40);
+    this.check(this.lib.cryo_record_stats(this.h(), b) as number, 'record stats');
+    const mode = b.readInt32LE(0);
+    return {
+      mode: mode === 2 ? 'replaying' : mode === 1 ? 'recording' : 'off',
+      entries: Number(b.readBigUInt64LE(8)),
+      cursor: Number(b.readBigUInt64LE(16)),
+      bytes: Number(b.readBigUInt64LE(24)),
+      replayed: Number(b.readBigUInt64LE(32)),
+    };
   }
 
   /** Calls fn for every event from now on; returns a function that stops it. */

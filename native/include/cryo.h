@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 3
+#define CRYO_ABI_VERSION 4
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -54,7 +54,9 @@ enum cryo_stop_reason {
   CRYO_STOP_WATCHPOINT = 3, /* addr = watched address, slot = watchpoint slot */
   CRYO_STOP_SIGNAL = 4,     /* signo is pending for tid: resumes deliver it unless discarded */
   CRYO_STOP_INTERRUPT = 5,  /* cryo_interrupt was served */
-  CRYO_STOP_EXEC = 6        /* the process called execve: every breakpoint is gone */
+  CRYO_STOP_EXEC = 6,       /* the process called execve: every breakpoint is gone */
+  CRYO_STOP_DIVERGED = 7    /* replay met a syscall (number in addr) the log does not have next:
+                               the program is live from here, the log beyond is dropped */
 };
 
 typedef struct cryo_event {
@@ -197,6 +199,29 @@ CRYO_API int cryo_checkpoint_create(cryo_session *s, int32_t *id);
 CRYO_API int cryo_checkpoint_restore(cryo_session *s, int32_t id, int32_t *pid);
 CRYO_API int cryo_checkpoint_delete(cryo_session *s, int32_t id);
 CRYO_API int cryo_checkpoint_list(cryo_session *s, cryo_checkpoint_info *out, int32_t max, int32_t *n);
+
+/* Record and replay of the inputs that make a run nondeterministic (syscall results:
+ * reads, time, randomness, pids; output syscalls so they are not repeated). */
+enum cryo_record_mode { CRYO_RECORD_OFF = 0, CRYO_RECORD_ON = 1, CRYO_RECORD_REPLAYING = 2 };
+typedef struct cryo_record_stats {
+  int32_t mode;
+  int32_t pad;
+  uint64_t entries;  /* syscalls in the log */
+  uint64_t cursor;   /* the position: entries replayed or recorded so far */
+  uint64_t bytes;    /* memory the log holds */
+  uint64_t replayed; /* syscalls annulled and given back since the session began */
+} cryo_record_info;
+
+/* Injects the seccomp filter (once per process tree) and starts recording. */
+CRYO_API int cryo_record_start(cryo_session *s);
+/* The current position in the log: tag a checkpoint with it to replay from there. */
+CRYO_API int cryo_record_position(cryo_session *s, uint64_t *pos);
+/* After restoring a checkpoint taken at position pos: re-execution replays the log
+ * from there until it reaches its end, then records again. */
+CRYO_API int cryo_replay_from(cryo_session *s, uint64_t pos);
+/* Drops the log beyond pos (the past was changed: its old future is gone). */
+CRYO_API int cryo_record_truncate(cryo_session *s, uint64_t pos);
+CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st);
 
 #ifdef __cplusplus
 }

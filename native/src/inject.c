@@ -48,6 +48,16 @@ static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6
   struct user_regs_struct saved, r;
   int rc = regs_get(tid, &saved);
   if (rc != CRYO_OK) return rc;
+  struct thread *t = thread_find(s, tid);
+  if (t && t->at_seccomp) {
+    /* stopped inside a syscall it has not run yet: un-enter it, so that the thread
+     * runs the syscall instruction again once resumed (and stops there again) */
+    saved.rip -= 2;
+    saved.rax = saved.orig_rax;
+    saved.orig_rax = (unsigned long long)-1;
+    t->at_seccomp = false;
+    t->rec_pending = false;
+  }
   uint64_t pc = saved.rip;
   uint8_t orig[2];
   if (mem_read_raw(s, tid, pc, orig, 2) != 2)

@@ -17,6 +17,18 @@
 
 enum thread_state { T_RUNNING = 1, T_STOPPED = 2, T_GONE = 3 };
 
+enum rec_mode { REC_OFF = 0, REC_RECORD = 1, REC_REPLAY = 2 };
+
+/* One recorded syscall: its number, arguments and result, and the memory it wrote
+ * (out_len bytes of (addr, len, data) runs at out_off in the session's blob). */
+struct rec_entry {
+  uint32_t nr;
+  uint32_t pad;
+  int64_t ret;
+  uint64_t args[6];
+  size_t out_off, out_len;
+};
+
 struct thread {
   pid_t tid;
   int state;
@@ -29,6 +41,9 @@ struct thread {
   bool over_done;         /* already stepped over a breakpoint during this resume */
   bool interrupt_pending; /* PTRACE_INTERRUPT sent, its stop not seen yet */
   bool reported;          /* its stop was reported: resuming steps over a breakpoint at pc */
+  bool rec_pending;       /* a recorded syscall is running: its exit stop will come */
+  bool at_seccomp;        /* stopped at a seccomp stop, its syscall not yet run */
+  struct rec_entry rec_entry;
   bool fresh;             /* created by clone, first stop not seen: debug registers to set */
   bool has_report;        /* stopped with something to report */
   int report_reason;
@@ -130,6 +145,17 @@ struct cryo_session {
   int uffd;
   bool dirty_unsupported;
   char dirty_why[512];
+
+  /* record and replay (record.c) */
+  bool rec_filter;      /* the seccomp filter is in the debuggee */
+  int rec_mode;
+  struct rec_entry *rec_log;
+  size_t rec_n, rec_cap, rec_cursor;
+  uint8_t *rec_blob;
+  size_t rec_blob_len, rec_blob_cap;
+  uint64_t rec_replayed;
+  int rec_diverged_nr;
+  bool rec_diverged_now;
 };
 
 /* errors.c; dbg() traces to stderr when CRYO_DEBUG is set (never stdout) */
@@ -181,6 +207,11 @@ int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
 int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
+
+/* record.c */
+int record_on_seccomp(struct cryo_session *s, struct thread *t);
+void record_on_syscall_exit(struct cryo_session *s, struct thread *t);
+void record_free(struct cryo_session *s);
 
 /* checkpoint.c */
 void checkpoints_kill_all(struct cryo_session *s);

@@ -221,6 +221,7 @@ CRYO_API void cryo_session_free(cryo_session *s) {
   pthread_mutex_unlock(&s->lock);
   free(s->threads);
   free(s->bps);
+  record_free(s);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cmd_cv);
   pthread_cond_destroy(&s->done_cv);

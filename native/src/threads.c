@@ -92,9 +92,12 @@ int wait_for_stop(struct cryo_session *s, pid_t tid, int *status) {
 }
 
 static int resume_thread(struct thread *t, bool step, int sig) {
-  dbg("resume tid=%d step=%d sig=%d", t->tid, step, sig);
-  long rc = ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t->tid, 0, (void *)(long)sig);
+  dbg("resume tid=%d step=%d sig=%d pending=%d", t->tid, step, sig, t->rec_pending);
+  /* a recorded syscall in flight: its exit must be seen (then a step goes on) */
+  int req = t->rec_pending ? PTRACE_SYSCALL : step ? PTRACE_SINGLESTEP : PTRACE_CONT;
+  long rc = ptrace(req, t->tid, 0, (void *)(long)sig);
   if (rc < 0) return cryo_fail_errno("ptrace(%s, %d)", step ? "PTRACE_SINGLESTEP" : "PTRACE_CONT", t->tid);
+  t->at_seccomp = false;
   t->state = T_RUNNING;
   return CRYO_OK;
 }
@@ -258,6 +261,18 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     t->report_addr = 0;
     return true;
   }
+  case PTRACE_EVENT_SECCOMP: {
+    t->at_seccomp = true;
+    int how = record_on_seccomp(s, t);
+    if (how < 0) {
+      t->has_report = true;
+      t->report_reason = CRYO_STOP_DIVERGED;
+      t->report_addr = (uint64_t)s->rec_diverged_nr;
+      return true;
+    }
+    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
+    return false;
+  }
   case PTRACE_EVENT_STOP:
     if (is_job_control_stop(sig)) {
       /* group-stop: report it like gdb reports a stop signal */
@@ -280,8 +295,9 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     break;
   }
 
-  if (sig == (SIGTRAP | 0x80)) { /* syscall stop: not requested by anything yet */
-    if (!collecting) resume_thread(t, false, 0);
+  if (sig == (SIGTRAP | 0x80)) { /* the exit of a recorded syscall */
+    record_on_syscall_exit(s, t);
+    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
     return false;
   }
 

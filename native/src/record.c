@@ -1,0 +1,386 @@
+/* Recording the nondeterministic inputs of a run, and replaying them.
+ *
+ * A seccomp filter injected into the debuggee stops it (SECCOMP_RET_TRACE) only at
+ * the syscalls whose results come from outside: reads and writes, time, randomness,
+ * process ids, sleeps, polls. Everything else runs at full speed.
+ * Recording: the syscall runs; at its exit the result and the memory it wrote are
+ * appended to the log. Replaying (after a restore, re-executing toward a position):
+ * the syscall is annulled (orig_rax = -1) and its recorded result and memory are put
+ * back, so the program sees the same inputs and its output does not appear twice.
+ * Reads and writes of regular files are the exception: they run again, which gives
+ * the same bytes and keeps file offsets right. A syscall that does not match the log
+ * (another number) ends the replay with a DIVERGED stop: the past is not exact from
+ * there, and execution goes on live. */
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#ifndef PTRACE_EVENT_SECCOMP
+#define PTRACE_EVENT_SECCOMP 7
+#endif
+
+/* The syscalls that reach the tracer, x86-64 numbers. */
+static const int RECORDED[] = {
+    SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_sendto, SYS_recvfrom, SYS_sendmsg,
+    SYS_recvmsg, SYS_getpid, SYS_getppid, SYS_gettid, SYS_time, SYS_gettimeofday, SYS_clock_gettime, SYS_getrandom,
+    SYS_nanosleep, SYS_clock_nanosleep, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_wait,
+    SYS_epoll_pwait, SYS_sysinfo, SYS_getrusage, SYS_times,
+};
+#define NRECORDED (sizeof RECORDED / sizeof RECORDED[0])
+
+static bool fd_is_file(pid_t pid, long fd) {
+  char path[64];
+  struct stat st;
+  snprintf(path, sizeof path, "/proc/%d/fd/%ld", pid, fd);
+  return stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
+/* The blob of recorded memory: (u64 addr, u32 len, data) runs. */
+static int blob_add(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t len) {
+  if (!addr || !len) return CRYO_OK;
+  if (len > (64u << 20)) return cryo_fail(CRYO_EINVAL, "a syscall wrote %llu bytes: too much to record", (unsigned long long)len);
+  size_t need = s->rec_blob_len + 12 + len;
+  if (need > s->rec_blob_cap) {
+    size_t cap = s->rec_blob_cap ? s->rec_blob_cap : 65536;
+    while (cap < need) cap *= 2;
+    uint8_t *b = realloc(s->rec_blob, cap);
+    if (!b) return cryo_fail(CRYO_EFAIL, "out of memory for the syscall log");
+    s->rec_blob = b;
+    s->rec_blob_cap = cap;
+  }
+  uint8_t *p = s->rec_blob + s->rec_blob_len;
+  uint32_t l32 = (uint32_t)len;
+  memcpy(p, &addr, 8);
+  memcpy(p + 8, &l32, 4);
+  if (mem_read_raw(s, pid, addr, p + 12, len) != (ssize_t)len) memset(p + 12, 0, len);
+  s->rec_blob_len = need;
+  return CRYO_OK;
+}
+
+static uint32_t read_u32(struct cryo_session *s, pid_t pid, uint64_t addr) {
+  uint32_t v = 0;
+  if (addr) mem_read_raw(s, pid, addr, &v, 4);
+  return v;
+}
+
+/* What a syscall wrote into the program's memory, given its result. */
+static int record_outputs(struct cryo_session *s, pid_t pid, const struct rec_entry *e) {
+  const uint64_t *a = e->args;
+  int64_t r = e->ret;
+  if (r < 0) return CRYO_OK;
+  switch (e->nr) {
+  case SYS_read:
+  case SYS_pread64:
+  case SYS_getrandom:
+    return blob_add(s, pid, e->nr == SYS_getrandom ? a[0] : a[1], (uint64_t)r);
+  case SYS_recvfrom: {
+    int rc = blob_add(s, pid, a[1], (uint64_t)r);
+    if (rc == CRYO_OK && a[5]) rc = blob_add(s, pid, a[5], 4);
+    if (rc == CRYO_OK && a[4]) rc = blob_add(s, pid, a[4], read_u32(s, pid, a[5]));
+    return rc;
+  }
+  case SYS_readv: {
+    uint64_t left = (uint64_t)r;
+    for (uint64_t i = 0; i < a[2] && left; i++) {
+      struct iovec v;
+      if (mem_read_raw(s, pid, a[1] + i * sizeof v, &v, sizeof v) != (ssize_t)sizeof v) break;
+      uint64_t n = v.iov_len < left ? v.iov_len : left;
+      int rc = blob_add(s, pid, (uint64_t)(uintptr_t)v.iov_base, n);
+      if (rc) return rc;
+      left -= n;
+    }
+    return CRYO_OK;
+  }
+  case SYS_recvmsg: {
+    struct msghdr m;
+    if (mem_read_raw(s, pid, a[1], &m, sizeof m) != (ssize_t)sizeof m) return CRYO_OK;
+    int rc = blob_add(s, pid, a[1], sizeof m); /* namelen, controllen and flags come back */
+    uint64_t left = (uint64_t)r;
+    for (size_t i = 0; rc == CRYO_OK && i < m.msg_iovlen && left; i++) {
+      struct iovec v;
+      if (mem_read_raw(s, pid, (uint64_t)(uintptr_t)m.msg_iov + i * sizeof v, &v, sizeof v) != (ssize_t)sizeof v) break;
+      uint64_t n = v.iov_len < left ? v.iov_len : left;
+      rc = blob_add(s, pid, (uint64_t)(uintptr_t)v.iov_base, n);
+      left -= n;
+    }
+    if (rc == CRYO_OK && m.msg_name) rc = blob_add(s, pid, (uint64_t)(uintptr_t)m.msg_name, m.msg_namelen);
+    if (rc == CRYO_OK && m.msg_control) rc = blob_add(s, pid, (uint64_t)(uintptr_t)m.msg_control, m.msg_controllen);
+    return rc;
+  }
+  case SYS_clock_gettime:
+    return blob_add(s, pid, a[1], 16);
+  case SYS_gettimeofday: {
+    int rc = blob_add(s, pid, a[0], 16);
+    return rc == CRYO_OK ? blob_add(s, pid, a[1], 8) : rc;
+  }
+  case SYS_time:
+    return blob_add(s, pid, a[0], 8);
+  case SYS_nanosleep:
+    return blob_add(s, pid, a[1], 16);
+  case SYS_clock_nanosleep:
+    return blob_add(s, pid, a[3], 16);
+  case SYS_poll:
+  case SYS_ppoll:
+    return blob_add(s, pid, a[0], a[1] * 8);
+  case SYS_select:
+  case SYS_pselect6: {
+    uint64_t setlen = (a[0] + 63) / 64 * 8;
+    int rc = CRYO_OK;
+    for (int i = 1; i <= 3 && rc == CRYO_OK; i++) rc = blob_add(s, pid, a[i], setlen);
+    if (rc == CRYO_OK && e->nr == SYS_select) rc = blob_add(s, pid, a[4], 16);
+    return rc;
+  }
+  case SYS_epoll_wait:
+  case SYS_epoll_pwait:
+    return blob_add(s, pid, a[1], (uint64_t)r * 12);
+  case SYS_sysinfo:
+    return blob_add(s, pid, a[0], 112);
+  case SYS_getrusage:
+    return blob_add(s, pid, a[1], 144);
+  case SYS_times:
+    return blob_add(s, pid, a[0], 32);
+  default:
+    return CRYO_OK;
+  }
+}
+
+/* Whether a replayed syscall is annulled (its result given back) or run again. */
+static bool annul_on_replay(pid_t pid, const struct rec_entry *e) {
+  switch (e->nr) {
+  case SYS_read:
+  case SYS_write:
+  case SYS_pread64:
+  case SYS_pwrite64:
+  case SYS_readv:
+  case SYS_writev:
+    return !fd_is_file(pid, (long)e->args[0]);
+  default:
+    return true;
+  }
+}
+
+static int log_push(struct cryo_session *s, const struct rec_entry *e) {
+  if (s->rec_n == s->rec_cap) {
+    size_t cap = s->rec_cap ? s->rec_cap * 2 : 4096;
+    struct rec_entry *n = realloc(s->rec_log, cap * sizeof *n);
+    if (!n) return cryo_fail(CRYO_EFAIL, "out of memory for the syscall log");
+    s->rec_log = n;
+    s->rec_cap = cap;
+  }
+  s->rec_log[s->rec_n++] = *e;
+  return CRYO_OK;
+}
+
+/* A seccomp stop. Returns the ptrace request to resume with (PTRACE_SYSCALL to see
+ * the exit of a recorded syscall, PTRACE_CONT otherwise), or -1 for a divergence
+ * that must be reported. */
+int record_on_seccomp(struct cryo_session *s, struct thread *t) {
+  struct user_regs_struct r;
+  if (regs_get(t->tid, &r) != CRYO_OK) return PTRACE_CONT;
+  if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
+    struct rec_entry *e = &s->rec_log[s->rec_cursor];
+    if (e->nr != (uint32_t)r.orig_rax) {
+      dbg("replay diverged at entry %zu: syscall %llu, log has %u", s->rec_cursor, (unsigned long long)r.orig_rax, e->nr);
+      s->rec_diverged_nr = (int)r.orig_rax;
+      s->rec_n = s->rec_cursor; /* the old future is gone */
+      s->rec_blob_len = s->rec_n ? s->rec_log[s->rec_n - 1].out_off + s->rec_log[s->rec_n - 1].out_len : 0;
+      s->rec_mode = REC_RECORD;
+      /* this syscall runs live and is recorded when the user goes on */
+      t->rec_pending = true;
+      t->rec_entry.nr = (uint32_t)r.orig_rax;
+      t->rec_entry.args[0] = r.rdi;
+      t->rec_entry.args[1] = r.rsi;
+      t->rec_entry.args[2] = r.rdx;
+      t->rec_entry.args[3] = r.r10;
+      t->rec_entry.args[4] = r.r8;
+      t->rec_entry.args[5] = r.r9;
+      return -1;
+    }
+    s->rec_cursor++;
+    if (s->rec_cursor == s->rec_n) s->rec_mode = REC_RECORD; /* the present: live from here */
+    if (!annul_on_replay(t->tid, e)) return PTRACE_CONT;
+    /* annul: skip the syscall, give back its result and what it wrote */
+    r.orig_rax = (unsigned long long)-1;
+    r.rax = (unsigned long long)e->ret;
+    regs_set(t->tid, &r);
+    for (size_t off = e->out_off; off < e->out_off + e->out_len;) {
+      uint64_t addr;
+      uint32_t len;
+      memcpy(&addr, s->rec_blob + off, 8);
+      memcpy(&len, s->rec_blob + off + 8, 4);
+      mem_write_raw(s, t->tid, addr, s->rec_blob + off + 12, len);
+      off += 12 + len;
+    }
+    s->rec_replayed++;
+    return PTRACE_CONT;
+  }
+  if (s->rec_mode != REC_RECORD) return PTRACE_CONT;
+  t->rec_pending = true;
+  t->rec_entry.nr = (uint32_t)r.orig_rax;
+  t->rec_entry.args[0] = r.rdi;
+  t->rec_entry.args[1] = r.rsi;
+  t->rec_entry.args[2] = r.rdx;
+  t->rec_entry.args[3] = r.r10;
+  t->rec_entry.args[4] = r.r8;
+  t->rec_entry.args[5] = r.r9;
+  return PTRACE_SYSCALL;
+}
+
+/* The exit of a syscall seen at its seccomp stop while recording. */
+void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
+  if (!t->rec_pending) return;
+  t->rec_pending = false;
+  struct user_regs_struct r;
+  if (regs_get(t->tid, &r) != CRYO_OK) return;
+  int64_t ret = (int64_t)r.rax;
+  /* interrupted and about to restart: its seccomp stop will come again */
+  if (ret == -512 || ret == -513 || ret == -514 || ret == -516) return;
+  struct rec_entry e = t->rec_entry;
+  e.ret = ret;
+  e.out_off = s->rec_blob_len;
+  if (record_outputs(s, t->tid, &e) != CRYO_OK) dbg("record: %s", cryo_last_error());
+  e.out_len = s->rec_blob_len - e.out_off;
+  log_push(s, &e);
+  s->rec_cursor = s->rec_n;
+}
+
+/* The filter: RET_TRACE for the syscalls above, ALLOW for the rest (and for another
+ * architecture's syscalls, which it does not judge). */
+static size_t build_filter(struct sock_filter *f) {
+  size_t n = 0;
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  for (size_t i = 0; i < NRECORDED; i++)
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)RECORDED[i], (uint8_t)(NRECORDED - i), 0);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+  return n;
+}
+
+static int do_record_start(struct cryo_session *s, void *arg) {
+  (void)arg;
+  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
+  if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "recording starts while the process is stopped");
+  if (s->rec_filter) {
+    s->rec_mode = REC_RECORD;
+    return CRYO_OK;
+  }
+  pid_t tid = s->threads[0].tid;
+  struct sock_filter f[64];
+  size_t n = build_filter(f);
+  struct user_regs_struct r;
+  int rc = regs_get(tid, &r);
+  if (rc != CRYO_OK) return rc;
+  /* the program below the stack's red zone, then the sock_fprog pointing at it */
+  uint64_t prog_addr = ((r.rsp - 128 - n * sizeof f[0]) & ~15ull);
+  uint64_t fprog_addr = prog_addr - 16;
+  struct {
+    unsigned short len;
+    unsigned short pad[3];
+    uint64_t filter;
+  } fp = {(unsigned short)n, {0, 0, 0}, prog_addr};
+  uint8_t saved[64 * 8 + 16];
+  size_t span = n * sizeof f[0] + 16;
+  if (mem_read_raw(s, tid, fprog_addr, saved, span) != (ssize_t)span)
+    return cryo_fail(CRYO_EFAIL, "record: the stack of %d is not readable below 0x%llx", tid, (unsigned long long)r.rsp);
+  rc = mem_write_raw(s, tid, prog_addr, f, n * sizeof f[0]);
+  if (rc == CRYO_OK) rc = mem_write_raw(s, tid, fprog_addr, &fp, 16);
+  int64_t ret = 0;
+  uint64_t nnp[6] = {PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0};
+  if (rc == CRYO_OK) rc = inject_syscall(s, tid, SYS_prctl, nnp, &ret);
+  uint64_t sc[6] = {SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, fprog_addr, 0, 0, 0};
+  if (rc == CRYO_OK) rc = inject_syscall(s, tid, SYS_seccomp, sc, &ret);
+  mem_write_raw(s, tid, fprog_addr, saved, span);
+  if (rc != CRYO_OK) return rc;
+  if (ret != 0) {
+    errno = (int)-ret;
+    return cryo_fail_errno("record: seccomp(SET_MODE_FILTER) in process %d", s->pid);
+  }
+  s->rec_filter = true;
+  s->rec_mode = REC_RECORD;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_start(cryo_session *s) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_record_start: null session");
+  return run_on_tracer(s, do_record_start, NULL);
+}
+
+static int do_record_position(struct cryo_session *s, void *arg) {
+  *(uint64_t *)arg = s->rec_mode == REC_REPLAY ? s->rec_cursor : s->rec_n;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_position(cryo_session *s, uint64_t *pos) {
+  if (!s || !pos) return cryo_fail(CRYO_EINVAL, "cryo_record_position: null argument");
+  return run_on_tracer(s, do_record_position, pos);
+}
+
+static int do_replay_from(struct cryo_session *s, void *arg) {
+  uint64_t pos = *(uint64_t *)arg;
+  if (!s->rec_filter) return cryo_fail(CRYO_EUNSUPPORTED, "nothing was recorded in this session");
+  if (pos > s->rec_n) return cryo_fail(CRYO_EINVAL, "replay position %llu is past the end of the log (%zu)", (unsigned long long)pos, s->rec_n);
+  s->rec_cursor = (size_t)pos;
+  s->rec_mode = pos < s->rec_n ? REC_REPLAY : REC_RECORD;
+  for (int i = 0; i < s->nthreads; i++) s->threads[i].rec_pending = false;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_replay_from(cryo_session *s, uint64_t pos) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_replay_from: null session");
+  return run_on_tracer(s, do_replay_from, &pos);
+}
+
+static int do_record_truncate(struct cryo_session *s, void *arg) {
+  uint64_t pos = *(uint64_t *)arg;
+  if (pos < s->rec_n) {
+    s->rec_n = (size_t)pos;
+    s->rec_blob_len = pos ? s->rec_log[pos - 1].out_off + s->rec_log[pos - 1].out_len : 0;
+  }
+  s->rec_cursor = s->rec_n;
+  if (s->rec_filter) s->rec_mode = REC_RECORD;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_truncate(cryo_session *s, uint64_t pos) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_record_truncate: null session");
+  return run_on_tracer(s, do_record_truncate, &pos);
+}
+
+static int do_record_stats(struct cryo_session *s, void *arg) {
+  cryo_record_info *st = arg;
+  st->mode = s->rec_mode;
+  st->entries = s->rec_n;
+  st->cursor = s->rec_cursor;
+  st->bytes = s->rec_blob_len + s->rec_n * sizeof(struct rec_entry);
+  st->replayed = s->rec_replayed;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st) {
+  if (!s || !st) return cryo_fail(CRYO_EINVAL, "cryo_record_stats: null argument");
+  return run_on_tracer(s, do_record_stats, st);
+}
+
+void record_free(struct cryo_session *s) {
+  free(s->rec_log);
+  free(s->rec_blob);
+  s->rec_log = NULL;
+  s->rec_blob = NULL;
+  s->rec_n = s->rec_cap = s->rec_blob_len = s->rec_blob_cap = 0;
+}
