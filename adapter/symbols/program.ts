@@ -6,7 +6,7 @@ import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
 import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
 import { fileMatches, functionName, inRanges, Module, qualifiedName, SourceLocation } from './module';
-import { AT_BASE, AT_ENTRY, AT_PHDR, Reg, Registers, Target } from './target';
+import { AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, Reg, Registers, Target } from './target';
 import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
 import { Evaluator } from './expr';
 import { formatValue, OptimizedOut, setStaticMemberResolver, summaryForFrameArgs, Value, ValueContext } from './values';
@@ -179,8 +179,39 @@ export class Program {
         } catch { /* not ELF */ }
       }
     }
+    const vdso = this.vdsoModule();
+    if (vdso) mods.push(vdso);
     this.modules = mods;
     return mods;
+  }
+
+  /** The vDSO, read from memory (AT_SYSINFO_EHDR): its symbols and CFI let stacks pass through it. */
+  private vdsoModule(): Module | undefined {
+    const base = this.target.auxv?.get(AT_SYSINFO_EHDR);
+    if (!base) return undefined;
+    const key = `[vdso]@${base}`;
+    const cached = this.moduleCache.get(key);
+    if (cached) return cached;
+    try {
+      const mem = this.target.memory;
+      const h = mem.read(base, 64);
+      if (h.readUInt32BE(0) !== 0x7f454c46) return undefined;
+      const phoff = Number(h.readBigUInt64LE(32)), shoff = Number(h.readBigUInt64LE(40));
+      const phentsize = h.readUInt16LE(54), phnum = h.readUInt16LE(56), shentsize = h.readUInt16LE(58), shnum = h.readUInt16LE(60);
+      let size = Math.max(shoff + shnum * shentsize, phoff + phnum * phentsize);
+      const ph = mem.read(base + BigInt(phoff), phnum * phentsize);
+      for (let i = 0; i < phnum; i++) {
+        const o = i * phentsize;
+        if (ph.readUInt32LE(o) === 1) size = Math.max(size, Number(ph.readBigUInt64LE(o + 8)) + Number(ph.readBigUInt64LE(o + 32)));
+      }
+      if (size <= 0 || size > 1 << 20) return undefined;
+      const elf = new ElfFile('[vdso]', mem.read(base, size));
+      const m = new Module('[vdso]', base - (elf.firstLoadVaddr & ~0xfffn), elf);
+      this.moduleCache.set(key, m);
+      return m;
+    } catch {
+      return undefined;
+    }
   }
 
   moduleFor(addr: bigint): Module | undefined {

@@ -50,6 +50,8 @@ export interface StopOptions {
   /** frames to inspect with info args / info locals (default: all of the gdb backtrace) */
   frames?: number;
   prints?: string[];
+  /** commands run after the first stop (e.g. another break and continue) */
+  after?: string[];
   /** frame (gdb's numbering) the prints are evaluated in */
   printFrame?: number;
   /** extra gdb commands (each in its own section named by the command) */
@@ -62,7 +64,7 @@ export function stopAt(binary: string, breakSpec: string, opts: StopOptions = {}
   mkdirSync(dir, { recursive: true });
   const corePath = join(dir, `${basename(binary)}-${process.pid}-${coreSeq++}.core`);
   const nframes = opts.frames ?? 12;
-  const cmds = [...(opts.pre ?? []), 'set breakpoint pending on', ...(breakSpec ? [`break ${breakSpec}`] : []), 'run', 'echo \\n@@BT\\n', 'bt'];
+  const cmds = [...(opts.pre ?? []), 'set breakpoint pending on', ...(breakSpec ? [`break ${breakSpec}`] : []), 'run', ...(opts.after ?? []), 'echo \\n@@BT\\n', 'bt'];
   for (let k = 0; k < nframes; k++) {
     cmds.push(`echo \\n@@FRAME ${k}\\n`, `frame ${k}`, `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals');
   }

@@ -200,3 +200,11 @@ test('C++ locals: enum class, virtual bases, shared_ptr, list, unordered_map, op
   const bin = buildFixture('sym_cppvalues.cc');
   run(stopAt(bin, at('sym_cppvalues.cc', 'use')), (s) => expectSame(s));
 });
+
+test('vDSO: the stack passes through clock_gettime in the vDSO (read from memory)', () => {
+  const bin = buildFixture('sym_vdso.c');
+  run(stopAt(bin, 'elapsed_ns', { after: ['break __vdso_clock_gettime', 'continue'] }), (s) => {
+    assert.ok(s.program.modules.some((m) => m.path === '[vdso]'), 'vDSO module');
+    expectSame(s);
+  });
+});
