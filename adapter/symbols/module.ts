@@ -27,6 +27,8 @@ export class Module {
   readonly hi: bigint;
   /** address of the loader's link_map entry for this object (shared libraries) */
   linkMap?: bigint;
+  /** the Program this module belongs to (set by Program) */
+  program?: unknown;
 
   constructor(readonly path: string, readonly bias: bigint, elf?: ElfFile) {
     this.elf = elf ?? new ElfFile(path);

@@ -69,11 +69,8 @@ export class Program {
     const elf = new ElfFile(target.exePath);
     this.exe = new Module(target.exePath, this.exeBias(elf), elf);
     this.modules = [this.exe];
-    setDeclarationResolver((d) => this.resolveDeclaration(d));
-    setStaticMemberResolver((m) => {
-      const def = this.findDefinition(m.die);
-      return def ? this.variableValue(def, undefined) : undefined;
-    });
+    this.exe.program = this;
+    installResolvers();
     this.refreshLibraries();
   }
 
@@ -141,6 +138,7 @@ export class Program {
     if (m) return m;
     if (!path || !existsSync(path)) return undefined;
     try { m = new Module(path, bias); } catch { return undefined; }
+    m.program = this;
     this.moduleCache.set(key, m);
     return m;
   }
@@ -207,6 +205,7 @@ export class Program {
       if (size <= 0 || size > 1 << 20) return undefined;
       const elf = new ElfFile('[vdso]', mem.read(base, size));
       const m = new Module('[vdso]', base - (elf.firstLoadVaddr & ~0xfffn), elf);
+      m.program = this;
       this.moduleCache.set(key, m);
       return m;
     } catch {
@@ -219,7 +218,7 @@ export class Program {
     return undefined;
   }
 
-  private resolveDeclaration(d: Die): Die | undefined {
+  resolveDeclaration(d: Die): Die | undefined {
     const name = qualifiedName(d);
     if (!name) return undefined;
     const mods = [this.modules.find((m) => m.dwarf && m.dwarf.units.includes(d.cu)), ...this.modules];
@@ -836,7 +835,7 @@ export class Program {
     }
   }
 
-  private findDefinition(decl: Die): Die | undefined {
+  findDefinition(decl: Die): Die | undefined {
     const name = qualifiedName(decl);
     for (const m of this.modules) {
       for (const d of m.globalsNamed(name)) if (d !== decl && d.has(DW.AT_location)) return d;
@@ -1018,6 +1017,21 @@ export class Program {
   format(v: Value, top = false, hex = false): string {
     return formatValue(v, { top, hex });
   }
+}
+
+/** Declarations and static members are resolved by the Program that owns the DIE's module
+ * (several Programs may live side by side: sessions, images). */
+let resolversInstalled = false;
+function installResolvers(): void {
+  if (resolversInstalled) return;
+  resolversInstalled = true;
+  const programOf = (d: Die) => (d.cu.dwarf.owner as Module | undefined)?.program as Program | undefined;
+  setDeclarationResolver((d) => programOf(d)?.resolveDeclaration(d));
+  setStaticMemberResolver((m) => {
+    const p = programOf(m.die);
+    const def = p?.findDefinition(m.die);
+    return def && p ? p.variableValue(def, undefined) : undefined;
+  });
 }
 
 function tlsAlign(m: Module): number {

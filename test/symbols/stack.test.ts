@@ -208,3 +208,16 @@ test('vDSO: the stack passes through clock_gettime in the vDSO (read from memory
     expectSame(s);
   });
 });
+
+test('two Programs side by side keep their own declarations and static members', () => {
+  const a = stopAt(buildFixture('sym_cpp.cc'), at('sym_cpp.cc', 'rect_area'), { frames: 0 });
+  const b = stopAt(buildFixture('sym_cpp.cc', { flags: ['-O2', '-g'], name: 'sym_cpp_O2' }), at('sym_cpp.cc', 'rect_area'), { frames: 0 });
+  try {
+    // format a's values after b was created: statics come from a's own memory
+    const va = a.program.format(a.program.evaluate('*this', a.stack[0], a.stack), true);
+    const vb = b.program.format(b.program.evaluate('*this', b.stack[0], b.stack), true);
+    assert.match(va, /static next_id = 3/);
+    assert.match(vb, /static next_id = 3/);
+    assert.equal(a.program.format(a.program.evaluate('*this', a.stack[0], a.stack), true), va);
+  } finally { a.close(); b.close(); }
+});
