@@ -85,6 +85,7 @@ export function restoreWait(image: string, timeout = 60_000): Promise<{ status: 
 }
 
 export interface InspectJson {
+  format: { version: number; file_size: number };
   process: { pid: number; exe: string; cwd: string; mm: Record<string, string> };
   reason: { kind: string; signal?: number; signal_name?: string; code?: number; address?: string | null; pc?: string; tid?: number };
   threads: { tid: number; pc: string; sp: string; regs: Record<string, string>; rseq: { address: string; size: number } | null }[];
