@@ -44,7 +44,8 @@ static void usage(FILE *out) {
           "  1    the operation failed (message on stderr): no such process, permission, corrupt or\n"
           "       incompatible image, disk full, ...\n"
           "  2    usage error\n"
-          "  restore --wait and run: the program's own exit code, or 128+signal\n");
+          "  restore --wait and run: the program's own exit code, or 128+signal (run: 127 when\n"
+          "       PROG cannot be started)\n");
 }
 
 static int usage_error(const char *fmt, const char *arg) {
