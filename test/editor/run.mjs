@@ -128,7 +128,11 @@ function ourProcesses() {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
       const env = readFileSync(`/proc/${pid}/environ`, 'latin1');
-      if (!env.split('\0').includes(marker)) continue;
+      let exe = '';
+      try {
+        exe = readlinkSync(`/proc/${pid}/exe`);
+      } catch {}
+      if (!env.split('\0').includes(marker) && !exe.startsWith(tmp + '/')) continue;
       const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[0];
       if (state === 'Z') continue;
       out.push({ pid: Number(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 120) });
@@ -211,14 +215,44 @@ async function rows(container) {
   }, container);
 }
 
-async function waitFor(what, fn, timeout = 20_000) {
+/** Error dialogs and error notifications the workbench shows now (e.g. a failed launch). */
+async function editorErrors() {
+  if (!page) return [];
+  return page.evaluate(() => {
+    const out = [];
+    for (const d of document.querySelectorAll('.monaco-dialog-box')) {
+      if (d.getBoundingClientRect().height > 0) out.push(`dialog: ${d.querySelector('.dialog-message-text')?.textContent ?? d.textContent}`);
+    }
+    for (const n of document.querySelectorAll('.notification-toast')) {
+      if (n.querySelector('.codicon-error') && n.getBoundingClientRect().height > 0) out.push(`notification: ${n.querySelector('.notification-list-item-message')?.textContent ?? n.textContent}`);
+    }
+    return out;
+  });
+}
+
+/** Polls fn until it returns something truthy; fails early when the editor shows an
+ *  error dialog (a failed launch waits for nobody). */
+async function waitFor(what, fn, timeout = 20_000, { failOnError = true } = {}) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
     last = await fn();
     if (last) return last;
+    if (failOnError) {
+      const errs = (await editorErrors()).filter((e) => e.startsWith('dialog'));
+      if (errs.length) throw new Error(`the editor shows an error while waiting for ${what}: ${errs.join(' | ')}`);
+    }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(200);
+  }
+}
+
+/** Closes any dialog and quick input left open, and ends a debug session still running. */
+async function tidy() {
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Escape').catch(() => {});
+  if ((await debugState().catch(() => ({}))).toolbar) {
+    await page.keyboard.press('Shift+F5').catch(() => {});
+    await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 10_000, { failOnError: false }).catch(() => {});
   }
 }
 
@@ -255,9 +289,10 @@ async function clickGutter(line) {
   await page.mouse.click(mb.x + 9, lb.y + lb.height / 2);
 }
 
-/** Lines of the open editor that carry a (verified or not) breakpoint glyph. */
-async function breakpointLines() {
-  return page.evaluate(() => {
+/** Lines of the open editor that carry an element matching `selector` in their margin
+ *  or their line overlay (breakpoint glyphs, the current-line decoration). */
+async function decoratedLines(selector) {
+  return page.evaluate((sel) => {
     const ed = document.querySelector('.editor-group-container.active .monaco-editor');
     if (!ed) return [];
     const lineTop = new Map();
@@ -266,15 +301,18 @@ async function breakpointLines() {
       if (num) lineTop.set(Math.round(n.getBoundingClientRect().top), Number(num));
     }
     const out = [];
-    for (const g of ed.querySelectorAll('.codicon-debug-breakpoint, .codicon-debug-breakpoint-unverified')) {
-      const top = Math.round(g.getBoundingClientRect().top);
+    for (const g of ed.querySelectorAll(sel)) {
+      const r = g.getBoundingClientRect();
+      if (!r.height) continue;
+      const top = Math.round(r.top + r.height / 2);
       let best, bd = 1e9;
-      for (const [t, l] of lineTop) if (Math.abs(t - top) < bd) (bd = Math.abs(t - top)), (best = l);
-      if (bd < 10) out.push(best);
+      for (const [t, l] of lineTop) if (top >= t && top - t < bd) (bd = top - t), (best = l);
+      if (best !== undefined && bd < 40) out.push(best);
     }
     return [...new Set(out)].sort((a, b) => a - b);
-  });
+  }, selector);
 }
+const breakpointLines = () => decoratedLines('.codicon-debug-breakpoint, .codicon-debug-breakpoint-unverified');
 
 /** Saves the HTML of a part of the workbench beside the screenshots (to fix selectors). */
 async function dumpDom(sel, name) {
@@ -333,12 +371,8 @@ async function scenarioLaunch(fx) {
   check('Call Stack lists tick then main with gdb`s lines', JSON.stringify(shown) === JSON.stringify(fx.gdbFrames), `editor ${JSON.stringify(shown)}, gdb ${JSON.stringify(fx.gdbFrames)}`);
 
   // The editor shows the stopped line.
-  const topLine = await page.evaluate(() => {
-    const ed = document.querySelector('.editor-group-container.active .monaco-editor');
-    const deco = ed?.querySelector('.codicon-debug-stackframe, .debug-top-stack-frame-line');
-    return deco ? Math.round(deco.getBoundingClientRect().top) : null;
-  });
-  check('the editor marks the line where the program stopped', topLine !== null);
+  const marked = await decoratedLines('.debug-top-stack-frame-line, .codicon-debug-stackframe');
+  check(`the editor marks line ${fx.gdbFrames[0].line} (gdb's) as where the program stopped`, marked.includes(fx.gdbFrames[0].line) && marked.length === 1, `marked ${JSON.stringify(marked)}`);
 
   // Variables of tick: the Arguments scope.
   const vars = await variables(['Arguments', 'Locals']);
@@ -651,11 +685,15 @@ async function main() {
     try {
       await fn(fx);
     } catch (e) {
-      check(`scenario ${name}`, false, e.stack ?? String(e));
+      check(`scenario ${name}`, false, e.message ?? String(e));
+      if (!/the editor shows an error/.test(e.message)) console.log(e.stack);
       await shot(`${name}-failed`).catch(() => {});
-      // leave no session running for the next scenario
-      await page.keyboard.press('Shift+F5').catch(() => {});
-      await sleep(1000);
+      await tidy(); // leave no dialog or session for the next scenario
+    }
+    const errs = await editorErrors().catch(() => []);
+    if (errs.length) {
+      check(`scenario ${name}: no error shown by the editor`, false, errs.join(' | '));
+      await tidy();
     }
   }
 }
