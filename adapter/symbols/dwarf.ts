@@ -144,6 +144,9 @@ export class CompUnit {
   dieOffset = 0;
   end = 0;
   strOffsetsBase = 8;
+  /** type units: signature and the offset of the type DIE */
+  typeSignature?: bigint;
+  typeOffset?: number;
   addrBase = 8;
   rnglistsBase = 0;
   loclistsBase = 0;
@@ -163,7 +166,10 @@ export class CompUnit {
       this.unitType = c.u8();
       this.addrSize = c.u8();
       this.abbrevOffset = c.off(this.offSize);
-      if (this.unitType === 2 || this.unitType === 6) c.skip(8 + this.offSize); // type units
+      if (this.unitType === 2 || this.unitType === 6) { // type units
+        this.typeSignature = c.u64();
+        this.typeOffset = this.offset + c.off(this.offSize);
+      }
       else if (this.unitType === 4 || this.unitType === 5) c.skip(8); // skeleton/split
     } else {
       this.abbrevOffset = c.off(this.offSize);
@@ -304,7 +310,11 @@ export class CompUnit {
       case F.ref8: return { at, form, cls: VClass.Ref, v: this.offset + c.u64n() };
       case F.ref_udata: return { at, form, cls: VClass.Ref, v: this.offset + c.uleb() };
       case F.ref_addr: return { at, form, cls: VClass.Ref, v: this.version <= 2 ? Number(c.uN(this.addrSize)) : c.off(this.offSize) };
-      case F.ref_sig8: c.skip(8); return { at, form, cls: VClass.Const, v: 0 };
+      case F.ref_sig8: {
+        const sig = c.u64();
+        const off = this.dwarf.typeUnitOffset(sig);
+        return off === undefined ? { at, form, cls: VClass.Const, v: 0 } : { at, form, cls: VClass.Ref, v: off };
+      }
       case F.ref_sup4: c.skip(4); return { at, form, cls: VClass.Const, v: 0 };
       case F.ref_sup8: c.skip(8); return { at, form, cls: VClass.Const, v: 0 };
       case F.GNU_ref_alt: c.off(this.offSize); return { at, form, cls: VClass.Const, v: 0 };
@@ -444,6 +454,16 @@ export class Dwarf {
       this.units.push(cu);
       off = cu.end;
     }
+  }
+
+  private typeSigs?: Map<bigint, number>;
+  /** DIE offset of the type a DW_FORM_ref_sig8 signature names (DWARF 5 type units in .debug_info) */
+  typeUnitOffset(sig: bigint): number | undefined {
+    if (!this.typeSigs) {
+      this.typeSigs = new Map();
+      for (const u of this.units) if (u.typeSignature !== undefined && u.typeOffset !== undefined) this.typeSigs.set(u.typeSignature, u.typeOffset);
+    }
+    return this.typeSigs.get(sig);
   }
 
   abbrevTable(offset: number): Map<number, Abbrev> {

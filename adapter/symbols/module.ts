@@ -300,13 +300,17 @@ export function fileMatches(full: string, want: string): boolean {
 
 /** C++ qualified name of a DIE (namespaces and classes), the plain name in C. */
 export function qualifiedName(die: Die): string {
-  const spec = die.ref(DW.AT_specification) ?? die.ref(DW.AT_abstract_origin);
-  if (spec && !die.has(DW.AT_name)) return qualifiedName(spec);
+  // a definition's scope is its declaration's (out-of-line methods, types in type units)
+  const decl = die.ref(DW.AT_specification);
+  if (decl) return qualifiedName(decl);
+  const origin = die.ref(DW.AT_abstract_origin);
+  if (origin && !die.has(DW.AT_name)) return qualifiedName(origin);
   const name = die.str(DW.AT_name) ?? '';
   if (!die.cu.isCxx) return die.str(DW.AT_linkage_name) ?? name;
   const parts: string[] = [name];
   let p = die.parent;
   while (p && p.tag !== DW.TAG_compile_unit) {
+    if (p.has(DW.AT_specification)) { parts.unshift(qualifiedName(p)); break; }
     if (p.tag === DW.TAG_namespace) parts.unshift(p.str(DW.AT_name) ?? '(anonymous namespace)');
     else if (p.tag === DW.TAG_structure_type || p.tag === DW.TAG_class_type || p.tag === DW.TAG_union_type) parts.unshift(p.str(DW.AT_name) ?? '{unnamed}');
     else if (p.tag === DW.TAG_subprogram) break;

@@ -23,7 +23,7 @@ const NAME = DW.AT_name, LINK = DW.AT_linkage_name, MLINK = DW.AT_MIPS_linkage_n
 export function buildNameIndex(dwarf: Dwarf): NameIndex {
   const idx: NameIndex = { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
   for (const cu of dwarf.units) {
-    if (cu.unitType !== 1 && cu.unitType !== 3) continue;
+    if (cu.unitType !== 1 && cu.unitType !== 3 && cu.unitType !== 2) continue;
     try { skimUnit(dwarf, cu, idx); } catch (e) { if (process.env.CRYO_SYMBOLS_DEBUG) console.error(`name index: unit 0x${cu.offset.toString(16)}: ${(e as Error).message}`); }
   }
   return idx;
@@ -151,8 +151,8 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
     const hit = qcache.get(r.off);
     if (hit !== undefined) return hit;
     let out: string;
-    const sref = r.spec ?? r.origin;
-    if (sref !== undefined && r.name === undefined && depth < 8) {
+    const sref = r.spec ?? (r.name === undefined ? r.origin : undefined);
+    if (sref !== undefined && depth < 8) {
       const t = recs.get(sref);
       out = t ? qname(t, depth + 1) : foreign(sref) ?? '';
     } else if (!cxx) out = r.linkage ?? r.name ?? '';
@@ -232,7 +232,7 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
         else if (r.name) add(idx.globals, prefixOf(r) + r.name, r.off);
         break;
       case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
-        if (r.name) add(idx.types, prefixOf(r) + r.name, r.off);
+        if (r.name) add(idx.types, r.spec !== undefined ? qname(r) : prefixOf(r) + r.name, r.off);
         break;
     }
   }

@@ -39,6 +39,13 @@ export function typeOf(die: Die | undefined): Type {
   if (!die) return VOID;
   const c = cache.get(die);
   if (c) return c;
+  // a declaration standing for a type in a type unit (-fdebug-types-section)
+  const sig = die.attr(DW.AT_signature);
+  if (sig && sig.cls === 4 /* Ref */) {
+    const t = typeOf(die.ref(DW.AT_signature));
+    cache.set(die, t);
+    return t;
+  }
   let t: Type;
   const size = die.num(DW.AT_byte_size) ?? 0;
   switch (die.tag) {

@@ -221,3 +221,13 @@ test('two Programs side by side keep their own declarations and static members',
     assert.equal(a.program.format(a.program.evaluate('*this', a.stack[0], a.stack), true), va);
   } finally { a.close(); b.close(); }
 });
+
+test('DWARF 5 type units (-fdebug-types-section): C and C++', () => {
+  run(stopAt(buildFixture('sym_types.c', { flags: ['-O0', '-g', '-fdebug-types-section'], name: 'sym_types_tu' }), at('sym_types.c', 'inspect')), (s) => expectSame(s));
+  const exprs = ['*this', '(geo::Shape *)this', 'sizeof(geo::Rect)', 'name_', 'geo::Shape::next_id'];
+  run(stopAt(buildFixture('sym_cpp.cc', { flags: ['-O0', '-g', '-fdebug-types-section'], name: 'sym_cpp_tu' }), at('sym_cpp.cc', 'rect_area'), { prints: exprs }), (s) => {
+    expectSame(s);
+    const d = checkPrints(s, exprs);
+    assert.deepEqual(d, [], d.join('\n'));
+  });
+});
