@@ -106,7 +106,7 @@ export function evalExpr(expr: Buffer, ctx: ExprContext, initial: bigint[] = [])
       case 0x9c: if (!ctx.cfa) throw new ExprError('DW_OP_call_frame_cfa without CFA'); push(ctx.cfa()); break;
       case 0x9e: { const n = c.uleb(); cur = { kind: 'implicit', bytes: Buffer.from(c.bytes(n)) }; break; } // implicit_value
       case 0x9f: cur = { kind: 'value', value: pop() }; break; // stack_value
-      case 0xa0: case 0xf2: { c.skip(8); c.sleb(); throw new ExprError('implicit pointer'); }
+      case 0xa0: case 0xf2: { c.skip(4); c.sleb(); throw new ExprError('synthetic pointer (DW_OP_implicit_pointer) not supported'); }
       case 0xa3: case 0xf3: { // entry_value
         const n = c.uleb(); const sub = c.bytes(n);
         if (!ctx.entryValue) throw new ExprError('entry value unavailable');

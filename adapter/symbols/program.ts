@@ -825,7 +825,12 @@ export class Program {
     let loc: Loc;
     try { loc = this.location(locDie, frame, stack); } catch (e) {
       if (e instanceof OptimizedOut) loc = { kind: 'optimized' };
-      else throw e;
+      else {
+        // an expression we cannot evaluate must not take the other variables down with it
+        const v = new Value(type, ctx, undefined, undefined, 0, 0, true);
+        v.error = (e as Error).message;
+        return v;
+      }
     }
     try {
       return Value.fromLoc(type, loc, ctx);

@@ -16,6 +16,8 @@ export interface ValueContext {
 
 export class Value {
   private cached?: Buffer;
+  /** why the value could not be computed (shown as `<error: ...>`) */
+  error?: string;
   /** byte ranges [start, end) whose contents are optimized out (from DW_OP_piece without a location) */
   unavailable?: [number, number][];
   constructor(
@@ -253,6 +255,7 @@ function fmtWide(chars: number[], prefix: string, truncated: boolean): string {
 }
 
 function fmt(v: Value, top: boolean): string {
+  if (v.error) return `<error: ${v.error}>`;
   if (v.optimized) return '<optimized out>';
   const full = v.type;
   const t = strip(full);
