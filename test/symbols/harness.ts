@@ -19,8 +19,11 @@ export function markerLine(source: string, name: string): number {
 /** Runs gdb -batch with stdout and stderr together (in order). */
 export function gdbRun(program: string, commands: string[], args: string[] = []): string {
   const cmdArgs = commands.flatMap((c) => ['-ex', c]);
-  const r = spawnSync('sh', ['-c', 'exec gdb "$@" 2>&1', 'gdb', '-nx', '-batch', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set width 0', ...cmdArgs, '--args', program, ...args], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000, maxBuffer: 64 << 20,
+  // no debuginfod: the oracle must answer from the files on this machine, as the library does
+  const env = { ...process.env };
+  delete env.DEBUGINFOD_URLS;
+  const r = spawnSync('sh', ['-c', 'exec gdb "$@" 2>&1', 'gdb', '-nx', '-batch', '-iex', 'set debuginfod enabled off', '-ex', 'set pagination off', '-ex', 'set confirm off', '-ex', 'set width 0', ...cmdArgs, '--args', program, ...args], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000, maxBuffer: 64 << 20, env,
   });
   if (r.error) throw r.error;
   // gdb -batch exits non-zero when its last command failed; the output is still what we want
