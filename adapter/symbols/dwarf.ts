@@ -174,6 +174,11 @@ export class CompUnit {
     } else {
       this.abbrevOffset = c.off(this.offSize);
       this.addrSize = c.u8();
+      if (dwarf.isTypesSection) { // DWARF 4 .debug_types unit
+        this.unitType = 2;
+        this.typeSignature = c.u64();
+        this.typeOffset = this.offset + c.off(this.offSize);
+      }
     }
     this.dieOffset = c.pos;
   }
@@ -438,6 +443,9 @@ export class CompUnit {
   }
 }
 
+/** references into .debug_types are kept as offsets from this base */
+const TYPES_BASE = 2 ** 40;
+
 export class Dwarf {
   readonly units: CompUnit[] = [];
   /** the module this debug information belongs to (set by Module) */
@@ -445,7 +453,10 @@ export class Dwarf {
   private abbrevCache = new Map<number, Map<number, Abbrev>>();
   private aranges?: { lo: bigint; hi: bigint; cu: CompUnit }[];
 
-  constructor(readonly s: DwarfSections) {
+  /** DWARF 4 type units live in .debug_types: a second Dwarf over that section */
+  types?: Dwarf;
+
+  constructor(readonly s: DwarfSections, readonly isTypesSection = false) {
     const info = s.info;
     if (!info) return;
     let off = 0;
@@ -463,7 +474,10 @@ export class Dwarf {
       this.typeSigs = new Map();
       for (const u of this.units) if (u.typeSignature !== undefined && u.typeOffset !== undefined) this.typeSigs.set(u.typeSignature, u.typeOffset);
     }
-    return this.typeSigs.get(sig);
+    const own = this.typeSigs.get(sig);
+    if (own !== undefined || !this.types) return own;
+    const t = this.types.typeUnitOffset(sig);
+    return t === undefined ? undefined : t + TYPES_BASE;
   }
 
   abbrevTable(offset: number): Map<number, Abbrev> {
@@ -502,6 +516,7 @@ export class Dwarf {
   }
 
   dieAt(offset: number): Die | undefined {
+    if (offset >= TYPES_BASE && this.types) return this.types.dieAt(offset - TYPES_BASE);
     return this.unitAt(offset)?.dieAt(offset);
   }
 

@@ -64,7 +64,11 @@ export class Module {
       aranges: g('.debug_aranges'),
     };
     this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
-    if (this.dwarfCache) this.dwarfCache.owner = this;
+    if (this.dwarfCache) {
+      this.dwarfCache.owner = this;
+      const types = g('.debug_types');
+      if (types) { this.dwarfCache.types = new Dwarf({ ...s, info: types }, true); this.dwarfCache.types.owner = this; }
+    }
     return this.dwarfCache;
   }
 

@@ -231,3 +231,13 @@ test('DWARF 5 type units (-fdebug-types-section): C and C++', () => {
     assert.deepEqual(d, [], d.join('\n'));
   });
 });
+
+test('DWARF 4 type units (.debug_types)', () => {
+  run(stopAt(buildFixture('sym_types.c', { flags: ['-O0', '-gdwarf-4', '-fdebug-types-section'], name: 'sym_types_tu4' }), at('sym_types.c', 'inspect')), (s) => expectSame(s));
+  const exprs = ['*this', '(geo::Shape *)this', 'sizeof(geo::Rect)', 'name_'];
+  run(stopAt(buildFixture('sym_cpp.cc', { flags: ['-O0', '-gdwarf-4', '-fdebug-types-section'], name: 'sym_cpp_tu4' }), at('sym_cpp.cc', 'rect_area'), { prints: exprs }), (s) => {
+    expectSame(s);
+    const d = checkPrints(s, exprs);
+    assert.deepEqual(d, [], d.join('\n'));
+  });
+});
