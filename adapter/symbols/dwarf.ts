@@ -144,6 +144,12 @@ export class CompUnit {
   dieOffset = 0;
   end = 0;
   strOffsetsBase = 8;
+  /** split DWARF: the .dwo unit of a skeleton, and the skeleton of a split unit */
+  split?: CompUnit;
+  skeleton?: CompUnit;
+  splitChecked = false;
+  /** offset added to this unit's DIE offsets when they are stored outside its Dwarf (name index) */
+  linkBase = 0;
   /** type units: signature and the offset of the type DIE */
   typeSignature?: bigint;
   typeOffset?: number;
@@ -206,6 +212,10 @@ export class CompUnit {
       else if (a.at === DW.AT_loclists_base) this.loclistsBase = a.v as number;
     }
     this.resolveDeferred(attrs);
+    if (this.unitType === 5) { // split unit: its .dwo sections have one contribution each
+      if (!attrs.some((a) => a.at === DW.AT_rnglists_base)) this.rnglistsBase = 12;
+      if (!attrs.some((a) => a.at === DW.AT_loclists_base)) this.loclistsBase = 12;
+    }
     const lo = die.attr(DW.AT_low_pc);
     if (lo) this.baseAddr = lo.v as bigint;
     return die;
@@ -443,8 +453,10 @@ export class CompUnit {
   }
 }
 
-/** references into .debug_types are kept as offsets from this base */
-const TYPES_BASE = 2 ** 40;
+/** references into other sections (.debug_types, split .dwo units) are kept as offsets from
+ * multiples of this base: slot 1 is .debug_types, slots 2.. the split units */
+export const LINK_BASE = 2 ** 40;
+const TYPES_BASE = LINK_BASE;
 
 export class Dwarf {
   readonly units: CompUnit[] = [];
@@ -455,6 +467,10 @@ export class Dwarf {
 
   /** DWARF 4 type units live in .debug_types: a second Dwarf over that section */
   types?: Dwarf;
+  /** split units (.dwo) opened so far, by slot (offsets from LINK_BASE * (slot + 2)) */
+  readonly splits: Dwarf[] = [];
+  /** how to open the split unit of a skeleton (set by Module) */
+  openSplit?: (skeleton: CompUnit) => Dwarf | undefined;
 
   constructor(readonly s: DwarfSections, readonly isTypesSection = false) {
     const info = s.info;
@@ -516,8 +532,34 @@ export class Dwarf {
   }
 
   dieAt(offset: number): Die | undefined {
-    if (offset >= TYPES_BASE && this.types) return this.types.dieAt(offset - TYPES_BASE);
+    if (offset >= LINK_BASE) {
+      const slot = Math.floor(offset / LINK_BASE);
+      const rel = offset - slot * LINK_BASE;
+      if (slot === 1) return this.types?.dieAt(rel);
+      return this.splits[slot - 2]?.dieAt(rel);
+    }
     return this.unitAt(offset)?.dieAt(offset);
+  }
+
+  /** The split unit holding a skeleton unit's DIEs, opened on first need (undefined if not split). */
+  splitOf(cu: CompUnit): CompUnit | undefined {
+    if (cu.splitChecked) return cu.split;
+    cu.splitChecked = true;
+    const root = cu.unitDie;
+    if (!root.has(DW.AT_dwo_name) && !root.has(DW.AT_GNU_dwo_name)) return undefined;
+    const d = this.openSplit?.(cu);
+    if (!d) return undefined;
+    const su = d.units.find((u) => u.unitType === 5 || u.unitType === 1);
+    if (!su) return undefined;
+    su.skeleton = cu;
+    su.addrBase = cu.addrBase;
+    su.linkBase = LINK_BASE * (this.splits.length + 2);
+    this.splits.push(d);
+    void su.unitDie; // parse bases; addr_base and the base address come from the skeleton
+    su.addrBase = cu.addrBase;
+    su.baseAddr = cu.baseAddr;
+    cu.split = su;
+    return su;
   }
 
   /** Address ranges -> unit, from .debug_aranges, completed by unit DIE ranges. */

@@ -2,7 +2,7 @@
 // lines, functions, CFI. Addresses given to and returned by Module are runtime addresses
 // (link-time address + bias).
 import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname, posix } from 'node:path';
 import { CfiTable, FrameRules } from './cfi';
 import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
 import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
@@ -66,10 +66,39 @@ export class Module {
     this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
     if (this.dwarfCache) {
       this.dwarfCache.owner = this;
+      this.dwarfCache.openSplit = (sk) => this.openSplit(sk, s);
       const types = g('.debug_types');
       if (types) { this.dwarfCache.types = new Dwarf({ ...s, info: types }, true); this.dwarfCache.types.owner = this; }
     }
     return this.dwarfCache;
+  }
+
+  /** Opens the .dwo file of a skeleton unit (DW_AT_dwo_name, relative to DW_AT_comp_dir). */
+  private openSplit(sk: CompUnit, main: DwarfSections): Dwarf | undefined {
+    const root = sk.unitDie;
+    const name = root.str(DW.AT_dwo_name) ?? root.str(DW.AT_GNU_dwo_name);
+    if (!name) return undefined;
+    const candidates = [posix.isAbsolute(name) ? name : posix.join(sk.compDir, name), posix.join(dirname(this.path), posix.basename(name))];
+    for (const p of candidates) {
+      if (!existsSync(p)) continue;
+      try {
+        const e = new ElfFile(p);
+        const g = (n: string) => e.sectionData(n + '.dwo');
+        const d = new Dwarf({
+          info: g('.debug_info'), abbrev: g('.debug_abbrev'), str: g('.debug_str'), lineStr: main.lineStr,
+          strOffsets: g('.debug_str_offsets'), addr: main.addr, rnglists: g('.debug_rnglists'), loclists: g('.debug_loclists'),
+          ranges: null, loc: g('.debug_loc'), line: main.line, aranges: null,
+        });
+        d.owner = this;
+        return d;
+      } catch { /* try the next place */ }
+    }
+    return undefined;
+  }
+
+  /** The unit holding the DIEs of a unit found by address (its split unit for skeletons). */
+  dieUnit(cu: CompUnit): CompUnit {
+    return this.dwarf?.splitOf(cu) ?? cu;
   }
 
   // ---- CFI
@@ -124,7 +153,8 @@ export class Module {
     return this.dwarf?.unitForAddr(addr - this.bias);
   }
 
-  lineTable(cu: CompUnit): LineTable | null {
+  lineTable(unit: CompUnit): LineTable | null {
+    const cu = unit.skeleton ?? unit;
     if (this.lineCache.has(cu)) return this.lineCache.get(cu)!;
     let t: LineTable | null = null;
     const off = cu.unitDie.num(DW.AT_stmt_list);
@@ -135,7 +165,8 @@ export class Module {
     return t;
   }
 
-  unitFiles(cu: CompUnit): string[] {
+  unitFiles(unit: CompUnit): string[] {
+    const cu = unit.skeleton ?? unit;
     let f = this.fileCache.get(cu);
     if (!f) {
       const off = cu.unitDie.num(DW.AT_stmt_list);
@@ -212,8 +243,9 @@ export class Module {
         }
       }
     };
-    cu.allDies();
-    walk(cu.unitDie);
+    const du = this.dieUnit(cu);
+    du.allDies();
+    walk(du.unitDie);
     return found;
   }
 

@@ -23,7 +23,7 @@ const NAME = DW.AT_name, LINK = DW.AT_linkage_name, MLINK = DW.AT_MIPS_linkage_n
 export function buildNameIndex(dwarf: Dwarf): NameIndex {
   const idx: NameIndex = { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
   for (const cu of dwarf.units) {
-    if (cu.unitType !== 1 && cu.unitType !== 3 && cu.unitType !== 2) continue;
+    if (cu.unitType !== 1 && cu.unitType !== 3 && cu.unitType !== 2 && cu.unitType !== 4) continue;
     try { skimUnit(dwarf, cu, idx); } catch (e) { if (process.env.CRYO_SYMBOLS_DEBUG) console.error(`name index: unit 0x${cu.offset.toString(16)}: ${(e as Error).message}`); }
   }
   return idx;
@@ -61,7 +61,12 @@ function add(m: Map<string, number[]>, k: string, v: number): void {
   if (l) { if (l[l.length - 1] !== v) l.push(v); } else m.set(k, [v]);
 }
 
-function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
+function skimUnit(mainDwarf: Dwarf, unit: CompUnit, idx: NameIndex): void {
+  // a skeleton's names are in its split unit; offsets are stored with the unit's link base
+  const cu = mainDwarf.splitOf(unit) ?? unit;
+  const dwarf = cu.dwarf;
+  const base = cu.linkBase;
+  const addL = (m: Map<string, number[]>, k: string, v: number) => add(m, k, v + base);
   const root = cu.unitDie; // sets the unit's bases
   const cxx = cu.isCxx;
   const s = dwarf.s;
@@ -210,7 +215,7 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
       const e = recs.get(r.parent);
       if (!e || e.tag !== DW.TAG_enumeration_type || !r.name || !walked(e)) continue;
       const pre = prefixOf(e);
-      add(idx.enumerators, e.enumClass && e.name ? `${pre}${e.name}::${r.name}` : pre + r.name, r.off);
+      addL(idx.enumerators, e.enumClass && e.name ? `${pre}${e.name}::${r.name}` : pre + r.name, r.off);
       continue;
     }
     if (!walked(r)) continue;
@@ -218,21 +223,21 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
       case DW.TAG_subprogram: {
         if (!r.code) break;
         const q = qname(r);
-        add(idx.funcs, q, r.off);
+        addL(idx.funcs, q, r.off);
         const b = bare(r);
-        if (b && b !== q) add(idx.funcs, b, r.off);
+        if (b && b !== q) addL(idx.funcs, b, r.off);
         const ln = linkageOf(r);
-        if (ln) add(idx.funcs, ln, r.off);
+        if (ln) addL(idx.funcs, ln, r.off);
         const lt = q.indexOf('<');
-        if (lt > 0) add(idx.funcs, q.slice(0, lt), r.off);
+        if (lt > 0) addL(idx.funcs, q.slice(0, lt), r.off);
         break;
       }
       case DW.TAG_variable:
-        if (r.spec !== undefined) add(idx.globals, qname(r), r.off);
-        else if (r.name) add(idx.globals, prefixOf(r) + r.name, r.off);
+        if (r.spec !== undefined) addL(idx.globals, qname(r), r.off);
+        else if (r.name) addL(idx.globals, prefixOf(r) + r.name, r.off);
         break;
       case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
-        if (r.name) add(idx.types, r.spec !== undefined ? qname(r) : prefixOf(r) + r.name, r.off);
+        if (r.name) addL(idx.types, r.spec !== undefined ? qname(r) : prefixOf(r) + r.name, r.off);
         break;
     }
   }
@@ -242,10 +247,10 @@ function skimUnit(dwarf: Dwarf, cu: CompUnit, idx: NameIndex): void {
     if (o) { q = qname(o); b = bare(o); }
     else { const d = dwarf.dieAt(origin); q = d?.name; b = q; }
     if (!q) continue;
-    add(idx.inlined, q, off);
+    addL(idx.inlined, q, off);
     const lt = q.indexOf('<');
-    if (lt > 0) add(idx.inlined, q.slice(0, lt), off);
-    if (b && b !== q) add(idx.inlined, b, off);
+    if (lt > 0) addL(idx.inlined, q.slice(0, lt), off);
+    if (b && b !== q) addL(idx.inlined, b, off);
   }
 }
 

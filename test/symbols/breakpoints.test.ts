@@ -94,3 +94,8 @@ test('break FUNC in shared libraries of a running program (libc with separate de
     });
   } finally { s.close(); }
 });
+
+test('split DWARF (-gsplit-dwarf: skeleton units and .dwo files)', () => {
+  compareFixture(['sym_basic.c'], { main: 'sym_basic.c', flags: ['-O0', '-g', '-gsplit-dwarf'], name: 'sym_basic_split' }, ['add', 'compute', 'main']);
+  compareFixture(['sym_opt.c'], { main: 'sym_opt.c', flags: ['-O2', '-g', '-gsplit-dwarf'], name: 'sym_opt_split' }, ['work', 'leaf', 'main', 'scale', 'accumulate']);
+});

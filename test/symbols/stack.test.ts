@@ -241,3 +241,12 @@ test('DWARF 4 type units (.debug_types)', () => {
     assert.deepEqual(d, [], d.join('\n'));
   });
 });
+
+test('split DWARF: stacks, locals and expressions from .dwo files', () => {
+  run(stopAt(buildFixture('sym_basic.c', { flags: ['-O0', '-g', '-gsplit-dwarf'], name: 'sym_basic_split' }), at('sym_basic.c', 'add'), { prints: ['counter', 'table', 'ratio'] }), (s) => {
+    expectSame(s);
+    const d = checkPrints(s, ['counter', 'table', 'ratio']);
+    assert.deepEqual(d, [], d.join('\n'));
+  });
+  run(stopAt(buildFixture('sym_opt.c', { flags: ['-O2', '-g', '-gsplit-dwarf'], name: 'sym_opt_split' }), at('sym_opt.c', 'scale')), (s) => expectSame(s));
+});
