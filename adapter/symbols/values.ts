@@ -532,7 +532,9 @@ function fmtStruct(v: Value, t: StructType): string {
       const bt = strip(b.type);
       if (b.virtual) { if (VBASES!.has(bt)) continue; VBASES!.add(bt); }
       const name = typeName(bt);
-      parts.push(`<${name}> = ${nest(() => fmt(baseValue(v, b), false))}`);
+      let bv: Value | undefined;
+      try { bv = baseValue(v, b); } catch { bv = undefined; }
+      parts.push(`<${name}> = ${bv ? nest(() => fmt(bv!, false)) : '<invalid address>'}`);
     }
     membersOf(v, t, parts);
   } finally {
@@ -654,16 +656,17 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       let cur = g(st, '_M_cur'), last = g(st, '_M_last'), node = g(st, '_M_node');
       const end = g(fi, '_M_cur');
       const rd = (a: bigint) => v.ctx.mem.read(a, 8).readBigUInt64LE(0);
+      // the size as libstdc++'s printer computes it (signed: garbage shows as gdb shows it)
+      const sN = (x: bigint) => BigInt.asIntN(64, x);
+      const countB = bufN * ((sN(g(fi, '_M_node')) - sN(node)) / 8n - 1n) + (sN(end) - sN(g(fi, '_M_first'))) / esz + (sN(last) - sN(cur)) / esz;
       const items: string[] = [];
-      let count = 0;
-      while (cur !== end && count < 100000) {
-        if (items.length < PRINT_MAX) { const a = cur; items.push(nest(() => fmt(new Value(el, v.ctx, a), false))); }
-        count++;
+      for (let i = 0; i < PRINT_MAX && cur !== end; i++) {
+        const a = cur; items.push(nest(() => fmt(new Value(el, v.ctx, a), false)));
         cur += esz;
         if (cur === last) { node += 8n; const first = rd(node); cur = first; last = first + bufN * esz; }
       }
-      const head = `std::deque with ${count} element${count === 1 ? '' : 's'}`;
-      return count ? `${head} = {${items.join(', ')}${count > PRINT_MAX ? '...' : ''}}` : head;
+      const head = `std::deque with ${countB} element${countB === 1n ? '' : 's'}`;
+      return countB ? `${head} = {${items.join(', ')}${countB > BigInt(PRINT_MAX) ? '...' : ''}}` : head;
     }
     const adapter = /^std::(stack|queue|priority_queue)<.*>$/.exec(name);
     if (adapter) return `std::${adapter[1]} wrapping: ${nest(() => fmt(field(v, 'c'), false))}`;
@@ -823,7 +826,9 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
     }
   } catch (e) {
     if (e instanceof OptimizedOut) throw e;
-    return undefined;
+    // a printer that cannot read its object: gdb reports the error in place of the value
+    const msg = (e as Error).message;
+    return DEPTH === 0 ? `<error reading variable: ${msg}>` : `<error: ${msg}>`;
   }
   return undefined;
 }
