@@ -20,7 +20,7 @@
 // test/.artifacts/editor/. The last line is `N passed, N failed`; exit status 1 on any
 // failure. Needs scripts/editor-setup.sh (run here when the tools are missing).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, cpSync, openSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -491,7 +491,12 @@ async function disassembly(fx) {
 
 async function scenarioAttach(fx) {
   log('scenario: attach through ${command:pickProcess}');
-  const sleeper = spawn(fx.sleeper, ['600', '1000'], { env: childEnv, stdio: 'ignore' });
+  // 600 ticks, one a second: it must still be running, and sleeping, long after the scenario
+  const sleeperOut = join(tmp, 'sleeper.out');
+  const outFd = openSync(sleeperOut, 'w');
+  const sleeper = spawn(fx.sleeper, ['600', '1000'], { env: childEnv, stdio: ['ignore', outFd, outFd] });
+  closeSync(outFd);
+  const sleeperStart = Date.now();
   extraChildren.push(sleeper);
   await sleep(300);
   await palette('Debug: Select and Start Debugging');
@@ -539,8 +544,12 @@ async function scenarioAttach(fx) {
     await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 10_000).catch(() => false);
     await sleep(300);
     await shot('detached');
+    await sleep(1500);
     const alive = sleeper.exitCode === null && sleeper.signalCode === null;
-    check('the process goes on running after the editor detaches', alive, alive ? '' : `exit ${sleeper.exitCode ?? sleeper.signalCode}`);
+    const ticks = readFileSync(sleeperOut, 'utf8').split('\n').filter((l) => l.startsWith('tick')).length;
+    const secs = (Date.now() - sleeperStart) / 1000;
+    check('the process goes on running, one tick a second, after the editor detaches', alive && ticks <= secs + 2,
+      `${alive ? 'running' : `exited (${sleeper.exitCode ?? sleeper.signalCode})`}, printed ${ticks} ticks of 1 s in ${secs.toFixed(1)} s`);
     if (alive) {
       const gb = spawnSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', '-p', String(sleeper.pid), '-ex', 'bt'], { encoding: 'utf8', env: childEnv, timeout: 30_000 }).stdout ?? '';
       const gFrames = [...gb.matchAll(/^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*?\)(?: at (\S+):(\d+))?/gm)].map((m) => ({ name: m[1], line: Number(m[3] ?? 0) }));
