@@ -68,7 +68,7 @@ async function ours(prog: string, touchedMiB: number) {
 /** gdb timed by its own Python, around each command, at the same stops. */
 function gdbRun(prog: string, touchedMiB: number, withRestart: boolean): { out: string; failed?: string } {
   const py = (code: string) => `python ${code}`;
-  const cmds = ['set startup-with-shell off', 'set pagination off', 'break stop_here', py('import time')];
+  const cmds = ['maint set internal-error corefile no', 'maint set internal-error quit yes', 'set startup-with-shell off', 'set pagination off', 'break stop_here', py('import time')];
   for (let i = 0; i < ROUNDS; i++) {
     cmds.push(i === 0 ? 'run' : 'continue', py('t=time.perf_counter()'), 'checkpoint', py(`print("CP %.4f" % ((time.perf_counter()-t)*1000))`));
   }
