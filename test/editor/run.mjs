@@ -87,10 +87,12 @@ let server; // code-server's ChildProcess (leader of its own session)
 let browser;
 const extraChildren = [];
 let cleaned = false;
+let stopping = false; // set once the run is being ended: start nothing more
 
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
+  stopping = true;
   try {
     await browser?.close();
   } catch {}
@@ -151,9 +153,21 @@ const watchdog = setTimeout(async () => {
   await finish();
 }, TOTAL_TIMEOUT_MS);
 
-async function finish() {
+let finishing;
+function finish() {
+  finishing ??= finishOnce();
+  return finishing;
+}
+async function finishOnce() {
   clearTimeout(watchdog);
   await cleanup();
+  // a scenario still running when the watchdog fired may have started something meanwhile
+  for (const p of ourProcesses()) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {}
+    check('nothing started while the run was being ended', false, `${p.pid} ${p.cmd}`);
+  }
   const passed = results.filter((r) => r.ok).length;
   const failed = results.length - passed;
   log(`artifacts in ${artifacts}`);
@@ -510,6 +524,7 @@ async function scenarioAttach(fx) {
   // 600 ticks, one a second: it must still be running, and sleeping, long after the scenario
   const sleeperOut = join(tmp, 'sleeper.out');
   const outFd = openSync(sleeperOut, 'w');
+  if (stopping) return;
   const sleeper = spawn(fx.sleeper, ['600', '1000'], { env: childEnv, stdio: ['ignore', outFd, outFd] });
   closeSync(outFd);
   const sleeperStart = Date.now();
@@ -708,10 +723,12 @@ async function main() {
     ['attach', scenarioAttach],
   ];
   for (const [name, fn] of scenarios) {
+    if (stopping) break;
     if (skip.has(name) || (only && only !== name && !(only === 'disassembly' && name === 'launch'))) continue;
     try {
       await fn(fx);
     } catch (e) {
+      if (stopping) break;
       check(`scenario ${name}`, false, e.message ?? String(e));
       if (!/the editor shows an error/.test(e.message)) console.log(e.stack);
       await shot(`${name}-failed`).catch(() => {});
@@ -727,6 +744,7 @@ async function main() {
 
 main()
   .catch(async (e) => {
+    if (stopping) return; // the watchdog ended the run: what broke after that is noise
     check('setup', false, e.stack ?? String(e));
     await shot('setup-failed').catch(() => {});
   })
