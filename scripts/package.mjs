@@ -53,6 +53,21 @@ run(process.execPath, [
   '--out', out,
 ], { env: { ...process.env, VSCE_TELEMETRY: '0' } });
 
+// Every file the manifest points at must be in the package (a grammar or an icon left out
+// by .vscodeignore would only show as a broken feature once installed).
+const listed = new Set(run('unzip', ['-Z1', out], { stdio: ['ignore', 'pipe', 'pipe'] }).stdout.split('\n').filter(Boolean));
+const wanted = [];
+(function walk(v) {
+  if (typeof v === 'string') {
+    if (/^(\.\/)?[\w@.-]+(\/[\w@.-]+)*\.(js|cjs|json|svg|png|wasm|node)$/.test(v) && !v.includes('${')) wanted.push(v.replace(/^\.\//, ''));
+  } else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+})({ main: pkg.main, icon: pkg.icon, contributes: pkg.contributes });
+const absent = [...new Set(wanted)].filter((f) => !listed.has(`extension/${f}`));
+if (absent.length) {
+  console.error(`package: package.json points at files the VSIX leaves out: ${absent.join(', ')} (see .vscodeignore)`);
+  process.exit(1);
+}
+
 const size = statSync(out).size;
 console.log(`package: ${relative(process.cwd(), out) || out} ${(size / 1024 / 1024).toFixed(2)} MiB (${size} bytes)`);
 if (!quiet) spawnSync('unzip', ['-l', out], { stdio: 'inherit' });
