@@ -27,6 +27,7 @@ import { encodeFor } from './assign';
 import { disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
+import { Timeline, type Via } from './timeline';
 import { hasChildren, Program, typeName, valueChildren, type Frame, type Value } from './symbols';
 
 export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
@@ -62,6 +63,7 @@ const EXCEPTION_FILTERS: DebugProtocol.ExceptionBreakpointsFilter[] = [
 ];
 
 interface CheckpointMeta {
+  pos?: bigint;
   name: string;
   threadId: number;
   source?: Source;
@@ -113,6 +115,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private restarting = false;
   private clientProgress = false;
   private progressId = 0;
+  private timeline?: Timeline;
+  /** hits at user breakpoint addresses, stopping or not: what identifies a breakpoint position */
+  private rawHits = new Map<bigint, number>();
 
   constructor() {
     super();
@@ -140,6 +145,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       supportsWriteMemoryRequest: true,
       supportsDisassembleRequest: true,
       supportsSetVariable: true,
+      supportsStepBack: true,
       supportsRestartRequest: true,
       supportsModulesRequest: true,
       supportsLoadedSourcesRequest: true,
@@ -169,6 +175,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.sendResponse(response);
       this.sendEvent(new InitializedEvent());
       await this.configured;
+      // the first position of the timeline: the program before its first instruction
+      this.timeline?.onStop(this.engine.pid, 'other');
       await this.run(() => this.engine.continue());
     } catch (e) {
       this.sendErrorResponse(response, 1001, `Cannot launch: ${(e as Error).message}`);
@@ -300,6 +308,24 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.program = new Program(this.target);
     } finally {
       progress();
+    }
+    this.timeline = new Timeline({
+      engine: this.engine,
+      program: this.program,
+      breakpoints: () => this.bps.all(),
+      conditionHolds: (b, tid) => this.conditionHolds(b, tid),
+      frameCfa: (tid) => this.program.backtrace(this.dwarfRegs(tid), 1)[0]?.cfa,
+      rawHits: this.rawHits,
+    });
+    // Only a program we started is recorded: the seccomp filter cannot be taken out of a
+    // process, and without a tracer its trapped syscalls would fail (ENOSYS) after a detach.
+    if (!this.launched) this.timeline.unavailable = 'an attached process is not recorded (time travel needs a program launched by Cryo)';
+    else {
+      try {
+        this.engine.recordStart();
+      } catch (e) {
+        this.timeline.unavailable = `recording could not start: ${(e as Error).message}`;
+      }
     }
     const main = this.program.modules[0];
     if (main && !main.dwarfElf.section('.debug_info'))
@@ -444,6 +470,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         }
         const user = this.bps.at(ev.addr);
         if (!user.length) return false;
+        this.countRaw(ev.addr);
         const stop = this.shouldStop(user, ev.tid);
         if (!stop.length) return false;
         this.report('breakpoint', ev.tid, undefined, stop.map((b) => b.id));
@@ -475,6 +502,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private breakpointChanged(b: UserBreakpoint): void {
+    this.syncRawHits();
     this.sendEvent({ seq: 0, type: 'event', event: 'breakpoint', body: { reason: 'changed', breakpoint: this.toDap(b) } } as DebugProtocol.BreakpointEvent);
   }
 
@@ -503,6 +531,32 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     return stops;
   }
 
+  private countRaw(addr: bigint): void {
+    const n = this.rawHits.get(addr);
+    if (n !== undefined) this.rawHits.set(addr, n + 1);
+  }
+
+  /** After breakpoints changed: count hits at the addresses that have one now. */
+  private syncRawHits(): void {
+    const now = new Set(this.bps.all().flatMap((b) => b.addrs));
+    for (const a of [...this.rawHits.keys()])
+      if (!now.has(a)) {
+        this.rawHits.delete(a);
+        this.timeline?.forgetAddress(a);
+      }
+    for (const a of now) if (!this.rawHits.has(a)) this.rawHits.set(a, 0);
+  }
+
+  private conditionHolds(b: UserBreakpoint, tid: number): boolean {
+    if (!b.condition) return true;
+    try {
+      const stack = this.program.backtrace(this.dwarfRegs(tid), 8);
+      return truthy(this.program.evaluate(b.condition, stack[0], stack));
+    } catch {
+      return true; // as at a live stop: a condition that cannot be evaluated stops
+    }
+  }
+
   private interpolate(msg: string, stack: Frame[]): string {
     return msg.replace(/\{([^}]+)\}/g, (_, expr: string) => {
       try {
@@ -513,7 +567,12 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     });
   }
 
-  private report(reason: string, tid: number, text?: string, ids?: number[]): void {
+  private report(reason: string, tid: number, text?: string, ids?: number[], keep = true): void {
+    // every stop the user sees is a position of the timeline (time travel's own are kept by it)
+    if (keep && this.timeline && this.engine?.pid) {
+      const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : 'other';
+      this.timeline.onStop(tid, via);
+    }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
     e.body.allThreadsStopped = true;
     if (text) e.body.description = text;
@@ -578,6 +637,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         const ev = await this.engine.waitStop();
         if (ev.kind === 'stopped' && ev.reason === 'breakpoint' && ev.addr === addr && ev.tid === tid && this.engine.registers(tid).rsp >= minSp) {
           // a user breakpoint at the same place counts too
+          if (this.bps.at(addr).length) this.countRaw(addr);
           if (this.bps.at(addr).length && this.shouldStop(this.bps.at(addr), tid).length) return { kind: 'event', event: ev };
           return { kind: 'done' };
         }
@@ -604,6 +664,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         return !this.bps.at(ev.addr).length;
       }
       const user = this.bps.at(ev.addr);
+      if (user.length) this.countRaw(ev.addr);
       return !user.length || !this.shouldStop(user, ev.tid).length;
     }
     if (ev.reason === 'signal') {
@@ -639,6 +700,38 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
+  private async travel(response: DebugProtocol.Response, how: 'back' | 'reverse'): Promise<void> {
+    if (!this.guardStopped(response)) return;
+    if (!this.timeline) {
+      this.sendErrorResponse(response, 1090, 'Time travel needs a launched program.');
+      return;
+    }
+    this.busy = true;
+    this.invalidate();
+    try {
+      const t = this.timeline;
+      const a = how === 'back' ? await t.stepBack() : await t.reverseContinue();
+      this.sendResponse(response);
+      this.ended = false;
+      this.currentTid = a.tid;
+      this.invalidate();
+      this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
+      this.report(a.reason, a.tid, a.description, a.hitIds, false);
+    } catch (e) {
+      this.sendErrorResponse(response, 1091, (e as Error).message);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  protected override stepBackRequest(response: DebugProtocol.StepBackResponse): void {
+    void this.travel(response, 'back');
+  }
+
+  protected override reverseContinueRequest(response: DebugProtocol.ReverseContinueResponse): void {
+    void this.travel(response, 'reverse');
+  }
+
   protected override nextRequest(response: DebugProtocol.NextResponse, args: DebugProtocol.NextArguments): void {
     void this.step(response, args.threadId, 'next', args.granularity);
   }
@@ -672,6 +765,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     response.body = {
       breakpoints: specs.map((b, i) => (bad[i] ? { verified: false, line: b.line, message: `Condition "${b.condition}": ${bad[i]}` } : this.toDap(installed[k++]))),
     };
+    this.syncRawHits();
     this.sendResponse(response);
   }
 
@@ -691,6 +785,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override setFunctionBreakPointsRequest(response: DebugProtocol.SetFunctionBreakpointsResponse, args: DebugProtocol.SetFunctionBreakpointsArguments): void {
     try {
       const list = this.bps.setFunctions(args.breakpoints, this.program);
+      this.syncRawHits();
       response.body = { breakpoints: list.map((b) => this.toDap(b)) };
       this.sendResponse(response);
     } catch (e) {
@@ -842,6 +937,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         if (!(REGISTER_NAMES as readonly string[]).includes(args.name)) throw new Error(`no register ${args.name}`);
         const v = BigInt(this.program.evaluate(args.value).int());
         this.engine.setRegisters(tid, { [args.name]: v });
+        this.timeline?.changed();
         this.stacks.clear();
         response.body = { value: '0x' + BigInt.asUintN(64, v).toString(16).padStart(16, '0') };
         this.sendResponse(response);
@@ -859,6 +955,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       }
       const source = this.program.evaluate(args.value, frame, stack);
       this.engine.writeMemory(target.addr, encodeFor(target, source));
+      this.timeline?.changed();
       this.stacks.clear();
       const now = this.valuesOf(ref).find((v) => v.name === args.name)!.value;
       const shown = this.variable(args.name, now);
@@ -925,6 +1022,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
       const data = Buffer.from(args.data, 'base64');
       this.engine.writeMemory(addr, data);
+      this.timeline?.changed();
       this.invalidate();
       response.body = { bytesWritten: data.length };
       this.sendResponse(response);
@@ -986,10 +1084,19 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   private checkpointList(): CheckpointView[] {
     if (!this.engine) return [];
-    return this.engine.checkpoints().map((c) => {
+    // the user's snapshots; the timeline's own checkpoints are not listed
+    return this.engine.checkpoints().filter((c) => this.checkpointMeta.has(c.id)).map((c) => {
       const m = this.checkpointMeta.get(c.id);
       return { id: c.id, name: m?.name ?? `Checkpoint ${c.id}`, threadId: m?.threadId ?? 0, source: m?.source, line: m?.line, function: m?.function, time: c.createdAt.toISOString(), kind: c.kind, bytes: c.bytes };
     });
+  }
+
+  private recordPosition(): bigint | undefined {
+    try {
+      return this.timeline?.unavailable ? undefined : this.engine.recordPosition();
+    } catch {
+      return undefined;
+    }
   }
 
   private checkpointsChanged(): void {
@@ -1012,6 +1119,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
           source: top?.source ? this.source(top.source.file) : undefined,
           line: top?.source?.line,
           function: top?.function,
+          pos: this.recordPosition(),
         };
         this.checkpointMeta.set(cid, meta);
         this.checkpointsChanged();
@@ -1021,8 +1129,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode() };
       case 'restore': {
         if (this.busy) throw new Error('The program is running: pause it first.');
-        if (!this.checkpointMeta.has(id) && !this.engine.checkpoints().some((c) => c.id === id)) throw new Error(`There is no checkpoint ${id}.`);
+        const meta = this.checkpointMeta.get(id);
+        if (!meta) throw new Error(`There is no checkpoint ${id}.`);
         const pid = this.engine.restore(id);
+        // re-execution from here replays what was recorded after the snapshot
+        if (meta.pos !== undefined) this.engine.replayFrom(meta.pos);
         this.ended = false;
         this.invalidate();
         this.currentTid = pid;

@@ -1,6 +1,7 @@
 // Drives the real adapter bundle (dist/adapter.js) over DAP, as VS Code does.
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/fixtures';
 
@@ -37,4 +38,32 @@ export function collectOutput(dc: DebugClient): { text: (category?: string) => s
   const chunks: { category: string; output: string }[] = [];
   dc.on('output', (e: DebugProtocol.OutputEvent) => chunks.push({ category: e.body.category ?? 'console', output: e.body.output }));
   return { text: (c?: string) => chunks.filter((x) => !c || x.category === c).map((x) => x.output).join('') };
+}
+
+/**
+ * Plays VS Code's integrated terminal for `console: integratedTerminal`: runs what the
+ * adapter asks for with a pipe as the terminal, types `input` into it, collects its output.
+ */
+export function fakeTerminal(dc: DebugClient, input: string): { output: () => string; stdin: () => NodeJS.WritableStream | undefined } {
+  let out = '';
+  let stdin: NodeJS.WritableStream | undefined;
+  const raw = dc as unknown as { dispatch(body: string): void; outputStream: NodeJS.WritableStream };
+  const original = raw.dispatch.bind(dc);
+  raw.dispatch = (body: string) => {
+    const m = JSON.parse(body);
+    if (m.type !== 'request' || m.command !== 'runInTerminal') return original(body);
+    const a = m.arguments as DebugProtocol.RunInTerminalRequestArguments;
+    const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+    for (const [k, v] of Object.entries(a.env ?? {})) {
+      if (v === null) delete env[k];
+      else env[k] = v as string;
+    }
+    const term = spawn(a.args[0], a.args.slice(1), { cwd: a.cwd, env });
+    term.stdout.on('data', (d) => (out += d));
+    stdin = term.stdin;
+    term.stdin.write(input);
+    const reply = JSON.stringify({ type: 'response', seq: 0, request_seq: m.seq, command: m.command, success: true, body: { processId: term.pid } });
+    raw.outputStream.write(`Content-Length: ${Buffer.byteLength(reply)}\r\n\r\n${reply}`);
+  };
+  return { output: () => out, stdin: () => stdin };
 }

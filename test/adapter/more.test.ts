@@ -1,7 +1,7 @@
 // setVariable, restart, programs without debug information, breakpoints in libraries
 // loaded later with dlopen.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
@@ -9,7 +9,7 @@ import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
 import { assertNoFixtureProcesses } from '../helpers/procs';
-import { collectOutput, launchTo, startClient } from './dap';
+import { collectOutput, fakeTerminal, launchTo, startClient } from './dap';
 
 const clients: DebugClient[] = [];
 async function client(): Promise<DebugClient> {
@@ -127,23 +127,7 @@ describe('console: integratedTerminal', () => {
   test('the program runs in the terminal the client starts, reads its input there, and stops at breakpoints', async () => {
     const prog = buildFixture('echoer.c');
     const dc = await client();
-    // play the terminal: run what the adapter asks for, with a pipe as the terminal
-    let term: import('node:child_process').ChildProcessWithoutNullStreams | undefined;
-    let termOut = '';
-    const raw = dc as unknown as { dispatch(body: string): void; outputStream: NodeJS.WritableStream };
-    const original = raw.dispatch.bind(dc);
-    raw.dispatch = (body: string) => {
-      const m = JSON.parse(body);
-      if (m.type !== 'request' || m.command !== 'runInTerminal') return original(body);
-      const a = m.arguments as DebugProtocol.RunInTerminalRequestArguments;
-      const env: Record<string, string> = { ...(process.env as Record<string, string>) };
-      for (const [k, v] of Object.entries(a.env ?? {})) if (v === null) delete env[k]; else env[k] = v as string;
-      term = spawn(a.args[0], a.args.slice(1), { cwd: a.cwd, env });
-      term.stdout.on('data', (d) => (termOut += d));
-      term.stdin.write('hello\n'); // typed into the terminal; read once the program runs
-      const reply = JSON.stringify({ type: 'response', seq: 0, request_seq: m.seq, command: m.command, success: true, body: { processId: term.pid } });
-      raw.outputStream.write(`Content-Length: ${Buffer.byteLength(reply)}\r\n\r\n${reply}`);
-    };
+    const term = fakeTerminal(dc, 'hello\n');
     const st = await launchTo(dc, { program: prog, console: 'integratedTerminal' }, join(fixturesDir, 'echoer.c'), [], () =>
       dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'got_line' }] }),
     );
@@ -153,9 +137,9 @@ describe('console: integratedTerminal', () => {
     await dc.setFunctionBreakpointsRequest({ breakpoints: [] });
     const exited = dc.waitForEvent('exited') as Promise<DebugProtocol.ExitedEvent>;
     await dc.continueRequest({ threadId: st.body.threadId! });
-    term!.stdin.write('world\n');
-    term!.stdin.end();
+    term.stdin()!.write('world\n');
+    term.stdin()!.end();
     assert.equal((await exited).body.exitCode, 2);
-    assert.equal(termOut, 'HELLO\nWORLD\nlines 2\n');
+    assert.equal(term.output(), 'HELLO\nWORLD\nlines 2\n');
   });
 });

@@ -1,0 +1,155 @@
+// Step back and reverse continue over DAP, checked against what the forward run showed.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, afterEach, describe, test } from 'node:test';
+import type { DebugClient } from '@vscode/debugadapter-testsupport';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { buildFixture, fixturesDir } from '../helpers/fixtures';
+import { assertNoFixtureProcesses } from '../helpers/procs';
+import { collectOutput, fakeTerminal, launchTo, startClient } from './dap';
+
+const clients: DebugClient[] = [];
+async function client(): Promise<DebugClient> {
+  const dc = await startClient();
+  clients.push(dc);
+  return dc;
+}
+afterEach(async () => {
+  for (const dc of clients.splice(0)) {
+    try {
+      await dc.disconnectRequest({ terminateDebuggee: true });
+    } catch {
+      /* ended */
+    }
+    await dc.stop();
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  assertNoFixtureProcesses('after test');
+});
+after(() => assertNoFixtureProcesses('after suite'));
+
+const counterSrc = join(fixturesDir, 'counter.c');
+
+async function tid(dc: DebugClient): Promise<number> {
+  return (await dc.threadsRequest()).body.threads[0].id;
+}
+
+/** The line and every local and argument of the top frame, as the editor shows them. */
+async function snapshot(dc: DebugClient) {
+  const t = await tid(dc);
+  const st = await dc.stackTraceRequest({ threadId: t });
+  const top = st.body.stackFrames[0];
+  const sc = await dc.scopesRequest({ frameId: top.id });
+  const vars: string[] = [];
+  for (const s of sc.body.scopes.filter((x) => x.name !== 'Registers')) {
+    const v = await dc.variablesRequest({ variablesReference: s.variablesReference });
+    vars.push(...v.body.variables.map((x) => `${x.name}=${x.value}`));
+  }
+  const total = (await dc.evaluateRequest({ expression: 'total', frameId: top.id, context: 'watch' })).body.result;
+  return { fn: top.name, line: top.line, vars, total };
+}
+
+async function act(dc: DebugClient, what: 'next' | 'back' | 'reverse' | 'continue'): Promise<DebugProtocol.StoppedEvent> {
+  const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  const t = await tid(dc);
+  if (what === 'next') await dc.nextRequest({ threadId: t });
+  else if (what === 'back') await dc.stepBackRequest({ threadId: t });
+  else if (what === 'reverse') await dc.reverseContinueRequest({ threadId: t });
+  else await dc.continueRequest({ threadId: t });
+  return stopped;
+}
+
+describe('time travel', () => {
+  test('next five times through a loop, step back five times: the same states in reverse; next again: the same states', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const out = collectOutput(dc);
+    const init = await dc.initializeRequest();
+    assert.equal(init.body?.supportsStepBack, true);
+    await launchTo(dc, { program: prog, args: ['6'] }, counterSrc, [{ line: 20, condition: 'i == 2' }]);
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [] });
+    const forward = [await snapshot(dc)];
+    for (let i = 0; i < 5; i++) {
+      await act(dc, 'next');
+      forward.push(await snapshot(dc));
+    }
+    const lines = forward.map((f) => f.line);
+    assert.ok(new Set(lines).size >= 3, `the steps visit several lines: ${lines}`);
+    const printedBefore = out.text('stdout');
+    for (let i = 4; i >= 0; i--) {
+      const ev = await act(dc, 'back');
+      assert.equal(ev.body.reason, 'step');
+      assert.deepEqual(await snapshot(dc), forward[i], `step back to state ${i}`);
+    }
+    for (let i = 1; i <= 5; i++) {
+      await act(dc, 'next');
+      assert.deepEqual(await snapshot(dc), forward[i], `forward again to state ${i}`);
+    }
+    // going back and forth printed nothing twice
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(out.text('stdout'), printedBefore);
+  });
+
+  test('reverse continue from the 1000th iteration finds the 999th hit, the loop variable one less', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    await launchTo(dc, { program: prog, args: ['1200'] }, counterSrc, [{ line: 10, condition: 'i == 999' }]);
+    assert.deepEqual((await snapshot(dc)).vars, ['i=999']);
+    // the breakpoint now stops at every iteration: the 999th was passed without stopping
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [{ line: 10 }] });
+    const ev = await act(dc, 'reverse');
+    assert.equal(ev.body.reason, 'breakpoint');
+    const s = await snapshot(dc);
+    assert.deepEqual([s.fn, s.line, s.vars], ['tick', 10, ['i=998']]);
+    assert.equal(s.total, String((998 * 997) / 2));
+    // and again
+    await act(dc, 'reverse');
+    assert.deepEqual((await snapshot(dc)).vars, ['i=997']);
+    // forward from the past: the breakpoint hits the next iteration
+    await act(dc, 'continue');
+    assert.deepEqual((await snapshot(dc)).vars, ['i=998']);
+  });
+
+  test('a program reading stdin, random bytes, the time and its pid sees the same values after going back and forward; its output appears once', async () => {
+    const prog = buildFixture('inputs.c');
+    const dc = await client();
+    const term = fakeTerminal(dc, 'one\ntwo\nthree\n');
+    await launchTo(dc, { program: prog, console: 'integratedTerminal' }, join(fixturesDir, 'inputs.c'), [], () =>
+      dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'mark' }] }),
+    );
+    const globals = async () => {
+      const st = await dc.stackTraceRequest({ threadId: await tid(dc) });
+      const f = st.body.stackFrames[0].id;
+      const ev = async (e: string) => (await dc.evaluateRequest({ expression: e, frameId: f, context: 'watch' })).body.result;
+      return { n: await ev('n'), line: await ev('last_line'), rand: await ev('last_rand'), time: await ev('last_time'), pid: await ev('last_pid') };
+    };
+    const seen = [await globals()];
+    for (let i = 2; i <= 3; i++) {
+      await act(dc, 'continue');
+      seen.push(await globals());
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const printed = term.output();
+    assert.equal(printed.split('\n').filter(Boolean).length, 3);
+    // back to mark(1): the breakpoint hits before, in reverse
+    await act(dc, 'reverse');
+    assert.deepEqual(await globals(), seen[1]);
+    await act(dc, 'reverse');
+    assert.deepEqual(await globals(), seen[0]);
+    // forward again: replayed inputs, the same values, nothing printed again
+    for (let i = 2; i <= 3; i++) {
+      await act(dc, 'continue');
+      assert.deepEqual(await globals(), seen[i - 1], `mark(${i}) sees the recorded inputs`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(term.output(), printed);
+    // then live to the end: the rest printed once
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [] });
+    const exited = dc.waitForEvent('exited') as Promise<DebugProtocol.ExitedEvent>;
+    await dc.continueRequest({ threadId: await tid(dc) });
+    term.stdin()!.end();
+    assert.equal((await exited).body.exitCode, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(term.output(), printed + 'done 3\n');
+  });
+});
