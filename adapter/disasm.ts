@@ -37,9 +37,12 @@ export async function decode(bytes: Buffer, address: bigint, count: number): Pro
 }
 
 /**
- * `count` instructions around `address`, starting `offset` instructions from it
- * (negative: before it). x86 cannot be decoded backwards, so decoding starts at the
- * enclosing function's entry when it is known, else a little before and resyncs.
+ * `count` slots around `address`, starting `offset` instructions from it (negative:
+ * before it), as DAP wants them: slot -offset is the instruction at `address`; slots
+ * with no instruction (before readable memory, or past it) are undefined. x86 cannot
+ * be decoded backwards, so decoding starts at the entry of the symbol that holds the
+ * start of the window, else a little before it, keeping the decoding whose
+ * boundaries meet `address`.
  */
 export async function disassembleAround(
   read: (addr: bigint, len: number) => Buffer,
@@ -47,32 +50,45 @@ export async function disassembleAround(
   address: bigint,
   offset: number,
   count: number,
-): Promise<Instruction[]> {
+): Promise<(Instruction | undefined)[]> {
   const before = Math.max(0, -offset);
-  let start = address - BigInt(before * 15 + 64);
-  const sym = program?.moduleFor(address)?.elfSymbolAt(address);
-  const fn = sym?.addr;
-  if (fn !== undefined && fn <= address && address - fn < BigInt(64 * 1024)) start = fn < start ? start : fn;
-  if (start < 0n) start = 0n;
-  const span = Number(address - start) + (count + Math.max(offset, 0)) * 15 + 16;
+  const after = Math.max(0, count + offset);
+  const symStart = (a: bigint): bigint | undefined => {
+    const sym = program?.moduleFor(a)?.elfSymbolAt(a);
+    return sym && sym.addr <= a && a - sym.addr < 1n << 16n ? sym.addr : undefined;
+  };
+  // forward from the entry of the function holding address (or a little before it)
+  let start = symStart(address) ?? (address > 64n ? address - 64n : 0n);
+  const span = Number(address - start) + after * 15 + 16;
   const bytes = read(start, span);
-  let insns = await decode(bytes, start, 0);
-  // resync: keep the decoding whose boundaries hit `address` exactly
+  let insns = bytes.length ? await decode(bytes, start, 0) : [];
   let idx = insns.findIndex((i) => i.address === address);
-  for (let skew = 1n; idx < 0 && skew < 16n && start + skew <= address; skew++) {
+  for (let skew = 1n; idx < 0 && skew < 16n && start + skew <= address && Number(skew) < bytes.length; skew++) {
     insns = await decode(bytes.subarray(Number(skew)), start + skew, 0);
     idx = insns.findIndex((i) => i.address === address);
   }
   if (idx < 0) {
-    insns = await decode(read(address, count * 15 + 16), address, 0);
+    const here = read(address, after * 15 + 16);
+    insns = here.length ? await decode(here, address, 0) : [];
     idx = 0;
+    start = address;
   }
-  const from = idx + offset;
-  const out: Instruction[] = [];
-  for (let k = from; k < from + count; k++) {
-    const i = insns[k];
-    if (!i) continue;
-    if (program) {
+  // backwards, one preceding symbol at a time, until the window is full or no code is left
+  let cursor = insns[0]?.address ?? address;
+  while (idx < before) {
+    const prev = symStart(cursor - 1n);
+    if (prev === undefined || prev >= cursor) break;
+    const chunkBytes = read(prev, Number(cursor - prev));
+    const chunk = (chunkBytes.length ? await decode(chunkBytes, prev, 0) : []).filter((i) => i.address + BigInt(i.bytes.length) <= cursor);
+    if (!chunk.length) break;
+    insns = [...chunk, ...insns];
+    idx += chunk.length;
+    cursor = prev;
+  }
+  const out: (Instruction | undefined)[] = [];
+  for (let slot = 0; slot < count; slot++) {
+    const i = insns[idx + offset + slot];
+    if (i && program) {
       const d = program.describe(i.address);
       const es = program.moduleFor(i.address)?.elfSymbolAt(i.address);
       if (es) i.symbol = es.offset ? `${es.name}+${es.offset}` : es.name;

@@ -820,8 +820,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     return frames;
   }
 
+  /** A source the editor can open; one that is not on this machine (libc's, a build
+   * elsewhere) has no path, so the editor shows the disassembly rather than an error. */
   private source(file: string): Source {
     const local = this.toLocal(file);
+    if (!isAbsolute(local) || !existsSync(local)) return new Source(basename(local));
     return new Source(basename(local), local);
   }
 
@@ -846,9 +849,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         totalFrames: complete ? frames.length : frames.length + 1,
         stackFrames: frames.slice(start, start + count).map((f) => {
           const name = f.signalFrame ? '<signal handler called>' : f.function ? `${f.function}${f.inlined ? ' [inlined]' : ''}` : `0x${f.pc.toString(16)}`;
-          const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, f.source ? this.source(f.source.file) : undefined, f.source?.line ?? 0, f.source?.column ?? 0) as DebugProtocol.StackFrame;
+          const src = f.source ? this.source(f.source.file) : undefined;
+          const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, src?.path ? src : undefined, src?.path ? f.source!.line : 0, src?.path ? f.source!.column : 0) as DebugProtocol.StackFrame;
           sf.instructionPointerReference = '0x' + f.pc.toString(16);
-          if (!f.source) sf.presentationHint = 'subtle';
+          if (!src?.path) sf.presentationHint = 'subtle';
           const m = f.module;
           if (m) sf.moduleId = m.path;
           return sf;
@@ -1033,12 +1037,20 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   protected override async disassembleRequest(response: DebugProtocol.DisassembleResponse, args: DebugProtocol.DisassembleArguments): Promise<void> {
+    const invalid = (): DebugProtocol.DisassembledInstruction => ({ address: '0x0', instruction: '', presentationHint: 'invalid' });
+    // the editor may ask before anything runs (an empty reference): answer with nothing, no error
+    if (!args.memoryReference || !this.engine?.pid || this.busy) {
+      response.body = { instructions: Array.from({ length: args.instructionCount }, invalid) };
+      this.sendResponse(response);
+      return;
+    }
     try {
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
-      const insns = await disassembleAround((a, n) => this.engine.readMemory(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
+      const slots = await disassembleAround((a, n) => this.engine.readMemory(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
       let lastLine: string | undefined;
       response.body = {
-        instructions: insns.map((i) => {
+        instructions: slots.map((i) => {
+          if (!i) return invalid();
           const d: DebugProtocol.DisassembledInstruction = {
             address: '0x' + i.address.toString(16),
             instructionBytes: i.bytes.toString('hex').replace(/(..)(?!$)/g, '$1 '),
@@ -1048,7 +1060,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
           if (i.file && i.line) {
             const key = `${i.file}:${i.line}`;
             if (key !== lastLine) {
-              d.location = this.source(i.file);
+              const src = this.source(i.file);
+              if (src.path) d.location = src;
               d.line = i.line;
               lastLine = key;
             }
@@ -1056,8 +1069,6 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
           return d;
         }),
       };
-      // pad to the count asked for, as the protocol wants
-      while (response.body.instructions.length < args.instructionCount) response.body.instructions.push({ address: '0x0', instruction: '??', presentationHint: 'invalid' });
       this.sendResponse(response);
     } catch (e) {
       this.sendErrorResponse(response, 1070, `Cannot disassemble: ${(e as Error).message}`);

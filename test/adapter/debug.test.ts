@@ -151,6 +151,21 @@ describe('memory, disassembly, modules', () => {
     // instructions before the pc too
     const back = await dc.customRequest('disassemble', { memoryReference: frames[0].instructionPointerReference, instructionOffset: -3, instructionCount: 4 });
     assert.equal(BigInt(back.body.instructions[3].address), pc);
+    // what VS Code's Disassembly view asks: 200 before, 200 after; slot 200 is the pc
+    const view = await dc.customRequest('disassemble', { memoryReference: frames[0].instructionPointerReference, instructionOffset: -200, instructionCount: 400 });
+    const slots = view.body.instructions as DebugProtocol.DisassembledInstruction[];
+    assert.equal(slots.length, 400);
+    assert.equal(BigInt(slots[200].address), pc);
+    const firstReal = slots.findIndex((i) => i.presentationHint !== 'invalid');
+    assert.ok(firstReal <= 170, `at least 30 instructions before the pc (first real slot ${firstReal})`);
+    // from there on, each instruction starts where the previous one ends
+    for (let k = firstReal; k < 260; k++) {
+      const len = BigInt(slots[k].instructionBytes!.split(' ').length);
+      assert.equal(BigInt(slots[k + 1].address), BigInt(slots[k].address) + len, `slot ${k + 1} follows slot ${k}`);
+    }
+    // asked with no reference (before any stop): no error, only empty slots
+    const empty = await dc.customRequest('disassemble', { memoryReference: '', instructionCount: 5 });
+    assert.equal(empty.body.instructions.length, 5);
     for (const name of ['total', 'counter']) {
       const ev = await dc.evaluateRequest({ expression: `&${name}`, frameId: frames[0].id, context: 'watch' });
       const addrText = /0x[0-9a-f]+/.exec(ev.body.result)![0];
