@@ -85,6 +85,22 @@ export async function disassembleAround(
     idx += chunk.length;
     cursor = prev;
   }
+  // no symbol before: decode the raw bytes, choosing the start whose decoding ends
+  // exactly at the first known instruction (as `x/i` would show that memory)
+  if (idx < before && cursor > 0n) {
+    const want = BigInt((before - idx) * 8 + 32);
+    const from = cursor > want ? cursor - want : 0n;
+    const raw = read(from, Number(cursor - from));
+    for (let skew = 0; skew < 16 && skew < raw.length; skew++) {
+      const chunk = (await decode(raw.subarray(skew), from + BigInt(skew), 0)).filter((i) => i.address + BigInt(i.bytes.length) <= cursor);
+      const last = chunk[chunk.length - 1];
+      if (last && last.address + BigInt(last.bytes.length) === cursor) {
+        insns = [...chunk, ...insns];
+        idx += chunk.length;
+        break;
+      }
+    }
+  }
   const out: (Instruction | undefined)[] = [];
   for (let slot = 0; slot < count; slot++) {
     const i = insns[idx + offset + slot];

@@ -824,7 +824,12 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
    * elsewhere) has no path, so the editor shows the disassembly rather than an error. */
   private source(file: string): Source {
     const local = this.toLocal(file);
-    if (!isAbsolute(local) || !existsSync(local)) return new Source(basename(local));
+    if (!isAbsolute(local) || !existsSync(local)) {
+      const s = new Source(basename(local));
+      (s as DebugProtocol.Source).presentationHint = 'deemphasize';
+      (s as DebugProtocol.Source).origin = `not on this machine: ${local}`;
+      return s;
+    }
     return new Source(basename(local), local);
   }
 
@@ -850,7 +855,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         stackFrames: frames.slice(start, start + count).map((f) => {
           const name = f.signalFrame ? '<signal handler called>' : f.function ? `${f.function}${f.inlined ? ' [inlined]' : ''}` : `0x${f.pc.toString(16)}`;
           const src = f.source ? this.source(f.source.file) : undefined;
-          const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, src?.path ? src : undefined, src?.path ? f.source!.line : 0, src?.path ? f.source!.column : 0) as DebugProtocol.StackFrame;
+          const sf = new StackFrame(this.frameIds.create({ tid: args.threadId, index: f.index }), name, src, f.source?.line ?? 0, f.source?.column ?? 0) as DebugProtocol.StackFrame;
           sf.instructionPointerReference = '0x' + f.pc.toString(16);
           if (!src?.path) sf.presentationHint = 'subtle';
           const m = f.module;
@@ -1047,10 +1052,21 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     try {
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
       const slots = await disassembleAround((a, n) => this.engine.readMemory(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
+      // slots with no instruction still get ordered, distinct addresses: the editor's view
+      // finds rows by address and asks for more above its first row
+      const firstReal = slots.findIndex((i) => i !== undefined);
+      const lastReal = slots.length - 1 - [...slots].reverse().findIndex((i) => i !== undefined);
+      const placeholder = (k: number): DebugProtocol.DisassembledInstruction => {
+        let a: bigint;
+        if (firstReal < 0) a = addr + BigInt(k - Math.max(0, -(args.instructionOffset ?? 0)));
+        else if (k < firstReal) a = slots[firstReal]!.address - BigInt(firstReal - k);
+        else a = slots[lastReal]!.address + BigInt(slots[lastReal]!.bytes.length) + BigInt(k - lastReal - 1);
+        return { address: '0x' + (a < 0n ? 0n : a).toString(16), instruction: '??', presentationHint: 'invalid' };
+      };
       let lastLine: string | undefined;
       response.body = {
-        instructions: slots.map((i) => {
-          if (!i) return invalid();
+        instructions: slots.map((i, k) => {
+          if (!i) return placeholder(k);
           const d: DebugProtocol.DisassembledInstruction = {
             address: '0x' + i.address.toString(16),
             instructionBytes: i.bytes.toString('hex').replace(/(..)(?!$)/g, '$1 '),

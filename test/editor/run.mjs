@@ -479,7 +479,7 @@ async function disassembly(fx) {
   const rowsShown = () =>
     page.evaluate(() =>
       [...document.querySelectorAll('.disassembly-view .monaco-list-row')].map((r) => {
-        const m = /Address: (0x[0-9a-f]+), Instruction: (.*)/.exec(r.getAttribute('aria-label') ?? '');
+        const m = /Address: (0x[0-9a-f]+)(?:, Bytes: [^,]*)?, Instruction: (.*)/.exec(r.getAttribute('aria-label') ?? '');
         return {
           top: parseFloat(r.style.top || '0'),
           address: m ? BigInt(m[1]).toString() : null,
@@ -498,7 +498,7 @@ async function disassembly(fx) {
   await sleep(800);
   const rowsNow = await rowsShown();
   await shot('disassembly');
-  const current = rowsNow.filter((r) => r.current && r.address !== '0');
+  const current = rowsNow.filter((r) => r.current && r.address !== null && r.address !== '0');
   const pcInsn = fx.tickDis.find((d) => d.current);
   check('Disassembly view marks one instruction as the current one, the one gdb marks',
     current.length === 1 && pcInsn && sameMnemonic(current[0].insn.split(/\s+/)[0], pcInsn.mnemonic),
@@ -558,6 +558,14 @@ async function scenarioAttach(fx) {
   // Pause, to see its stack; detach; then gdb attaches to the same process as the oracle.
   if (attached) {
     await page.keyboard.press('F6');
+    await waitFor('the paused stack', async () => ((await rows('.debug-call-stack')).some((x) => /^main\b/.test(x.label ?? '')) ? true : null), 15_000).catch(() => null);
+    // frames in code not on this machine (libc's) are folded by the editor: unfold them
+    for (let k = 0; k < 3; k++) {
+      const more = page.locator('.debug-call-stack .monaco-list-row', { hasText: /Show \d+ More Stack Frames/ }).first();
+      if (!(await more.count())) break;
+      await more.click().catch(() => {});
+      await sleep(300);
+    }
     const fr = await waitFor('frames after pause', async () => {
       const r = (await rows('.debug-call-stack')).filter((x) => x.line !== undefined);
       return r.some((x) => /^main\b/.test(x.label ?? '')) ? r : null;
