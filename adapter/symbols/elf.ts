@@ -293,6 +293,9 @@ export function pickSymbol(c: ElfSymbol[]): ElfSymbol | undefined {
     if (s.value !== top) continue;
     if (!best) { best = s; continue; }
     if ((s.size > 0) !== (best.size > 0)) { if (s.size > 0) best = s; continue; }
+    // a global (or weak) name over a file-local one at the same address, as gdb names data
+    // (ld.so's _r_debug, not the local _r_debug_extended)
+    if ((s.bind !== 0) !== (best.bind !== 0)) { if (s.bind !== 0) best = s; continue; }
     if (Buffer.compare(Buffer.from(s.name), Buffer.from(best.name)) > 0) best = s;
   }
   return best;
