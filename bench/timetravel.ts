@@ -1,0 +1,104 @@
+// Time travel: the cost of recording a run against the bare program, and the latency
+// of step back and reverse continue against gdb's `record full` on the same loop.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { Session } from '../adapter/engine';
+import { buildFixture, fixturesDir, repoRoot } from '../test/helpers/fixtures';
+import { median, ms, printTable, ratio } from './table';
+
+function bareMs(prog: string, args: string[]): number {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    spawnSync(prog, args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+async function underEngine(prog: string, args: string[], record: boolean): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const s = new Session();
+    const t = performance.now();
+    s.launch({ program: prog, args, stdout: { mode: 'null' } });
+    if (record) s.recordStart();
+    s.continue();
+    await s.waitStop();
+    times.push(performance.now() - t);
+    await s.close();
+  }
+  return median(times);
+}
+
+async function dapTravel(prog: string, n: number) {
+  const src = join(fixturesDir, 'loops.c');
+  const dc = new DebugClient('node', join(repoRoot, 'dist', 'adapter.js'), 'cryo');
+  dc.defaultTimeout = 120000;
+  await dc.start();
+  await dc.initializeRequest();
+  const init = dc.waitForEvent('initialized');
+  const launched = dc.launch({ program: prog, args: ['compute', String(n + 10)] });
+  await init;
+  let stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${n - 1}` }] });
+  await dc.configurationDoneRequest();
+  await launched;
+  const tid = (await stopped).body.threadId!;
+  // next a few lines, then time step back
+  for (let i = 0; i < 3; i++) {
+    stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.nextRequest({ threadId: tid });
+    await stopped;
+  }
+  const t0 = performance.now();
+  stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.stepBackRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+  await stopped;
+  const stepBack = performance.now() - t0;
+  // the breakpoint at every iteration now: reverse continue finds the previous hit by re-execution
+  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10 }] });
+  const t1 = performance.now();
+  stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.reverseContinueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+  await stopped;
+  const reverse = performance.now() - t1;
+  await dc.disconnectRequest({ terminateDebuggee: true });
+  await dc.stop();
+  return { stepBack, reverse };
+}
+
+function gdbRecord(prog: string, n: number) {
+  const py = (c: string) => `python ${c}`;
+  const out = execFileSync('gdb', ['-nx', '-batch', '-ex', 'set startup-with-shell off', '-ex', 'break main', '-ex', 'run', '-ex', 'record full', '-ex', 'set record full insn-number-max unlimited',
+    '-ex', `break loops.c:10 if i == ${n - 1}`, '-ex', py('import time; t=time.perf_counter()'), '-ex', 'continue', '-ex', py('print("FWD %.3f" % ((time.perf_counter()-t)*1000))'),
+    '-ex', 'delete', '-ex', 'break loops.c:10', '-ex', py('t=time.perf_counter()'), '-ex', 'reverse-continue', '-ex', py('print("RC %.3f" % ((time.perf_counter()-t)*1000))'),
+    '-ex', py('t=time.perf_counter()'), '-ex', 'reverse-next', '-ex', py('print("RN %.3f" % ((time.perf_counter()-t)*1000))'), '-ex', 'kill', '--args', prog, 'compute', String(n + 10)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+  const f = (k: string) => Number(new RegExp(`^${k} ([\\d.]+)`, 'm').exec(out)?.[1] ?? NaN);
+  return { forward: f('FWD'), reverse: f('RC'), stepBack: f('RN') };
+}
+
+export async function benchTimeTravel(): Promise<void> {
+  const prog = buildFixture('loops.c', { flags: ['-O0', '-g'] });
+  const rows = [];
+  for (const [kind, n] of [['compute', 2_000_000], ['syscalls', 20_000]] as const) {
+    const args = [kind, String(n)];
+    const bare = bareMs(prog, args);
+    const traced = await underEngine(prog, args, false);
+    const recorded = await underEngine(prog, args, true);
+    rows.push({ workload: `${kind} (${n} iterations)`, 'bare (ms)': ms(bare), 'traced (ms)': ms(traced), 'recorded (ms)': ms(recorded), 'recording cost': `${(recorded / bare).toFixed(2)}x of bare` });
+  }
+  printTable('Recording: the forward run with syscall recording on, against the bare program', rows);
+  const N = 2000;
+  const ours = await dapTravel(prog, N);
+  const gdb = gdbRecord(prog, N);
+  const forward = await underEngine(prog, ['compute', String(N)], true);
+  printTable(`Going back (loops.c compute, breakpoint at iteration ${N}; ours through DAP, gdb with record full)`, [
+    { action: `run forward to iteration ${N}, recording`, 'cryo (ms)': ms(forward), 'gdb (ms)': ms(gdb.forward), ratio: ratio(forward, gdb.forward) },
+    { action: 'step back one line', 'cryo (ms)': ms(ours.stepBack), 'gdb (ms)': ms(gdb.stepBack), ratio: ratio(ours.stepBack, gdb.stepBack) },
+    { action: 'reverse continue to the previous hit', 'cryo (ms)': ms(ours.reverse), 'gdb (ms)': ms(gdb.reverse), ratio: ratio(ours.reverse, gdb.reverse) },
+  ]);
+  console.log('\n(gdb records every instruction: going back is a walk in memory, the forward run pays for it; cryo records syscall results and goes back by restoring a checkpoint and re-executing)');
+}
