@@ -1,5 +1,7 @@
 // npm run bench: every benchmark, figures side by side with the tools people use today.
+import { spawnSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
+import { join } from 'node:path';
 import { benchCheckpoints } from './checkpoint';
 import { benchDebug } from './debug';
 import { benchTimeTravel } from './timetravel';
@@ -10,6 +12,13 @@ async function main(): Promise<void> {
   if (!only || only === 'checkpoint') await benchCheckpoints(process.env.CRYO_BENCH_SIZES?.split(',').map(Number));
   if (!only || only === 'debug') await benchDebug();
   if (!only || only === 'timetravel') await benchTimeTravel();
+  if (!only || only === 'symbols') {
+    // a large program (sqlite3's amalgamation, from the npm registry): symbols against gdb
+    console.log('\n## Symbols on a large program: a fresh Program answering, against gdb -batch\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'symbols.ts')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    process.stdout.write(r.stdout ?? '');
+    if (r.status !== 0) console.log(`(symbols benchmark failed: exit ${r.status})`);
+  }
 }
 
 main().catch((e) => {
