@@ -230,30 +230,44 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Reads the listed pages of the live process into cp->data, in batches. */
-static int copy_pages(struct cryo_session *s, struct checkpoint *cp) {
+typedef ssize_t (*vm_io)(pid_t, const struct iovec *, unsigned long, const struct iovec *, unsigned long, unsigned long);
+
+/* Moves a delta's pages between cp->data and process pid, 512 pages per syscall
+ * (process_vm_readv or process_vm_writev); the pages it refuses (PROT_NONE, read-only)
+ * go one by one to `slow` (through /proc/PID/mem). */
+static int move_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp, vm_io io,
+                      int (*slow)(struct cryo_session *, pid_t, uint64_t, uint8_t *)) {
   enum { BATCH = 512 };
   struct iovec local[BATCH], remote[BATCH];
   size_t i = 0;
   while (i < cp->npages) {
     size_t k = 0, first = i;
-    while (i < cp->npages && k < BATCH) {
-      local[k].iov_base = cp->data + i * PAGE;
-      local[k].iov_len = PAGE;
-      remote[k].iov_base = (void *)(uintptr_t)cp->addrs[i];
-      remote[k].iov_len = PAGE;
-      i++;
-      k++;
+    for (; i < cp->npages && k < BATCH; i++, k++) {
+      local[k] = (struct iovec){cp->data + i * PAGE, PAGE};
+      remote[k] = (struct iovec){(void *)(uintptr_t)cp->addrs[i], PAGE};
     }
-    ssize_t n = process_vm_readv(s->pid, local, k, remote, k, 0);
-    size_t got = n > 0 ? (size_t)n / PAGE : 0;
-    if (got < k) dbg("copy_pages: process_vm_readv of %zu pages read %zd (errno %d) at 0x%llx", k, n, errno, (unsigned long long)cp->addrs[first + got]);
-    /* what process_vm_readv refuses (PROT_NONE) goes page by page through /proc/PID/mem */
-    for (size_t j = first + got; j < first + k; j++) {
-      if (mem_read_raw(s, s->pid, cp->addrs[j], cp->data + j * PAGE, PAGE) != (ssize_t)PAGE)
-        memset(cp->data + j * PAGE, 0, PAGE);
+    ssize_t n = io(pid, local, k, remote, k, 0);
+    size_t done = n > 0 ? (size_t)n / PAGE : 0;
+    for (size_t j = first + done; j < first + k; j++) {
+      int rc = slow(s, pid, cp->addrs[j], cp->data + j * PAGE);
+      if (rc != CRYO_OK) return rc;
     }
   }
+  return CRYO_OK;
+}
+
+static int read_page_slow(struct cryo_session *s, pid_t pid, uint64_t addr, uint8_t *data) {
+  if (mem_read_raw(s, pid, addr, data, PAGE) != (ssize_t)PAGE) memset(data, 0, PAGE); /* unreadable: zeros */
+  return CRYO_OK;
+}
+
+static int write_page_slow(struct cryo_session *s, pid_t pid, uint64_t addr, uint8_t *data) {
+  return mem_write_raw(s, pid, addr, data, PAGE);
+}
+
+/* Reads the listed pages of the live process into cp->data. */
+static int copy_pages(struct cryo_session *s, struct checkpoint *cp) {
+  move_pages(s, s->pid, cp, process_vm_readv, read_page_slow);
   /* the program's bytes, not our int3s */
   for (int b = 0; b < s->nbps; b++) {
     uint64_t page = s->bps[b].addr & ~(PAGE - 1);
@@ -447,8 +461,6 @@ static int zero_range(struct cryo_session *s, pid_t pid, int pagemap, uint64_t s
 /* Writes a delta into process pid: its zero ranges, then its pages (read-only ones
  * through /proc/PID/mem). */
 static int write_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp) {
-  enum { BATCH = 512 };
-  struct iovec local[BATCH], remote[BATCH];
   if (cp->nzero) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
@@ -463,25 +475,7 @@ static int write_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp)
     }
     close(pm);
   }
-  size_t i = 0;
-  while (i < cp->npages) {
-    size_t k = 0, first = i;
-    while (i < cp->npages && k < BATCH) {
-      local[k].iov_base = cp->data + i * PAGE;
-      local[k].iov_len = PAGE;
-      remote[k].iov_base = (void *)(uintptr_t)cp->addrs[i];
-      remote[k].iov_len = PAGE;
-      i++;
-      k++;
-    }
-    ssize_t n = process_vm_writev(pid, local, k, remote, k, 0);
-    size_t done = n > 0 ? (size_t)n / PAGE : 0;
-    for (size_t j = first + done; j < first + k; j++) {
-      int rc = mem_write_raw(s, pid, cp->addrs[j], cp->data + j * PAGE, PAGE);
-      if (rc != CRYO_OK) return rc;
-    }
-  }
-  return CRYO_OK;
+  return move_pages(s, pid, cp, process_vm_writev, write_page_slow);
 }
 
 struct restore_args {

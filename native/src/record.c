@@ -184,6 +184,14 @@ static int log_push(struct cryo_session *s, const struct rec_entry *e) {
   return CRYO_OK;
 }
 
+/* A syscall about to run while recording: its exit stop completes the entry. */
+static void begin_entry(struct thread *t, const struct user_regs_struct *r) {
+  t->rec_pending = true;
+  t->rec_entry.nr = (uint32_t)r->orig_rax;
+  uint64_t a[6] = {r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9};
+  memcpy(t->rec_entry.args, a, sizeof a);
+}
+
 /* A seccomp stop. Returns the ptrace request to resume with (PTRACE_SYSCALL to see
  * the exit of a recorded syscall, PTRACE_CONT otherwise), or -1 for a divergence
  * that must be reported. */
@@ -198,15 +206,7 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t) {
       s->rec_n = s->rec_cursor; /* the old future is gone */
       s->rec_blob_len = s->rec_n ? s->rec_log[s->rec_n - 1].out_off + s->rec_log[s->rec_n - 1].out_len : 0;
       s->rec_mode = REC_RECORD;
-      /* this syscall runs live and is recorded when the user goes on */
-      t->rec_pending = true;
-      t->rec_entry.nr = (uint32_t)r.orig_rax;
-      t->rec_entry.args[0] = r.rdi;
-      t->rec_entry.args[1] = r.rsi;
-      t->rec_entry.args[2] = r.rdx;
-      t->rec_entry.args[3] = r.r10;
-      t->rec_entry.args[4] = r.r8;
-      t->rec_entry.args[5] = r.r9;
+      begin_entry(t, &r); /* this syscall runs live and is recorded when the user goes on */
       return -1;
     }
     s->rec_cursor++;
@@ -228,14 +228,7 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t) {
     return PTRACE_CONT;
   }
   if (s->rec_mode != REC_RECORD) return PTRACE_CONT;
-  t->rec_pending = true;
-  t->rec_entry.nr = (uint32_t)r.orig_rax;
-  t->rec_entry.args[0] = r.rdi;
-  t->rec_entry.args[1] = r.rsi;
-  t->rec_entry.args[2] = r.rdx;
-  t->rec_entry.args[3] = r.r10;
-  t->rec_entry.args[4] = r.r8;
-  t->rec_entry.args[5] = r.r9;
+  begin_entry(t, &r);
   return PTRACE_SYSCALL;
 }
 

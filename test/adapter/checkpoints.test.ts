@@ -2,27 +2,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir } from '../helpers/fixtures';
-import { assertNoFixtureProcesses } from '../helpers/procs';
-import { launchTo, startClient } from './dap';
+import { clientPool, launchTo } from './dap';
 
-const clients: DebugClient[] = [];
-afterEach(async () => {
-  for (const dc of clients.splice(0)) {
-    try {
-      await dc.disconnectRequest({ terminateDebuggee: true });
-    } catch {
-      /* ended */
-    }
-    await dc.stop();
-  }
-  await new Promise((r) => setTimeout(r, 100));
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const client = clientPool();
 
 const counterSrc = join(fixturesDir, 'counter.c');
 
@@ -39,8 +25,7 @@ async function state(dc: DebugClient, tid: number) {
 describe('snapshots and the Checkpoints view', () => {
   test('snapshot, run on, restore from the view: the state is the snapshot`s; rename and delete; change events', async () => {
     const prog = buildFixture('counter.c');
-    const dc = await startClient();
-    clients.push(dc);
+    const dc = await client();
     const changes: DebugProtocol.Event[] = [];
     dc.on('cryo/checkpointsChanged', (e: DebugProtocol.Event) => changes.push(e));
     const first = await launchTo(dc, { program: prog, args: ['9'] }, counterSrc, [{ line: 11, condition: 'i == 3' }]);
@@ -80,8 +65,7 @@ describe('snapshots and the Checkpoints view', () => {
 
   test('a snapshot while the program runs is refused with what to do', async () => {
     const prog = buildFixture('sleeper.c');
-    const dc = await startClient();
-    clients.push(dc);
+    const dc = await client();
     await dc.initializeRequest();
     const init = dc.waitForEvent('initialized');
     const launched = dc.launch({ program: prog, args: ['100', '20'] });

@@ -3,6 +3,8 @@ import { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { after, afterEach } from 'node:test';
+import { assertNoFixtureProcesses } from '../helpers/procs';
 import { repoRoot } from '../helpers/fixtures';
 
 export const adapterPath = join(repoRoot, 'dist', 'adapter.js');
@@ -12,6 +14,30 @@ export async function startClient(): Promise<DebugClient> {
   dc.defaultTimeout = 20000;
   await dc.start();
   return dc;
+}
+
+/** A test file's DAP clients: each test's are disconnected (debuggee killed) and stopped
+ * after it, and no fixture process may be left behind. */
+export function clientPool(): () => Promise<DebugClient> {
+  const clients: DebugClient[] = [];
+  afterEach(async () => {
+    for (const dc of clients.splice(0)) {
+      try {
+        await dc.disconnectRequest({ terminateDebuggee: true });
+      } catch {
+        /* already ended */
+      }
+      await dc.stop();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assertNoFixtureProcesses('after test');
+  });
+  after(() => assertNoFixtureProcesses('after suite'));
+  return async () => {
+    const dc = await startClient();
+    clients.push(dc);
+    return dc;
+  };
 }
 
 /** initialize, launch, breakpoints, configurationDone; resolves with the first stop (or end). */

@@ -3,33 +3,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { assertNoFixtureProcesses } from '../helpers/procs';
-import { collectOutput, fakeTerminal, launchTo, startClient } from './dap';
+import { clientPool, collectOutput, fakeTerminal, launchTo } from './dap';
 
-const clients: DebugClient[] = [];
-async function client(): Promise<DebugClient> {
-  const dc = await startClient();
-  clients.push(dc);
-  return dc;
-}
-afterEach(async () => {
-  for (const dc of clients.splice(0)) {
-    try {
-      await dc.disconnectRequest({ terminateDebuggee: true });
-    } catch {
-      /* ended */
-    }
-    await dc.stop();
-  }
-  await new Promise((r) => setTimeout(r, 100));
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const client = clientPool();
 
 const counterSrc = join(fixturesDir, 'counter.c');
 const ends = (dc: DebugClient) => dc.waitForEvent('terminated');

@@ -1,32 +1,13 @@
 // Step back and reverse continue over DAP, checked against what the forward run showed.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir } from '../helpers/fixtures';
-import { assertNoFixtureProcesses } from '../helpers/procs';
-import { collectOutput, fakeTerminal, launchTo, startClient } from './dap';
+import { clientPool, collectOutput, fakeTerminal, launchTo } from './dap';
 
-const clients: DebugClient[] = [];
-async function client(): Promise<DebugClient> {
-  const dc = await startClient();
-  clients.push(dc);
-  return dc;
-}
-afterEach(async () => {
-  for (const dc of clients.splice(0)) {
-    try {
-      await dc.disconnectRequest({ terminateDebuggee: true });
-    } catch {
-      /* ended */
-    }
-    await dc.stop();
-  }
-  await new Promise((r) => setTimeout(r, 100));
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const client = clientPool();
 
 const counterSrc = join(fixturesDir, 'counter.c');
 
