@@ -212,6 +212,7 @@ int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
 int record_on_seccomp(struct cryo_session *s, struct thread *t);
 void record_on_syscall_exit(struct cryo_session *s, struct thread *t);
 void record_free(struct cryo_session *s);
+int record_patch_vdso(struct cryo_session *s, pid_t pid);
 
 /* checkpoint.c */
 void checkpoints_kill_all(struct cryo_session *s);

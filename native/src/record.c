@@ -13,6 +13,7 @@
  * there, and execution goes on live. */
 #include "internal.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -265,6 +266,72 @@ static size_t build_filter(struct sock_filter *f) {
   return n;
 }
 
+/* The vDSO answers time calls without entering the kernel, so seccomp never sees them.
+ * Rewrite its entry points into real syscalls (mov $nr,%eax; syscall; ret): then they
+ * are recorded and replayed like the rest. The vDSO is private to the process, so this
+ * touches nothing else; forks and checkpoints inherit the patched copy. */
+int record_patch_vdso(struct cryo_session *s, pid_t pid) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return cryo_fail_errno("open %s", path);
+  unsigned long long lo = 0, hi = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "[vdso]") && sscanf(line, "%llx-%llx", &lo, &hi) == 2) break;
+  fclose(f);
+  if (!lo || hi <= lo || hi - lo > (1u << 20)) return CRYO_OK; /* no vDSO: nothing to do */
+  size_t len = (size_t)(hi - lo);
+  uint8_t *img = malloc(len);
+  if (!img) return cryo_fail(CRYO_EFAIL, "out of memory");
+  int rc = CRYO_OK;
+  if (mem_read_raw(s, pid, lo, img, len) != (ssize_t)len) {
+    rc = cryo_fail(CRYO_EFAIL, "cannot read the vDSO of %d at 0x%llx", pid, lo);
+    goto out;
+  }
+  Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+  if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > len) {
+    rc = cryo_fail(CRYO_EFAIL, "the vDSO of %d is not an ELF image this engine can read", pid);
+    goto out;
+  }
+  Elf64_Shdr *sh = (Elf64_Shdr *)(img + eh->e_shoff);
+  uint64_t base = 0; /* the vDSO is linked at its first PT_LOAD's address */
+  Elf64_Phdr *ph = (Elf64_Phdr *)(img + eh->e_phoff);
+  for (int i = 0; i < eh->e_phnum && eh->e_phoff + (uint64_t)(i + 1) * sizeof *ph <= len; i++)
+    if (ph[i].p_type == PT_LOAD) {
+      base = ph[i].p_vaddr;
+      break;
+    }
+  static const struct {
+    const char *name;
+    int nr;
+  } calls[] = {{"clock_gettime", SYS_clock_gettime}, {"gettimeofday", SYS_gettimeofday}, {"time", SYS_time}, {"getcpu", SYS_getcpu}};
+  for (int i = 0; i < eh->e_shnum; i++) {
+    if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum) continue;
+    Elf64_Shdr *str = &sh[sh[i].sh_link];
+    if (sh[i].sh_offset + sh[i].sh_size > len || str->sh_offset + str->sh_size > len) continue;
+    Elf64_Sym *sym = (Elf64_Sym *)(img + sh[i].sh_offset);
+    size_t n = sh[i].sh_size / sizeof *sym;
+    for (size_t k = 0; k < n; k++) {
+      if (sym[k].st_name >= str->sh_size || ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || sym[k].st_size < 8) continue;
+      const char *name = (const char *)img + str->sh_offset + sym[k].st_name;
+      if (!strncmp(name, "__vdso_", 7)) name += 7;
+      for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        if (strcmp(name, calls[c].name)) continue;
+        uint8_t stub[8] = {0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
+        uint32_t nr = (uint32_t)calls[c].nr;
+        memcpy(stub + 1, &nr, 4);
+        uint64_t at = lo + sym[k].st_value - base;
+        if (at + sizeof stub > hi) continue;
+        rc = mem_write_raw(s, pid, at, stub, sizeof stub);
+        if (rc != CRYO_OK) goto out;
+      }
+    }
+  }
+out:
+  free(img);
+  return rc;
+}
+
 static int do_record_start(struct cryo_session *s, void *arg) {
   (void)arg;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
@@ -306,7 +373,7 @@ static int do_record_start(struct cryo_session *s, void *arg) {
   }
   s->rec_filter = true;
   s->rec_mode = REC_RECORD;
-  return CRYO_OK;
+  return record_patch_vdso(s, s->pid);
 }
 
 CRYO_API int cryo_record_start(cryo_session *s) {

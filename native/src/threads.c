@@ -253,6 +253,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     pthread_mutex_unlock(&s->lock);
     t = thread_add(s, s->pid, T_STOPPED);
     checkpoints_forget_live(s); /* a new address space: the tracker followed the old one */
+    if (s->rec_filter) record_patch_vdso(s, s->pid); /* the filter stays across exec; the vDSO is new */
     s->nbps = 0;
     memset(s->wps, 0, sizeof s->wps);
     session_open_mem(s);

@@ -102,7 +102,7 @@ describe('time travel', () => {
       const st = await dc.stackTraceRequest({ threadId: await tid(dc) });
       const f = st.body.stackFrames[0].id;
       const ev = async (e: string) => (await dc.evaluateRequest({ expression: e, frameId: f, context: 'watch' })).body.result;
-      return { n: await ev('n'), line: await ev('last_line'), rand: await ev('last_rand'), time: await ev('last_time'), pid: await ev('last_pid') };
+      return { n: await ev('n'), line: await ev('last_line'), rand: await ev('last_rand'), time: await ev('last_time'), vtime: await ev('last_vtime'), pid: await ev('last_pid') };
     };
     const seen = [await globals()];
     for (let i = 2; i <= 3; i++) {
