@@ -213,6 +213,7 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t);
 void record_on_syscall_exit(struct cryo_session *s, struct thread *t);
 void record_free(struct cryo_session *s);
 int record_patch_vdso(struct cryo_session *s, pid_t pid);
+bool record_on_sigsegv(struct cryo_session *s, struct thread *t);
 
 /* checkpoint.c */
 void checkpoints_kill_all(struct cryo_session *s);

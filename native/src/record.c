@@ -266,6 +266,39 @@ static size_t build_filter(struct sock_filter *f) {
   return n;
 }
 
+/* rdtsc and rdtscp under PR_TSC_SIGSEGV fault with SIGSEGV: emulate them, recording
+ * the value given to the program (replaying it later). Returns true when handled. */
+#define REC_RDTSC 0x10000u
+bool record_on_sigsegv(struct cryo_session *s, struct thread *t) {
+  if (!s->rec_filter || s->rec_mode == REC_OFF) return false;
+  struct user_regs_struct r;
+  if (regs_get(t->tid, &r) != CRYO_OK) return false;
+  uint8_t code[3] = {0};
+  if (mem_read_raw(s, t->tid, r.rip, code, 3) < 2) return false;
+  int len = code[0] == 0x0f && code[1] == 0x31 ? 2 : code[0] == 0x0f && code[1] == 0x01 && code[2] == 0xf9 ? 3 : 0;
+  if (!len) return false;
+  uint64_t tsc;
+  if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
+    struct rec_entry *e = &s->rec_log[s->rec_cursor];
+    if (e->nr != REC_RDTSC) return false; /* divergence: the program sees the fault as a signal */
+    tsc = (uint64_t)e->ret;
+    if (++s->rec_cursor == s->rec_n) s->rec_mode = REC_RECORD;
+    s->rec_replayed++;
+  } else {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    tsc = ((uint64_t)hi << 32) | lo;
+    struct rec_entry e = {.nr = REC_RDTSC, .ret = (int64_t)tsc, .out_off = s->rec_blob_len, .out_len = 0};
+    log_push(s, &e);
+    s->rec_cursor = s->rec_n;
+  }
+  r.rax = tsc & 0xffffffffu;
+  r.rdx = tsc >> 32;
+  if (len == 3) r.rcx = 0; /* TSC_AUX */
+  r.rip += (unsigned long long)len;
+  return regs_set(t->tid, &r) == CRYO_OK;
+}
+
 /* The vDSO answers time calls without entering the kernel, so seccomp never sees them.
  * Rewrite its entry points into real syscalls (mov $nr,%eax; syscall; ret): then they
  * are recorded and replayed like the rest. The vDSO is private to the process, so this
@@ -373,6 +406,9 @@ static int do_record_start(struct cryo_session *s, void *arg) {
   }
   s->rec_filter = true;
   s->rec_mode = REC_RECORD;
+  /* rdtsc faults from now on, so it can be recorded (record_on_sigsegv) */
+  uint64_t tsc[6] = {PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0, 0};
+  inject_syscall(s, tid, SYS_prctl, tsc, &ret);
   return record_patch_vdso(s, s->pid);
 }
 

@@ -351,6 +351,12 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     }
   }
 
+  /* rdtsc while recording: emulated and recorded, the program goes on */
+  if (sig == SIGSEGV && si.si_code == SI_KERNEL && record_on_sigsegv(s, t)) {
+    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
+    return false;
+  }
+
   /* a signal for the program: report it; a resume delivers it unless discarded */
   if (t->stepping_over || t->stepping) {
     bp_restore_one(s, t->over_addr);

@@ -24,7 +24,7 @@ function collect(fd: number): { text: () => string } {
 }
 
 describe('record and replay', () => {
-  test('replay after a restore gives the program the same stdin, random bytes, time (syscall and vDSO) and pid, and prints nothing twice', async () => {
+  test('replay after a restore gives the program the same stdin, random bytes, time (syscall and vDSO), TSC and pid, and prints nothing twice', async () => {
     const prog = buildFixture('inputs.c');
     const s = new Session();
     sessions.push(s);
@@ -36,7 +36,7 @@ describe('record and replay', () => {
     writeSync(l.stdin!, 'alpha\nbeta\ngamma\n');
     const globals = (pid: number) => {
       const g = (name: string, n: number) => s.readMemory(symbolAddress(pid, prog, name), n).toString('hex');
-      return { rand: g('last_rand', 8), time: g('last_time', 16), vtime: g('last_vtime', 16), pid: g('last_pid', 8), line: g('last_line', 16) };
+      return { rand: g('last_rand', 8), time: g('last_time', 16), vtime: g('last_vtime', 16), tsc: g('last_tsc', 8), pid: g('last_pid', 8), line: g('last_line', 16) };
     };
     s.continue();
     assert.equal((await stop(s)).kind, 'stopped'); // mark(1)
