@@ -10,7 +10,7 @@ import { median, ms, printTable, ratio, type Row } from './table';
 
 const ROUNDS = 7;
 
-function killProcessesOf(binary: string): void {
+export function killProcessesOf(binary: string): void {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {

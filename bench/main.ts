@@ -4,6 +4,7 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { benchCheckpoints } from './checkpoint';
 import { benchDebug } from './debug';
+import { benchImages } from './images';
 import { benchTimeTravel } from './timetravel';
 
 async function main(): Promise<void> {
@@ -12,6 +13,7 @@ async function main(): Promise<void> {
   if (!only || only === 'checkpoint') await benchCheckpoints(process.env.CRYO_BENCH_SIZES?.split(',').map(Number));
   if (!only || only === 'debug') await benchDebug();
   if (!only || only === 'timetravel') await benchTimeTravel();
+  if (!only || only === 'images') await benchImages(process.env.CRYO_BENCH_SIZES?.split(',').map(Number));
   if (!only || only === 'symbols') {
     // a large program (sqlite3's amalgamation, from the npm registry): symbols against gdb
     console.log('\n## Symbols on a large program: a fresh Program answering, against gdb -batch\n');

@@ -1,0 +1,101 @@
+// Images: `cryo dump` against gdb's gcore on the same process (at equal durability: the
+// core is fsynced as the image is), image and core sizes, `cryo restore` time, and the
+// cost of running a program under `cryo run` against running it bare.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildFixture, repoRoot } from '../test/helpers/fixtures';
+import { start } from '../test/images/common';
+import { killProcessesOf } from './checkpoint';
+import { median, ms, printTable, ratio } from './table';
+
+const cryo = join(repoRoot, 'native', 'build', 'cryo');
+
+async function startHog(prog: string, mib: number) {
+  // only stdio open: a descriptor inherited from elsewhere (a pipe) could not be restored
+  const child = start(prog, [String(mib)]);
+  await new Promise((r) => child.stdout!.once('data', r));
+  return child;
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+}
+
+export async function benchImages(sizes = [16, 256, 1024]): Promise<void> {
+  const hog = buildFixture('memhog.c');
+  const dir = mkdtempSync(join(tmpdir(), 'cryo-bench-img-'));
+  const rows = [];
+  try {
+    for (const mib of sizes) {
+      const child = await startHog(hog, mib);
+      const pid = child.pid!;
+      try {
+        const image = join(dir, `hog-${mib}.cryo`);
+        const t0 = performance.now();
+        const d = spawnSync(cryo, ['dump', String(pid), '-o', image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60000 });
+        const dumpMs = performance.now() - t0;
+        if (d.status !== 0) throw new Error(`cryo dump failed: ${d.stderr}`);
+        const out = d.stdout + d.stderr;
+        const frozen = Number(/frozen ([\d.]+) ms/.exec(out)?.[1] ?? NaN);
+        const core = join(dir, `core-${mib}`);
+        const t1 = performance.now();
+        execFileSync('gcore', ['-o', core, String(pid)], { stdio: 'ignore', timeout: 120000 });
+        fsyncFile(`${core}.${pid}`);
+        const gcoreMs = performance.now() - t1;
+        const imgSize = statSync(image).size;
+        const coreSize = statSync(`${core}.${pid}`).size;
+        rmSync(`${core}.${pid}`);
+        // restore: a new process from the image (its pid printed), then ended
+        // (its stdout goes to a file: the revived process keeps the descriptor open)
+        const outFile = join(dir, 'restore.out'); // its report, and the revived process's stdio
+        const outFd = openSync(outFile, 'w');
+        const t2 = performance.now();
+        const r = spawnSync(cryo, ['restore', image], { encoding: 'utf8', stdio: ['ignore', outFd, outFd], timeout: 60000 });
+        const restoreMs = performance.now() - t2;
+        closeSync(outFd);
+        killProcessesOf(hog); // the revived copy (and the original, ended below anyway)
+        rows.push({
+          touched: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
+          'dump (ms)': ms(dumpMs),
+          'frozen (ms)': ms(frozen),
+          'gcore+fsync (ms)': ms(gcoreMs),
+          'dump ratio': ratio(dumpMs, gcoreMs),
+          'image (MB)': (imgSize / 1e6).toFixed(1),
+          'core (MB)': (coreSize / 1e6).toFixed(1),
+          'restore (ms)': r.status === 0 ? ms(restoreMs) : `failed (exit ${r.status})`,
+        });
+        rmSync(image);
+      } finally {
+        child.kill('SIGKILL');
+        killProcessesOf(hog);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable('Images: cryo dump against gcore on the same process (half of the touched memory zero), restore', rows);
+
+  const loops = buildFixture('loops.c', { flags: ['-O0', '-g'] });
+  const run = (argv: string[]) => {
+    const t: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const a = performance.now();
+      spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore'] });
+      t.push(performance.now() - a);
+    }
+    return median(t);
+  };
+  const crashDir = mkdtempSync(join(tmpdir(), 'cryo-bench-run-'));
+  const rrows = [];
+  for (const [kind, n] of [['compute', '20000000'], ['syscalls', '200000']]) {
+    const bare = run([loops, kind, n]);
+    const under = run([cryo, 'run', '--on-crash', crashDir, '--', loops, kind, n]);
+    rrows.push({ workload: `${kind} (${n} iterations)`, 'bare (ms)': ms(bare), 'cryo run (ms)': ms(under), overhead: `${(((under - bare) / bare) * 100).toFixed(1)}%` });
+  }
+  rmSync(crashDir, { recursive: true, force: true });
+  printTable('cryo run --on-crash: the cost when nothing crashes (median of 5)', rrows);
+}
