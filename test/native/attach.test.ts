@@ -3,23 +3,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Session } from '../../adapter/engine';
 import { withTimeout } from '../helpers/elf';
+import { sessionPool } from '../helpers/sessions';
 import { buildFixture, repoRoot } from '../helpers/fixtures';
-import { assertNoFixtureProcesses, isAlive, waitGone } from '../helpers/procs';
+import { isAlive, waitGone } from '../helpers/procs';
 
-const sessions: Session[] = [];
-function session(): Session {
-  const s = new Session();
-  sessions.push(s);
-  return s;
-}
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const session = sessionPool();
 
 function startBare(prog: string, args: string[]) {
   const child = spawn(prog, args, { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -5,30 +5,23 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import { Session } from '../../adapter/engine';
 import { symbolAddress, withTimeout } from '../helpers/elf';
+import { sessionPool } from '../helpers/sessions';
 import { buildFixture } from '../helpers/fixtures';
-import { assertNoFixtureProcesses, isAlive } from '../helpers/procs';
+import { isAlive } from '../helpers/procs';
 
-const sessions: Session[] = [];
+const session = sessionPool();
 const dirs: string[] = [];
-function session(): Session {
-  const s = new Session();
-  sessions.push(s);
-  return s;
-}
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'cryo-cp-'));
   dirs.push(d);
   return d;
 }
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
+afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  assertNoFixtureProcesses('after test');
 });
-after(() => assertNoFixtureProcesses('after suite'));
 
 /** The offset of the descriptor `pid` has open on `path` (the kernel's word). */
 function filePos(pid: number, path: string): number {

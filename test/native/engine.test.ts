@@ -2,24 +2,14 @@
 // registers, memory and watchpoints, checked against gdb and the programs themselves.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Session, type EngineEvent } from '../../adapter/engine';
 import { symbolAddress, withTimeout } from '../helpers/elf';
+import { sessionPool } from '../helpers/sessions';
 import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { assertNoFixtureProcesses } from '../helpers/procs';
 
-const sessions: Session[] = [];
-function session(): Session {
-  const s = new Session();
-  sessions.push(s);
-  return s;
-}
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const session = sessionPool();
 
 const stop = (s: Session, what = 'a stop') => withTimeout(s.waitStop(), 20000, what);
 

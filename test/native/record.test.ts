@@ -2,18 +2,13 @@
 // randomness, time, pid) and does not repeat the program's output.
 import assert from 'node:assert/strict';
 import { createReadStream, writeSync, closeSync } from 'node:fs';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Session } from '../../adapter/engine';
 import { symbolAddress, withTimeout } from '../helpers/elf';
+import { sessionPool } from '../helpers/sessions';
 import { buildFixture } from '../helpers/fixtures';
-import { assertNoFixtureProcesses } from '../helpers/procs';
 
-const sessions: Session[] = [];
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-  assertNoFixtureProcesses('after test');
-});
-after(() => assertNoFixtureProcesses('after suite'));
+const session = sessionPool();
 
 const stop = (s: Session, what = 'a stop') => withTimeout(s.waitStop(), 20000, what);
 
@@ -26,8 +21,7 @@ function collect(fd: number): { text: () => string } {
 describe('record and replay', () => {
   test('replay after a restore gives the program the same stdin, random bytes, time (syscall and vDSO), TSC and pid, and prints nothing twice', async () => {
     const prog = buildFixture('inputs.c');
-    const s = new Session();
-    sessions.push(s);
+    const s = session();
     const l = s.launch({ program: prog, stdin: { mode: 'pipe' }, stdout: { mode: 'pipe' } });
     const out = collect(l.stdout!);
     s.recordStart();
