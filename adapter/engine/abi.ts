@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export const Status = {
   OK: 0,
@@ -142,11 +142,35 @@ export interface Lib {
   cryo_replay_from: Fn;
   cryo_record_truncate: Fn;
   cryo_record_stats: Fn;
+  cryo_image_open: Fn;
+  cryo_image_close: Fn;
+  cryo_image_read_memory: Fn;
+  cryo_image_json: Fn;
+  cryo_image_text: Fn;
+  cryo_image_free_string: Fn;
+  cryo_image_thread_regs: Fn;
+  cryo_image_thread_xstate: Fn;
+  cryo_image_check: Fn;
+  cryo_image_revive: Fn;
+  cryo_image_save: Fn;
+}
+
+const ReviveOpts = koffi.struct('cryo_revive_opts', {
+  stdio_mode: koffi.array('int32_t', 3),
+  stdio_fd: koffi.array('int32_t', 3),
+  notes: koffi.array('char', 4096, 'String'),
+});
+
+export interface RawReviveOpts {
+  stdio_mode: number[];
+  stdio_fd: number[];
+  notes: string;
 }
 
 let lib: Lib | undefined;
 // koffi type names are global: define them once, even if a load fails and is retried.
 const SessionPtr = koffi.pointer(koffi.opaque('cryo_session'));
+const ImagePtr = koffi.pointer(koffi.opaque('cryo_image'));
 
 export function load(): Lib {
   if (lib) return lib;
@@ -196,6 +220,18 @@ export function load(): Lib {
     cryo_replay_from: f('int', 'cryo_replay_from', [S, 'uint64_t']),
     cryo_record_truncate: f('int', 'cryo_record_truncate', [S, 'uint64_t']),
     cryo_record_stats: f('int', 'cryo_record_stats', [S, 'uint8_t *']),
+    cryo_image_open: f('int', 'cryo_image_open', ['const char *', koffi.out(koffi.pointer(ImagePtr))]),
+    cryo_image_close: f('void', 'cryo_image_close', [ImagePtr]),
+    cryo_image_read_memory: f('int', 'cryo_image_read_memory', [ImagePtr, 'uint64_t', 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
+    // the strings are malloc'd by the engine: taken as raw pointers, decoded, then freed
+    cryo_image_json: f('int', 'cryo_image_json', [ImagePtr, koffi.out(koffi.pointer('void *'))]),
+    cryo_image_text: f('int', 'cryo_image_text', [ImagePtr, koffi.out(koffi.pointer('void *'))]),
+    cryo_image_free_string: f('void', 'cryo_image_free_string', ['void *']),
+    cryo_image_thread_regs: f('int', 'cryo_image_thread_regs', [ImagePtr, 'int32_t', 'uint64_t *']),
+    cryo_image_thread_xstate: f('int', 'cryo_image_thread_xstate', [ImagePtr, 'int32_t', 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
+    cryo_image_check: f('int', 'cryo_image_check', [ImagePtr]),
+    cryo_image_revive: f('int', 'cryo_image_revive', [S, ImagePtr, koffi.inout(koffi.pointer(ReviveOpts)), koffi.out(koffi.pointer('int32_t'))]),
+    cryo_image_save: f('int', 'cryo_image_save', [S, 'int32_t', 'const char *']),
   };
   const v = loaded.cryo_abi_version() as number;
   if (v !== ABI_VERSION) throw new Error(`${path} has engine ABI ${v}, this adapter speaks ${ABI_VERSION}: rebuild with \`npm run build\``);

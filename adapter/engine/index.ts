@@ -18,7 +18,9 @@ import {
   XSTATE_MAX,
   type Lib,
   type RawEvent,
+  type RawReviveOpts,
 } from './abi';
+import koffi from 'koffi';
 
 export { EventKind, StopReason };
 
@@ -418,6 +420,31 @@ export class Session {
     };
   }
 
+  /**
+   * Makes a live process of an image, owned by this session as if launched, stopped
+   * where the image was taken. Stdio that cannot be reopened goes to `stdio`'s
+   * descriptors (pipes: our ends are returned). `notes` says what was reconnected.
+   */
+  revive(image: Image, stdio: { stdin?: Stdio; stdout?: Stdio; stderr?: Stdio } = {}): Launched & { notes: string } {
+    const io = [stdioRaw(stdio.stdin), stdioRaw(stdio.stdout), stdioRaw(stdio.stderr)];
+    if (io.some((x) => x.mode === StdioMode.FILE)) throw new EngineError(Status.EINVAL, 'revive: file stdio is not supported');
+    const opts: RawReviveOpts = { stdio_mode: io.map((x) => x.mode), stdio_fd: io.map((x) => x.fd), notes: '' };
+    const pid = [0];
+    this.check(this.lib.cryo_image_revive(this.h(), image.handle(), opts, pid) as number, 'revive');
+    const out: Launched & { notes: string } = { pid: pid[0], notes: opts.notes };
+    const names = ['stdin', 'stdout', 'stderr'] as const;
+    io.forEach((x, i) => {
+      if (x.mode === StdioMode.PIPE) out[names[i]] = opts.stdio_fd[i];
+    });
+    this.ensurePump();
+    return out;
+  }
+
+  /** Writes an image of checkpoint `id`, or of the stopped debuggee when id is 0. */
+  saveImage(id: number, path: string): void {
+    this.check(this.lib.cryo_image_save(this.h(), id, path) as number, 'save image');
+  }
+
   /** Calls fn for every event from now on; returns a function that stops it. */
   onEvent(fn: (e: EngineEvent) => void): () => void {
     this.listeners.push(fn);
@@ -501,4 +528,107 @@ export class Session {
     this.closed = true;
     live.delete(this);
   }
+}
+
+/**
+ * A Cryo image file, opened and validated by the engine's one reader. Synchronous:
+ * reads come from the file. Close it when done (the engine keeps it mapped).
+ */
+export class Image {
+  private readonly lib: Lib;
+  private ptr: unknown;
+  private described?: ImageDescription;
+
+  constructor(readonly path: string) {
+    this.lib = load();
+    const out = [null];
+    const rc = this.lib.cryo_image_open(path, out) as number;
+    if (rc !== Status.OK) throw new EngineError(rc, (this.lib.cryo_last_error() as string) || `cannot open ${path}`);
+    this.ptr = out[0];
+  }
+
+  /** @internal the engine handle, for Session.revive */
+  handle(): unknown {
+    if (!this.ptr) throw new EngineError(Status.ECLOSED, `the image ${this.path} is closed`);
+    return this.ptr;
+  }
+
+  private check(rc: number, what: string): void {
+    if (rc !== Status.OK) throw new EngineError(rc, (this.lib.cryo_last_error() as string) || `${what} failed (${StatusName[rc] ?? rc})`);
+  }
+
+  private string(fn: 'cryo_image_json' | 'cryo_image_text'): string {
+    const out = [null];
+    this.check(this.lib[fn](this.handle(), out) as number, fn);
+    try {
+      return koffi.decode(out[0], 'char', -1) as string;
+    } finally {
+      this.lib.cryo_image_free_string(out[0]);
+    }
+  }
+
+  /** `cryo inspect --json` (documented in docs/image-format.md). */
+  describe(): ImageDescription {
+    return (this.described ??= JSON.parse(this.string('cryo_image_json')) as ImageDescription);
+  }
+
+  /** `cryo inspect`: the readable rendering. */
+  text(): string {
+    return this.string('cryo_image_text');
+  }
+
+  /** Up to len bytes at addr; shorter at the first page the image holds no content for. */
+  readMemory(addr: bigint, len: number): Buffer {
+    const buf = Buffer.alloc(len);
+    const n = [0];
+    this.check(this.lib.cryo_image_read_memory(this.handle(), addr, buf, len, n) as number, 'read image memory');
+    return buf.subarray(0, Number(n[0]));
+  }
+
+  registers(tid: number): Registers {
+    const buf = new BigUint64Array(NREGS);
+    this.check(this.lib.cryo_image_thread_regs(this.handle(), tid, buf) as number, 'image registers');
+    const r = {} as Registers;
+    REGISTER_NAMES.forEach((n, i) => (r[n] = buf[i]));
+    return r;
+  }
+
+  xstate(tid: number): Buffer {
+    const buf = Buffer.alloc(XSTATE_MAX);
+    const len = [0];
+    this.check(this.lib.cryo_image_thread_xstate(this.handle(), tid, buf, buf.length, len) as number, 'image xstate');
+    return buf.subarray(0, Number(len[0]));
+  }
+
+  /** Null when the image can be revived here; else every problem, one per line. */
+  problems(): string | null {
+    const rc = this.lib.cryo_image_check(this.handle()) as number;
+    return rc === Status.OK ? null : (this.lib.cryo_last_error() as string) || 'the image cannot be revived here';
+  }
+
+  close(): void {
+    if (!this.ptr) return;
+    this.lib.cryo_image_close(this.ptr);
+    this.ptr = null;
+  }
+}
+
+/** `cryo inspect --json` (docs/image-format.md), the parts the adapter reads. */
+export interface ImageDescription {
+  format: { version: number; file_size: number };
+  process: {
+    pid: number; ppid: number; comm: string; exe: string; exe_build_id: string; cmdline: string[]; cwd: string;
+    kernel: string; machine: string; hostname: string; time: string; auxv: [number, string][];
+  };
+  reason:
+    | { kind: 'snapshot' }
+    | { kind: 'crash'; tid: number; signal: number; signal_name: string; code: number; code_name: string; address: string | null; sender_pid?: number; pc: string };
+  threads: { tid: number; pc: string; sp: string; regs: Record<string, string> }[];
+  mappings: {
+    start: string; end: string; perms: string; kind: string; path: string; offset: string; build_id: string;
+    pages: { data: number; zero: number; absent: number; unreadable: number; file: number };
+  }[];
+  files: { fd: number; type: string; path: string; flags: string; pos: number; size: number }[];
+  signals: { signal: number; name: string; disposition: string; handler: string }[];
+  [key: string]: unknown;
 }

@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 4
+#define CRYO_ABI_VERSION 5
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -222,6 +222,38 @@ CRYO_API int cryo_replay_from(cryo_session *s, uint64_t pos);
 /* Drops the log beyond pos (the past was changed: its old future is gone). */
 CRYO_API int cryo_record_truncate(cryo_session *s, uint64_t pos);
 CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st);
+
+/* ---- images (docs/image-format.md): a frozen process in a file ---- */
+typedef struct cryo_image cryo_image;
+/* Opens and validates the whole image (checksums, structure); a damaged one is
+ * refused with a message naming the file and what is wrong. */
+CRYO_API int cryo_image_open(const char *path, cryo_image **out);
+CRYO_API void cryo_image_close(cryo_image *img);
+/* Copies len bytes of the image's memory at addr; *nread is short at the first page
+ * that holds no content (absent, unreadable, a clean file page whose file is gone). */
+CRYO_API int cryo_image_read_memory(cryo_image *img, uint64_t addr, uint8_t *buf, size_t len, size_t *nread);
+/* `cryo inspect --json` and `cryo inspect` as malloc'd strings (cryo_image_free_string). */
+CRYO_API int cryo_image_json(cryo_image *img, char **out);
+CRYO_API int cryo_image_text(cryo_image *img, char **out);
+CRYO_API void cryo_image_free_string(char *s);
+/* A thread's registers (CRYO_NREGS, as cryo_get_regs) and xsave area (as cryo_get_xstate). */
+CRYO_API int cryo_image_thread_regs(cryo_image *img, int32_t tid, uint64_t *regs);
+CRYO_API int cryo_image_thread_xstate(cryo_image *img, int32_t tid, uint8_t *buf, size_t cap, size_t *len);
+/* Whether the image can be revived on this machine; every problem in one message. */
+CRYO_API int cryo_image_check(cryo_image *img);
+
+typedef struct cryo_revive_opts {
+  int32_t stdio_mode[3]; /* cryo_stdio_mode except FILE; INHERIT: the caller's own */
+  int32_t stdio_fd[3];   /* in: for CRYO_STDIO_FD; out: the caller's end for CRYO_STDIO_PIPE */
+  char notes[4096];      /* out: what was reconnected or changed, one line each */
+} cryo_revive_opts;
+/* Builds a live process from the image, traced by the session (which must have no
+ * debuggee), stopped where the image was taken; the session owns it as if launched.
+ * Descriptors 0-2 that cannot be reopened are connected to stdio_mode's. */
+CRYO_API int cryo_image_revive(cryo_session *s, cryo_image *img, cryo_revive_opts *o, int32_t *pid);
+/* Writes an image (mode 0600, atomically) of checkpoint id, or of the stopped debuggee
+ * itself when id is 0. */
+CRYO_API int cryo_image_save(cryo_session *s, int32_t id, const char *path);
 
 #ifdef __cplusplus
 }

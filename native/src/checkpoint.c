@@ -12,6 +12,7 @@
  * every checkpoint can be restored any number of times. */
 #include "internal.h"
 #include "dirty.h"
+#include "image.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -549,6 +550,51 @@ CRYO_API int cryo_checkpoint_restore(cryo_session *s, int32_t id, int32_t *pid) 
   int rc = run_on_tracer(s, do_cp_restore, &a);
   *pid = a.pid;
   return rc;
+}
+
+/* ---- saving as an image ---- */
+
+struct save_args {
+  int id;
+  const char *path;
+};
+
+/* A checkpoint as an image: a frozen copy of its root with its deltas written in (the
+ * same process a restore would build, never run), dumped as the program's own pid. */
+static int do_cp_save(struct cryo_session *s, void *arg) {
+  struct save_args *a = arg;
+  struct checkpoint *cp = cp_find(s, a->id);
+  if (!cp) return cryo_fail(CRYO_ENOENT, "no checkpoint %d", a->id);
+  struct checkpoint *root = root_of(cp);
+  pid_t child = 0;
+  int rc = fork_frozen_copy(s, root->pid, &child);
+  if (rc != CRYO_OK) return rc;
+  struct checkpoint *path[MAX_CHECKPOINTS];
+  int depth = 0;
+  for (struct checkpoint *c = cp; c->kind == CP_DELTA && depth < MAX_CHECKPOINTS; c = c->parent) path[depth++] = c;
+  for (int i = depth - 1; rc == CRYO_OK && i >= 0; i--) rc = write_pages(s, child, path[i]);
+  if (rc == CRYO_OK) rc = regs_set(child, &cp->regs);
+  if (rc == CRYO_OK && cp->xstate) rc = xstate_set(child, cp->xstate, cp->xstate_len);
+  if (rc == CRYO_OK) {
+    struct img_target t = {.pid = child, .tids = &child, .ntids = 1, .record_pid = s->pid ? s->pid : child,
+                           .fds = cp->fds, .nfds = cp->nfds};
+    struct img_dump_opts o = {.reason = REASON_SNAPSHOT};
+    struct img_dump_stats st;
+    rc = image_dump_target(s, &t, a->path, &o, &st);
+  }
+  kill_and_reap(s, child);
+  return rc;
+}
+
+CRYO_API int cryo_image_save(cryo_session *s, int32_t id, const char *path) {
+  if (!s || !path || !*path) return cryo_fail(CRYO_EINVAL, "cryo_image_save: no path");
+  if (id == 0) {
+    struct img_dump_opts o = {.reason = REASON_SNAPSHOT};
+    struct img_dump_stats st;
+    return cryo_image_dump(s, path, &o, &st);
+  }
+  struct save_args a = {id, path};
+  return run_on_tracer(s, do_cp_save, &a);
 }
 
 /* ---- deleting ---- */

@@ -156,15 +156,8 @@ void img_tlv_str(struct img_buf *b, uint16_t tag, const char *s);
 size_t img_tlv_begin(struct img_buf *b, uint16_t tag);
 void img_tlv_end(struct img_buf *b, size_t at);
 
-/* ---- reading (image_format.c) ---- */
-/* Opens and validates everything (header, TOC, every section's checksum, every length,
- * every structure); on failure returns CRYO_EINVAL (bad image) or CRYO_EFAIL (I/O) with
- * a message naming the file and what is wrong. */
-CRYO_API int cryo_image_open(const char *path, struct cryo_image **out);
-CRYO_API void cryo_image_close(struct cryo_image *img);
-/* Copies len bytes of the image's memory at addr; *nread is short at a page that
- * holds no stored content (absent, unreadable, clean file page not readable). */
-CRYO_API int cryo_image_read_memory(struct cryo_image *img, uint64_t addr, uint8_t *buf, size_t len, size_t *nread);
+/* ---- reading (image_format.c): cryo_image_open, _close, _read_memory in cryo.h;
+ * a damaged image is CRYO_EINVAL, an I/O failure CRYO_EFAIL ---- */
 
 /* ---- ELF build-id (image_format.c) ---- */
 int img_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);
@@ -211,12 +204,8 @@ CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img
 void image_print_text(struct cryo_image *img, FILE *out);
 void image_print_json(struct cryo_image *img, FILE *out);
 /* The --json description as a malloc'd string (free with cryo_image_free_string). */
-CRYO_API int cryo_image_json(struct cryo_image *img, char **out);
-CRYO_API void cryo_image_free_string(char *s);
 /* 27 x u64, struct user_regs_struct order (as cryo_get_regs). */
-CRYO_API int cryo_image_thread_regs(struct cryo_image *img, int32_t tid, uint64_t *regs);
 /* The thread's xsave area (as cryo_get_xstate). */
-CRYO_API int cryo_image_thread_xstate(struct cryo_image *img, int32_t tid, uint8_t *buf, size_t cap, size_t *len);
 const char *img_page_kind_name(uint32_t k);
 const char *img_map_kind_name(uint64_t k);
 const char *img_fd_type_name(uint64_t t);
@@ -227,7 +216,6 @@ struct img_restore_report {
 };
 /* Validates the image against this machine (files, build-ids, kernel, vDSO, CPU);
  * every problem in one message. */
-CRYO_API int cryo_image_check(struct cryo_image *img);
 /* Builds a new process from the image, traced by the session, stopped at the
  * image's registers. *pid receives its pid. */
 CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t *pid, struct img_restore_report *rep);

@@ -372,6 +372,21 @@ CRYO_API int cryo_image_json(struct cryo_image *img, char **out) {
   return CRYO_OK;
 }
 
+CRYO_API int cryo_image_text(struct cryo_image *img, char **out) {
+  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_text: null argument");
+  size_t len = 0;
+  *out = NULL;
+  FILE *f = open_memstream(out, &len);
+  if (!f) return cryo_fail_errno("open_memstream");
+  image_print_text(img, f);
+  if (fclose(f) != 0) {
+    free(*out);
+    *out = NULL;
+    return cryo_fail(CRYO_EFAIL, "out of memory describing the image");
+  }
+  return CRYO_OK;
+}
+
 CRYO_API void cryo_image_free_string(char *s) { free(s); }
 
 static struct img_thread *thread_of(struct cryo_image *img, int32_t tid) {

@@ -678,6 +678,7 @@ struct restore_args {
   struct cryo_image *img;
   struct img_restore_report *rep;
   pid_t pid;
+  const int *stdio; /* fds 0-2 for the new process (-1: the restorer's own), or NULL */
 };
 
 #define TRACE_OPTIONS                                                                              \
@@ -907,6 +908,8 @@ static int do_restore(struct cryo_session *s, void *arg) {
   if (pid < 0) return cryo_fail_errno("clone3 (a new process to restore into)");
   if (pid == 0) {
     /* raw clone: glibc's idea of our tid is the parent thread's; only raw syscalls here */
+    for (int i = 0; ra->stdio && i < 3; i++)
+      if (ra->stdio[i] >= 0) syscall(SYS_dup2, ra->stdio[i], i);
     syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
     syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
     syscall(SYS_exit_group, 127);
@@ -975,8 +978,33 @@ CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t
   if (rep) memset(rep, 0, sizeof *rep);
   int rc = cryo_image_check(img);
   if (rc) return rc;
-  struct restore_args a = {img, rep, 0};
+  struct restore_args a = {img, rep, 0, NULL};
   rc = run_on_tracer(s, do_restore, &a);
   *pid = rc == CRYO_OK ? a.pid : 0;
+  return rc;
+}
+
+CRYO_API int cryo_image_revive(cryo_session *s, struct cryo_image *img, cryo_revive_opts *o, int32_t *pid) {
+  if (!s || !img || !o || !pid) return cryo_fail(CRYO_EINVAL, "cryo_image_revive: null argument");
+  *pid = 0;
+  int child_fd[3], parent_fd[3];
+  int rc = stdio_open(o->stdio_mode, o->stdio_fd, NULL, child_fd, parent_fd);
+  if (rc) return rc;
+  struct img_restore_report rep;
+  memset(&rep, 0, sizeof rep);
+  rc = cryo_image_check(img);
+  if (rc == CRYO_OK) {
+    struct restore_args a = {img, &rep, 0, child_fd};
+    rc = run_on_tracer(s, do_restore, &a);
+    *pid = rc == CRYO_OK ? a.pid : 0;
+  }
+  snprintf(o->notes, sizeof o->notes, "%s", rep.notes);
+  for (int i = 0; i < 3; i++) {
+    if (child_fd[i] >= 0) close(child_fd[i]);
+    if (o->stdio_mode[i] == CRYO_STDIO_PIPE) {
+      if (rc == CRYO_OK) o->stdio_fd[i] = parent_fd[i];
+      else close(parent_fd[i]);
+    }
+  }
   return rc;
 }

@@ -62,6 +62,41 @@ static void close_all(int *fds, int n) {
     if (fds[i] >= 0) close(fds[i]);
 }
 
+/* Opens what a new process gets as fds 0-2 (cryo_stdio_mode): child_fd[i] becomes fd i
+ * in the child (-1: inherit ours), parent_fd[i] is our end of a pipe. All CLOEXEC. */
+int stdio_open(const int32_t mode[3], const int32_t fd[3], const char *const path[3], int child_fd[3], int parent_fd[3]) {
+  for (int i = 0; i < 3; i++) child_fd[i] = parent_fd[i] = -1;
+  for (int i = 0; i < 3; i++) {
+    const char *name = i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr";
+    int r = CRYO_OK;
+    if (mode[i] == CRYO_STDIO_NULL) {
+      child_fd[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+      if (child_fd[i] < 0) r = cryo_fail_errno("open /dev/null for %s", name);
+    } else if (mode[i] == CRYO_STDIO_FILE) {
+      const char *p = path ? path[i] : NULL;
+      if (!p) r = cryo_fail(CRYO_EINVAL, "%s: file mode without a path", name);
+      else if ((child_fd[i] = open(p, i == 0 ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+        r = cryo_fail_errno("open %s for %s", p, name);
+    } else if (mode[i] == CRYO_STDIO_PIPE) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) != 0) r = cryo_fail_errno("pipe for %s", name);
+      else {
+        child_fd[i] = i == 0 ? p[0] : p[1];
+        parent_fd[i] = i == 0 ? p[1] : p[0];
+      }
+    } else if (mode[i] == CRYO_STDIO_FD) {
+      child_fd[i] = fcntl(fd[i], F_DUPFD_CLOEXEC, 3);
+      if (child_fd[i] < 0) r = cryo_fail_errno("%s: descriptor %d", name, fd[i]);
+    }
+    if (r != CRYO_OK) {
+      close_all(child_fd, 3);
+      close_all(parent_fd, 3);
+      return r;
+    }
+  }
+  return CRYO_OK;
+}
+
 static int do_launch(struct cryo_session *s, void *arg) {
   cryo_launch_opts *o = arg;
   if (s->pid) return cryo_fail(CRYO_EINVAL, "this session already has a debuggee (pid %d)", s->pid);
@@ -76,43 +111,9 @@ static int do_launch(struct cryo_session *s, void *arg) {
   }
 
   /* child_fd[i]: what becomes fd i in the child; parent_fd[i]: our end of a pipe */
-  int child_fd[3] = {-1, -1, -1}, parent_fd[3] = {-1, -1, -1};
-  for (int i = 0; i < 3; i++) {
-    int mode = o->stdio_mode[i];
-    if (mode == CRYO_STDIO_NULL) {
-      child_fd[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-    } else if (mode == CRYO_STDIO_FILE) {
-      const char *p = o->stdio_path[i];
-      if (!p) {
-        close_all(child_fd, 3);
-        return cryo_fail(CRYO_EINVAL, "stdio %d: file mode without a path", i);
-      }
-      child_fd[i] = open(p, i == 0 ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (child_fd[i] < 0) {
-        int r = cryo_fail_errno("open %s for %s", p, i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr");
-        close_all(child_fd, 3);
-        return r;
-      }
-    } else if (mode == CRYO_STDIO_PIPE) {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) != 0) {
-        int r = cryo_fail_errno("pipe for stdio %d", i);
-        close_all(child_fd, 3);
-        close_all(parent_fd, 3);
-        return r;
-      }
-      child_fd[i] = i == 0 ? p[0] : p[1];
-      parent_fd[i] = i == 0 ? p[1] : p[0];
-    } else if (mode == CRYO_STDIO_FD) {
-      child_fd[i] = fcntl(o->stdio_fd[i], F_DUPFD_CLOEXEC, 3);
-      if (child_fd[i] < 0) {
-        int r = cryo_fail_errno("stdio %d: descriptor %d", i, o->stdio_fd[i]);
-        close_all(child_fd, 3);
-        close_all(parent_fd, 3);
-        return r;
-      }
-    }
-  }
+  int child_fd[3], parent_fd[3];
+  rc = stdio_open(o->stdio_mode, o->stdio_fd, o->stdio_path, child_fd, parent_fd);
+  if (rc != CRYO_OK) return rc;
 
   char **argv = split_blob(o->argv, o->argc > 0 ? o->argc : 0);
   char **envp = o->envc >= 0 ? split_blob(o->envp, o->envc) : environ;
