@@ -22,7 +22,9 @@ import { accessSync, constants, createReadStream, existsSync, readFileSync, read
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Breakpoints, parseHitCondition, type UserBreakpoint } from './breakpoints';
-import { REGISTER_NAMES, Session as Engine, type EngineEvent } from './engine';
+import { Image, REGISTER_NAMES, Session as Engine, type EngineEvent, type Registers as EngineRegisters } from './engine';
+import { ImageTarget } from './image';
+import { ElfFile } from './symbols/elf';
 import { encodeFor } from './assign';
 import { disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
@@ -32,6 +34,8 @@ import { hasChildren, Program, typeName, valueChildren, type Frame, type Value }
 
 export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
   program: string;
+  /** a Cryo image to open instead of running anything (then program is optional) */
+  image?: string;
   args?: string[];
   cwd?: string;
   env?: Record<string, string | null>;
@@ -42,7 +46,8 @@ export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
 }
 
 export interface AttachArguments extends DebugProtocol.AttachRequestArguments {
-  pid: number | string;
+  pid?: number | string;
+  image?: string;
   program?: string;
   sourceFileMap?: Record<string, string>;
 }
@@ -95,6 +100,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   engine!: Engine;
   program!: Program;
   private target?: LiveTarget;
+  /** an image session before it is revived: everything is read from the file */
+  private frozen?: ImageTarget;
   private launched = false;
   private bps = new Breakpoints(() => this.engine);
   private configured!: Promise<void>;
@@ -168,6 +175,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   // ---- launch, attach, end ----
 
   protected override async launchRequest(response: DebugProtocol.LaunchResponse, args: LaunchArguments): Promise<void> {
+    if (args.image) return this.openImage(response, args.image, args);
     try {
       this.launchArgs = args;
       if (args.console === 'integratedTerminal') await this.startInTerminal(args);
@@ -279,6 +287,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   protected override async attachRequest(response: DebugProtocol.AttachResponse, args: AttachArguments): Promise<void> {
+    if (args.image) return this.openImage(response, args.image, args);
     try {
       const pid = Number(args.pid);
       if (!Number.isInteger(pid) || pid <= 0) throw new Error(`"pid" must be a process id, got ${JSON.stringify(args.pid)}`);
@@ -301,7 +310,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
-  private startProgram(pid: number): void {
+  /** fromEntry: the process stands before its first instruction (launch), not mid-run (attach, revive) */
+  private startProgram(pid: number, fromEntry = true): void {
     const progress = this.progress(`Loading symbols of ${basename(readlinkSync(`/proc/${pid}/exe`))}`);
     try {
       this.target = new LiveTarget(this.engine, pid);
@@ -337,7 +347,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     // before the program's first instruction no library is loaded: stop at its entry to
     // read them (and to bind breakpoints in them), then watch the loader for dlopen
     const entry = this.target.auxv.get(9); // AT_ENTRY
-    if (entry && this.launched) this.addInternal(entry, 'entry');
+    if (entry && this.launched && fromEntry) this.addInternal(entry, 'entry');
   }
 
   /** Reports long work to clients that show progress; returns the function that ends it. */
@@ -393,6 +403,12 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   protected override async terminateRequest(response: DebugProtocol.TerminateResponse): Promise<void> {
+    if (this.frozen) {
+      // nothing runs: ending the session is all there is to do
+      this.sendResponse(response);
+      this.sendEvent(new TerminatedEvent());
+      return;
+    }
     try {
       if (this.engine?.pid) this.engine.kill();
     } catch {
@@ -402,6 +418,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   protected override async disconnectRequest(response: DebugProtocol.DisconnectResponse, args: DebugProtocol.DisconnectArguments): Promise<void> {
+    this.frozen = undefined;
+    this.imageFile?.close();
+    this.imageFile = undefined;
     try {
       if (this.engine) {
         const kill = args.terminateDebuggee ?? this.launched;
@@ -591,6 +610,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private guardStopped(response: DebugProtocol.Response): boolean {
+    if (this.frozen) {
+      this.sendErrorResponse(response, 1013, `${this.imageName()} is an image: nothing runs in it. Revive it (the Revive button) to go on as a live process.`);
+      return false;
+    }
     if (!this.engine?.pid) {
       this.sendErrorResponse(response, 1010, 'The program is not running.');
       return false;
@@ -611,6 +634,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override pauseRequest(response: DebugProtocol.PauseResponse): void {
     try {
+      if (this.frozen) throw new Error('an image does not run: there is nothing to pause');
       this.engine.interrupt();
       this.sendResponse(response);
     } catch (e) {
@@ -675,7 +699,21 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   dwarfRegs(tid: number): Map<number, bigint> {
+    if (this.frozen) return this.frozen.dwarfRegisters(tid);
     return dwarfRegisters(this.engine.registers(tid), this.engine.xstate(tid));
+  }
+
+  // what inspection reads: the image until it is revived, then the live process
+  private registersOf(tid: number): EngineRegisters {
+    return this.frozen ? this.frozen.registers(tid) : this.engine.registers(tid);
+  }
+
+  private readMem(addr: bigint, len: number): Buffer {
+    return this.frozen ? this.frozen.image.readMemory(addr, len) : this.engine.readMemory(addr, len);
+  }
+
+  private hasProcess(): boolean {
+    return !!this.frozen || !!this.engine?.pid;
   }
 
   private async step(response: DebugProtocol.Response, tid: number, how: 'next' | 'in' | 'out', granularity?: DebugProtocol.SteppingGranularity): Promise<void> {
@@ -806,8 +844,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   // ---- inspection ----
 
   protected override threadsRequest(response: DebugProtocol.ThreadsResponse): void {
-    const tids = this.engine?.pid ? this.engine.threads() : [];
-    response.body = { threads: tids.map((t) => new Thread(t, t === this.engine.pid ? `main ${t}` : `thread ${t}`)) };
+    const tids = this.frozen ? this.frozen.threads() : this.engine?.pid ? this.engine.threads() : [];
+    const main = this.frozen ? this.frozen.info.process.pid : this.engine?.pid;
+    response.body = { threads: tids.map((t) => new Thread(t, t === main ? `main ${t}` : `thread ${t}`)) };
     this.sendResponse(response);
   }
 
@@ -913,7 +952,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         const kids = valueChildren(ref.value, args.start ?? 0, args.count ?? 1000);
         response.body = { variables: kids.map((c) => this.variable(c.name, c.value)) };
       } else if (ref.kind === 'registers') {
-        const r = this.engine.registers(ref.tid);
+        const r = this.registersOf(ref.tid);
         response.body = { variables: REGISTER_NAMES.map((n) => ({ name: n, value: '0x' + r[n].toString(16).padStart(16, '0'), variablesReference: 0 })) };
       } else {
         const stack = this.stack(ref.tid);
@@ -939,6 +978,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override setVariableRequest(response: DebugProtocol.SetVariableResponse, args: DebugProtocol.SetVariableArguments): void {
     try {
       if (this.busy) throw new Error('the program is running: pause it first');
+      if (this.frozen) throw new Error('an image is read-only: revive it first');
       const ref = this.varRefs.get(args.variablesReference);
       if (!ref) throw new Error('that variable is gone: the program ran since');
       if (ref.kind === 'registers') {
@@ -985,7 +1025,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       if (f) {
         stack = this.stack(f.tid);
         frame = stack[f.index];
-      } else if (this.engine?.pid && !this.busy && this.currentTid) {
+      } else if (this.hasProcess() && !this.busy && this.currentTid) {
         stack = this.stack(this.currentTid);
         frame = stack[0];
       }
@@ -1018,7 +1058,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override readMemoryRequest(response: DebugProtocol.ReadMemoryResponse, args: DebugProtocol.ReadMemoryArguments): void {
     try {
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
-      const data = this.engine.readMemory(addr, Math.min(args.count, 1 << 24));
+      const data = this.readMem(addr, Math.min(args.count, 1 << 24));
       response.body = { address: '0x' + addr.toString(16), data: data.toString('base64'), unreadableBytes: args.count - data.length };
       this.sendResponse(response);
     } catch (e) {
@@ -1028,6 +1068,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override writeMemoryRequest(response: DebugProtocol.WriteMemoryResponse, args: DebugProtocol.WriteMemoryArguments): void {
     try {
+      if (this.frozen) throw new Error('an image is read-only: revive it first');
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
       const data = Buffer.from(args.data, 'base64');
       this.engine.writeMemory(addr, data);
@@ -1044,14 +1085,14 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override async disassembleRequest(response: DebugProtocol.DisassembleResponse, args: DebugProtocol.DisassembleArguments): Promise<void> {
     const invalid = (): DebugProtocol.DisassembledInstruction => ({ address: '0x0', instruction: '', presentationHint: 'invalid' });
     // the editor may ask before anything runs (an empty reference): answer with nothing, no error
-    if (!args.memoryReference || !this.engine?.pid || this.busy) {
+    if (!args.memoryReference || !this.hasProcess() || this.busy) {
       response.body = { instructions: Array.from({ length: args.instructionCount }, invalid) };
       this.sendResponse(response);
       return;
     }
     try {
       const addr = BigInt(args.memoryReference) + BigInt(args.offset ?? 0);
-      const slots = await disassembleAround((a, n) => this.engine.readMemory(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
+      const slots = await disassembleAround((a, n) => this.readMem(a, n), this.program, addr, args.instructionOffset ?? 0, args.instructionCount);
       // slots with no instruction still get ordered, distinct addresses: the editor's view
       // finds rows by address and asks for more above its first row
       const firstReal = slots.findIndex((i) => i !== undefined);
@@ -1105,6 +1146,118 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.sendErrorResponse(response, 1098, `unknown request ${command}`);
   }
 
+  // ---- images: a session on a saved process, read-only until revived ----
+
+  private imageFile?: Image;
+  private imageArgs?: { program?: string; sourceFileMap?: Record<string, string> };
+
+  private imageName(): string {
+    return this.imageFile ? basename(this.imageFile.path) : 'this';
+  }
+
+  private async openImage(response: DebugProtocol.Response, image: string, args: { program?: string; cwd?: string; sourceFileMap?: Record<string, string> }): Promise<void> {
+    try {
+      const path = isAbsolute(image) ? image : resolve(args.cwd ?? process.cwd(), image);
+      if (!existsSync(path)) throw new Error(`image ${path} does not exist`);
+      const img = new Image(path); // validates everything: a damaged image is refused here
+      this.imageFile = img;
+      this.imageArgs = args;
+      const info = img.describe();
+      const exe = args.program ? (isAbsolute(args.program) ? args.program : resolve(args.cwd ?? process.cwd(), args.program)) : info.process.exe;
+      if (!existsSync(exe))
+        throw new Error(`the image's program ${exe} is not on this machine: set "program" in the launch configuration to a copy of it (with its symbols)`);
+      this.sourceMap = Object.entries(args.sourceFileMap ?? {});
+      const progress = this.progress(`Loading symbols of ${basename(exe)}`);
+      try {
+        this.frozen = new ImageTarget(img, exe);
+        this.program = new Program(this.frozen);
+      } finally {
+        progress();
+      }
+      const want = info.process.exe_build_id;
+      let have: string | undefined;
+      try {
+        have = new ElfFile(exe).buildId();
+      } catch {
+        /* not an ELF file: Program said so already */
+      }
+      if (want && have && want !== have)
+        this.sendEvent(new OutputEvent(`cryo: ${exe} is not the build the image was taken from (build-id ${have}, the image has ${want}): stacks and variables may be wrong. Point "program" at the right build.\n`, 'console'));
+      this.sendResponse(response);
+      this.sendEvent(new InitializedEvent());
+      await this.configured;
+      this.reportImageStop();
+    } catch (e) {
+      this.imageFile?.close();
+      this.imageFile = undefined;
+      this.frozen = undefined;
+      this.sendErrorResponse(response, 1005, `Cannot open the image: ${(e as Error).message}`);
+    }
+  }
+
+  /** The stop an image session opens with: the crash on every thread, or the snapshot. */
+  private reportImageStop(): void {
+    const info = this.frozen!.info;
+    const tids = this.frozen!.threads();
+    const when = info.process.time;
+    if (info.reason.kind === 'crash') {
+      const r = info.reason;
+      const addr = r.address ? BigInt(r.address) : 0n;
+      for (const t of tids) this.lastSignal.set(t, { signo: r.signal, code: r.code, addr });
+      const where = r.address ? ` at address ${r.address}` : '';
+      const text = `${r.signal_name}: ${SIGNALS[r.signal]?.[1] ?? 'signal'}${where} (image of process ${info.process.pid}, ${when})`;
+      // the crashing thread last, so that the editor shows it
+      for (const t of tids) if (t !== r.tid) this.report('exception', t, `${r.signal_name} in thread ${r.tid} (image of process ${info.process.pid})`);
+      this.currentTid = tids.includes(r.tid) ? r.tid : tids[0];
+      this.report('exception', this.currentTid, text);
+    } else {
+      this.currentTid = tids.includes(info.process.pid) ? info.process.pid : tids[0];
+      this.report('entry', this.currentTid, `Image of process ${info.process.pid} (${info.process.comm}), taken ${when}: revive it to run`);
+    }
+  }
+
+  private imageInfo(): unknown {
+    if (!this.imageFile) throw new Error('This session is not on an image.');
+    const info = this.imageFile.describe();
+    return { path: this.imageFile.path, revived: !this.frozen, reason: info.reason, process: { pid: info.process.pid, comm: info.process.comm, exe: info.process.exe } };
+  }
+
+  /** cryo/revive: the image becomes a live process, traced by this same session. */
+  private revive(): { pid: number; notes: string } {
+    if (!this.frozen || !this.imageFile) throw new Error(this.imageFile ? 'The image is revived already.' : 'This session is not on an image: there is nothing to revive.');
+    const img = this.imageFile;
+    const problems = img.problems();
+    if (problems) throw new Error(`${basename(img.path)} cannot be revived here:\n${problems}`);
+    const engine = new Engine();
+    engine.keepPumping = true;
+    let r;
+    try {
+      // never the adapter's own stdio: that is the protocol's stream
+      r = engine.revive(img, { stdin: { mode: 'null' }, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+    } catch (e) {
+      void engine.close();
+      throw e;
+    }
+    this.engine = engine;
+    this.frozen = undefined;
+    this.launched = true; // ours: killed when the session ends
+    this.ended = false;
+    this.pipeOutput(r.stdout, 'stdout');
+    this.pipeOutput(r.stderr, 'stderr');
+    this.lastSignal.clear();
+    this.startProgram(r.pid, false);
+    this.program.refreshLibraries();
+    this.armLoaderBreakpoint();
+    for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
+    this.syncRawHits();
+    if (r.notes.trim()) this.sendEvent(new OutputEvent(`cryo: revived ${basename(img.path)} as process ${r.pid}:\n${r.notes.trim().replace(/^/gm, '  ')}\n`, 'console'));
+    this.invalidate();
+    this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
+    this.currentTid = r.pid;
+    this.report('entry', r.pid, `Revived ${basename(img.path)} as process ${r.pid}`);
+    return { pid: r.pid, notes: r.notes };
+  }
+
   // ---- checkpoints (the snapshot button and the Checkpoints view) ----
 
   private checkpointMeta = new Map<number, CheckpointMeta>();
@@ -1131,6 +1284,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private checkpointRequest(what: string, args: Record<string, unknown>): unknown {
+    if (what === 'revive') return this.revive();
+    if (what === 'image') return this.imageInfo();
+    if (this.frozen) throw new Error(`${this.imageName()} is an image: revive it first.`);
     if (!this.engine) throw new Error('No program is being debugged.');
     const id = Number(args.id);
     switch (what) {

@@ -681,9 +681,6 @@ struct restore_args {
   const int *stdio; /* fds 0-2 for the new process (-1: the restorer's own), or NULL */
 };
 
-#define TRACE_OPTIONS                                                                              \
-  (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
-   PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD)
 
 /* What each thread sets up for itself: rseq, robust list, clear_child_tid. */
 static int thread_setup(struct builder *b, struct img_thread *t) {

@@ -167,6 +167,13 @@ void cryo_copy_error(char *dst, size_t len);
 void cryo_set_error_text(const char *msg);
 
 /* session.c */
+/* The ptrace options of every process a session traces (launched, attached, revived):
+ * TRACESECCOMP matters to all of them, since a recording filter without it fails the
+ * trapped syscalls with ENOSYS. */
+#define TRACE_OPTIONS                                                                              \
+  (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
+   PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACESECCOMP)
+
 int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg);
 void push_event(struct cryo_session *s, const cryo_event *ev);
 uint64_t now_ns(int clock);

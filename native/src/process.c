@@ -17,9 +17,6 @@
 
 extern char **environ;
 
-#define TRACE_OPTIONS                                                                              \
-  (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
-   PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACESECCOMP)
 
 static char **split_blob(const uint8_t *blob, int n) {
   char **v = calloc((size_t)n + 1, sizeof *v);

@@ -1,0 +1,225 @@
+// Images as debug sessions: crash images of real programs opened over DAP, checked
+// against gdb on the ELF core that `cryo export-core` makes of the same image; revive
+// from an image session, checked against the program's own run.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { DebugClient } from '@vscode/debugadapter-testsupport';
+import type { DebugProtocol } from '@vscode/debugprotocol';
+import { buildFixture } from '../helpers/fixtures';
+import { gdbBatch } from '../helpers/gdb';
+import { cleanupDirs, closeOthers, cryo, cryoBin, exited, start, tmp, waitFor } from '../images/common';
+import { clientPool, collectOutput } from './dap';
+
+const client = clientPool();
+after(cleanupDirs);
+
+/** Runs prog under `cryo run --on-crash`; returns the crash image. */
+function crashImage(prog: string, args: string[], cwd?: string): string {
+  const dir = tmp('cryo-imgdap-');
+  // with nothing open but stdio (closeOthers): an inherited pipe above 2 could not be revived
+  const r = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', dir, '--', prog, ...args], { encoding: 'utf8', cwd, timeout: 60_000 });
+  assert.ok(r.status !== 0, `the program crashed (status ${r.status})`);
+  const img = readdirSync(dir).find((f) => f.endsWith('.cryo'));
+  assert.ok(img, `an image was written: ${r.stderr}`);
+  return join(dir, img);
+}
+
+function exportCore(img: string): string {
+  const core = img.replace(/\.cryo$/, '.core');
+  const r = cryo(['export-core', img, '-o', core]);
+  assert.equal(r.status, 0, r.stderr);
+  return core;
+}
+
+interface GdbFrame {
+  level: number;
+  name: string;
+  file?: string;
+  line?: number;
+}
+
+/** gdb on PROG CORE: the frames of `bt N`, and `info args`/`info locals` of the frames that have source. */
+function gdbOnCore(prog: string, core: string, depth: number): { frames: GdbFrame[]; vars: Map<number, Map<string, string>>; signal: string; pc: string } {
+  const frameCmds = Array.from({ length: depth }, (_, i) => [`echo ==F${i}==\\n`, `frame ${i}`, 'info args', 'info locals']).flat();
+  const out = execGdb(prog, core, ['echo ==BT==\\n', `bt ${depth}`, 'echo ==SIG==\\n', 'p $_siginfo.si_signo', 'p/x $pc', ...frameCmds, 'echo ==END==\\n']);
+  const section = (a: string, b: string) => out.slice(out.indexOf(`==${a}==`), out.indexOf(`==${b}==`));
+  const frames: GdbFrame[] = [];
+  for (const m of section('BT', 'SIG').matchAll(/^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: at (\S+):(\d+))?/gm))
+    frames.push({ level: Number(m[1]), name: m[2], file: m[3], line: m[4] ? Number(m[4]) : undefined });
+  const vars = new Map<number, Map<string, string>>();
+  for (let i = 0; i < depth; i++) {
+    const text = section(`F${i}`, i + 1 < depth ? `F${i + 1}` : 'END');
+    const m = new Map<string, string>();
+    for (const line of text.split('\n')) {
+      const x = /^(\w+) = (.*)$/.exec(line.trim());
+      if (x) m.set(x[1], x[2]);
+    }
+    vars.set(i, m);
+  }
+  const sig = section('SIG', 'F0');
+  return { frames, vars, signal: /\$1 = (\d+)/.exec(sig)?.[1] ?? '', pc: /\$2 = (0x[0-9a-f]+)/.exec(sig)?.[1] ?? '' };
+}
+
+function execGdb(prog: string, core: string, cmds: string[]): string {
+  const r = spawnSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', ...cmds.flatMap((c) => ['-ex', c]), prog, core], { encoding: 'utf8', timeout: 120_000 });
+  return r.stdout;
+}
+
+async function openImage(dc: DebugClient, image: string, extra: Record<string, unknown> = {}): Promise<DebugProtocol.StoppedEvent> {
+  await dc.initializeRequest();
+  const initialized = dc.waitForEvent('initialized');
+  const launched = dc.launch({ image, ...extra });
+  await Promise.race([initialized, launched]); // a refused image answers without `initialized`
+  // one stopped event per thread; the crashing thread's comes last
+  const stops: DebugProtocol.StoppedEvent[] = [];
+  dc.on('stopped', (e: DebugProtocol.StoppedEvent) => stops.push(e));
+  await dc.configurationDoneRequest();
+  await launched;
+  await waitFor(() => stops.length > 0, 20_000, 'a stopped event');
+  const threads = (await dc.threadsRequest()).body.threads;
+  await waitFor(() => stops.length >= threads.length, 20_000, 'a stopped event per thread');
+  return stops[stops.length - 1];
+}
+
+async function vars(dc: DebugClient, frameId: number, scope: string): Promise<DebugProtocol.Variable[]> {
+  const scopes = await dc.scopesRequest({ frameId });
+  const s = scopes.body.scopes.find((x) => x.name === scope)!;
+  return (await dc.variablesRequest({ variablesReference: s.variablesReference })).body.variables;
+}
+
+const CASES: { name: string; source: string; args: string[]; signal: string; depth: number }[] = [
+  { name: 'a NULL dereference three frames deep', source: 'crash.c', args: [], signal: 'SIGSEGV', depth: 5 },
+  { name: 'abort()', source: 'img_crash.c', args: ['abort'], signal: 'SIGABRT', depth: 6 },
+  { name: 'a division by zero', source: 'img_crash.c', args: ['div'], signal: 'SIGFPE', depth: 3 },
+  { name: 'a stack overflow', source: 'img_overflow.c', args: [], signal: 'SIGSEGV', depth: 8 },
+];
+
+describe('a crash image opened as a debug session', () => {
+  for (const c of CASES) {
+    test(`${c.name}: stop reason, exceptionInfo, frames and variables equal gdb's on the exported core`, async () => {
+      const prog = buildFixture(c.source);
+      const img = crashImage(prog, c.args);
+      const g = gdbOnCore(prog, exportCore(img), c.depth);
+      const SIGNO: Record<string, string> = { SIGSEGV: '11', SIGABRT: '6', SIGFPE: '8' };
+      assert.equal(g.signal, SIGNO[c.signal], 'gdb sees the signal in the core');
+      assert.ok(g.frames.length >= Math.min(c.depth, 3), `gdb shows frames: ${JSON.stringify(g.frames)}`);
+
+      const dc = await client();
+      const stop = await openImage(dc, img);
+      assert.equal(stop.body.reason, 'exception');
+      const tid = stop.body.threadId!;
+      const info = await dc.exceptionInfoRequest({ threadId: tid });
+      assert.equal(info.body.exceptionId, c.signal);
+
+      const st = (await dc.stackTraceRequest({ threadId: tid, levels: c.depth })).body.stackFrames;
+      assert.equal(st[0].instructionPointerReference, g.pc, 'the pc of the crash');
+      for (const f of g.frames) {
+        const ours = st[f.level];
+        assert.ok(ours, `frame #${f.level} ${f.name}`);
+        assert.equal(ours.name.replace(/ \[inlined\]$/, ''), f.name, `frame #${f.level}`);
+        if (f.line) assert.equal(ours.line, f.line, `line of frame #${f.level} ${f.name}`);
+      }
+      // every argument and local gdb shows in frames with source
+      let compared = 0;
+      for (const f of g.frames) {
+        if (!f.file || !f.file.includes('fixtures')) continue;
+        const gv = g.vars.get(f.level)!;
+        const ours = [...(await vars(dc, st[f.level].id, 'Arguments')), ...(await vars(dc, st[f.level].id, 'Locals'))];
+        for (const [name, value] of gv) {
+          const v = ours.find((x) => x.name === name);
+          assert.ok(v, `${name} in frame #${f.level} ${f.name}`);
+          assert.equal(v.value, value, `${name} in frame #${f.level} ${f.name}`);
+          compared++;
+        }
+      }
+      assert.ok(compared > 0, 'some variables were compared');
+
+      // nothing runs in an image
+      await assert.rejects(dc.continueRequest({ threadId: tid }), /is an image.*Revive/);
+      await assert.rejects(dc.nextRequest({ threadId: tid }), /is an image/);
+      await dc.disconnectRequest({});
+    });
+  }
+
+  test('a damaged image is refused with a message that says what is wrong, and nothing runs', async () => {
+    const prog = buildFixture('crash.c');
+    const img = crashImage(prog, []);
+    const bad = img.replace(/\.cryo$/, '.bad.cryo');
+    const bytes = readFileSync(img);
+    writeFileSync(bad, bytes.subarray(0, bytes.length - 100));
+    const dc = await client();
+    await dc.initializeRequest();
+    await assert.rejects(dc.launch({ image: bad }), /Cannot open the image: .*truncated/);
+    await assert.rejects(dc.launch({ image: join(tmp(), 'none.cryo') }), /does not exist/);
+  });
+});
+
+describe('reviving an image session', () => {
+  test('revive, then continue to the end: the output and exit code are the original run`s', async () => {
+    const prog = buildFixture('img_counter.c');
+    const N = 150;
+    const ref = spawnSync(prog, [String(N), '-', '3000'], { encoding: 'utf8', timeout: 60_000 });
+    const p = start(prog, [String(N), '-', '3000']);
+    let orig = '';
+    p.stdout!.on('data', (d) => (orig += d));
+    await waitFor(() => orig.split('\n').length > 30, 20_000, 'output');
+    const dir = tmp();
+    const img = join(dir, 'counter.cryo');
+    const d = cryo(['dump', String(p.pid), '-o', img, '--kill']);
+    assert.equal(d.status, 0, d.stderr);
+    await exited(p);
+
+    const dc = await client();
+    const out = collectOutput(dc);
+    const stop = await openImage(dc, img);
+    assert.equal(stop.body.reason, 'entry');
+    assert.match(stop.body.description ?? '', /Image of process/);
+    // a breakpoint set on the image binds when it is revived
+    const src = join(__dirname, '..', 'fixtures', 'img_counter.c');
+    const bp = await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 21 }] });
+    assert.equal(bp.body.breakpoints[0].verified, false, 'not bound in an image');
+    const stopped = dc.waitForEvent('stopped');
+    const changed = dc.waitForEvent('breakpoint');
+    const r = await dc.customRequest('cryo/revive');
+    assert.ok(r.body.pid > 0);
+    assert.equal((await stopped).body.reason, 'entry');
+    assert.equal(((await changed) as DebugProtocol.BreakpointEvent).body.breakpoint.verified, true);
+    // the loop's end: "done" is printed once
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    const threads = (await dc.threadsRequest()).body.threads;
+    assert.deepEqual(threads.map((t) => t.id), [r.body.pid]);
+    const exitedEv = dc.waitForEvent('exited');
+    await dc.continueRequest({ threadId: r.body.pid });
+    const code = ((await exitedEv) as DebugProtocol.ExitedEvent).body.exitCode;
+    assert.equal(code, ref.status, 'the exit code of the original run');
+    await dc.waitForEvent('terminated');
+    const revived = out.text("stdout");
+    assert.ok(revived.length > 0 && ref.stdout.endsWith(revived), `the revived process went on with the same run: ${revived.slice(0, 120)}`);
+    assert.ok(orig.length + revived.length >= ref.stdout.length, 'nothing between the dump and the revive is missing');
+  });
+
+  test('a revive that cannot be done is refused with the problems listed, and the session stays on the image', async () => {
+    const prog = buildFixture('img_crash.c');
+    // the image's program is a copy that is gone by the time it is revived
+    const dir = tmp();
+    const copy = join(dir, 'img_crash_copy');
+    copyFileSync(prog, copy);
+    const img = crashImage(copy, ['null'], dir);
+    rmSync(copy);
+    const dc = await client();
+    await assert.rejects(openImage(dc, img), new RegExp(`${copy} is not on this machine: set "program"`));
+    const dc2 = await client();
+    const stop = await openImage(dc2, img, { program: prog });
+    assert.equal(stop.body.reason, 'exception');
+    await assert.rejects(dc2.customRequest('cryo/revive'), new RegExp(`cannot be revived here:[\\s\\S]*${copy}`));
+    const info = await dc2.customRequest('cryo/image');
+    assert.equal(info.body.revived, false);
+    await assert.rejects(dc2.continueRequest({ threadId: stop.body.threadId! }), /is an image/);
+    // the stack is still served from the image, through the program given
+    const st = (await dc2.stackTraceRequest({ threadId: stop.body.threadId! })).body.stackFrames;
+    assert.equal(st[0].name, 'deref');
+  });
+});
