@@ -36,6 +36,8 @@ export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
   program: string;
   /** a Cryo image to open instead of running anything (then program is optional) */
   image?: string;
+  /** with image: revive it at once, as a live process */
+  revive?: boolean;
   args?: string[];
   cwd?: string;
   env?: Record<string, string | null>;
@@ -48,6 +50,7 @@ export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
 export interface AttachArguments extends DebugProtocol.AttachRequestArguments {
   pid?: number | string;
   image?: string;
+  revive?: boolean;
   program?: string;
   sourceFileMap?: Record<string, string>;
 }
@@ -215,6 +218,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private startLaunched(args: LaunchArguments): void {
+    if (!args.program) throw new Error('the launch configuration needs "program" (the binary to debug) or "image" (a .cryo file to open)');
     const { program, env } = this.prepareLaunch(args);
     this.sourceMap = Object.entries(args.sourceFileMap ?? {});
     this.engine = new Engine();
@@ -1155,7 +1159,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     return this.imageFile ? basename(this.imageFile.path) : 'this';
   }
 
-  private async openImage(response: DebugProtocol.Response, image: string, args: { program?: string; cwd?: string; sourceFileMap?: Record<string, string> }): Promise<void> {
+  private async openImage(response: DebugProtocol.Response, image: string, args: { program?: string; cwd?: string; revive?: boolean; sourceFileMap?: Record<string, string> }): Promise<void> {
     try {
       const path = isAbsolute(image) ? image : resolve(args.cwd ?? process.cwd(), image);
       if (!existsSync(path)) throw new Error(`image ${path} does not exist`);
@@ -1187,6 +1191,13 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.sendEvent(new InitializedEvent());
       await this.configured;
       this.reportImageStop();
+      if (args.revive) {
+        try {
+          this.revive();
+        } catch (e) {
+          this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
+        }
+      }
     } catch (e) {
       this.imageFile?.close();
       this.imageFile = undefined;
@@ -1323,6 +1334,15 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
         this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}`);
         return { pid };
+      }
+      case 'saveImage': {
+        if (this.busy) throw new Error('The program is running: pause it first.');
+        if (typeof args.path !== 'string' || !args.path) throw new Error('cryo/saveImage needs a path.');
+        const path = resolve(args.path);
+        if (args.id !== undefined && !this.checkpointMeta.has(id)) throw new Error(`There is no checkpoint ${id}.`);
+        const t0 = process.hrtime.bigint();
+        this.engine.saveImage(args.id === undefined ? 0 : id, path);
+        return { path, ms: Number(process.hrtime.bigint() - t0) / 1e6, bytes: statSync(path).size };
       }
       case 'deleteCheckpoint':
         this.engine.deleteCheckpoint(id);

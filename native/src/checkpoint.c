@@ -575,6 +575,9 @@ static int do_cp_save(struct cryo_session *s, void *arg) {
   for (int i = depth - 1; rc == CRYO_OK && i >= 0; i--) rc = write_pages(s, child, path[i]);
   if (rc == CRYO_OK) rc = regs_set(child, &cp->regs);
   if (rc == CRYO_OK && cp->xstate) rc = xstate_set(child, cp->xstate, cp->xstate_len);
+  /* the program's own code: no breakpoints, the kernel's vDSO */
+  if (rc == CRYO_OK) rc = bps_lift(s, child);
+  if (rc == CRYO_OK) rc = record_unpatch_vdso(s, child);
   if (rc == CRYO_OK) {
     struct img_target t = {.pid = child, .tids = &child, .ntids = 1, .record_pid = s->pid ? s->pid : child,
                            .fds = cp->fds, .nfds = cp->nfds};
@@ -586,12 +589,32 @@ static int do_cp_save(struct cryo_session *s, void *arg) {
   return rc;
 }
 
+/* The image holds the program's own code: breakpoints lifted, the kernel's vDSO; both
+ * go back in afterwards, since the session goes on. */
+static int do_unpatch(struct cryo_session *s, void *arg) {
+  (void)arg;
+  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee to save");
+  int rc = bps_lift(s, s->pid);
+  return rc == CRYO_OK ? record_unpatch_vdso(s, s->pid) : rc;
+}
+
+static int do_repatch(struct cryo_session *s, void *arg) {
+  (void)arg;
+  if (!s->pid) return CRYO_OK;
+  int rc = bps_apply(s, s->pid);
+  int rc2 = s->rec_filter ? record_patch_vdso(s, s->pid) : CRYO_OK;
+  return rc ? rc : rc2;
+}
+
 CRYO_API int cryo_image_save(cryo_session *s, int32_t id, const char *path) {
   if (!s || !path || !*path) return cryo_fail(CRYO_EINVAL, "cryo_image_save: no path");
   if (id == 0) {
     struct img_dump_opts o = {.reason = REASON_SNAPSHOT};
     struct img_dump_stats st;
-    return cryo_image_dump(s, path, &o, &st);
+    int rc = run_on_tracer(s, do_unpatch, NULL);
+    if (rc == CRYO_OK) rc = cryo_image_dump(s, path, &o, &st);
+    run_on_tracer(s, do_repatch, NULL); /* recording goes on: the vDSO must trap again */
+    return rc;
   }
   struct save_args a = {id, path};
   return run_on_tracer(s, do_cp_save, &a);

@@ -222,6 +222,7 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t);
 void record_on_syscall_exit(struct cryo_session *s, struct thread *t);
 void record_free(struct cryo_session *s);
 int record_patch_vdso(struct cryo_session *s, pid_t pid);
+int record_unpatch_vdso(struct cryo_session *s, pid_t pid);
 bool record_on_sigsegv(struct cryo_session *s, struct thread *t);
 
 /* checkpoint.c */

@@ -161,6 +161,9 @@ static int do_launch(struct cryo_session *s, void *arg) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     char go;
     if (read(gate[0], &go, 1) != 1) _exit(127); /* the tracer went away before attaching */
+    /* the program gets stdio only: descriptors the debugger host inherited (its own
+     * parent's pipes) are not the program's, and would end up in its images */
+    syscall(436 /* close_range */, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */);
     execve(prog, use_argv, envp);
     stage = 3;
   fail:

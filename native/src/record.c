@@ -299,6 +299,28 @@ bool record_on_sigsegv(struct cryo_session *s, struct thread *t) {
   return regs_set(t->tid, &r) == CRYO_OK;
 }
 
+/* Puts the kernel's own vDSO code back into pid (ours: the vDSO is the same image in
+ * every process of this kernel), so that an image of a recorded process carries the
+ * code a restore checks and maps, not our patched entry points. */
+int record_unpatch_vdso(struct cryo_session *s, pid_t pid) {
+  if (!s->rec_filter) return CRYO_OK;
+  char path[64], line[512];
+  unsigned long long lo = 0, hi = 0, mlo = 0, mhi = 0;
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return cryo_fail_errno("open %s", path);
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "[vdso]") && sscanf(line, "%llx-%llx", &lo, &hi) == 2) break;
+  fclose(f);
+  f = fopen("/proc/self/maps", "r");
+  if (!f) return cryo_fail_errno("open /proc/self/maps");
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "[vdso]") && sscanf(line, "%llx-%llx", &mlo, &mhi) == 2) break;
+  fclose(f);
+  if (!lo || !mlo || hi - lo != mhi - mlo) return CRYO_OK; /* nothing to put back, or not the same vDSO */
+  return mem_write_raw(s, pid, lo, (const void *)(uintptr_t)mlo, (size_t)(hi - lo));
+}
+
 /* The vDSO answers time calls without entering the kernel, so seccomp never sees them.
  * Rewrite its entry points into real syscalls (mov $nr,%eax; syscall; ret): then they
  * are recorded and replayed like the rest. The vDSO is private to the process, so this

@@ -3,14 +3,14 @@
 // from an image session, checked against the program's own run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { cleanupDirs, closeOthers, cryo, cryoBin, exited, start, tmp, waitFor } from '../images/common';
+import { cleanupDirs, closeOthers, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
 import { clientPool, collectOutput } from './dap';
 
 const client = clientPool();
@@ -221,5 +221,54 @@ describe('reviving an image session', () => {
     // the stack is still served from the image, through the program given
     const st = (await dc2.stackTraceRequest({ threadId: stop.body.threadId! })).body.stackFrames;
     assert.equal(st[0].name, 'deref');
+  });
+});
+
+describe('save as image (the Checkpoints view)', () => {
+  test('a checkpoint saved as an image revives where the checkpoint was taken: the rest of the run is the original`s', async () => {
+    const prog = buildFixture('img_counter.c');
+    const src = join(__dirname, '..', 'fixtures', 'img_counter.c');
+    const N = 40;
+    const ref = spawnSync(prog, [String(N), '-', '0'], { encoding: 'utf8', timeout: 60_000 });
+    const dc = await client();
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: prog, args: [String(N), '-', '0'] });
+    await initialized;
+    let stopped = dc.waitForEvent('stopped');
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 17 }] });
+    await dc.configurationDoneRequest();
+    await launched;
+    const tid = ((await stopped) as DebugProtocol.StoppedEvent).body.threadId!;
+    for (let i = 0; i < 2; i++) {
+      stopped = dc.waitForEvent('stopped');
+      await dc.continueRequest({ threadId: tid });
+      await stopped;
+    }
+    // at the fprintf of iteration 2: snapshot, run on, save the snapshot (not the present)
+    const snap = (await dc.customRequest('cryo/snapshot', { name: 'at 2' })).body;
+    for (let i = 0; i < 3; i++) {
+      stopped = dc.waitForEvent('stopped');
+      await dc.continueRequest({ threadId: tid });
+      await stopped;
+    }
+    const dir = tmp();
+    const img = join(dir, 'at2.cryo');
+    const saved = (await dc.customRequest('cryo/saveImage', { id: snap.id, path: img })).body;
+    assert.equal(saved.path, img);
+    assert.equal(statSync(img).mode & 0o777, 0o600, 'images hold memory: 0600');
+    const present = join(dir, 'now.cryo');
+    await dc.customRequest('cryo/saveImage', { path: present });
+    await assert.rejects(dc.customRequest('cryo/saveImage', { id: 999, path: join(dir, 'x.cryo') }), /no checkpoint 999/);
+    await dc.disconnectRequest({});
+
+    const j = inspectJson(img);
+    assert.equal(j.reason.kind, 'snapshot');
+    const fromSnap = await restoreWait(img);
+    const tail = ref.stdout.slice(ref.stdout.indexOf('iteration 2 '));
+    assert.equal(fromSnap.stdout, tail, `the saved checkpoint goes on from iteration 2 (${fromSnap.stderr})`);
+    assert.equal(fromSnap.status, ref.status);
+    const fromNow = await restoreWait(present);
+    assert.equal(fromNow.stdout, ref.stdout.slice(ref.stdout.indexOf('iteration 5 ')), fromNow.stderr);
   });
 });
