@@ -113,12 +113,14 @@ int cli_run(int argc, char **argv) {
   base = base ? base + 1 : argv[i];
   int status = 1;
   uint32_t flags = 0;
+  bool stopped = true; /* every thread is stopped: continue before waiting */
   for (;;) {
-    if (cryo_continue(s, flags) != CRYO_OK) {
+    if (stopped && cryo_continue(s, flags) != CRYO_OK) {
       fprintf(stderr, "cryo run: %s\n", cryo_last_error());
       break;
     }
     flags = 0;
+    stopped = true;
     cryo_event ev;
     int rc;
     do rc = cryo_wait_event(s, &ev, -1);
@@ -135,7 +137,12 @@ int cli_run(int argc, char **argv) {
       status = 128 + ev.signo;
       break;
     }
-    if (ev.kind != CRYO_EV_STOPPED || ev.reason != CRYO_STOP_SIGNAL) continue;
+    /* a thread came or went while the others run on: nothing to resume */
+    if (ev.kind != CRYO_EV_STOPPED) {
+      stopped = false;
+      continue;
+    }
+    if (ev.reason != CRYO_STOP_SIGNAL) continue;
     if (!dir || !fatal(ev.signo) || handled_by_program(pid, ev.signo)) continue;
     char path[PATH_MAX], ts[32];
     time_t now = time(NULL);

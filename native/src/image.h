@@ -196,6 +196,10 @@ CRYO_API int cryo_image_dump_begin(cryo_session *s, const char *path, const stru
 /* fsync, rename over path (a previous file stays intact until then), fsync the directory. */
 CRYO_API int cryo_image_commit(struct img_pending *pd);
 CRYO_API void cryo_image_abort(struct img_pending *pd);
+/* The temporary file behind a pending output (what: "image", "core", for messages);
+ * written through img_pending_fd, then cryo_image_commit or cryo_image_abort. */
+int img_pending_create(const char *path, const char *what, struct img_pending **out);
+int img_pending_fd(const struct img_pending *pd);
 /* begin + commit. */
 CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img_dump_opts *o,
                              struct img_dump_stats *st);
@@ -219,5 +223,23 @@ struct img_restore_report {
 /* Builds a new process from the image, traced by the session, stopped at the
  * image's registers. *pid receives its pid. */
 CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t *pid, struct img_restore_report *rep);
+
+/* ---- export to an ELF core (image_core.c) ---- */
+struct img_core_stats {
+  uint64_t file_size;       /* apparent size of the core (zero pages are holes) */
+  uint64_t threads;         /* NT_PRSTATUS notes */
+  uint64_t notes_bytes;
+  uint64_t segments;        /* PT_LOAD, one per mapping */
+  uint64_t stored_segments; /* those with their pages in the core (p_filesz > 0) */
+  uint64_t content_pages;   /* pages written */
+  uint64_t zero_pages;      /* pages that read as zeros (holes in the file) */
+  uint64_t missing_pages;   /* pages the image has no content for, written as zeros */
+  uint64_t changed_files;   /* mappings whose file (clean pages read from it) changed since the dump */
+};
+/* Writes the image as an ELF core (ET_CORE, x86-64, the notes and segments the kernel
+ * writes) at path: mode 0600, through a temporary file beside it, fsynced and renamed;
+ * on failure nothing is left under either name. st may be NULL. */
+int image_export_core(struct cryo_image *img, const char *path, struct img_core_stats *st);
+CRYO_API int cryo_image_export_core(struct cryo_image *img, const char *path);
 
 #endif

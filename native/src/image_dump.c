@@ -38,6 +38,7 @@
 
 struct img_pending {
   int fd;
+  const char *what; /* "image", "core": for messages */
   char tmp[PATH_MAX];
   char path[PATH_MAX];
   uint64_t size;
@@ -1029,6 +1030,33 @@ out:
   return rc;
 }
 
+/* Creates the temporary file beside path (mode 0600) that cryo_image_commit renames
+ * over it; cryo_image_abort removes it. */
+int img_pending_create(const char *path, const char *what, struct img_pending **out) {
+  *out = NULL;
+  if (strlen(path) >= PATH_MAX - 32) return cryo_fail(CRYO_EINVAL, "%s: file name too long", path);
+  struct img_pending *pd = calloc(1, sizeof *pd);
+  if (!pd) return cryo_fail(CRYO_EFAIL, "out of memory");
+  pd->what = what;
+  snprintf(pd->path, sizeof pd->path, "%s", path);
+  const char *slash = strrchr(path, '/');
+  int dirlen = slash ? (int)(slash - path) + 1 : 0;
+  static unsigned seq;
+  unsigned n = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
+  snprintf(pd->tmp, sizeof pd->tmp, "%.*s.%s.tmp%d.%u", dirlen, path, slash ? slash + 1 : path, getpid(), n);
+  pd->fd = open(pd->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (pd->fd < 0) {
+    int rc = cryo_fail_errno("create %s (the temporary file for the %s %s)", pd->tmp, what, path);
+    free(pd);
+    return rc;
+  }
+  fchmod(pd->fd, 0600);
+  *out = pd;
+  return CRYO_OK;
+}
+
+int img_pending_fd(const struct img_pending *pd) { return pd->fd; }
+
 static int dump_begin(cryo_session *s, const struct img_target *tg, bool on_tracer, const char *path,
                       const struct img_dump_opts *o, struct img_dump_stats *st, struct img_pending **out) {
   if (!s || !path || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_dump: null argument");
@@ -1036,22 +1064,10 @@ static int dump_begin(cryo_session *s, const struct img_target *tg, bool on_trac
   struct img_dump_stats local;
   if (!st) st = &local;
   memset(st, 0, sizeof *st);
-  struct img_pending *pd = calloc(1, sizeof *pd);
-  if (!pd) return cryo_fail(CRYO_EFAIL, "out of memory");
-  snprintf(pd->path, sizeof pd->path, "%s", path);
-  const char *slash = strrchr(path, '/');
-  int dirlen = slash ? (int)(slash - path) + 1 : 0;
-  static unsigned seq;
-  unsigned n = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
-  snprintf(pd->tmp, sizeof pd->tmp, "%.*s.%s.tmp%d.%u", dirlen, path, slash ? slash + 1 : path, getpid(), n);
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-  pd->fd = open(pd->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (pd->fd < 0) {
-    int rc = cryo_fail_errno("create %s (next to the image)", pd->tmp);
-    free(pd);
-    return rc;
-  }
-  fchmod(pd->fd, 0600);
+  struct img_pending *pd;
+  int prc = img_pending_create(path, "image", &pd);
+  if (prc != CRYO_OK) return prc;
   struct dump_args a = {path, o, st, pd, tg};
   int rc = on_tracer ? do_dump(s, &a) : run_on_tracer(s, do_dump, &a);
   st->frozen_ns = now_ns(CLOCK_MONOTONIC) - t0;
@@ -1086,8 +1102,9 @@ int image_dump_target(struct cryo_session *s, const struct img_target *t, const 
 CRYO_API int cryo_image_commit(struct img_pending *pd) {
   int rc = CRYO_OK;
   if (fsync(pd->fd) != 0) {
-    rc = errno == ENOSPC ? cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device; no image written", pd->path)
-                         : cryo_fail_errno("fsync %s", pd->tmp);
+    rc = errno == ENOSPC || errno == EDQUOT
+             ? cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device; no %s written", pd->path, pd->what)
+             : cryo_fail_errno("fsync %s", pd->tmp);
   }
   if (close(pd->fd) != 0 && rc == CRYO_OK) rc = cryo_fail_errno("close %s", pd->tmp);
   if (rc == CRYO_OK && rename(pd->tmp, pd->path) != 0) rc = cryo_fail_errno("rename %s to %s", pd->tmp, pd->path);

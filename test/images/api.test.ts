@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import koffi from 'koffi';
 import { repoRoot } from '../helpers/fixtures';
-import { assertNoImageProcesses, cleanupDirs, cryo, ensureBuilt, exited, fixture, inspectJson, start, tmp, waitFor } from './common';
+import { assertNoImageProcesses, cleanupDirs, cryo, ensureBuilt, exited, fixture, imageLib, inspectJson, start, tmp, waitFor } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -16,25 +16,7 @@ afterEach(() => {
 });
 after(() => assertNoImageProcesses('after suite'));
 
-let loaded: ReturnType<typeof load> | undefined;
-function lib() {
-  return (loaded ??= load());
-}
-function load() {
-  const l = koffi.load(join(repoRoot, 'native', 'build', 'libcryo.so'));
-  const Img = koffi.pointer(koffi.opaque('cryo_image'));
-  return {
-    open: l.func('int cryo_image_open(const char *, _Out_ cryo_image **)'),
-    close: l.func('void cryo_image_close(cryo_image *)'),
-    json: l.func('int cryo_image_json(cryo_image *, _Out_ void **)'),
-    free: l.func('void cryo_image_free_string(void *)'),
-    regs: l.func('int cryo_image_thread_regs(cryo_image *, int32_t, _Out_ uint64_t *)'),
-    xstate: l.func('int cryo_image_thread_xstate(cryo_image *, int32_t, uint8_t *, size_t, _Out_ size_t *)'),
-    read: l.func('int cryo_image_read_memory(cryo_image *, uint64_t, uint8_t *, size_t, _Out_ size_t *)'),
-    lastError: l.func('const char *cryo_last_error()'),
-    Img,
-  };
-}
+const lib = imageLib;
 
 describe('image reader ABI', () => {
   test('open, describe, registers, xsave and memory', async () => {

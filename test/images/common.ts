@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFixture, BuildOptions, repoRoot } from '../helpers/fixtures';
 import { copyFileSync, mkdirSync } from 'node:fs';
+import koffi from 'koffi';
 
 /** CRYO_BIN overrides the command under test (e.g. a build with -fsanitize=address for the fuzz test). */
 export const cryoBin = process.env.CRYO_BIN ?? join(repoRoot, 'native', 'build', 'cryo');
@@ -161,4 +162,26 @@ export function assertNoImageProcesses(context: string): void {
     }
   }
   if (left.length) throw new Error(`${context}: ${left.length} process(es) left behind: ${left.map((p) => `${p.pid} (${p.state}) ${p.exe}`).join(', ')}`);
+}
+
+let loadedLib: ReturnType<typeof loadImageLib> | undefined;
+/** The image reader of libcryo through its C ABI (koffi), as the adapter calls it. */
+export function imageLib() {
+  return (loadedLib ??= loadImageLib());
+}
+function loadImageLib() {
+  const l = koffi.load(join(repoRoot, 'native', 'build', 'libcryo.so'));
+  const Img = koffi.pointer(koffi.opaque('cryo_image'));
+  return {
+    open: l.func('int cryo_image_open(const char *, _Out_ cryo_image **)'),
+    close: l.func('void cryo_image_close(cryo_image *)'),
+    json: l.func('int cryo_image_json(cryo_image *, _Out_ void **)'),
+    free: l.func('void cryo_image_free_string(void *)'),
+    regs: l.func('int cryo_image_thread_regs(cryo_image *, int32_t, _Out_ uint64_t *)'),
+    xstate: l.func('int cryo_image_thread_xstate(cryo_image *, int32_t, uint8_t *, size_t, _Out_ size_t *)'),
+    read: l.func('int cryo_image_read_memory(cryo_image *, uint64_t, uint8_t *, size_t, _Out_ size_t *)'),
+    exportCore: l.func('int cryo_image_export_core(cryo_image *, const char *)'),
+    lastError: l.func('const char *cryo_last_error()'),
+    Img,
+  };
 }
