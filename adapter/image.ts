@@ -25,7 +25,7 @@ export class ImageTarget implements Target {
   readonly memory = {
     read: (addr: bigint, size: number): Buffer => {
       const b = this.image.readMemory(addr, size);
-      if (b.length < size) throw new Error(`cannot access memory at address 0x${(addr + BigInt(b.length)).toString(16)}`);
+      if (b.length < size) throw new Error(`Cannot access memory at address 0x${(addr + BigInt(b.length)).toString(16)}`);
       return b;
     },
   };

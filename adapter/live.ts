@@ -18,7 +18,7 @@ export class LiveTarget implements Target {
   readonly memory = {
     read: (addr: bigint, size: number): Buffer => {
       const b = this.engine.readMemory(addr, size);
-      if (b.length < size) throw new Error(`cannot access memory at address 0x${(addr + BigInt(b.length)).toString(16)}`);
+      if (b.length < size) throw new Error(`Cannot access memory at address 0x${(addr + BigInt(b.length)).toString(16)}`);
       return b;
     },
   };

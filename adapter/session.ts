@@ -930,13 +930,16 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.sendResponse(response);
   }
 
-  private variable(name: string, v: Value, top = false): DebugProtocol.Variable {
+  private variable(name: string, v: Value, top = false, named = false): DebugProtocol.Variable {
     let text: string;
     try {
       text = this.program.format(v, top);
     } catch (e) {
       text = `<${(e as Error).message}>`;
     }
+    // a variable whose memory cannot be read: said as gdb's `info locals` says it
+    const err = named ? /^<error: (.*)>$/.exec(text) : null;
+    if (err) text = `<error reading variable ${name} (${err[1]})>`;
     let expandable = false;
     try {
       expandable = hasChildren(v);
@@ -962,7 +965,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         const stack = this.stack(ref.tid);
         const frame = stack[ref.frame];
         const vars = ref.kind === 'locals' ? this.program.locals(frame, stack) : this.program.args(frame, stack);
-        response.body = { variables: vars.map((v) => this.variable(v.name, v.value)) };
+        response.body = { variables: vars.map((v) => this.variable(v.name, v.value, false, true)) };
       }
       this.sendResponse(response);
     } catch (e) {

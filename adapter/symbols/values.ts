@@ -487,13 +487,18 @@ function fmtArray(v: Value, elemT: Type, count: number): string {
   const esz = sizeOf(elemT);
   if (isCharType(elemT) && !HEX && !v.partlyUnavailable) {
     const b = v.bytes();
-    let n = Math.min(count, b.length);
-    const truncated = n > PRINT_MAX;
-    let arr = [...b.subarray(0, Math.min(n, PRINT_MAX))];
+    let all = [...b.subarray(0, Math.min(count, b.length))];
     // drop a single trailing NUL (gdb's print null-stop off behaviour)
-    if (!truncated && arr.length && arr[arr.length - 1] === 0) arr = arr.slice(0, -1);
-    // gdb stops at the end of a run of trailing NULs: print the NULs as a repeat block
-    return fmtString(arr, truncated);
+    if (all.length && all[all.length - 1] === 0) all = all.slice(0, -1);
+    // gdb takes whole runs of one character until `print elements` characters are
+    // taken: a run that crosses the limit is counted to its end, the rest is `...`
+    let i = 0;
+    while (i < all.length && i < PRINT_MAX) {
+      let j = i + 1;
+      while (j < all.length && all[j] === all[i]) j++;
+      i = j;
+    }
+    return fmtString(all.slice(0, i), i < all.length);
   }
   const items: string[] = [];
   let i = 0;
