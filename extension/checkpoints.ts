@@ -77,6 +77,16 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
         const c = await pick(item);
         if (c) await session().customRequest('cryo/deleteCheckpoint', { id: c.id });
       })()),
+      vscode.commands.registerCommand('cryo.checkpoint.saveImage', (item?: CheckpointItem) => run(async () => {
+        const c = await pick(item);
+        if (!c) return;
+        const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+        const safe = c.name.replace(/[^\w.-]+/g, '_');
+        const to = await vscode.window.showSaveDialog({ defaultUri: folder ? vscode.Uri.joinPath(folder, `${safe}.cryo`) : undefined, filters: { 'Cryo images': ['cryo'] }, saveLabel: 'Save Image' });
+        if (!to) return;
+        const r = (await session().customRequest('cryo/saveImage', { id: c.id, path: to.fsPath })) as { bytes: number; ms: number };
+        void vscode.window.showInformationMessage(`Cryo: ${c.name} saved as ${to.fsPath} (${(r.bytes / 1048576).toFixed(1)} MiB, ${Math.round(r.ms)} ms)`);
+      })()),
       vscode.commands.registerCommand('cryo.checkpoint.rename', (item?: CheckpointItem) => run(async () => {
         const c = await pick(item);
         if (!c) return;

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { CheckpointsView } from './checkpoints';
+import { activateImages } from './images';
 
 export function activate(context: vscode.ExtensionContext): void {
   const provider = new CryoConfigurationProvider();
@@ -14,6 +15,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('cryo.pickProcess', pickProcess),
   );
   CheckpointsView.register(context);
+  activateImages(context);
 }
 
 export function deactivate(): void {}
