@@ -11,7 +11,7 @@
 import { basename } from 'node:path';
 import { Image } from './engine';
 import { ImageTarget } from './image';
-import { Program, type Frame } from './symbols';
+import { Program, type Frame, type Module } from './symbols';
 
 /** Frames shown per thread: enough to see where it is and who called it. */
 export const TOP_FRAMES = 12;
@@ -23,6 +23,8 @@ export class ImageView {
   /** undefined when the executable cannot be read (then programError says why) */
   readonly program?: Program;
   readonly programError?: string;
+  /** files on disk now that are not the ones the image mapped (another build-id): their symbols would lie */
+  readonly stale = new Set<Module>();
   private stacks = new Map<number, { frames: Frame[]; more: boolean } | { error: string }>();
   private rendered?: string;
 
@@ -39,6 +41,16 @@ export class ImageView {
     } catch (e) {
       this.programError = (e as Error).message;
     }
+    for (const m of this.program?.modules ?? []) {
+      const mapped = this.target.info.mappings.find((x) => BigInt(x.start) <= m.lo && m.lo < BigInt(x.end));
+      let now: string | undefined;
+      try {
+        now = m.elf.buildId();
+      } catch {
+        /* unreadable: the module has no symbols anyway */
+      }
+      if (mapped?.build_id && now && mapped.build_id !== now) this.stale.add(m);
+    }
   }
 
   /** The top frames of a thread (asking one more tells whether the stack goes on). */
@@ -46,6 +58,8 @@ export class ImageView {
     let s = this.stacks.get(tid);
     if (!s) {
       if (!this.program) s = { error: this.programError ?? 'no symbols' };
+      else if (this.stale.size)
+        s = { error: `${[...this.stale].map((m) => m.path).join(', ')} changed since the image was taken (another build-id): frames would be wrong` };
       else {
         try {
           const all = this.program.backtrace(this.target.dwarfRegisters(tid), TOP_FRAMES + 1);

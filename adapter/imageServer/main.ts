@@ -205,7 +205,8 @@ connection.onDocumentSymbol(({ textDocument }) => {
         `thread ${th.tid}`,
         SymbolKind.Object,
         blockRange(t, th.line, th.end),
-        th.tid === t.reason?.tid ? 'crashed' : th.frames[0]?.function,
+        // where the program itself is: the first frame with source outside the libraries
+        th.tid === t.reason?.tid ? 'crashed' : (th.frames.find((f) => f.file && !f.module) ?? th.frames[0])?.function,
         th.frames.map((f) => sym(f.function, SymbolKind.Function, lineRange(t, f.line, indent(t.lines[f.line])), `#${f.index}${f.file ? ` ${f.file}:${f.fileLine}` : f.module ? ` (${f.module})` : ''}`)),
       ),
     );
@@ -281,6 +282,8 @@ function sourceOf(v: ImageView, addr: bigint, frame?: TextFrame): { file: string
     if (frame.file && frame.fileLine) return { file: frame.file, line: frame.fileLine };
     if (frame.index > 0) addr -= 1n;
   }
+  const mod = v.program?.moduleFor(addr);
+  if (!mod || v.stale.has(mod)) return undefined;
   const s = v.program?.describe(addr).source;
   return s && s.line ? { file: s.file, line: s.line } : undefined;
 }
@@ -301,7 +304,9 @@ connection.onHover(({ textDocument, position }): Hover | null => {
     md.push(`mapping \`${m.start.replace(/^0x/, '')}-${m.end.replace(/^0x/, '')}\` \`${m.perms}\` ${m.kind}: \`${what}\`` + (m.path.startsWith('/') ? ` at file offset ${hex(addr - BigInt(m.start) + BigInt(m.offset))}` : ''));
     const p = v.program;
     const frame = frameOnLine(t, position.line);
-    if (p && p.moduleFor(addr)) {
+    const mod = p?.moduleFor(addr);
+    if (mod && v.stale.has(mod)) md.push(`no symbols: ${mod.path} changed since the image was taken (another build-id)`);
+    else if (p && mod) {
       const isCode = m.perms.includes('x');
       const lookup = frame && frame.index > 0 && frame.pc === addr ? addr - 1n : addr;
       const sym = p.symbolize(addr, !isCode);

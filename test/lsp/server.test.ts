@@ -204,6 +204,13 @@ describe('image language server', () => {
       const mapLine = lines.findIndex((l) => /^ {2}[0-9a-f]+-[0-9a-f]+ /.test(l) && l.endsWith(prog));
       assert.ok(named.some((d) => d.range.start.line === mapLine), `on the mapping line ${mapLine}`);
       assert.ok(named.every((d) => d.severity === 2), 'a warning');
+      // the rebuilt binary's symbols would lie about the image: no frames, no symbol in hovers
+      assert.ok(lines.some((l) => l.includes('(no backtrace:') && l.includes(prog)), 'the frames say why they are missing');
+      const pcAt = find(text, ' pc 0x', find(text, 'threads:').line);
+      const hover = hoverText(await c.conn.sendRequest<Hover | null>('textDocument/hover', { textDocument: { uri }, position: { line: pcAt.line, character: pcAt.character + 6 } }));
+      assert.match(hover, /no symbols: .* changed since the image was taken/);
+      const def = await c.conn.sendRequest<Location | null>('textDocument/definition', { textDocument: { uri }, position: { line: pcAt.line, character: pcAt.character + 6 } });
+      assert.equal(def, null, 'no definition from stale symbols');
     } finally {
       await c.stop();
     }
