@@ -6,6 +6,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { CheckpointsView } from './checkpoints';
 import { activateImages } from './images';
+import { activateImageText } from './imageText';
 
 export function activate(context: vscode.ExtensionContext): void {
   const provider = new CryoConfigurationProvider();
@@ -16,6 +17,7 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   CheckpointsView.register(context);
   activateImages(context);
+  activateImageText(context);
 }
 
 export function deactivate(): void {}

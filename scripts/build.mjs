@@ -1,4 +1,4 @@
-// Bundles the extension and the debug adapter with esbuild (CommonJS, Node 20).
+// Bundles the extension, the debug adapter and the image language server with esbuild (CommonJS, Node 20).
 // koffi and capstone-wasm stay external: they load a native module or a .wasm from their package folders.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 const entries = [
   { in: 'extension/extension.ts', out: 'dist/extension.js', external: ['vscode'] },
   { in: 'adapter/main.ts', out: 'dist/adapter.js', external: ['koffi', 'capstone-wasm'] },
+  // the language server of image text documents: reads images through the engine, as the adapter does
+  { in: 'adapter/imageServer/main.ts', out: 'dist/imageServer.js', external: ['koffi', 'capstone-wasm'] },
 ];
 
 for (const e of entries) {
