@@ -39,6 +39,7 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   private items: CheckpointView[] = [];
+  static readonly AGE_REFRESH_MS = 5000;
 
   static register(context: vscode.ExtensionContext): CheckpointsView {
     const view = new CheckpointsView();
@@ -63,8 +64,14 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
       );
       return chosen?.c;
     };
+    // A row's description says how long ago its checkpoint was taken, but rows are only built
+    // when the list changes: rebuild them now and then, or the view says "0s ago" for ever.
+    const ticker = setInterval(() => {
+      if (view.items.length && tree.visible) view.changed.fire();
+    }, CheckpointsView.AGE_REFRESH_MS);
     context.subscriptions.push(
       tree,
+      new vscode.Disposable(() => clearInterval(ticker)),
       vscode.commands.registerCommand('cryo.snapshot', run(async () => {
         const r = await session().customRequest('cryo/snapshot', {});
         void vscode.window.setStatusBarMessage(`Cryo: ${r.name} taken`, 3000);

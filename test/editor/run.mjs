@@ -11,8 +11,9 @@
 //      of type cryo, installs both VSIXs with `code-server --install-extension`, starts
 //      code-server on 127.0.0.1 in its own session (setsid), opens the workspace in
 //      headless chromium;
-//   3. runs the scenarios through the editor's UI (gutter clicks, F5, the Call Stack,
-//      Variables and Debug Console views, the command palette) and checks what the editor
+//   3. runs the scenarios (launch, attach, snapshot, stepback) through the editor's UI
+//      (gutter clicks, F5, the debug toolbar's buttons, the Call Stack, Variables, Debug
+//      Console and Checkpoints views, the command palette) and checks what the editor
 //      shows against gdb -batch at the same stop and the program's own output;
 //   4. ends code-server's process group, the browser and the debuggees, and fails if any
 //      process started by the run is still alive.
@@ -29,11 +30,11 @@ import { join, resolve } from 'node:path';
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const argv = process.argv.slice(2);
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-// --skip NAME[,NAME]: leave out scenarios (launch, attach) or the disassembly part of launch
+// --skip NAME[,NAME]: leave out scenarios (launch, attach, snapshot, stepback) or the disassembly part of launch
 const skip = new Set((argv.includes('--skip') ? argv[argv.indexOf('--skip') + 1] : process.env.CRYO_E2E_SKIP ?? '').split(',').filter(Boolean));
 const tools = join(root, '.editor-test', 'tools');
 const artifacts = join(root, 'test', '.artifacts', 'editor');
-const TOTAL_TIMEOUT_MS = Number(process.env.CRYO_E2E_TIMEOUT_MS ?? 180_000);
+const TOTAL_TIMEOUT_MS = Number(process.env.CRYO_E2E_TIMEOUT_MS ?? 300_000);
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const log = (...a) => console.log(`[${elapsed()}]`, ...a);
@@ -349,10 +350,8 @@ async function debugState() {
   });
 }
 
-// ---------------------------------------------------------------- scenarios
-async function scenarioLaunch(fx) {
-  log('scenario: launch, breakpoint from the gutter, stack, variables, disassembly, output');
-  // Open counter.c through quick open.
+/** Opens counter.c through quick open (or brings its tab forward). */
+async function openCounter() {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget .quick-input-box input');
   await input.waitFor({ state: 'visible', timeout: 10_000 });
@@ -362,6 +361,12 @@ async function scenarioLaunch(fx) {
   await page.locator('.tab', { hasText: 'counter.c' }).first().waitFor({ timeout: 10_000 });
   await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().waitFor({ timeout: 10_000 });
   await sleep(500);
+}
+
+// ---------------------------------------------------------------- scenarios
+async function scenarioLaunch(fx) {
+  log('scenario: launch, breakpoint from the gutter, stack, variables, disassembly, output');
+  await openCounter();
 
   await clickGutter(fx.bpLine);
   const bps = await waitFor('the breakpoint glyph', async () => {
@@ -602,6 +607,285 @@ async function scenarioAttach(fx) {
   sleeper.kill('SIGKILL');
 }
 
+// ---------------------------------------------------------------- checkpoints and time travel
+/** gdb -batch on the counter fixture: breaks at counter.c:`line`, runs, then runs `moves`
+ *  (continue, next, ...) one after another. For the first stop and the stop after each
+ *  move: {name, line} of frame 0 and, for frames 0..depth-1, {name, line, vars} (the
+ *  frame's arguments and locals, name -> value). */
+function gdbStops(fx, line, moves, depth, name) {
+  const dump = (k) => [
+    `echo ==STOP ${k}==\\n`,
+    ...Array.from({ length: depth }, (_, d) => ['echo ==FRAME==\\n', `frame ${d}`, 'echo ==ARGS==\\n', 'info args', 'echo ==LOCALS==\\n', 'info locals']).flat(),
+    'echo ==END==\\n',
+    'frame 0', // `next` steps in the selected frame
+  ];
+  const ex = ['set pagination off', 'set confirm off', 'set startup-with-shell off', `break counter.c:${line}`, 'run', ...dump(0), ...moves.flatMap((m, k) => [m, ...dump(k + 1)]), 'kill'];
+  const out = execFileSync('gdb', ['-nx', '-batch', ...ex.flatMap((e) => ['-ex', e]), '--args', fx.prog, fx.N], { encoding: 'utf8', env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(join(artifacts, `gdb-${name}.txt`), out);
+  const stops = out.split(/^==STOP \d+==$/m).slice(1).map((st) => {
+    const frames = st.slice(0, st.indexOf('==END==')).split(/^==FRAME==$/m).slice(1).map((f) => {
+      const m = /^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at (\S+):(\d+)/m.exec(f);
+      return { name: m?.[1], line: Number(m?.[3]), vars: new Map([...gdbVars(f.slice(f.indexOf('==ARGS=='), f.indexOf('==LOCALS=='))), ...gdbVars(f.slice(f.indexOf('==LOCALS==')))]) };
+    });
+    return { name: frames[0]?.name, line: frames[0]?.line, vars: frames[0]?.vars, frames };
+  });
+  if (stops.length !== moves.length + 1 || stops.some((x) => !x.name || !x.line || x.frames.length !== depth || x.frames.some((f) => !f.vars.size))) {
+    throw new Error(`the gdb oracle printed something unexpected:\n${out}`);
+  }
+  return stops;
+}
+
+const showVars = (m) => [...(m ?? [])].map(([k, v]) => `${k}=${v}`).join(', ') || 'none';
+/** The entries of `want` (name -> value) that `got` shows differently (pointers: same form). */
+const varsDiffer = (got, want) => [...want].filter(([k, v]) => !sameValue(got?.get(k), v)).map(([k]) => k);
+
+/** The top frame of the Call Stack as {name, line}, or null. */
+async function topFrame() {
+  const f = (await rows('.debug-call-stack')).filter((x) => x.line);
+  return f[0] ? { name: f[0].label?.split(/\s/)[0], line: Number(f[0].line.split(':')[0]) } : null;
+}
+
+/** Variables of the Call Stack's frame `fn` as name -> value, read until they equal `want`
+ *  or the time is up (the view fills in after the stop): the last reading. */
+async function frameVariables(fn, want, timeout = 10_000) {
+  const end = Date.now() + timeout;
+  let got = new Map();
+  do {
+    await page.locator('.debug-call-stack .monaco-list-row', { hasText: fn }).first().click().catch(() => {});
+    await sleep(300);
+    got = new Map((await variables(['Arguments', 'Locals']).catch(() => [])).map((v) => [v.name, v.value]));
+    if (want && !varsDiffer(got, want).length) break;
+  } while (Date.now() < end);
+  return got;
+}
+
+/** What the editor shows once it stops where `want` ({name, line, vars}) says, or the time is
+ *  up: the Call Stack's top frame, the lines the editor marks as the current one, and the
+ *  Variables of that frame. */
+async function shownStop(want, what, timeout = 20_000) {
+  const top = await waitFor(what, async () => {
+    const t = await topFrame();
+    return t?.name === want.name && t?.line === want.line ? t : null;
+  }, timeout).catch(() => topFrame());
+  const vars = await frameVariables(want.name, want.vars);
+  const marked = await waitFor('the current-line decoration', async () => {
+    const m = await decoratedLines('.debug-top-stack-frame-line, .codicon-debug-stackframe');
+    return m.length === 1 && m[0] === want.line ? m : null;
+  }, 5000).catch(() => decoratedLines('.debug-top-stack-frame-line, .codicon-debug-stackframe'));
+  return { name: top?.name, line: top?.line, marked, vars };
+}
+
+/** Checks that the editor's stop `got` (from shownStop) is `want`: frame, marked line, values. */
+function checkStop(title, got, want) {
+  const bad = varsDiffer(got.vars, want.vars);
+  return check(title, got.name === want.name && got.line === want.line && got.marked.length === 1 && got.marked[0] === want.line && !bad.length,
+    `editor ${got.name}:${got.line} marks ${JSON.stringify(got.marked)}, ${showVars(got.vars)}; expected ${want.name}:${want.line}, ${showVars(want.vars)}${bad.length ? ` (differ: ${bad.join(', ')})` : ''}`);
+}
+
+/** Starts the launch configuration of the counter by name (F5 would start the one used last,
+ *  which the attach scenario leaves at Cryo: Attach). */
+async function startCounter() {
+  await palette('Debug: Select and Start Debugging');
+  const cfg = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Cryo: counter' }).first();
+  await cfg.waitFor({ timeout: 10_000 });
+  await cfg.click();
+}
+
+/** Checks that the editor shows no error notification or dialog now (after `what`), then
+ *  clears the notifications so that the next check answers for its own step only. */
+async function checkNoError(what) {
+  await sleep(300);
+  const errs = await editorErrors();
+  check(`${what} shows no error`, !errs.length, errs.join(' | '));
+  if (errs.length) {
+    await shot('error-shown');
+    await palette('Notifications: Clear All Notifications').catch(() => {});
+    await sleep(300);
+  }
+}
+
+/** Makes the breakpoints of the open editor exactly `lines`, by clicks in the gutter. */
+async function setBreakpointsTo(lines) {
+  const now = await breakpointLines();
+  for (const l of [...now.filter((x) => !lines.includes(x)), ...lines.filter((x) => !now.includes(x))]) {
+    await clickGutter(l);
+    await sleep(300);
+  }
+  const want = JSON.stringify([...lines].sort((a, b) => a - b));
+  return waitFor('the breakpoint glyphs', async () => {
+    const l = await breakpointLines();
+    return JSON.stringify(l) === want ? l : null;
+  }, 5000).catch(() => breakpointLines());
+}
+
+/** The debug toolbar's button whose aria-label or title starts with `label`, once enabled. */
+async function toolbarButton(label) {
+  const b = page.locator(`.debug-toolbar .action-label:is([aria-label^="${label}"], [title^="${label}"])`).first();
+  await b.waitFor({ state: 'visible', timeout: 10_000 }).catch(async (e) => {
+    await dumpDom('.debug-toolbar', 'debug-toolbar');
+    throw new Error(`no "${label}" button in the debug toolbar (${e.message.split('\n')[0]})`);
+  });
+  await waitFor(`the toolbar's ${label} to be enabled`, () => b.evaluate((e) => !e.classList.contains('disabled') && e.getAttribute('aria-disabled') !== 'true'), 10_000);
+  return b;
+}
+
+const CHECKPOINTS = '.pane:has(> .pane-header[aria-label^="Checkpoints"])';
+/** The rows of the Checkpoints view: {name, description, text}. */
+async function checkpointRows() {
+  return page.evaluate((sel) => [...(document.querySelector(sel)?.querySelectorAll('.monaco-list-row') ?? [])].map((r) => ({
+    name: r.querySelector('.label-name')?.textContent?.trim(),
+    description: r.querySelector('.label-description')?.textContent?.trim(),
+    text: r.innerText.replace(/\s+/g, ' ').trim(),
+  })), CHECKPOINTS);
+}
+
+async function scenarioSnapshot(fx) {
+  log('scenario: snapshot from the debug toolbar, the Checkpoints view, restore');
+  // gdb: the first three hits of the breakpoint in tick (once per iteration of main's loop),
+  // with tick's and main's variables. The snapshot is taken at the second, the third comes after.
+  const g = gdbStops(fx, fx.bpLine, ['continue', 'continue'], 2, 'snapshot');
+  const [, at, later] = g;
+  const [atTick, atMain] = at.frames;
+  await openCounter();
+  await setBreakpointsTo([fx.bpLine]);
+  await startCounter();
+  checkStop('snapshot: the first hit of the breakpoint in the loop is gdb`s', await shownStop(g[0], 'the first stop', 30_000), g[0]);
+  await page.keyboard.press('F5');
+  const s1 = await shownStop(at, 'the second hit');
+  const main1 = await frameVariables(atMain.name, atMain.vars);
+  await shot('snapshot-second-hit');
+  checkStop('snapshot: F5 goes on to the second hit, tick`s variables as gdb`s there', s1, at);
+  check('snapshot: main`s variables at the second hit are gdb`s', !varsDiffer(main1, atMain.vars).length, `editor ${showVars(main1)}; gdb ${showVars(atMain.vars)}`);
+  await page.locator('.debug-call-stack .monaco-list-row', { hasText: atTick.name }).first().click();
+
+  // The Checkpoints view: VS Code adds a contributed view to Run and Debug collapsed; open it.
+  const header = page.locator(`${CHECKPOINTS} > .pane-header`);
+  if ((await header.getAttribute('aria-expanded').catch(() => null)) === 'false') await header.click();
+  const welcome = await waitFor('the empty Checkpoints view', () => page.evaluate((sel) => {
+    const p = document.querySelector(sel);
+    return p?.querySelector('.pane-body') && !p.querySelector('.monaco-list-row') ? (p.querySelector('.welcome-view-content')?.innerText ?? '').replace(/\s+/g, ' ').trim() : null;
+  }, CHECKPOINTS), 10_000).catch(() => null);
+  check('snapshot: the Checkpoints view is there, empty, saying how to take one', /camera/.test(welcome ?? ''), welcome ?? 'no empty Checkpoints view');
+
+  // The camera in the debug toolbar.
+  const camera = await toolbarButton('Take Snapshot');
+  await shot('snapshot-toolbar');
+  await camera.click();
+  const snapAt = Date.now();
+  const status = await waitFor('the status bar message', async () => {
+    const t = await page.evaluate(() => document.querySelector('.part.statusbar')?.innerText ?? '');
+    return /Cryo: (.*) taken/.exec(t)?.[1] ?? null;
+  }, 5000, { failOnError: false }).catch(() => null);
+  const cps = await waitFor('the Checkpoints view to list the checkpoint', async () => {
+    const r = await checkpointRows();
+    return r.length ? r : null;
+  }, 10_000).catch(async () => {
+    await dumpDom('.part.sidebar', 'sidebar');
+    return checkpointRows();
+  });
+  await shot('snapshot-taken');
+  const cp = cps[0];
+  check('snapshot: the toolbar`s camera takes a checkpoint; the status bar names it', !!status, status ?? 'no "Cryo: … taken" message');
+  check('snapshot: the Checkpoints view lists it, with its function and file:line (gdb`s stop)',
+    cps.length === 1 && !!cp.name && (!status || cp.name === status) && cp.description?.includes(atTick.name) && cp.description?.includes(`counter.c:${atTick.line}`),
+    `${cps.length} row(s): ${cps.map((r) => `"${r.name}" / "${r.description}"`).join('; ')}`);
+
+  // Continue to the next hit: the values change.
+  await page.keyboard.press('F5');
+  const s2 = await shownStop(later, 'the third hit');
+  const main2 = await frameVariables(later.frames[1].name, later.frames[1].vars);
+  await shot('snapshot-after-continue');
+  const changed = [...atTick.vars].filter(([k, v]) => later.vars.get(k) !== v).map(([k]) => k);
+  checkStop(`snapshot: after F5 Variables shows the new values (${changed.join(', ')} changed, as in gdb)`, s2, later);
+  check('snapshot: main`s variables at the third hit are gdb`s', !varsDiffer(main2, later.frames[1].vars).length, `editor ${showVars(main2)}; gdb ${showVars(later.frames[1].vars)}`);
+  if (!changed.length) check('snapshot: some variable of tick changes between the two hits (gdb)', false, showVars(atTick.vars));
+
+  // Restore from the view: the row's inline action.
+  const row = page.locator(`${CHECKPOINTS} .monaco-list-row`).first();
+  await row.hover();
+  await row.click();
+  const restore = row.locator('.actions .action-label:is([aria-label^="Restore Checkpoint"], [title^="Restore Checkpoint"])').first();
+  await restore.waitFor({ state: 'visible', timeout: 10_000 }).catch(async (e) => {
+    await dumpDom(CHECKPOINTS, 'checkpoints');
+    throw e;
+  });
+  await shot('snapshot-restore-action');
+  await restore.click();
+  const s3 = await shownStop(at, 'the restored stop');
+  await checkNoError('snapshot: restoring the checkpoint');
+  const main3 = await frameVariables(atMain.name, atMain.vars);
+  await page.locator('.debug-call-stack .monaco-list-row', { hasText: atTick.name }).first().click().catch(() => {});
+  await shot('snapshot-restored');
+  checkStop('snapshot: after restoring it, the editor shows the checkpoint`s stop and tick`s old values (gdb`s at that stop)', s3, at);
+  check('snapshot: main`s old values are back too (gdb`s at that stop)', !varsDiffer(main3, atMain.vars).length, `editor ${showVars(main3)}; gdb ${showVars(atMain.vars)}`);
+  // The row says how long ago the checkpoint was taken (the view rebuilds its rows every 5 s).
+  await sleep(Math.max(0, 9000 - (Date.now() - snapAt)));
+  const still = await checkpointRows();
+  const since = (Date.now() - snapAt) / 1000;
+  const age = Number(/(\d+)s ago/.exec(still[0]?.description ?? '')?.[1]);
+  check('snapshot: the checkpoint is still listed after restoring it', still.length === 1 && still[0].name === cp.name, still.map((r) => r.text).join('; '));
+  check('snapshot: its row says how long ago it was taken', age >= since - 7 && age <= since + 1, `"${still[0]?.description}", taken ${since.toFixed(1)} s ago`);
+
+  // Going on from the restored state reaches the next hit again, as gdb's.
+  await page.keyboard.press('F5');
+  const s4 = await shownStop(later, 'the next hit after the restore');
+  await shot('snapshot-continue-after-restore');
+  checkStop('snapshot: F5 from the restored checkpoint reaches the next hit with gdb`s values', s4, later);
+
+  // End: no breakpoint, run to the end.
+  await setBreakpointsTo([]);
+  await page.keyboard.press('F5');
+  const ended = await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 20_000).catch(() => false);
+  check('snapshot: the program then runs to its end and the session ends', ended);
+  const gone = await waitFor('the Checkpoints view to empty', async () => ((await checkpointRows()).length ? null : true), 5000, { failOnError: false }).catch(() => false);
+  await shot('snapshot-ended');
+  check('snapshot: the session`s checkpoints leave the view when it ends', gone, (await checkpointRows()).map((r) => r.text).join('; '));
+  await tidy();
+}
+
+async function scenarioStepBack(fx) {
+  log('scenario: step over from the toolbar, Step Back, Reverse Continue');
+  // gdb: the first two hits of the breakpoint on main's loop line, then three `next`s.
+  const g = gdbStops(fx, fx.loopLine, ['continue', 'next', 'next', 'next'], 1, 'stepback');
+  await openCounter();
+  await setBreakpointsTo([fx.loopLine]);
+  await startCounter();
+  const seen = [await shownStop(g[0], 'the first stop', 30_000)];
+  checkStop('stepback: the first hit of the breakpoint on main`s loop line is gdb`s', seen[0], g[0]);
+  await page.keyboard.press('F5');
+  seen.push(await shownStop(g[1], 'the second hit'));
+  checkStop('stepback: F5 goes on to the second hit, as gdb`s continue', seen[1], g[1]);
+  await shot('stepback-second-hit');
+  for (let k = 2; k < g.length; k++) {
+    await (await toolbarButton('Step Over')).click();
+    seen.push(await shownStop(g[k], `step ${k - 1}`));
+    await shot(`stepback-step-${k - 1}`);
+    checkStop(`stepback: the toolbar's Step Over #${k - 1} stops where gdb's next does`, seen[k], g[k]);
+  }
+  // Step Back twice: each goes to the stop before, as the editor showed it then.
+  for (let k = g.length - 2; k >= g.length - 3; k--) {
+    const want = { name: seen[k].name, line: seen[k].line, vars: seen[k].vars };
+    await (await toolbarButton('Step Back')).click();
+    const got = await shownStop(want, `step back to stop ${k}`);
+    await shot(`stepback-back-to-${k}`);
+    await checkNoError(`stepback: Step Back to line ${want.line}`);
+    checkStop(`stepback: the toolbar's Step Back goes back to the previous stop (line ${want.line}) and its values`, got, want);
+  }
+  // Reverse Continue: back to the second hit of the breakpoint (not the first).
+  await (await toolbarButton('Reverse')).click();
+  const rev = await shownStop({ name: seen[1].name, line: seen[1].line, vars: seen[1].vars }, 'the reverse continue');
+  await shot('stepback-reverse-continue');
+  await checkNoError('stepback: Reverse Continue');
+  checkStop('stepback: the toolbar`s Reverse Continue goes back to the latest breakpoint hit before, with its values (gdb`s second hit)', rev, g[1]);
+  // and forward again from there, as gdb's next
+  await page.keyboard.press('F10');
+  const fwd = await shownStop(g[2], 'the step after the reverse continue');
+  await shot('stepback-forward-again');
+  checkStop('stepback: F10 from there stops where gdb`s next does, with its values', fwd, g[2]);
+  await tidy();
+  await setBreakpointsTo([]);
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   // 1. the VSIX (and the tracer extension)
@@ -649,6 +933,9 @@ async function main() {
     })),
     output: spawnSync(prog, [N], { encoding: 'utf8', env: childEnv }).stdout,
     sleeper: join(dirs.ws, 'sleeper'),
+    prog,
+    N,
+    loopLine: readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('tick(i);')) + 1,
   };
   if (fx.gdbFrames.length !== 2 || !fx.tickArgs.size || fx.mainLocals.size < 3 || !fx.nextLine || fx.tickDis.length < 5 || !fx.tickDis.some((d) => d.current)) throw new Error(`the gdb oracle printed something unexpected:\n${g}`);
   writeFileSync(join(artifacts, 'gdb-oracle.txt'), g);
@@ -729,6 +1016,8 @@ async function main() {
   const scenarios = [
     ['launch', scenarioLaunch],
     ['attach', scenarioAttach],
+    ['snapshot', scenarioSnapshot],
+    ['stepback', scenarioStepBack],
   ];
   for (const [name, fn] of scenarios) {
     if (stopping) break;
