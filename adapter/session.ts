@@ -757,7 +757,6 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.ended = false;
       this.currentTid = a.tid;
       this.invalidate();
-      this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
       this.report(a.reason, a.tid, a.description, a.hitIds, false);
     } catch (e) {
       this.sendErrorResponse(response, 1091, (e as Error).message);
@@ -915,7 +914,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override scopesRequest(response: DebugProtocol.ScopesResponse, args: DebugProtocol.ScopesArguments): void {
     const f = this.frameIds.get(args.frameId);
     if (!f) {
-      this.sendErrorResponse(response, 1031, 'That frame is gone: the program ran since.');
+      // the editor asks for a frame of the stop before (a stale id): not the user's error
+      this.sendErrorResponse(response, { id: 1031, format: 'That frame is gone: the program ran since.', showUser: false });
       return;
     }
     const regs = new Scope('Registers', this.varRefs.create({ kind: 'registers', ...{ tid: f.tid, frame: f.index } }), true) as DebugProtocol.Scope;
@@ -1080,7 +1080,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       const data = Buffer.from(args.data, 'base64');
       this.engine.writeMemory(addr, data);
       this.timeline?.changed();
-      this.invalidate();
+      // values are read again when the editor asks (after `invalidated`): the frames and
+      // references it holds stay valid, only the unwound stacks go
+      this.stacks.clear();
       response.body = { bytesWritten: data.length };
       this.sendResponse(response);
       this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['variables'] } } as DebugProtocol.InvalidatedEvent);
@@ -1266,7 +1268,6 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.syncRawHits();
     if (r.notes.trim()) this.sendEvent(new OutputEvent(`cryo: revived ${basename(img.path)} as process ${r.pid}:\n${r.notes.trim().replace(/^/gm, '  ')}\n`, 'console'));
     this.invalidate();
-    this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
     this.currentTid = r.pid;
     this.report('entry', r.pid, `Revived ${basename(img.path)} as process ${r.pid}`);
     return { pid: r.pid, notes: r.notes };
@@ -1334,8 +1335,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         this.ended = false;
         this.invalidate();
         this.currentTid = pid;
-        this.sendEvent({ seq: 0, type: 'event', event: 'invalidated', body: { areas: ['all'] } } as DebugProtocol.InvalidatedEvent);
-        this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}`);
+          this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}`);
         return { pid };
       }
       case 'saveImage': {
