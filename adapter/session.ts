@@ -26,7 +26,7 @@ import { Image, REGISTER_NAMES, Session as Engine, type EngineEvent, type Regist
 import { ImageTarget } from './image';
 import { ElfFile } from './symbols/elf';
 import { encodeFor } from './assign';
-import { disassembleAround } from './disasm';
+import { decode, disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
 import { Timeline, type Via } from './timeline';
@@ -562,12 +562,14 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   /** After breakpoints changed: count hits at the addresses that have one now. */
   private syncRawHits(): void {
     const now = new Set(this.bps.all().flatMap((b) => b.addrs));
-    for (const a of [...this.rawHits.keys()])
-      if (!now.has(a)) {
-        this.rawHits.delete(a);
+    // positions taken while a breakpoint was there keep its counts (their past is fixed);
+    // a breakpoint set anew counts from 0, so older counts at its address are dropped
+    for (const a of [...this.rawHits.keys()]) if (!now.has(a)) this.rawHits.delete(a);
+    for (const a of now)
+      if (!this.rawHits.has(a)) {
         this.timeline?.forgetAddress(a);
+        this.rawHits.set(a, 0);
       }
-    for (const a of now) if (!this.rawHits.has(a)) this.rawHits.set(a, 0);
   }
 
   private conditionHolds(b: UserBreakpoint, tid: number): boolean {
@@ -742,7 +744,31 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
-  private async travel(response: DebugProtocol.Response, how: 'back' | 'reverse'): Promise<void> {
+  /** The call instruction that entered tid's current function, and its caller's frame. */
+  private async callSite(tid: number): Promise<{ addr: bigint; cfa: bigint }> {
+    const stack = this.stack(tid, 2);
+    const caller = stack[1];
+    if (!caller) throw new Error('There is no caller to step back out to: this is the outermost frame.');
+    if (caller.signalFrame || stack[0].signalFrame) throw new Error('The caller is a signal frame: step back instead.');
+    // the instruction that ends at the return address: decoded from its line's start
+    // (x86 does not decode backwards), else the one call encoding that ends there
+    const ret = caller.pc;
+    const cfa = caller.cfa;
+    if (cfa === undefined) throw new Error('The caller\'s frame cannot be told apart (no CFA).');
+    const line = this.program.lineRange(ret - 1n);
+    if (line && line.start < ret && ret - line.start < 4096n) {
+      const ins = await decode(this.engine.readMemory(line.start, Number(ret - line.start)), line.start, 4096);
+      const last = ins.find((i) => i.address + BigInt(i.bytes.length) === ret);
+      if (last && /^call/.test(last.text)) return { addr: last.address, cfa };
+    }
+    for (let len = 2n; len <= 15n; len++) {
+      const [i] = await decode(this.engine.readMemory(ret - len, Number(len)), ret - len, 1);
+      if (i && BigInt(i.bytes.length) === len && /^call/.test(i.text)) return { addr: i.address, cfa };
+    }
+    throw new Error(`No call instruction ends at 0x${ret.toString(16)}: the caller was not entered by a call (a tail call or a signal).`);
+  }
+
+  private async travel(response: DebugProtocol.Response, how: 'back' | 'reverse' | 'out', tid = this.currentTid): Promise<void> {
     if (!this.guardStopped(response)) return;
     if (!this.timeline) {
       this.sendErrorResponse(response, 1090, 'Time travel needs a launched program.');
@@ -752,7 +778,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.invalidate();
     try {
       const t = this.timeline;
-      const a = how === 'back' ? await t.stepBack() : await t.reverseContinue();
+      let a;
+      if (how === 'out') {
+        const site = await this.callSite(tid);
+        a = await t.stepOutBack(site.addr, site.cfa);
+      } else a = how === 'back' ? await t.stepBack() : await t.reverseContinue();
       this.sendResponse(response);
       this.ended = false;
       this.currentTid = a.tid;
@@ -1143,6 +1173,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   protected override customRequest(command: string, response: DebugProtocol.Response, args: unknown): void {
     if (command === 'modules') return this.modulesRequest(response as DebugProtocol.ModulesResponse);
+    // DAP has no reverse step out: the toolbar's command sends this
+    if (command === 'cryo/reverseStepOut') {
+      void this.travel(response, 'out', Number((args as { threadId?: number })?.threadId) || this.currentTid);
+      return;
+    }
     if (command.startsWith('cryo/')) {
       try {
         response.body = this.checkpointRequest(command.slice(5), (args ?? {}) as Record<string, unknown>);

@@ -156,8 +156,8 @@ export class Timeline {
     for (const b of this.h.breakpoints()) if (b.addrs.includes(addr) && (!b.condition || this.h.conditionHolds(b, tid))) b.hits++;
   }
 
-  /** No breakpoint stays at addr: its hits are not counted any more, and no position can be
-   * recognised by them. */
+  /** A breakpoint is set at addr anew: its hits count from 0 again, so the counts that
+   * older positions hold for addr are not comparable any more. */
   forgetAddress(addr: bigint): void {
     for (const p of this.positions) p.raw.delete(addr);
   }
@@ -172,8 +172,17 @@ export class Timeline {
     if (!isC) return false;
     const e = this.h.engine;
     this.goTo(p);
-    const temp = [...new Set([...watch, c.pc])];
-    for (const a of temp) e.insertBreakpoint(a);
+    const temp: bigint[] = [];
+    for (const a of new Set([...watch, c.pc])) {
+      try {
+        e.insertBreakpoint(a);
+        temp.push(a);
+      } catch {
+        // not mapped yet at p (a library loaded later): this stretch cannot be searched exactly
+        for (const t of temp) e.removeBreakpoint(t);
+        return false;
+      }
+    }
     const seen = new Map<bigint, number>();
     try {
       for (let guard = 0; guard < 10_000_000; guard++) {
@@ -273,6 +282,39 @@ export class Timeline {
     }
     this.insertAfter(this.index - 1, tid, 'step');
     return { tid, reason: 'step', description: 'Stepped back one line.' };
+  }
+
+  /**
+   * Reverse step out: back to the call that entered the current function, stopped at
+   * the call instruction `callSite` in the caller's frame `callerCfa` (gdb's
+   * reverse-finish). The call is the last arrival there before now; it may lie before
+   * several positions, so earlier stretches are searched in turn.
+   */
+  async stepOutBack(callSite: bigint, callerCfa: bigint): Promise<Arrival> {
+    if (this.unavailable) throw new Error(`Reverse step out is not available: ${this.unavailable}`);
+    for (let k = this.index; k > 0; k--) {
+      const c = this.positions[k];
+      const p = this.positions[k - 1];
+      const calls: { n: number }[] = [];
+      const reached = await this.scan(p, c, [callSite], (addr, cfa, _tid, n) => {
+        if (addr === callSite && cfa === callerCfa) calls.push({ n });
+      });
+      if (reached && calls.length) {
+        const tid = await this.runTo(p, callSite, calls[calls.length - 1].n);
+        if (tid !== undefined) {
+          this.index = k - 1;
+          this.insertAfter(k - 1, tid, 'step');
+          return { tid, reason: 'step', description: 'Stepped back out of the function: at its call.' };
+        }
+      }
+      if (!reached) break; // the past before p cannot be searched exactly
+    }
+    return this.earliest('The call was made before the earliest position kept: this is as far back as the timeline reaches.');
+  }
+
+  /** How far back the timeline reaches: positions kept, and the earliest one's pc. */
+  reach(): { positions: number; index: number; earliestPc?: bigint } {
+    return { positions: this.positions.length, index: this.index, earliestPc: this.positions[0]?.pc };
   }
 
   /** Back to the most recent earlier breakpoint hit, or the earliest position. */

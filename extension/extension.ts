@@ -14,6 +14,17 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.debug.registerDebugConfigurationProvider('cryo', provider),
     vscode.debug.registerDebugConfigurationProvider('cryo', provider, vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     vscode.commands.registerCommand('cryo.pickProcess', pickProcess),
+    // DAP has no reverse step out: a custom request of the active cryo session
+    vscode.commands.registerCommand('cryo.reverseStepOut', async () => {
+      const s = vscode.debug.activeDebugSession;
+      if (s?.type !== 'cryo') return;
+      const item = vscode.debug.activeStackItem;
+      try {
+        await s.customRequest('cryo/reverseStepOut', { threadId: item && item.session.id === s.id ? item.threadId : undefined });
+      } catch (e) {
+        void vscode.window.showErrorMessage(`Cryo: ${(e as Error).message}`);
+      }
+    }),
   );
   CheckpointsView.register(context);
   activateImages(context);

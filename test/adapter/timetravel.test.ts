@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir } from '../helpers/fixtures';
+import { gdbBatch } from '../helpers/gdb';
 import { clientPool, collectOutput, fakeTerminal, launchTo } from './dap';
 
 const client = clientPool();
@@ -69,6 +70,48 @@ describe('time travel', () => {
     // going back and forth printed nothing twice
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(out.text('stdout'), printedBefore);
+  });
+
+  test('reverse step out from inside a function lands on its call instruction in the caller, as gdb`s reverse-finish', async () => {
+    const prog = buildFixture('counter.c');
+    // gdb records from the caller's line (its record cannot step through this libc's AVX-512 code)
+    const g = gdbBatch(prog, ['set startup-with-shell off', 'break counter.c:20 if i == 2', 'run', 'record full', 'step', 'next', 'reverse-finish', 'p $pc', 'p i', 'p total'], ['4']);
+    const gPc = /\$1 = .*<(main\+\d+)>/.exec(g)?.[1];
+    const gI = /\$2 = (.*)/.exec(g)?.[1];
+    const gTotal = /\$3 = (.*)/.exec(g)?.[1];
+    assert.ok(gPc && gI && gTotal, g);
+    const dc = await client();
+    await launchTo(dc, { program: prog, args: ['4'] }, counterSrc, [{ line: 11, condition: 'i == 2' }]);
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [] });
+    const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.customRequest('cryo/reverseStepOut', { threadId: await tid(dc) });
+    const back = await stopped;
+    assert.equal(back.body.reason, 'step');
+    const t = back.body.threadId!; // a restored process: a new thread id
+    const top = (await dc.stackTraceRequest({ threadId: t })).body.stackFrames[0];
+    assert.equal(top.name, 'main');
+    assert.equal(top.line, 20);
+    const ev = async (e: string) => (await dc.evaluateRequest({ expression: e, frameId: top.id, context: 'watch' })).body.result;
+    assert.match(await ev('$pc'), new RegExp(`<${gPc!.replace('+', '\\+')}>`), 'the call instruction gdb stops at');
+    assert.equal(await ev('i'), gI);
+    assert.equal(await ev('total'), gTotal);
+    // forward again: into tick, with the same i
+    const again = dc.waitForEvent('stopped');
+    await dc.stepInRequest({ threadId: t });
+    await again;
+    const inTick = (await dc.stackTraceRequest({ threadId: t })).body.stackFrames[0];
+    assert.equal(inTick.name, 'tick');
+    assert.equal((await dc.evaluateRequest({ expression: 'i', frameId: inTick.id, context: 'watch' })).body.result, gI);
+    // out of main: its call was made before the first position kept (the program's start),
+    // which is as far back as the timeline reaches, and says so
+    const s2 = dc.waitForEvent('stopped');
+    await dc.stepOutRequest({ threadId: t });
+    await s2;
+    const s3 = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.customRequest('cryo/reverseStepOut', { threadId: t });
+    const earliest = await s3;
+    assert.equal(earliest.body.reason, 'entry');
+    assert.match(earliest.body.description ?? '', /earliest position/);
   });
 
   test('reverse continue from the 1000th iteration finds the 999th hit, the loop variable one less', async () => {
