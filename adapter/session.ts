@@ -29,7 +29,7 @@ import { encodeFor } from './assign';
 import { decode, disassembleAround } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
-import { Timeline, type Via } from './timeline';
+import { DEFAULT_LIMITS, Timeline, type TimelineLimits, type Via } from './timeline';
 import { hasChildren, Program, typeName, valueChildren, type Frame, type Value } from './symbols';
 
 export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
@@ -45,6 +45,8 @@ export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
   stopAtEntry?: boolean;
   console?: 'internalConsole' | 'integratedTerminal';
   sourceFileMap?: Record<string, string>;
+  /** what time travel keeps (the extension fills it from the cryo.timeTravel settings) */
+  timeTravel?: { maxPositions?: number; memoryBudgetMiB?: number };
 }
 
 export interface AttachArguments extends DebugProtocol.AttachRequestArguments {
@@ -217,7 +219,15 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
+  private limits: TimelineLimits = DEFAULT_LIMITS;
+
   private startLaunched(args: LaunchArguments): void {
+    const tt = args.timeTravel;
+    if (tt)
+      this.limits = {
+        maxPositions: tt.maxPositions && tt.maxPositions > 0 ? tt.maxPositions : DEFAULT_LIMITS.maxPositions,
+        budgetBytes: tt.memoryBudgetMiB && tt.memoryBudgetMiB > 0 ? tt.memoryBudgetMiB * 1048576 : DEFAULT_LIMITS.budgetBytes,
+      };
     if (!args.program) throw new Error('the launch configuration needs "program" (the binary to debug) or "image" (a .cryo file to open)');
     const { program, env } = this.prepareLaunch(args);
     this.sourceMap = Object.entries(args.sourceFileMap ?? {});
@@ -330,7 +340,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       conditionHolds: (b, tid) => this.conditionHolds(b, tid),
       frameCfa: (tid) => this.program.backtrace(this.dwarfRegs(tid), 1)[0]?.cfa,
       rawHits: this.rawHits,
-    });
+    }, this.limits);
     // Only a program we started is recorded: the seccomp filter cannot be taken out of a
     // process, and without a tracer its trapped syscalls would fail (ENOSYS) after a detach.
     if (!this.launched) this.timeline.unavailable = 'an attached process is not recorded (time travel needs a program launched by Cryo)';
@@ -597,6 +607,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     if (keep && this.timeline && this.engine?.pid) {
       const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : 'other';
       this.timeline.onStop(tid, via);
+      this.checkpointsChanged(); // the view shows how far back the timeline reaches
     }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
     e.body.allThreadsStopped = true;
@@ -1330,7 +1341,21 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   private checkpointsChanged(): void {
-    this.sendEvent({ seq: 0, type: 'event', event: 'cryo/checkpointsChanged', body: { checkpoints: this.checkpointList() } } as DebugProtocol.Event);
+    this.sendEvent({ seq: 0, type: 'event', event: 'cryo/checkpointsChanged', body: { checkpoints: this.checkpointList(), timeline: this.timelineReach() } } as DebugProtocol.Event);
+  }
+
+  /** How far back step back can go, for the Checkpoints view. */
+  private timelineReach(): { available: boolean; why?: string; positions: number; checkpoints?: number; earliest?: { function?: string; file?: string; line?: number; time: string }; bytes: number } | undefined {
+    const t = this.timeline;
+    if (!t) return undefined;
+    if (t.unavailable) return { available: false, why: t.unavailable, positions: 0, bytes: 0 };
+    const r = t.reach();
+    let earliest;
+    if (r.earliest) {
+      const d = this.program.describe(r.earliest.pc);
+      earliest = { function: d.function, file: d.source?.file ? this.toLocal(d.source.file) : undefined, line: d.source?.line, time: new Date(r.earliest.at).toISOString() };
+    }
+    return { available: true, positions: r.positions, checkpoints: r.checkpoints, earliest, bytes: r.bytes };
   }
 
   private checkpointRequest(what: string, args: Record<string, unknown>): unknown {
@@ -1359,7 +1384,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         return this.checkpointList().find((c) => c.id === cid);
       }
       case 'checkpoints':
-        return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode() };
+        return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode(), timeline: this.timelineReach() };
       case 'restore': {
         if (this.busy) throw new Error('The program is running: pause it first.');
         const meta = this.checkpointMeta.get(id);

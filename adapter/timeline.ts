@@ -16,7 +16,9 @@ import type { Program } from './symbols';
 export type Via = 'breakpoint' | 'step' | 'other';
 
 export interface Position {
-  cp: number;
+  /** its checkpoint; undefined once thinned: the position stays as a waypoint that
+   * re-execution passes through (how it is recognised is kept), without its memory */
+  cp?: number;
   pos: bigint;
   tid: number;
   pc: bigint;
@@ -26,7 +28,18 @@ export interface Position {
   hits: Map<number, number>;
   /** every hit so far at each user breakpoint address, stopping or not (counted while one is there) */
   raw: Map<bigint, number>;
+  /** when it was reached (wall clock, ms) */
+  at: number;
 }
+
+/** Limits on what the timeline keeps (settings cryo.timeTravel.*). */
+export interface TimelineLimits {
+  maxPositions: number;
+  /** page data the checkpoints may hold, in bytes (frozen copies' shared pages are not counted) */
+  budgetBytes: number;
+}
+
+export const DEFAULT_LIMITS: TimelineLimits = { maxPositions: 256, budgetBytes: 512 * 1024 * 1024 };
 
 export interface TimelineHost {
   engine: Engine;
@@ -46,15 +59,16 @@ export interface Arrival {
   hitIds?: number[];
 }
 
-const MAX_POSITIONS = 256;
-
 export class Timeline {
   readonly positions: Position[] = [];
   index = -1;
   /** why time travel is off, if it is */
   unavailable?: string;
 
-  constructor(private readonly h: TimelineHost) {}
+  constructor(
+    private readonly h: TimelineHost,
+    private readonly limits: TimelineLimits = DEFAULT_LIMITS,
+  ) {}
 
   get atPresent(): boolean {
     return this.index === this.positions.length - 1;
@@ -70,7 +84,7 @@ export class Timeline {
       const cp = e.checkpoint();
       const hits = new Map<number, number>();
       for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits) });
+      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
       this.index = this.positions.length - 1;
       this.thin();
       this.unavailable = undefined;
@@ -84,23 +98,47 @@ export class Timeline {
   }
 
   private forget(p: Position): void {
+    if (p.cp === undefined) return;
     try {
       this.h.engine.deleteCheckpoint(p.cp);
     } catch {
       /* already gone */
     }
+    p.cp = undefined;
   }
 
-  /** Keeps memory bounded: past the limit, every other old position goes (the first stays). */
+  /** Page data held by the positions' checkpoints. */
+  bytes(): number {
+    const mine = new Set(this.positions.map((p) => p.cp).filter((c) => c !== undefined));
+    try {
+      return this.h.engine.checkpoints().reduce((n, c) => n + (mine.has(c.id) ? c.bytes : 0), 0);
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Keeps memory bounded: past a limit (checkpoints kept, or bytes), every other
+   * checkpoint of the older half goes. Their positions stay as waypoints (a stop is
+   * found again from the one before it, so a chain of them is followed from the
+   * nearest checkpoint): going back still reaches every stop, just by re-executing
+   * longer. The first position always keeps its checkpoint. */
   private thin(): void {
-    if (this.positions.length <= MAX_POSITIONS) return;
-    const keep: Position[] = [];
-    this.positions.forEach((p, i) => {
-      if (i === 0 || i >= this.positions.length - MAX_POSITIONS / 2 || i % 2 === 0) keep.push(p);
-      else this.forget(p);
-    });
-    this.positions.splice(0, this.positions.length, ...keep);
-    this.index = this.positions.length - 1;
+    const max = Math.max(4, this.limits.maxPositions);
+    for (let round = 0; round < 8; round++) {
+      const real = this.positions.map((p, i) => (p.cp !== undefined ? i : -1)).filter((i) => i >= 0);
+      const over = real.length > max || (real.length > 4 && this.bytes() > this.limits.budgetBytes);
+      if (!over) return;
+      const older = real.slice(1, real.length - Math.floor(Math.min(max, real.length) / 2));
+      let dropped = 0;
+      older.forEach((i, k) => {
+        // a pause or a signal stop cannot be found again: it keeps its checkpoint
+        if (k % 2 === 0 && this.positions[i].via !== 'other') {
+          this.forget(this.positions[i]);
+          dropped++;
+        }
+      });
+      if (!dropped) return;
+    }
   }
 
   /** The user changed memory or registers: the recorded future is no longer this program's. */
@@ -113,13 +151,61 @@ export class Timeline {
     this.dropFuture();
   }
 
-  /** Restores a position: the process is as it was there, replay continues from its log position. */
-  private goTo(p: Position): number {
-    const pid = this.h.engine.restore(p.cp);
+  /** Restores a position that has its checkpoint: the process is as it was there,
+   * replay continues from its log position. */
+  private restoreAt(p: Position): number {
+    const pid = this.h.engine.restore(p.cp!);
     this.h.engine.replayFrom(p.pos);
+    this.countsOf(p);
+    return pid;
+  }
+
+  private countsOf(p: Position): void {
     for (const b of this.h.breakpoints()) b.hits = p.hits.get(b.id) ?? 0;
     for (const a of [...this.h.rawHits.keys()]) this.h.rawHits.set(a, p.raw.get(a) ?? 0);
-    return pid;
+  }
+
+  /**
+   * Brings the process to position i: restores the nearest checkpoint at or before it and
+   * re-executes through the waypoints in between. Returns the thread that stands there,
+   * or undefined if a waypoint was not found again.
+   */
+  private async arrive(i: number): Promise<number | undefined> {
+    let base = i;
+    while (base > 0 && this.positions[base].cp === undefined) base--;
+    const pid = this.restoreAt(this.positions[base]);
+    let tid: number | undefined = pid;
+    for (let w = base + 1; w <= i && tid !== undefined; w++) tid = await this.runUntil(this.positions[w - 1], this.positions[w]);
+    if (tid !== undefined) this.countsOf(this.positions[i]);
+    return tid;
+  }
+
+  /** From the state of p, re-executes until c is recognised; the thread there. */
+  private async runUntil(p: Position, c: Position): Promise<number | undefined> {
+    const isC = this.identity(p, c);
+    if (!isC) return undefined;
+    const e = this.h.engine;
+    try {
+      e.insertBreakpoint(c.pc);
+    } catch {
+      return undefined;
+    }
+    try {
+      for (;;) {
+        e.continue();
+        const ev = await e.waitStop();
+        if (ev.kind !== 'stopped') return undefined;
+        if (ev.reason === 'signal') continue;
+        if (ev.reason !== 'breakpoint') return undefined;
+        if (isC(ev.addr, this.h.frameCfa(ev.tid), ev.tid)) return ev.tid;
+      }
+    } finally {
+      try {
+        e.removeBreakpoint(c.pc);
+      } catch {
+        /* gone */
+      }
+    }
   }
 
   /** Inserts a position found by re-execution just after `after`. */
@@ -128,7 +214,7 @@ export class Timeline {
     const cp = e.checkpoint();
     const hits = new Map<number, number>();
     for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-    this.positions.splice(afterIndex + 1, 0, { cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits) });
+    this.positions.splice(afterIndex + 1, 0, { cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
     this.index = afterIndex + 1;
   }
 
@@ -167,11 +253,12 @@ export class Timeline {
    * until c is reached; calls `see` for every hit before it. Returns false if c was not
    * reached (the program ended, diverged, or never came by).
    */
-  private async scan(p: Position, c: Position, watch: bigint[], see: (addr: bigint, cfa: bigint | undefined, tid: number, n: number) => void): Promise<boolean> {
+  private async scan(pi: number, c: Position, watch: bigint[], see: (addr: bigint, cfa: bigint | undefined, tid: number, n: number) => void): Promise<boolean> {
+    const p = this.positions[pi];
     const isC = this.identity(p, c);
     if (!isC) return false;
     const e = this.h.engine;
-    this.goTo(p);
+    if ((await this.arrive(pi)) === undefined) return false;
     const temp: bigint[] = [];
     for (const a of new Set([...watch, c.pc])) {
       try {
@@ -209,10 +296,10 @@ export class Timeline {
     }
   }
 
-  /** Re-executes from p to the n-th hit of addr (in frame cfa when given). */
-  private async runTo(p: Position, addr: bigint, n: number, cfa?: bigint): Promise<number | undefined> {
+  /** Re-executes from position pi to the n-th hit of addr (in frame cfa when given). */
+  private async runTo(pi: number, addr: bigint, n: number, cfa?: bigint): Promise<number | undefined> {
     const e = this.h.engine;
-    this.goTo(p);
+    if ((await this.arrive(pi)) === undefined) return undefined;
     e.insertBreakpoint(addr);
     let count = 0;
     try {
@@ -249,9 +336,18 @@ export class Timeline {
     return out;
   }
 
+  /** Position i as the place to stop: reached by re-execution, else its nearest checkpoint before. */
+  private async backTo(i: number): Promise<number> {
+    const tid = await this.arrive(i);
+    if (tid !== undefined) return tid;
+    let base = i;
+    while (base > 0 && this.positions[base].cp === undefined) base--;
+    return this.restoreAt(this.positions[base]);
+  }
+
   private earliest(why: string): Arrival {
     const first = this.positions[0];
-    const pid = this.goTo(first);
+    const pid = this.restoreAt(first);
     this.index = 0;
     return { tid: pid, reason: 'entry', description: why };
   }
@@ -264,19 +360,19 @@ export class Timeline {
     const p = this.positions[this.index - 1];
     const events: { addr: bigint; n: number; tid: number }[] = [];
     const frameOf = c.cfa;
-    const reached = await this.scan(p, c, this.lineStarts(c.pc), (addr, cfa, tid, n) => {
+    const reached = await this.scan(this.index - 1, c, this.lineStarts(c.pc), (addr, cfa, tid, n) => {
       if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid });
     });
     if (!reached || !events.length) {
       // no earlier line of this frame after the previous position: that position is the step back
-      const pid = this.goTo(p);
+      const pid = await this.backTo(this.index - 1);
       this.index -= 1;
       return { tid: pid, reason: 'step', description: reached ? 'Stepped back one line.' : 'Stepped back to the previous position (this one cannot be found again exactly).' };
     }
     const last = events[events.length - 1];
-    const tid = await this.runTo(p, last.addr, last.n);
+    const tid = await this.runTo(this.index - 1, last.addr, last.n);
     if (tid === undefined) {
-      const pid = this.goTo(p);
+      const pid = await this.backTo(this.index - 1);
       this.index -= 1;
       return { tid: pid, reason: 'step', description: 'Re-execution did not reach the previous line again: stepped back to the previous position.' };
     }
@@ -296,11 +392,11 @@ export class Timeline {
       const c = this.positions[k];
       const p = this.positions[k - 1];
       const calls: { n: number }[] = [];
-      const reached = await this.scan(p, c, [callSite], (addr, cfa, _tid, n) => {
+      const reached = await this.scan(k - 1, c, [callSite], (addr, cfa, _tid, n) => {
         if (addr === callSite && cfa === callerCfa) calls.push({ n });
       });
       if (reached && calls.length) {
-        const tid = await this.runTo(p, callSite, calls[calls.length - 1].n);
+        const tid = await this.runTo(k - 1, callSite, calls[calls.length - 1].n);
         if (tid !== undefined) {
           this.index = k - 1;
           this.insertAfter(k - 1, tid, 'step');
@@ -312,9 +408,10 @@ export class Timeline {
     return this.earliest('The call was made before the earliest position kept: this is as far back as the timeline reaches.');
   }
 
-  /** How far back the timeline reaches: positions kept, and the earliest one's pc. */
-  reach(): { positions: number; index: number; earliestPc?: bigint } {
-    return { positions: this.positions.length, index: this.index, earliestPc: this.positions[0]?.pc };
+  /** How far back the timeline reaches: positions kept, the earliest one, memory held. */
+  reach(): { positions: number; checkpoints: number; index: number; earliest?: Position; bytes: number } {
+    const checkpoints = this.positions.filter((p) => p.cp !== undefined).length;
+    return { positions: this.positions.length, checkpoints, index: this.index, earliest: this.positions[0], bytes: this.bytes() };
   }
 
   /** Back to the most recent earlier breakpoint hit, or the earliest position. */
@@ -327,7 +424,7 @@ export class Timeline {
       const hits: { addr: bigint; n: number; ids: number[] }[] = [];
       const counts = new Map<number, number>();
       for (const b of bps) counts.set(b.id, p.hits.get(b.id) ?? 0);
-      const reached = await this.scan(p, c, [], (addr, _cfa, tid, n) => {
+      const reached = await this.scan(k - 1, c, [], (addr, _cfa, tid, n) => {
         const stopping: number[] = [];
         for (const b of bps.filter((x) => x.addrs.includes(addr))) {
           if (b.condition && !this.h.conditionHolds(b, tid)) continue;
@@ -341,7 +438,7 @@ export class Timeline {
       });
       if (reached && hits.length) {
         const last = hits[hits.length - 1];
-        const tid = await this.runTo(p, last.addr, last.n);
+        const tid = await this.runTo(k - 1, last.addr, last.n);
         if (tid !== undefined) {
           this.index = k - 1;
           this.insertAfter(k - 1, tid, 'breakpoint');
@@ -349,7 +446,7 @@ export class Timeline {
         }
       }
       if (p.via === 'breakpoint') {
-        const pid = this.goTo(p);
+        const pid = await this.backTo(k - 1);
         this.index = k - 1;
         const ids = this.h.breakpoints().filter((b) => b.addrs.includes(p.pc)).map((b) => b.id);
         if (ids.length) return { tid: pid, reason: 'breakpoint', description: 'Reverse continue: the previous breakpoint hit.', hitIds: ids };

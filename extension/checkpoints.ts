@@ -23,6 +23,24 @@ function age(iso: string): string {
   return `${Math.round(s / 3600)}h ago`;
 }
 
+interface Reach {
+  available: boolean;
+  why?: string;
+  positions: number;
+  checkpoints?: number;
+  earliest?: { function?: string; file?: string; line?: number; time: string };
+  bytes: number;
+}
+
+/** The line above the list: how far back Step Back can go. */
+export function reachText(r: Reach | undefined): string | undefined {
+  if (!r) return undefined;
+  if (!r.available) return `Time travel is off: ${r.why ?? 'unavailable'}`;
+  const e = r.earliest;
+  const where = e ? `${e.function ?? '?'}${e.file ? ` (${basename(e.file)}:${e.line})` : ''}, ${age(e.time)}` : 'the start';
+  return `Step back reaches ${where} · ${r.positions} stop${r.positions === 1 ? '' : 's'}, ${r.checkpoints ?? r.positions} checkpoints, ${(r.bytes / 1048576).toFixed(1)} MiB`;
+}
+
 class CheckpointItem extends vscode.TreeItem {
   constructor(readonly checkpoint: CheckpointView) {
     super(checkpoint.name, vscode.TreeItemCollapsibleState.None);
@@ -108,10 +126,16 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
         await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, pos) });
       })()),
       vscode.debug.onDidReceiveDebugSessionCustomEvent((e) => {
-        if (e.session.type === 'cryo' && e.event === 'cryo/checkpointsChanged') view.set(e.body.checkpoints as CheckpointView[]);
+        if (e.session.type === 'cryo' && e.event === 'cryo/checkpointsChanged') {
+          view.set(e.body.checkpoints as CheckpointView[]);
+          tree.message = reachText(e.body.timeline as Reach | undefined);
+        }
       }),
       vscode.debug.onDidChangeActiveDebugSession(() => void view.refresh()),
-      vscode.debug.onDidTerminateDebugSession(() => view.set([])),
+      vscode.debug.onDidTerminateDebugSession(() => {
+        view.set([]);
+        tree.message = undefined;
+      }),
     );
     return view;
   }

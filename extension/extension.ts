@@ -55,7 +55,16 @@ class CryoConfigurationProvider implements vscode.DebugConfigurationProvider {
     return [{ type: 'cryo', request: 'launch', name: `Cryo: Launch ${basename(program)}`, program, args: [], cwd: '${workspaceFolder}' }];
   }
 
-  resolveDebugConfiguration(_folder: vscode.WorkspaceFolder | undefined, config: vscode.DebugConfiguration): vscode.DebugConfiguration | undefined {
+  resolveDebugConfiguration(folder: vscode.WorkspaceFolder | undefined, config: vscode.DebugConfiguration): vscode.DebugConfiguration | undefined {
+    const resolved = this.resolve(config);
+    if (resolved && !resolved.timeTravel) {
+      const tt = vscode.workspace.getConfiguration('cryo.timeTravel', folder?.uri);
+      resolved.timeTravel = { maxPositions: tt.get<number>('maxPositions'), memoryBudgetMiB: tt.get<number>('memoryBudgetMiB') };
+    }
+    return resolved;
+  }
+
+  private resolve(config: vscode.DebugConfiguration): vscode.DebugConfiguration | undefined {
     if (!config.type && !config.request && !config.name) {
       // F5 with no launch.json: debug the binary of the open C/C++ file
       const doc = vscode.window.activeTextEditor?.document;

@@ -72,6 +72,29 @@ describe('time travel', () => {
     assert.equal(out.text('stdout'), printedBefore);
   });
 
+  test('with a small position limit, older positions are thinned: step back still retraces every line, the view says how far back', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const reaches: { checkpoints: number }[] = [];
+    dc.on('cryo/checkpointsChanged', (e: DebugProtocol.Event) => e.body?.timeline && reaches.push(e.body.timeline));
+    await launchTo(dc, { program: prog, args: ['8'], timeTravel: { maxPositions: 6 } }, counterSrc, [{ line: 20, condition: 'i == 1' }]);
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [] });
+    const forward = [await snapshot(dc)];
+    for (let i = 0; i < 12; i++) {
+      await act(dc, 'next');
+      forward.push(await snapshot(dc));
+    }
+    const r = (await dc.customRequest('cryo/checkpoints')).body.timeline;
+    // every stop stays reachable; only the checkpoints (the memory) are thinned
+    assert.ok(r.available && r.positions >= 13 && r.checkpoints <= 6 && r.checkpoints >= 3, `thinned to the limit: ${JSON.stringify(r)}`);
+    assert.ok(reaches.length >= 13 && Math.max(...reaches.map((x) => x.checkpoints)) <= 7, 'every stop told the view');
+    for (let i = 11; i >= 0; i--) {
+      const ev = await act(dc, 'back');
+      assert.equal(ev.body.reason, 'step');
+      assert.deepEqual(await snapshot(dc), forward[i], `step back to state ${i}`);
+    }
+  });
+
   test('reverse step out from inside a function lands on its call instruction in the caller, as gdb`s reverse-finish', async () => {
     const prog = buildFixture('counter.c');
     // gdb records from the caller's line (its record cannot step through this libc's AVX-512 code)
