@@ -7,27 +7,10 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
+import type { ImageSummary } from '../adapter/imagesummary';
 
-interface Frame {
-  name: string;
-  file?: string;
-  line?: number;
-  pc: string;
-}
-interface Summary {
-  path: string;
-  reason: string;
-  crash?: { signal: string; code: string; address: string | null; tid: number };
-  program: string;
-  programFound: boolean;
-  cmdline: string[];
-  pid: number;
-  time: string;
-  host: string;
-  threads: { tid: number; crashed: boolean; frames: Frame[] }[];
-  problems: string | null;
-  error?: string;
-}
+// the type only: the summary itself is computed in the adapter's process
+type Summary = ImageSummary;
 
 /** Sessions opened on an image and not revived yet (the Revive button shows for them). */
 const frozen = new Set<string>();

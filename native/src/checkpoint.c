@@ -479,6 +479,21 @@ static int write_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp)
   return move_pages(s, pid, cp, process_vm_writev, write_page_slow);
 }
 
+/* A stopped process in the state of checkpoint cp: a frozen copy of its root with the
+ * deltas down to cp written in (oldest first), and cp's registers. On failure the
+ * copy (if any) is left in *child for the caller to kill. */
+static int build_copy(struct cryo_session *s, struct checkpoint *cp, pid_t *child) {
+  int rc = fork_frozen_copy(s, root_of(cp)->pid, child);
+  if (rc != CRYO_OK) return rc;
+  struct checkpoint *path[MAX_CHECKPOINTS];
+  int depth = 0;
+  for (struct checkpoint *c = cp; c->kind == CP_DELTA && depth < MAX_CHECKPOINTS; c = c->parent) path[depth++] = c;
+  for (int i = depth - 1; rc == CRYO_OK && i >= 0; i--) rc = write_pages(s, *child, path[i]);
+  if (rc == CRYO_OK) rc = regs_set(*child, &cp->regs);
+  if (rc == CRYO_OK && cp->xstate) rc = xstate_set(*child, cp->xstate, cp->xstate_len);
+  return rc;
+}
+
 struct restore_args {
   int id;
   pid_t pid;
@@ -492,17 +507,8 @@ static int do_cp_restore(struct cryo_session *s, void *arg) {
     int rc = stop_all_threads(s);
     if (rc != CRYO_OK) return rc;
   }
-  struct checkpoint *root = root_of(cp);
   pid_t child = 0;
-  int rc = fork_frozen_copy(s, root->pid, &child);
-  if (rc != CRYO_OK) return rc;
-  /* the deltas from the root down to cp, oldest first */
-  struct checkpoint *path[MAX_CHECKPOINTS];
-  int depth = 0;
-  for (struct checkpoint *c = cp; c->kind == CP_DELTA && depth < MAX_CHECKPOINTS; c = c->parent) path[depth++] = c;
-  for (int i = depth - 1; rc == CRYO_OK && i >= 0; i--) rc = write_pages(s, child, path[i]);
-  if (rc == CRYO_OK) rc = regs_set(child, &cp->regs);
-  if (rc == CRYO_OK && cp->xstate) rc = xstate_set(child, cp->xstate, cp->xstate_len);
+  int rc = build_copy(s, cp, &child);
   if (rc != CRYO_OK) {
     char msg[1024];
     cryo_copy_error(msg, sizeof msg);
@@ -565,16 +571,8 @@ static int do_cp_save(struct cryo_session *s, void *arg) {
   struct save_args *a = arg;
   struct checkpoint *cp = cp_find(s, a->id);
   if (!cp) return cryo_fail(CRYO_ENOENT, "no checkpoint %d", a->id);
-  struct checkpoint *root = root_of(cp);
   pid_t child = 0;
-  int rc = fork_frozen_copy(s, root->pid, &child);
-  if (rc != CRYO_OK) return rc;
-  struct checkpoint *path[MAX_CHECKPOINTS];
-  int depth = 0;
-  for (struct checkpoint *c = cp; c->kind == CP_DELTA && depth < MAX_CHECKPOINTS; c = c->parent) path[depth++] = c;
-  for (int i = depth - 1; rc == CRYO_OK && i >= 0; i--) rc = write_pages(s, child, path[i]);
-  if (rc == CRYO_OK) rc = regs_set(child, &cp->regs);
-  if (rc == CRYO_OK && cp->xstate) rc = xstate_set(child, cp->xstate, cp->xstate_len);
+  int rc = build_copy(s, cp, &child);
   /* the program's own code: no breakpoints, the kernel's vDSO */
   if (rc == CRYO_OK) rc = bps_lift(s, child);
   if (rc == CRYO_OK) rc = record_unpatch_vdso(s, child);

@@ -357,13 +357,14 @@ void image_print_json(struct cryo_image *img, FILE *o) {
 
 /* ---- for the adapter (through koffi): JSON and raw thread state ---- */
 
-CRYO_API int cryo_image_json(struct cryo_image *img, char **out) {
-  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_json: null argument");
+/* A printer's output as a malloc'd string. */
+static int print_to_string(struct cryo_image *img, void (*print)(struct cryo_image *, FILE *), char **out) {
+  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_json/text: null argument");
   size_t len = 0;
   *out = NULL;
   FILE *f = open_memstream(out, &len);
   if (!f) return cryo_fail_errno("open_memstream");
-  image_print_json(img, f);
+  print(img, f);
   if (fclose(f) != 0) {
     free(*out);
     *out = NULL;
@@ -372,20 +373,9 @@ CRYO_API int cryo_image_json(struct cryo_image *img, char **out) {
   return CRYO_OK;
 }
 
-CRYO_API int cryo_image_text(struct cryo_image *img, char **out) {
-  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_text: null argument");
-  size_t len = 0;
-  *out = NULL;
-  FILE *f = open_memstream(out, &len);
-  if (!f) return cryo_fail_errno("open_memstream");
-  image_print_text(img, f);
-  if (fclose(f) != 0) {
-    free(*out);
-    *out = NULL;
-    return cryo_fail(CRYO_EFAIL, "out of memory describing the image");
-  }
-  return CRYO_OK;
-}
+CRYO_API int cryo_image_json(struct cryo_image *img, char **out) { return print_to_string(img, image_print_json, out); }
+
+CRYO_API int cryo_image_text(struct cryo_image *img, char **out) { return print_to_string(img, image_print_text, out); }
 
 CRYO_API void cryo_image_free_string(char *s) { free(s); }
 
