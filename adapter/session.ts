@@ -606,8 +606,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     // every stop the user sees is a position of the timeline (time travel's own are kept by it)
     if (keep && this.timeline && this.engine?.pid) {
       const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : 'other';
-      this.timeline.onStop(tid, via);
-      this.checkpointsChanged(); // the view shows how far back the timeline reaches
+      // the top frames the editor asks for first, unwound once: the timeline keeps the CFA
+      this.timeline.onStop(tid, via, this.stack(tid, 2)[0]?.cfa);
+      this.reachChangedSoon(); // the view shows how far back the timeline reaches
     }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
     e.body.allThreadsStopped = true;
@@ -1338,6 +1339,19 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     } catch {
       return undefined;
     }
+  }
+
+  private reachTimer?: NodeJS.Timeout;
+
+  /** After stops: the view's line is brought up to date once stepping pauses (a message
+   * per step would cost each step more than the step). */
+  private reachChangedSoon(): void {
+    if (this.reachTimer) return;
+    this.reachTimer = setTimeout(() => {
+      this.reachTimer = undefined;
+      if (!this.busy && this.engine?.pid) this.checkpointsChanged();
+    }, 200);
+    this.reachTimer.unref();
   }
 
   private checkpointsChanged(): void {

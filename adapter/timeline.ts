@@ -76,7 +76,7 @@ export class Timeline {
 
   /** A stop was reported: keep it as a position. Going forward from the past forgets
    * the positions ahead (re-execution replays the log, so they come back the same). */
-  onStop(tid: number, via: Via): void {
+  onStop(tid: number, via: Via, cfa = this.h.frameCfa(tid)): void {
     const e = this.h.engine;
     if (!e.pid) return;
     try {
@@ -84,7 +84,7 @@ export class Timeline {
       const cp = e.checkpoint();
       const hits = new Map<number, number>();
       for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
+      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa, via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
       this.index = this.positions.length - 1;
       this.thin();
       this.unavailable = undefined;
@@ -122,11 +122,16 @@ export class Timeline {
    * found again from the one before it, so a chain of them is followed from the
    * nearest checkpoint): going back still reaches every stop, just by re-executing
    * longer. The first position always keeps its checkpoint. */
+  private stopsSinceBudget = 0;
+
   private thin(): void {
     const max = Math.max(4, this.limits.maxPositions);
+    // the memory held is asked of the engine now and then, not at every stop (a step's cost)
+    const checkBytes = ++this.stopsSinceBudget >= 16;
+    if (checkBytes) this.stopsSinceBudget = 0;
     for (let round = 0; round < 8; round++) {
       const real = this.positions.map((p, i) => (p.cp !== undefined ? i : -1)).filter((i) => i >= 0);
-      const over = real.length > max || (real.length > 4 && this.bytes() > this.limits.budgetBytes);
+      const over = real.length > max || (checkBytes && real.length > 4 && this.bytes() > this.limits.budgetBytes);
       if (!over) return;
       const older = real.slice(1, real.length - Math.floor(Math.min(max, real.length) / 2));
       let dropped = 0;

@@ -87,7 +87,8 @@ describe('time travel', () => {
     const r = (await dc.customRequest('cryo/checkpoints')).body.timeline;
     // every stop stays reachable; only the checkpoints (the memory) are thinned
     assert.ok(r.available && r.positions >= 13 && r.checkpoints <= 6 && r.checkpoints >= 3, `thinned to the limit: ${JSON.stringify(r)}`);
-    assert.ok(reaches.length >= 13 && Math.max(...reaches.map((x) => x.checkpoints)) <= 7, 'every stop told the view');
+    await new Promise((r) => setTimeout(r, 400)); // the view hears once stepping pauses
+    assert.ok(reaches.length >= 1 && reaches[reaches.length - 1].checkpoints === r.checkpoints, `the view was told: ${JSON.stringify(reaches)}`);
     for (let i = 11; i >= 0; i--) {
       const ev = await act(dc, 'back');
       assert.equal(ev.body.reason, 'step');
