@@ -605,9 +605,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private report(reason: string, tid: number, text?: string, ids?: number[], keep = true): void {
     // every stop the user sees is a position of the timeline (time travel's own are kept by it)
     if (keep && this.timeline && this.engine?.pid) {
-      const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : 'other';
+      const sig = reason === 'exception' ? this.lastSignal.get(tid)?.signo : undefined;
+      const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : sig ? 'signal' : 'other';
       // the top frames the editor asks for first, unwound once: the timeline keeps the CFA
-      this.timeline.onStop(tid, via, this.stack(tid, 2)[0]?.cfa);
+      this.timeline.onStop(tid, via, this.stack(tid, 2)[0]?.cfa, sig);
       this.reachChangedSoon(); // the view shows how far back the timeline reaches
     }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;

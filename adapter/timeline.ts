@@ -13,7 +13,7 @@ import type { UserBreakpoint } from './breakpoints';
 import { parseHitCondition } from './breakpoints';
 import type { Program } from './symbols';
 
-export type Via = 'breakpoint' | 'step' | 'other';
+export type Via = 'breakpoint' | 'step' | 'signal' | 'other';
 
 export interface Position {
   /** its checkpoint; undefined once thinned: the position stays as a waypoint that
@@ -24,6 +24,8 @@ export interface Position {
   pc: bigint;
   cfa?: bigint;
   via: Via;
+  /** via signal: the signal it stopped with (a fault happens again at the same pc on replay) */
+  signo?: number;
   /** hits of every user breakpoint (by id) when this position was reached */
   hits: Map<number, number>;
   /** every hit so far at each user breakpoint address, stopping or not (counted while one is there) */
@@ -40,6 +42,14 @@ export interface TimelineLimits {
 }
 
 export const DEFAULT_LIMITS: TimelineLimits = { maxPositions: 256, budgetBytes: 512 * 1024 * 1024 };
+
+/** A stop seen while re-executing: a breakpoint hit (addr: its address) or a signal (addr: the pc). */
+interface Seen {
+  addr: bigint;
+  cfa: bigint | undefined;
+  tid: number;
+  signo?: number;
+}
 
 export interface TimelineHost {
   engine: Engine;
@@ -76,7 +86,7 @@ export class Timeline {
 
   /** A stop was reported: keep it as a position. Going forward from the past forgets
    * the positions ahead (re-execution replays the log, so they come back the same). */
-  onStop(tid: number, via: Via, cfa = this.h.frameCfa(tid)): void {
+  onStop(tid: number, via: Via, cfa = this.h.frameCfa(tid), signo?: number): void {
     const e = this.h.engine;
     if (!e.pid) return;
     try {
@@ -84,7 +94,7 @@ export class Timeline {
       const cp = e.checkpoint();
       const hits = new Map<number, number>();
       for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa, via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
+      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa, via, signo, hits, raw: new Map(this.h.rawHits), at: Date.now() });
       this.index = this.positions.length - 1;
       this.thin();
       this.unavailable = undefined;
@@ -190,8 +200,10 @@ export class Timeline {
     const isC = this.identity(p, c);
     if (!isC) return undefined;
     const e = this.h.engine;
+    // a signal stop is caught as the signal itself, not by a breakpoint before the fault
+    const bp = c.via !== 'signal';
     try {
-      e.insertBreakpoint(c.pc);
+      if (bp) e.insertBreakpoint(c.pc);
     } catch {
       return undefined;
     }
@@ -200,13 +212,16 @@ export class Timeline {
         e.continue();
         const ev = await e.waitStop();
         if (ev.kind !== 'stopped') return undefined;
-        if (ev.reason === 'signal') continue;
+        if (ev.reason === 'signal') {
+          if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) return ev.tid;
+          continue;
+        }
         if (ev.reason !== 'breakpoint') return undefined;
-        if (isC(ev.addr, this.h.frameCfa(ev.tid), ev.tid)) return ev.tid;
+        if (isC({ addr: ev.addr, cfa: this.h.frameCfa(ev.tid), tid: ev.tid })) return ev.tid;
       }
     } finally {
       try {
-        e.removeBreakpoint(c.pc);
+        if (bp) e.removeBreakpoint(c.pc);
       } catch {
         /* gone */
       }
@@ -225,8 +240,10 @@ export class Timeline {
 
   /** How the current position `c` is recognised when re-executing from `p`: the k-th
    * counted hit of its breakpoint (counted as the live run counted: condition true), or
-   * the first arrival at its pc in its frame. */
-  private identity(p: Position, c: Position): ((addr: bigint, cfa: bigint | undefined, tid: number) => boolean) | undefined {
+   * the first arrival at its pc in its frame, or (a signal stop) the first time that signal
+   * stops the program at its pc. */
+  private identity(p: Position, c: Position): ((x: Seen) => boolean) | undefined {
+    if (c.via === 'signal') return (x) => x.signo === c.signo && x.addr === c.pc;
     if (c.via === 'breakpoint') {
       // the k-th hit of its address since p, counted while a breakpoint was there all along
       const before = p.raw.get(c.pc);
@@ -234,9 +251,9 @@ export class Timeline {
       if (before === undefined || at === undefined || at - before <= 0) return undefined;
       const k = at - before;
       let counted = 0;
-      return (addr) => addr === c.pc && ++counted === k;
+      return (x) => x.signo === undefined && x.addr === c.pc && ++counted === k;
     }
-    if (c.via === 'step' && c.cfa !== undefined) return (addr, cfa) => addr === c.pc && cfa === c.cfa;
+    if (c.via === 'step' && c.cfa !== undefined) return (x) => x.signo === undefined && x.addr === c.pc && x.cfa === c.cfa;
     return undefined;
   }
 
@@ -265,7 +282,7 @@ export class Timeline {
     const e = this.h.engine;
     if ((await this.arrive(pi)) === undefined) return false;
     const temp: bigint[] = [];
-    for (const a of new Set([...watch, c.pc])) {
+    for (const a of new Set([...watch, ...(c.via === 'signal' ? [] : [c.pc])])) {
       try {
         e.insertBreakpoint(a);
         temp.push(a);
@@ -281,12 +298,15 @@ export class Timeline {
         e.continue();
         const ev = await e.waitStop();
         if (ev.kind !== 'stopped') return false;
-        if (ev.reason === 'signal') continue; // delivered as in the recorded run
+        if (ev.reason === 'signal') {
+          if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) return true;
+          continue; // delivered as in the recorded run
+        }
         if (ev.reason !== 'breakpoint') return false;
         const n = (seen.get(ev.addr) ?? 0) + 1;
         seen.set(ev.addr, n);
         const cfa = this.h.frameCfa(ev.tid);
-        if (isC(ev.addr, cfa, ev.tid)) return true;
+        if (isC({ addr: ev.addr, cfa, tid: ev.tid })) return true;
         see(ev.addr, cfa, ev.tid, n);
       }
       return false;
@@ -368,6 +388,8 @@ export class Timeline {
     const reached = await this.scan(this.index - 1, c, this.lineStarts(c.pc), (addr, cfa, tid, n) => {
       if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid });
     });
+    // a fault: the arrival at its own pc just before it is the same state, not a line before
+    if (reached && c.via === 'signal' && events[events.length - 1]?.addr === c.pc) events.pop();
     if (!reached || !events.length) {
       // no earlier line of this frame after the previous position: that position is the step back
       const pid = await this.backTo(this.index - 1);

@@ -96,6 +96,33 @@ describe('time travel', () => {
     }
   });
 
+  test('step back from a crash (SIGSEGV three frames deep): the line before the fault, then forward again to the same fault', async () => {
+    const prog = buildFixture('crash.c');
+    const dc = await client();
+    const crashed = await launchTo(dc, { program: prog }, join(fixturesDir, 'crash.c'), []);
+    assert.equal(crashed.body.reason, 'exception');
+    const t0 = crashed.body.threadId!;
+    const at = async (t: number) => {
+      const f = (await dc.stackTraceRequest({ threadId: t })).body.stackFrames;
+      return { names: f.slice(0, 4).map((x) => x.name), line: f[0].line, pc: f[0].instructionPointerReference };
+    };
+    const crash = await at(t0);
+    assert.deepEqual(crash.names, ['depth3', 'depth2', 'depth1', 'main']);
+    const back = await act(dc, 'back');
+    assert.equal(back.body.reason, 'step');
+    const before = await at(back.body.threadId!);
+    assert.equal(before.names[0], 'depth3', `still in the faulting frame: ${JSON.stringify(before)}`);
+    assert.notEqual(before.pc, crash.pc, 'before the faulting instruction');
+    // forward: the same fault at the same place
+    const again = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: back.body.threadId! });
+    const fault = await again;
+    assert.equal(fault.body.reason, 'exception');
+    assert.deepEqual(await at(fault.body.threadId!), crash);
+    const info = await dc.exceptionInfoRequest({ threadId: fault.body.threadId! });
+    assert.equal(info.body.exceptionId, 'SIGSEGV');
+  });
+
   test('reverse step out from inside a function lands on its call instruction in the caller, as gdb`s reverse-finish', async () => {
     const prog = buildFixture('counter.c');
     // gdb records from the caller's line (its record cannot step through this libc's AVX-512 code)
