@@ -3,6 +3,7 @@
 // cryo/checkpointsChanged event; restore, rename, delete and go to source act on them.
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
+import { isFrozen } from './images';
 
 interface CheckpointView {
   id: number;
@@ -147,7 +148,8 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
 
   async refresh(): Promise<void> {
     const s = vscode.debug.activeDebugSession;
-    if (!s || s.type !== 'cryo') return this.set([]);
+    // an image not revived has none, and the adapter's refusal would show as an error
+    if (!s || s.type !== 'cryo' || isFrozen(s)) return this.set([]);
     try {
       const r = await s.customRequest('cryo/checkpoints', {});
       this.set(r.checkpoints as CheckpointView[]);

@@ -14,10 +14,22 @@ type Summary = ImageSummary;
 
 /** Sessions opened on an image and not revived yet (the Revive button shows for them). */
 const frozen = new Set<string>();
+/** Sessions already sorted into frozen or not. */
+const known = new Set<string>();
+
+/** Whether s is a session on an image not revived yet: nothing runs in it, it has no
+ *  checkpoints. Whatever VS Code reports first, the session's start or its activation. */
+export function isFrozen(s: vscode.DebugSession): boolean {
+  if (!known.has(s.id)) {
+    known.add(s.id);
+    if (s.type === 'cryo' && s.configuration.image && !s.configuration.revive) frozen.add(s.id);
+  }
+  return frozen.has(s.id);
+}
 
 function setFrozenContext(): void {
   const s = vscode.debug.activeDebugSession;
-  void vscode.commands.executeCommand('setContext', 'cryo.frozen', !!s && frozen.has(s.id));
+  void vscode.commands.executeCommand('setContext', 'cryo.frozen', !!s && isFrozen(s));
 }
 
 function toPath(arg: unknown): string | undefined {
@@ -166,16 +178,17 @@ export function activateImages(context: vscode.ExtensionContext): void {
       'cryo.reviveImage',
       guard(async (arg) => {
         const s = vscode.debug.activeDebugSession;
-        if (s && frozen.has(s.id) && (!arg || toPath(arg) === s.configuration.image)) return reviveActive();
+        if (s && isFrozen(s) && (!arg || toPath(arg) === s.configuration.image)) return reviveActive();
         return debugImage(arg, true);
       }),
     ),
     vscode.debug.onDidStartDebugSession((s) => {
-      if (s.type === 'cryo' && s.configuration.image && !s.configuration.revive) frozen.add(s.id);
+      isFrozen(s);
       setFrozenContext();
     }),
     vscode.debug.onDidTerminateDebugSession((s) => {
       frozen.delete(s.id);
+      known.delete(s.id);
       setFrozenContext();
     }),
     vscode.debug.onDidChangeActiveDebugSession(setFrozenContext),

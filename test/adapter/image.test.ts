@@ -3,14 +3,15 @@
 // from an image session, checked against the program's own run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { cleanupDirs, closeOthers, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
+import { cleanupDirs, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
+import { crashImage as sharedCrashImage } from '../helpers/crashimage.cjs';
 import { clientPool, collectOutput } from './dap';
 
 const client = clientPool();
@@ -18,13 +19,7 @@ after(cleanupDirs);
 
 /** Runs prog under `cryo run --on-crash`; returns the crash image. */
 function crashImage(prog: string, args: string[], cwd?: string): string {
-  const dir = tmp('cryo-imgdap-');
-  // with nothing open but stdio (closeOthers): an inherited pipe above 2 could not be revived
-  const r = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', dir, '--', prog, ...args], { encoding: 'utf8', cwd, timeout: 60_000 });
-  assert.ok(r.status !== 0, `the program crashed (status ${r.status})`);
-  const img = readdirSync(dir).find((f) => f.endsWith('.cryo'));
-  assert.ok(img, `an image was written: ${r.stderr}`);
-  return join(dir, img);
+  return sharedCrashImage(cryoBin, tmp('cryo-imgdap-'), prog, args, { cwd });
 }
 
 function exportCore(img: string): string {

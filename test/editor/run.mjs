@@ -8,13 +8,15 @@
 //      (test/editor/tracer) that logs the DAP traffic of each session;
 //   2. in a fresh temporary folder (HOME, XDG_*, TMPDIR all there) compiles
 //      test/fixtures/counter.c with gcc -O0 -g into a workspace with a .vscode/launch.json
-//      of type cryo, installs both VSIXs with `code-server --install-extension`, starts
-//      code-server on 127.0.0.1 in its own session (setsid), opens the workspace in
-//      headless chromium;
-//   3. runs the scenarios (launch, attach, snapshot, stepback) through the editor's UI
-//      (gutter clicks, F5, the debug toolbar's buttons, the Call Stack, Variables, Debug
-//      Console and Checkpoints views, the command palette) and checks what the editor
-//      shows against gdb -batch at the same stop and the program's own output;
+//      of type cryo (and crash.c, with the image `cryo run --on-crash` writes of its crash),
+//      installs both VSIXs with `code-server --install-extension`, starts code-server on
+//      127.0.0.1 in its own session (setsid), opens the workspace in headless chromium;
+//   3. runs the scenarios (launch, attach, snapshot, stepback, crashimage, imagetext)
+//      through the editor's UI (gutter clicks, F5, the debug toolbar's buttons, the Call
+//      Stack, Variables, Debug Console and Checkpoints views, the command palette, the
+//      Explorer, the .cryo custom editor, Go to Symbol, hovers) and checks what the editor
+//      shows against gdb -batch at the same stop (or on the image's exported core), the
+//      image's `cryo inspect --json` and the program's own output;
 //   4. ends code-server's process group, the browser and the debuggees, and fails if any
 //      process started by the run is still alive.
 // Screenshots of every step and failure, the DAP log and code-server's logs go to
@@ -26,15 +28,19 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { crashImage } from '../helpers/crashimage.cjs';
 
 const root = resolve(new URL('../..', import.meta.url).pathname);
 const argv = process.argv.slice(2);
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-// --skip NAME[,NAME]: leave out scenarios (launch, attach, snapshot, stepback) or the disassembly part of launch
+// --skip NAME[,NAME]: leave out scenarios (launch, attach, snapshot, stepback, crashimage, imagetext) or the disassembly part of launch
 const skip = new Set((argv.includes('--skip') ? argv[argv.indexOf('--skip') + 1] : process.env.CRYO_E2E_SKIP ?? '').split(',').filter(Boolean));
+/** Whether this run runs the scenario `name` (--only, --skip). */
+const selected = (name) => !skip.has(name) && (!only || only === name || (only === 'disassembly' && name === 'launch'));
 const tools = join(root, '.editor-test', 'tools');
+const cryoBin = join(root, 'native', 'build', 'cryo');
 const artifacts = join(root, 'test', '.artifacts', 'editor');
-const TOTAL_TIMEOUT_MS = Number(process.env.CRYO_E2E_TIMEOUT_MS ?? 300_000);
+const TOTAL_TIMEOUT_MS = Number(process.env.CRYO_E2E_TIMEOUT_MS ?? 360_000);
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const log = (...a) => console.log(`[${elapsed()}]`, ...a);
@@ -232,19 +238,26 @@ async function rows(container) {
   }, container);
 }
 
-/** Error dialogs and error notifications the workbench shows now (e.g. a failed launch). */
-async function editorErrors() {
+/** The dialogs and notification toasts on screen now: [{kind: dialog|error|warning|info, text}]. */
+async function shownMessages() {
   if (!page) return [];
   return page.evaluate(() => {
     const out = [];
     for (const d of document.querySelectorAll('.monaco-dialog-box')) {
-      if (d.getBoundingClientRect().height > 0) out.push(`dialog: ${d.querySelector('.dialog-message-text')?.textContent ?? d.textContent}`);
+      if (d.getBoundingClientRect().height > 0) out.push({ kind: 'dialog', text: d.querySelector('.dialog-message-text')?.textContent ?? d.textContent });
     }
     for (const n of document.querySelectorAll('.notification-toast')) {
-      if (n.querySelector('.codicon-error') && n.getBoundingClientRect().height > 0) out.push(`notification: ${n.querySelector('.notification-list-item-message')?.textContent ?? n.textContent}`);
+      if (!n.getBoundingClientRect().height) continue;
+      const kind = n.querySelector('.codicon-error') ? 'error' : n.querySelector('.codicon-warning') ? 'warning' : 'info';
+      out.push({ kind, text: n.querySelector('.notification-list-item-message')?.textContent ?? n.textContent });
     }
     return out;
   });
+}
+
+/** Error dialogs and error notifications the workbench shows now (e.g. a failed launch). */
+async function editorErrors() {
+  return (await shownMessages()).filter((m) => m.kind === 'dialog' || m.kind === 'error').map((m) => `${m.kind === 'dialog' ? 'dialog' : 'notification'}: ${m.text}`);
 }
 
 /** Polls fn until it returns something truthy; fails early when the editor shows an
@@ -264,12 +277,15 @@ async function waitFor(what, fn, timeout = 20_000, { failOnError = true } = {}) 
   }
 }
 
-/** Closes any dialog and quick input left open, and ends a debug session still running. */
+/** Closes any dialog and quick input left open, and ends a debug session still running.
+ *  A session the first Stop leaves running (the adapter answers `terminate` on a stopped
+ *  live process without a `terminated` event) gets a second one: VS Code then disconnects. */
 async function tidy() {
   for (let i = 0; i < 3; i++) await page.keyboard.press('Escape').catch(() => {});
-  if ((await debugState().catch(() => ({}))).toolbar) {
+  for (let k = 0; k < 3 && (await debugState().catch(() => ({}))).toolbar; k++) {
+    if (k) log(`tidy: a debug session is still there after ${k} Stop${k > 1 ? 's' : ''} (Shift+F5): Stop again`);
     await page.keyboard.press('Shift+F5').catch(() => {});
-    await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 10_000, { failOnError: false }).catch(() => {});
+    await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), k ? 10_000 : 6000, { failOnError: false }).catch(() => {});
   }
 }
 
@@ -886,6 +902,291 @@ async function scenarioStepBack(fx) {
   await setBreakpointsTo([]);
 }
 
+// ---------------------------------------------------------------- images
+/** The crash image of the workspace (test/fixtures/crash.c built -O0 -g, run under `cryo run
+ *  --on-crash`) and what the oracles say of it: `cryo inspect --json`, and gdb on the ELF
+ *  core `cryo export-core` makes of it (bt, the signal, the pc and its symbol, info threads,
+ *  frame #0's arguments and locals). */
+function crashFixture() {
+  const src = join(dirs.ws, 'crash.c');
+  copyFileSync(join(root, 'test', 'fixtures', 'crash.c'), src);
+  execFileSync('gcc', ['-O0', '-g', 'crash.c', '-o', 'crash'], { cwd: dirs.ws });
+  const prog = join(dirs.ws, 'crash');
+  const image = crashImage(cryoBin, dirs.ws, prog, [], { cwd: dirs.ws, env: childEnv });
+  const json = JSON.parse(execFileSync(cryoBin, ['inspect', '--json', image], { encoding: 'utf8', env: childEnv, maxBuffer: 64 << 20 }));
+  const core = join(tmp, 'crash.core'); // outside the workspace: the Explorer shows the image, not this
+  execFileSync(cryoBin, ['export-core', image, '-o', core], { env: childEnv, stdio: 'ignore' });
+  const r = spawnSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', '-ex', 'echo ==BT==\\n', '-ex', 'bt', '-ex', 'echo ==THREADS==\\n', '-ex', 'info threads',
+    '-ex', 'echo ==PC==\\n', '-ex', 'p/x $pc', '-ex', 'info symbol $pc', '-ex', 'echo ==ARGS==\\n', '-ex', 'frame 0', '-ex', 'info args', '-ex', 'info locals', '-ex', 'echo ==END==\\n',
+    prog, core], { encoding: 'utf8', env: childEnv, timeout: 60_000 });
+  const g = r.stdout;
+  writeFileSync(join(artifacts, 'gdb-crash.txt'), `${g}\n--- stderr\n${r.stderr}`);
+  const section = (a, b) => g.slice(g.indexOf(`==${a}==`), g.indexOf(`==${b}==`));
+  const sig = /Program terminated with signal (SIG\w+), ([^.\n]+)/.exec(g + r.stderr);
+  const sym = /^(\S+)(?: \+ (\d+))? in section/m.exec(section('PC', 'ARGS'));
+  const c = {
+    src,
+    prog,
+    image,
+    json,
+    name: image.split('/').pop(),
+    frames: [...section('BT', 'THREADS').matchAll(/^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: at (\S+):(\d+))?/gm)].map((m) => ({ name: m[2], line: m[4] ? Number(m[4]) : undefined })),
+    threads: section('THREADS', 'PC').split('\n').filter((l) => /^\*?\s+\d+\s+(Thread|LWP|process)\b/.test(l)).length,
+    signal: sig?.[1],
+    signalText: sig?.[2],
+    pc: /^\$\d+ = (0x[0-9a-f]+)/m.exec(section('PC', 'ARGS'))?.[1],
+    // gdb's `depth3 + 16` is the hover's `depth3+16`
+    symbol: sym ? (sym[2] ? `${sym[1]}+${sym[2]}` : sym[1]) : undefined,
+    vars: gdbVars(section('ARGS', 'END')),
+  };
+  if (c.frames.length < 2 || !c.frames[0].line || !c.threads || !c.signal || !c.pc || !c.symbol) throw new Error(`the gdb oracle on the crash core printed something unexpected:\n${g}\n${r.stderr}`);
+  log(`crash oracle: ${c.name}, ${c.signal} (${c.signalText}) at ${c.pc} = ${c.symbol}, frames ${c.frames.map((f) => `${f.name}:${f.line ?? '?'}`).join(' < ')}, ${c.threads} thread(s), frame #0 ${showVars(c.vars)}`);
+  return c;
+}
+
+/** The webview of the .cryo custom editor: the inner frame of its (visible) iframe. */
+function imageWebview() {
+  return page.frameLocator('iframe.webview.ready:visible').first().frameLocator('#active-frame');
+}
+
+/** Shows the Explorer and double-clicks the row of `name` (at the workspace's top level). */
+async function openFromExplorer(name) {
+  await palette('View: Show Explorer');
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { has: page.locator('.label-name', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) }).first();
+  await row.waitFor({ state: 'visible', timeout: 10_000 });
+  await row.dblclick();
+}
+
+/** The summary the custom editor shows, once read: {title, reason, program, threads, stacks: [{tid, crashed, frames: [{name, where}]}]}. */
+async function imageSummary(timeout = 30_000) {
+  const view = imageWebview();
+  await view.locator('#reason').waitFor({ state: 'visible', timeout });
+  return view.locator('body').evaluate((b) => ({
+    title: b.querySelector('h1')?.textContent?.trim(),
+    reason: b.querySelector('#reason')?.textContent?.trim(),
+    program: b.querySelector('#program')?.textContent?.trim(),
+    threads: b.querySelector('#threads')?.textContent?.trim(),
+    buttons: [...b.querySelectorAll('button')].map((x) => x.textContent.trim()),
+    stacks: [...b.querySelectorAll('h3')].map((h) => ({
+      heading: h.textContent.trim(),
+      crashed: !!h.querySelector('.crash'),
+      frames: [...(h.nextElementSibling?.querySelectorAll('li') ?? [])].map((li) => ({ name: li.querySelector('code')?.textContent?.trim(), text: li.textContent.replace(/\s+/g, ' ').trim() })),
+    })),
+    errors: [...b.querySelectorAll('.error, .warn')].map((e) => e.textContent.trim()),
+  }));
+}
+
+async function scenarioCrashImage(fx) {
+  log('scenario: a crash image from the Explorer: its summary, Debug, the exception stop, Revive, continue refused');
+  const c = fx.crash;
+  const crashed = c.json.threads.find((t) => t.tid === c.json.reason.tid);
+  await openFromExplorer(c.name);
+  const tab = await page.locator('.tab', { hasText: c.name }).first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  check('crashimage: a double-click on the .cryo in the Explorer opens it in a tab', tab);
+  const s = await imageSummary().catch(async (e) => {
+    await shot('crashimage-no-summary');
+    await dumpDom('.editor-group-container.active', 'crashimage-editor');
+    throw new Error(`the image editor shows no summary: ${e.message.split('\n')[0]}`);
+  });
+  await sleep(300);
+  await shot('crashimage-summary');
+  check(`crashimage: the custom editor's title and reason name the signal (${c.signal}, gdb's)`, s.title?.includes(c.signal) && s.reason?.includes(c.signal), `title "${s.title}", reason "${s.reason}"`);
+  check('crashimage: it names the program (the image`s exe, the program that crashed)', s.program === c.json.process.exe && s.program === c.prog, `"${s.program}"; image ${c.json.process.exe}`);
+  check(`crashimage: it counts the threads (${c.json.threads.length} in the image, ${c.threads} in gdb)`, Number(s.threads) === c.json.threads.length && Number(s.threads) === c.threads, `"${s.threads}"`);
+  const top = s.stacks.find((t) => t.crashed);
+  const shownNames = (top?.frames ?? []).slice(0, c.frames.length).map((f) => f.name);
+  check('crashimage: the crashed thread`s top frames are gdb`s bt on the exported core',
+    !!top && top.heading.includes(String(crashed?.tid)) && JSON.stringify(shownNames) === JSON.stringify(c.frames.map((f) => f.name))
+      && c.frames.every((f, k) => !f.line || top.frames[k]?.text.includes(`${c.src.split('/').pop()}:${f.line}`)),
+    `editor ${top ? `"${top.heading}": ${top.frames.map((f) => f.text).join(' | ')}` : 'no crashed thread'}; gdb ${c.frames.map((f) => `${f.name}:${f.line}`).join(' < ')}`);
+  check('crashimage: the editor offers Debug, Revive and Show as Text, and shows no error', ['Debug', 'Revive', 'Show as Text'].every((b) => s.buttons.includes(b)) && !s.errors.length,
+    `buttons ${JSON.stringify(s.buttons)}${s.errors.length ? `; ${s.errors.join(' | ')}` : ''}`);
+
+  // Debug: a session on the image, stopped at the crash.
+  await imageWebview().locator('#debug').click();
+  // Run and Debug opens by itself on the first stop, except when the Explorer was brought
+  // forward after an earlier session (debug.openDebug): the test opens it then, as a user would.
+  const callStackShown = () => page.locator('.debug-call-stack').first().isVisible().catch(() => false);
+  await waitFor('the debug session', async () => ((await debugState()).toolbar ? true : null), 20_000).catch(() => {});
+  if (!(await waitFor('the Call Stack', callStackShown, 5000, { failOnError: false }).catch(() => false))) {
+    // (it may still open by itself meanwhile and close the palette: then that is fine too)
+    await palette('View: Show Run and Debug').catch(() => page.keyboard.press('Escape'));
+  }
+  const want = { name: c.frames[0].name, line: c.frames[0].line, vars: c.vars };
+  const stop = await shownStop(want, 'the stop at the crash', 30_000);
+  await shot('crashimage-debug');
+  await checkNoError('crashimage: the session on the image');
+  checkStop(`crashimage: Debug opens a session stopped at the fault, ${want.name}:${want.line} (gdb's frame #0), marked in the editor, with gdb's arguments and locals`, stop, want);
+  const frames = (await rows('.debug-call-stack')).filter((x) => x.line).slice(0, c.frames.length).map((f) => ({ name: f.label?.split(/\s/)[0], line: Number(f.line.split(':')[0]) }));
+  check('crashimage: the Call Stack shows gdb`s frames', JSON.stringify(frames) === JSON.stringify(c.frames.map((f) => ({ name: f.name, line: f.line ?? 0 }))),
+    `editor ${frames.map((f) => `${f.name}:${f.line}`).join(' < ')}; gdb ${c.frames.map((f) => `${f.name}:${f.line}`).join(' < ')}`);
+  const tabName = await page.locator('.editor-group-container.active .tab.active').first().innerText().catch(() => '');
+  check('crashimage: the editor shows the faulting source file', tabName.includes(c.src.split('/').pop()), `active tab "${tabName.trim()}"`);
+  const widget = await waitFor('the exception widget', () => page.evaluate(() => {
+    const w = document.querySelector('.editor-group-container.active .exception-widget');
+    return w && w.getBoundingClientRect().height > 0 ? w.innerText.replace(/\s+/g, ' ').trim() : null;
+  }), 10_000).catch(() => null);
+  check(`crashimage: the exception widget shows the signal (${c.signal}: ${c.signalText}, gdb's)`, !!widget && widget.includes(c.signal) && widget.includes(c.signalText), widget ?? 'no exception widget');
+
+  // The toolbar offers Revive; continue is refused, with a message that says why.
+  const revive = await toolbarButton('Revive').catch(() => null);
+  const reviveLabel = revive ? await revive.evaluate((e) => e.getAttribute('aria-label') || e.getAttribute('title')) : null;
+  await shot('crashimage-toolbar');
+  check('crashimage: the debug toolbar shows the Revive button', /^Revive\b/.test(reviveLabel ?? ''), reviveLabel ?? 'no Revive button');
+  await palette('Notifications: Clear All Notifications').catch(() => {});
+  await (await toolbarButton('Continue')).click();
+  const refused = await waitFor('the refusal to continue', async () => {
+    const m = await shownMessages();
+    return m.some((x) => x.text.includes(c.name)) ? m : null;
+  }, 10_000, { failOnError: false }).catch(() => shownMessages());
+  await shot('crashimage-continue-refused');
+  const msg = refused.map((m) => `${m.kind}: ${m.text}`).join(' | ');
+  // (VS Code shows a failed continue as a warning notification)
+  check('crashimage: Continue is refused with a notification naming the image and the way out (Revive), no dialog',
+    refused.some((m) => m.kind !== 'dialog' && m.text.includes(c.name) && /revive/i.test(m.text)) && !refused.some((m) => m.kind === 'dialog'), msg || 'no message shown');
+  const still = await topFrame();
+  check('crashimage: after the refusal the session is still stopped at the fault', still?.name === want.name && still?.line === want.line && (await debugState()).toolbar, JSON.stringify(still));
+  await palette('Notifications: Clear All Notifications').catch(() => {});
+
+  // Stop.
+  await (await toolbarButton('Stop')).click();
+  const ended = await waitFor('the session to end', async () => ((await debugState()).toolbar ? null : true), 15_000).catch(() => false);
+  await shot('crashimage-stopped');
+  check('crashimage: the Stop button ends the image session', ended);
+  await checkNoError('crashimage: ending the session');
+  await palette('View: Close All Editors').catch(() => {});
+  await tidy();
+}
+
+/** The lines of the active text editor that are on screen, as [{n, text}] in order. */
+async function visibleLines() {
+  return page.evaluate(() => {
+    const ed = document.querySelector('.editor-group-container.active .monaco-editor');
+    if (!ed) return [];
+    return [...ed.querySelectorAll('.view-lines .view-line')]
+      .map((l) => ({ top: parseFloat(l.style.top || '0'), text: l.textContent.replace(/\u00a0/g, ' ') }))
+      .sort((a, b) => a.top - b.top);
+  });
+}
+
+/** Runs the "@" (Go to Symbol in Editor) quick pick with `query`: the rows it lists, [{label, description}]. */
+async function goToSymbol(query, until) {
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  if (!(await input.isVisible().catch(() => false))) {
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+  }
+  await input.fill(`@${query}`);
+  const read = () => page.evaluate(() => [...document.querySelectorAll('.quick-input-widget .quick-input-list .monaco-list-row')]
+    .sort((a, b) => parseFloat(a.style.top || '0') - parseFloat(b.style.top || '0'))
+    .map((r) => ({ label: r.querySelector('.label-name')?.textContent?.trim(), description: r.querySelector('.label-description')?.textContent?.trim() ?? '' })));
+  return waitFor(`the symbols for "@${query}"`, async () => {
+    const r = await read();
+    return r.length && (!until || r.some(until)) ? r : null;
+  }, 10_000, { failOnError: false }).catch(read);
+}
+
+async function scenarioImageText(fx) {
+  log('scenario: Cryo: Show Image as Text: the read-only text, its symbols, a hover on an address, colors');
+  const c = fx.crash;
+  await openFromExplorer(c.name);
+  await imageWebview().locator('#reason').waitFor({ state: 'visible', timeout: 30_000 }).catch(() => {});
+  await palette('Cryo: Show Image as Text');
+  const head = `cryo image, format version ${c.json.format.version}`;
+  const lines = await waitFor('the image as text', async () => {
+    const l = await visibleLines();
+    return l[0]?.text.startsWith(head) ? l : null;
+  }, 30_000).catch(async (e) => {
+    await shot('imagetext-no-text');
+    throw e;
+  });
+  await sleep(500);
+  await shot('imagetext-opened');
+  check(`imagetext: the command opens a text editor on the image: "${head}, ${c.json.format.file_size} bytes" (the image's JSON)`, lines[0].text.includes(`${c.json.format.file_size} bytes`), lines[0].text);
+  const tab = (await page.locator('.editor-group-container.active .tab.active').first().innerText().catch(() => '')).trim();
+  const mode = (await page.locator('.statusbar-item[id="status.editor.mode"]').first().innerText().catch(() => '')).trim();
+  const language = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).contributes.languages.find((l) => l.id === 'cryo-image');
+  check(`imagetext: its tab is the image's and its language is ${language.aliases[0]}`, tab.includes(c.name) && mode === language.aliases[0], `tab "${tab}", language "${mode}"`);
+  const threadLine = lines.find((l) => new RegExp(`^ {2}thread ${c.json.reason.tid}\\s`).test(l.text));
+  check(`imagetext: the text has the crashing thread (${c.json.reason.tid}) and its frames, gdb's`, !!threadLine && c.frames.every((f) => lines.some((l) => new RegExp(`^\\s+#\\d+\\s+0x[0-9a-f]+ in ${f.name}\\b`).test(l.text))),
+    threadLine?.text ?? 'no thread line on screen');
+
+  // Read-only: typing changes nothing and the editor says why.
+  const first = page.locator('.editor-group-container.active .monaco-editor .view-lines .view-line').first();
+  await first.click({ position: { x: 5, y: 5 } });
+  await page.keyboard.type('x');
+  const ro = await waitFor('the read-only message', () => page.evaluate(() => document.querySelector('.editor-group-container.active .monaco-editor-overlaymessage')?.textContent?.trim() || null), 5000, { failOnError: false }).catch(() => null);
+  await shot('imagetext-read-only');
+  const after = await visibleLines();
+  check('imagetext: the document is read-only (typing changes nothing; the editor says so)', after[0]?.text === lines[0].text && /read-only/i.test(ro ?? ''), `first line "${after[0]?.text}", message "${ro}"`);
+  await page.keyboard.press('Escape');
+
+  // Go to Symbol in Editor (@): the threads and mappings of `cryo inspect --json`.
+  const th = await goToSymbol('thread', (r) => r.description === 'threads');
+  await shot('imagetext-symbols-threads');
+  const tids = th.filter((r) => r.description === 'threads').map((r) => Number(/^thread (\d+)$/.exec(r.label ?? '')?.[1])).sort();
+  const want = c.json.threads.map((t) => t.tid).sort();
+  check('imagetext: Go to Symbol lists the image`s threads (ids of cryo inspect --json)', JSON.stringify(tids) === JSON.stringify(want), `editor ${JSON.stringify(tids)}; image ${JSON.stringify(want)}`);
+  const fr = await goToSymbol(c.frames[0].name, (r) => r.label === c.frames[0].name);
+  check(`imagetext: ... and the crashing thread's frame #0, ${c.frames[0].name} (gdb's), under it`, fr.some((r) => r.label === c.frames[0].name && r.description === `thread ${c.json.reason.tid}`), fr.slice(0, 4).map((r) => `${r.label} (${r.description})`).join('; '));
+  const paths = [...new Set(c.json.mappings.map((m) => m.path).filter(Boolean))];
+  const missing = [];
+  for (const p of paths) {
+    const r = await goToSymbol(p, (x) => x.label === p && x.description === 'mappings');
+    if (!r.some((x) => x.label === p && x.description === 'mappings')) missing.push(`${p} (got ${r.slice(0, 3).map((x) => `${x.label}/${x.description}`).join(', ')})`);
+  }
+  await shot('imagetext-symbols-mappings');
+  check(`imagetext: Go to Symbol lists the image's mappings (${paths.length} paths of cryo inspect --json)`, paths.length > 2 && !missing.length, missing.join('; '));
+  await page.keyboard.press('Escape');
+
+  // Hover on the address of the crashing thread's frame #0: gdb's symbol for that pc.
+  const pc = BigInt(c.json.reason.pc);
+  const addr = await page.evaluate(({ tid, pc }) => {
+    const ed = document.querySelector('.editor-group-container.active .monaco-editor');
+    const ls = [...ed.querySelectorAll('.view-lines .view-line')].sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
+    const t = ls.findIndex((l) => l.textContent.replace(/\u00a0/g, ' ').startsWith(`  thread ${tid} `));
+    const f0 = ls.slice(t + 1).find((l) => /^\s+#0\s/.test(l.textContent.replace(/\u00a0/g, ' ')));
+    if (t < 0 || !f0) return null;
+    const spans = [...f0.querySelectorAll('span > span')];
+    const a = spans.find((s) => /^0x[0-9a-f]+$/.test(s.textContent) && BigInt(s.textContent) === BigInt(pc));
+    const plain = spans.find((s) => s.className === 'mtk1') ?? ed.querySelector('.view-lines span.mtk1');
+    if (!a) return { line: f0.textContent, spans: spans.map((s) => `${s.className}:${s.textContent}`) };
+    a.setAttribute('data-e2e', 'pc');
+    const r = a.getBoundingClientRect();
+    return { x: r.x + r.width / 2, y: r.y + r.height / 2, text: a.textContent, cls: a.className, color: getComputedStyle(a).color, plainCls: plain?.className, plainColor: plain ? getComputedStyle(plain).color : null };
+  }, { tid: c.json.reason.tid, pc: c.json.reason.pc });
+  check(`imagetext: frame #0's line shows the pc of the crash (${c.json.reason.pc}, the image's, gdb's ${c.pc})`, !!addr?.text && BigInt(c.pc) === pc, JSON.stringify(addr));
+  if (addr?.text) {
+    check('imagetext: the address is colored: its token has another class and color than plain text', addr.cls !== addr.plainCls && !!addr.plainColor && addr.color !== addr.plainColor,
+      `address ${addr.cls} ${addr.color}; plain text ${addr.plainCls} ${addr.plainColor}`);
+    let hover = null;
+    for (let k = 0; k < 3 && !hover; k++) {
+      await page.mouse.move(addr.x - 20, addr.y + 40);
+      await sleep(200);
+      await page.mouse.move(addr.x, addr.y, { steps: 3 });
+      hover = await waitFor('the hover', () => page.evaluate(() => {
+        const h = [...document.querySelectorAll('.monaco-hover')].find((x) => x.getBoundingClientRect().height > 0 && !x.classList.contains('hidden'));
+        const t = h?.innerText?.replace(/\s+/g, ' ').trim();
+        return t && !/Loading/.test(t) ? t : null;
+      }), 8000, { failOnError: false }).catch(() => null);
+    }
+    await shot('imagetext-hover');
+    const mapping = c.json.mappings.find((m) => BigInt(m.start) <= pc && pc < BigInt(m.end));
+    check(`imagetext: hovering frame #0's address shows its symbol, ${c.symbol} (gdb's info symbol)`, !!hover && hover.includes(c.symbol), hover ?? 'no hover');
+    check('imagetext: ... and the mapping it is in (the image`s)', !!hover && !!mapping && hover.includes(mapping.path), `${hover}; mapping ${mapping?.path}`);
+    // The grammar's scope for the token (Developer: Inspect Editor Tokens and Scopes).
+    await page.mouse.click(addr.x, addr.y);
+    await palette('Developer: Inspect Editor Tokens and Scopes');
+    const scopes = await waitFor('the token inspector', () => page.evaluate(() => document.querySelector('.token-inspect-widget')?.innerText?.replace(/\s+/g, ' ').trim() || null), 8000, { failOnError: false }).catch(() => null);
+    await shot('imagetext-token-scopes');
+    check('imagetext: the address token has the grammar`s scope (source.cryo-image, a hex constant)', /source\.cryo-image/.test(scopes ?? '') && /constant\.numeric\.hex/.test(scopes ?? ''), scopes ?? 'no token inspector');
+    await page.keyboard.press('Escape');
+  }
+  await checkNoError('imagetext: the image as text');
+  await palette('View: Close All Editors').catch(() => {});
+  await tidy();
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   // 1. the VSIX (and the tracer extension)
@@ -936,6 +1237,7 @@ async function main() {
     prog,
     N,
     loopLine: readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('tick(i);')) + 1,
+    crash: selected('crashimage') || selected('imagetext') ? crashFixture() : undefined,
   };
   if (fx.gdbFrames.length !== 2 || !fx.tickArgs.size || fx.mainLocals.size < 3 || !fx.nextLine || fx.tickDis.length < 5 || !fx.tickDis.some((d) => d.current)) throw new Error(`the gdb oracle printed something unexpected:\n${g}`);
   writeFileSync(join(artifacts, 'gdb-oracle.txt'), g);
@@ -1018,10 +1320,12 @@ async function main() {
     ['attach', scenarioAttach],
     ['snapshot', scenarioSnapshot],
     ['stepback', scenarioStepBack],
+    ['crashimage', scenarioCrashImage],
+    ['imagetext', scenarioImageText],
   ];
   for (const [name, fn] of scenarios) {
     if (stopping) break;
-    if (skip.has(name) || (only && only !== name && !(only === 'disassembly' && name === 'launch'))) continue;
+    if (!selected(name)) continue;
     try {
       await fn(fx);
     } catch (e) {

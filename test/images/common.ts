@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { buildFixture, BuildOptions, repoRoot } from '../helpers/fixtures';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import koffi from 'koffi';
+import { closeOthers } from '../helpers/crashimage.cjs';
+
+export { closeOthers };
 
 /** CRYO_BIN overrides the command under test (e.g. a build with -fsanitize=address for the fuzz test). */
 export const cryoBin = process.env.CRYO_BIN ?? join(repoRoot, 'native', 'build', 'cryo');
@@ -57,11 +60,8 @@ export function exited(p: ChildProcess): Promise<{ status: number | null; signal
   });
 }
 
-/** Starts a fixture with nothing open but stdio: descriptors the test runner itself
- * inherited (from a CI wrapper, say) would otherwise be in the image, and a pipe at a
- * number above 2 cannot be restored. */
-export const closeOthers =
-  'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null; fi; done; exec "$@"';
+/** Starts a fixture with nothing open but stdio (closeOthers): descriptors the test
+ * runner itself inherited would otherwise be in the image. */
 export function start(prog: string, args: string[], cwd?: string, ids?: { uid: number; gid: number }): ChildProcess {
   return spawn('/bin/bash', ['-c', closeOthers, 'bash', prog, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd, ...ids });
 }

@@ -2,8 +2,9 @@
 // and a snapshot of a multi-threaded process (cryo dump), made with the image tests' helpers.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crashImage as sharedCrashImage } from '../helpers/crashimage.cjs';
 import { repoRoot } from '../helpers/fixtures';
 import { cryo, cryoBin, exited, fixture, start, tmp, waitFor } from '../images/common';
 
@@ -15,10 +16,7 @@ export function buildBundles(): void {
 
 /** Runs prog with args under `cryo run --on-crash` in its own folder; returns the image. */
 export function crashImage(prog: string, args: string[], cwd: string): string {
-  const r = spawnSync(cryoBin, ['run', '--on-crash', cwd, '--', prog, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
-  const files = readdirSync(cwd).filter((f) => f.endsWith('.cryo'));
-  assert.equal(files.length, 1, `one image (status ${r.status}): ${r.stderr}`);
-  return join(cwd, files[0]);
+  return sharedCrashImage(cryoBin, cwd, prog, args, { cwd });
 }
 
 /** img_crash dereferencing NULL, run from a private copy of the binary (so it can be changed afterwards). */

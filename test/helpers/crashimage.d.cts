@@ -1,0 +1,2 @@
+export declare const closeOthers: string;
+export declare function crashImage(cryoBin: string, dir: string, prog: string, args?: string[], opts?: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number }): string;
