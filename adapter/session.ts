@@ -423,12 +423,16 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.sendEvent(new TerminatedEvent());
       return;
     }
+    const wasBusy = this.busy;
     try {
       if (this.engine?.pid) this.engine.kill();
     } catch {
       /* already gone */
     }
     this.sendResponse(response);
+    // a stopped program has nobody waiting for its end: wait here, so that the editor
+    // hears `exited` and `terminated` (a running one's wait loop hears it itself)
+    if (!wasBusy && this.engine) void this.run(() => {});
   }
 
   protected override async disconnectRequest(response: DebugProtocol.DisconnectResponse, args: DebugProtocol.DisconnectArguments): Promise<void> {
@@ -1259,8 +1263,14 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
+  /** Tells the editor whether this session is on an image not revived (its Revive button). */
+  private imageState(): void {
+    this.sendEvent({ seq: 0, type: 'event', event: 'cryo/imageState', body: { frozen: !!this.frozen, image: this.imageFile?.path } } as DebugProtocol.Event);
+  }
+
   /** The stop an image session opens with: the crash on every thread, or the snapshot. */
   private reportImageStop(): void {
+    this.imageState();
     const info = this.frozen!.info;
     const tids = this.frozen!.threads();
     const when = info.process.time;
@@ -1317,6 +1327,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     if (r.notes.trim()) this.sendEvent(new OutputEvent(`cryo: revived ${basename(img.path)} as process ${r.pid}:\n${r.notes.trim().replace(/^/gm, '  ')}\n`, 'console'));
     this.invalidate();
     this.currentTid = r.pid;
+    this.imageState();
     this.report('entry', r.pid, `Revived ${basename(img.path)} as process ${r.pid}`);
     return { pid: r.pid, notes: r.notes };
   }
@@ -1376,6 +1387,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private checkpointRequest(what: string, args: Record<string, unknown>): unknown {
     if (what === 'revive') return this.revive();
     if (what === 'image') return this.imageInfo();
+    // an image has no checkpoints until it is revived: an empty list, not an error
+    if (this.frozen && what === 'checkpoints') return { checkpoints: [] };
     if (this.frozen) throw new Error(`${this.imageName()} is an image: revive it first.`);
     if (!this.engine) throw new Error('No program is being debugged.');
     const id = Number(args.id);

@@ -192,6 +192,15 @@ export function activateImages(context: vscode.ExtensionContext): void {
       setFrozenContext();
     }),
     vscode.debug.onDidChangeActiveDebugSession(setFrozenContext),
+    // the adapter says when a session is on an image and when it was revived (a revive
+    // asked in the launch configuration may also fail and leave it on the image)
+    vscode.debug.onDidReceiveDebugSessionCustomEvent((e) => {
+      if (e.session.type !== 'cryo' || e.event !== 'cryo/imageState') return;
+      known.add(e.session.id);
+      if (e.body?.frozen) frozen.add(e.session.id);
+      else frozen.delete(e.session.id);
+      setFrozenContext();
+    }),
     // vscode://cryo.cryo/debug?image=/path/to/x.cryo[&revive=1]: a crash report's link
     vscode.window.registerUriHandler({
       handleUri(uri: vscode.Uri) {

@@ -116,6 +116,25 @@ describe('signals, pause, attach', () => {
     assert.ok(await waitGone(pid));
   });
 
+  test('terminate on a stopped program ends the session: exited, then terminated (Stop pressed once)', async () => {
+    const prog = buildFixture('sleeper.c');
+    const dc = await client();
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: prog, args: ['1000', '10'], stopAtEntry: true });
+    await initialized;
+    const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.configurationDoneRequest();
+    await launched;
+    const pid = (await stopped).body.threadId!;
+    const exited = dc.waitForEvent('exited');
+    const term = dc.waitForEvent('terminated');
+    await dc.terminateRequest({});
+    await exited;
+    await term;
+    assert.ok(await waitGone(pid));
+  });
+
   test('attach to a running process, stop at a breakpoint, disconnect: it runs on to its normal end', async () => {
     const prog = buildFixture('sleeper.c');
     const child = spawn(prog, ['40', '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
