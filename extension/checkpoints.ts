@@ -129,13 +129,16 @@ export class CheckpointsView implements vscode.TreeDataProvider<CheckpointItem> 
       vscode.debug.onDidReceiveDebugSessionCustomEvent((e) => {
         if (e.session.type === 'cryo' && e.event === 'cryo/checkpointsChanged') {
           view.set(e.body.checkpoints as CheckpointView[]);
-          tree.message = reachText(e.body.timeline as Reach | undefined);
+          // in the view's title bar: a message in the view would hide its welcome text
+          const reach = reachText(e.body.timeline as Reach | undefined);
+          tree.description = reach?.replace(/^Step back reaches /, 'back to ');
+
         }
       }),
       vscode.debug.onDidChangeActiveDebugSession(() => void view.refresh()),
       vscode.debug.onDidTerminateDebugSession(() => {
         view.set([]);
-        tree.message = undefined;
+        tree.description = undefined;
       }),
     );
     return view;

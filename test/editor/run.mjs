@@ -736,7 +736,8 @@ async function setBreakpointsTo(lines) {
 
 /** The debug toolbar's button whose aria-label or title starts with `label`, once enabled. */
 async function toolbarButton(label) {
-  const b = page.locator(`.debug-toolbar .action-label:is([aria-label^="${label}"], [title^="${label}"])`).first();
+  // the label itself, or followed by its key binding: "Reverse" is not "Reverse Step Out (...)"
+  const b = page.locator(`.debug-toolbar .action-label:is([aria-label="${label}"], [aria-label^="${label} ("], [title="${label}"], [title^="${label} ("])`).first();
   await b.waitFor({ state: 'visible', timeout: 10_000 }).catch(async (e) => {
     await dumpDom('.debug-toolbar', 'debug-toolbar');
     throw new Error(`no "${label}" button in the debug toolbar (${e.message.split('\n')[0]})`);
