@@ -1,6 +1,7 @@
 // Images: `cryo dump` against gdb's gcore on the same process (at equal durability: the
 // core is fsynced as the image is), image and core sizes, `cryo restore` time, and the
-// cost of running a program under `cryo run` against running it bare.
+// cost of running a program under `cryo run` against running it bare, without and with
+// periodic checkpoints (--checkpoint-every: recording plus checkpoints).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,6 +97,24 @@ export async function benchImages(sizes = [16, 256, 1024]): Promise<void> {
     const under = run([cryo, 'run', '--on-crash', crashDir, '--', loops, kind, n]);
     rrows.push({ workload: `${kind} (${n} iterations)`, 'bare (ms)': ms(bare), 'cryo run (ms)': ms(under), overhead: `${(((under - bare) / bare) * 100).toFixed(1)}%` });
   }
-  rmSync(crashDir, { recursive: true, force: true });
   printTable('cryo run --on-crash: the cost when nothing crashes (median of 5)', rrows);
+
+  // field bundles: recording every input from the start, a checkpoint every 100 ms (5
+  // kept), against the bare program and plain `cryo run`, on runs of a few seconds
+  const brows = [];
+  for (const [kind, n] of [['compute', '400000000'], ['syscalls', '100000']]) {
+    const bare = run([loops, kind, n]);
+    const plain = run([cryo, 'run', '--on-crash', crashDir, '--', loops, kind, n]);
+    const bundled = run([cryo, 'run', '--on-crash', crashDir, '--checkpoint-every', '100', '--keep', '5', '--', loops, kind, n]);
+    brows.push({
+      workload: `${kind} (${n} iterations)`,
+      'bare (ms)': ms(bare),
+      'cryo run (ms)': ms(plain),
+      '--checkpoint-every 100 --keep 5 (ms)': ms(bundled),
+      'ratio to bare': `${(bundled / bare).toFixed(2)}x`,
+      'ratio to cryo run': `${(bundled / plain).toFixed(2)}x`,
+    });
+  }
+  rmSync(crashDir, { recursive: true, force: true });
+  printTable('cryo run --checkpoint-every 100 --keep 5 (field bundles): the cost when nothing crashes (median of 5)', brows);
 }

@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 export const Status = {
   OK: 0,
@@ -71,6 +71,8 @@ export const Event = koffi.struct('cryo_event', {
 /** sizeof(cryo_checkpoint_info): int32 id, pid; uint64 pc, created_ns, create_ns; int32 kind, parent; uint64 bytes */
 export const CHECKPOINT_INFO_SIZE = 48;
 export const CheckpointKind = { FULL: 1, DELTA: 2 } as const;
+/** sizeof(cryo_history_entry): uint64 position, time_ns, pc, offset, length */
+export const HISTORY_ENTRY_SIZE = 40;
 
 export interface RawEvent {
   kind: number;
@@ -142,6 +144,7 @@ export interface Lib {
   cryo_replay_from: Fn;
   cryo_record_truncate: Fn;
   cryo_record_stats: Fn;
+  cryo_record_load: Fn;
   cryo_image_open: Fn;
   cryo_image_close: Fn;
   cryo_image_read_memory: Fn;
@@ -153,6 +156,9 @@ export interface Lib {
   cryo_image_check: Fn;
   cryo_image_revive: Fn;
   cryo_image_save: Fn;
+  cryo_image_history: Fn;
+  cryo_image_open_checkpoint: Fn;
+  cryo_image_log: Fn;
 }
 
 const ReviveOpts = koffi.struct('cryo_revive_opts', {
@@ -220,6 +226,7 @@ export function load(): Lib {
     cryo_replay_from: f('int', 'cryo_replay_from', [S, 'uint64_t']),
     cryo_record_truncate: f('int', 'cryo_record_truncate', [S, 'uint64_t']),
     cryo_record_stats: f('int', 'cryo_record_stats', [S, 'uint8_t *']),
+    cryo_record_load: f('int', 'cryo_record_load', [S, 'const uint8_t *', 'size_t']),
     cryo_image_open: f('int', 'cryo_image_open', ['const char *', koffi.out(koffi.pointer(ImagePtr))]),
     cryo_image_close: f('void', 'cryo_image_close', [ImagePtr]),
     cryo_image_read_memory: f('int', 'cryo_image_read_memory', [ImagePtr, 'uint64_t', 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
@@ -232,6 +239,9 @@ export function load(): Lib {
     cryo_image_check: f('int', 'cryo_image_check', [ImagePtr]),
     cryo_image_revive: f('int', 'cryo_image_revive', [S, ImagePtr, koffi.inout(koffi.pointer(ReviveOpts)), koffi.out(koffi.pointer('int32_t'))]),
     cryo_image_save: f('int', 'cryo_image_save', [S, 'int32_t', 'const char *']),
+    cryo_image_history: f('int', 'cryo_image_history', [ImagePtr, 'uint8_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
+    cryo_image_open_checkpoint: f('int', 'cryo_image_open_checkpoint', [ImagePtr, 'int32_t', koffi.out(koffi.pointer(ImagePtr))]),
+    cryo_image_log: f('int', 'cryo_image_log', [ImagePtr, 'uint8_t *', 'size_t', koffi.out(koffi.pointer('size_t'))]),
   };
   const v = loaded.cryo_abi_version() as number;
   if (v !== ABI_VERSION) throw new Error(`${path} has engine ABI ${v}, this adapter speaks ${ABI_VERSION}: rebuild with \`npm run build\``);

@@ -6,6 +6,7 @@
 import {
   CHECKPOINT_INFO_SIZE,
   CheckpointKind,
+  HISTORY_ENTRY_SIZE,
   EventKind,
   LaunchFlags,
   load,
@@ -407,6 +408,16 @@ export class Session {
     this.check(this.lib.cryo_record_truncate(this.h(), pos) as number, 'truncate the record');
   }
 
+  /**
+   * On a debuggee just revived from a checkpoint of an image's history
+   * (Image.openCheckpoint): replays `log` (Image.log()) from its start, so that the
+   * program sees the recorded inputs again and reaches the same place; live (and
+   * recorded) once the log is exhausted.
+   */
+  replayLog(log: Buffer): void {
+    this.check(this.lib.cryo_record_load(this.h(), log, log.length) as number, 'load the record log');
+  }
+
   recordStats(): { mode: 'off' | 'recording' | 'replaying'; entries: number; cursor: number; bytes: number; replayed: number } {
     const b = Buffer.alloc(40);
     this.check(this.lib.cryo_record_stats(this.h(), b) as number, 'record stats');
@@ -539,8 +550,16 @@ export class Image {
   private ptr: unknown;
   private described?: ImageDescription;
 
-  constructor(readonly path: string) {
+  /** `opened`: @internal an engine handle already open (a checkpoint of a history). */
+  constructor(
+    readonly path: string,
+    opened?: unknown,
+  ) {
     this.lib = load();
+    if (opened) {
+      this.ptr = opened;
+      return;
+    }
     const out = [null];
     const rc = this.lib.cryo_image_open(path, out) as number;
     if (rc !== Status.OK) throw new EngineError(rc, (this.lib.cryo_last_error() as string) || `cannot open ${path}`);
@@ -600,6 +619,41 @@ export class Image {
     return buf.subarray(0, Number(len[0]));
   }
 
+  /**
+   * The checkpoints a crash image of `cryo run --checkpoint-every` carries, oldest first
+   * (empty for other images): each one's record position in log(), time and pc.
+   */
+  history(): ImageCheckpoint[] {
+    const n = [0];
+    this.check(this.lib.cryo_image_history(this.handle(), null, 0, n) as number, 'image history');
+    if (!n[0]) return [];
+    const buf = Buffer.alloc(n[0] * HISTORY_ENTRY_SIZE);
+    this.check(this.lib.cryo_image_history(this.handle(), buf, n[0], n) as number, 'image history');
+    const out: ImageCheckpoint[] = [];
+    for (let i = 0; i < n[0]; i++) {
+      const at = i * HISTORY_ENTRY_SIZE;
+      const ns = buf.readBigUInt64LE(at + 8);
+      out.push({ index: i, position: buf.readBigUInt64LE(at), time: new Date(Number(ns / 1_000_000n)), pc: buf.readBigUInt64LE(at + 16) });
+    }
+    return out;
+  }
+
+  /** Checkpoint i of the history as an image of its own (close it too). */
+  openCheckpoint(i: number): Image {
+    const out = [null];
+    this.check(this.lib.cryo_image_open_checkpoint(this.handle(), i, out) as number, 'open checkpoint');
+    return new Image(`${this.path} (checkpoint ${i})`, out[0]);
+  }
+
+  /** The record log from the oldest checkpoint of the history on (for Session.replayLog). */
+  log(): Buffer {
+    const len = [0];
+    this.check(this.lib.cryo_image_log(this.handle(), null, 0, len) as number, 'image log');
+    const buf = Buffer.alloc(Number(len[0]));
+    this.check(this.lib.cryo_image_log(this.handle(), buf, buf.length, len) as number, 'image log');
+    return buf;
+  }
+
   /** Null when the image can be revived here; else every problem, one per line. */
   problems(): string | null {
     const rc = this.lib.cryo_image_check(this.handle()) as number;
@@ -611,6 +665,15 @@ export class Image {
     this.lib.cryo_image_close(this.ptr);
     this.ptr = null;
   }
+}
+
+/** A checkpoint of an image's history (Image.history). */
+export interface ImageCheckpoint {
+  index: number;
+  /** its record position in Image.log(): 0 is the oldest checkpoint */
+  position: bigint;
+  time: Date;
+  pc: bigint;
 }
 
 /** `cryo inspect --json` (docs/image-format.md), the parts the adapter reads. */
@@ -630,5 +693,9 @@ export interface ImageDescription {
   }[];
   files: { fd: number; type: string; path: string; flags: string; pos: number; size: number }[];
   signals: { signal: number; name: string; disposition: string; handler: string }[];
+  history: {
+    checkpoints: { index: number; position: number; time_ns: number; time: string; pc: string; offset: number; length: number }[];
+    log: { base: number; entries: number; data_bytes: number; bytes: number };
+  } | null;
   [key: string]: unknown;
 }

@@ -25,9 +25,10 @@ static void usage(FILE *out) {
           "                 freeze process PID (every thread), write its image to FILE (mode 0600,\n"
           "                 written to a temporary file, fsynced, renamed), then detach (default,\n"
           "                 or --leave-running) or kill it (--kill, only once the image is safe)\n"
-          "  inspect FILE [--json]\n"
+          "  inspect FILE [--json] [--checkpoint I]\n"
           "                 validate an image and print what it holds (--json: the schema is in\n"
-          "                 docs/image-format.md)\n"
+          "                 docs/image-format.md); --checkpoint I: checkpoint I (0 the oldest) of\n"
+          "                 the history a crash image of 'run --checkpoint-every' carries\n"
           "  export-core IMAGE -o CORE\n"
           "                 write the image as an ELF core file that gdb opens ('gdb PROG CORE'):\n"
           "                 every thread's registers, the crash signal, the memory (mode 0600,\n"
@@ -36,10 +37,17 @@ static void usage(FILE *out) {
           "                 check the image against this machine, rebuild the process at its\n"
           "                 original addresses and let it run; prints the new PID (--wait: wait for\n"
           "                 it and exit with its exit code, or 128+signal)\n"
-          "  run [--on-crash DIR] -- PROG [ARGS...]\n"
+          "  run [--on-crash DIR [--checkpoint-every MS [--keep N]]] -- PROG [ARGS...]\n"
           "                 run PROG; on SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT write\n"
           "                 DIR/<prog>.<pid>.<time>.cryo, then let the signal kill it; exits as PROG\n"
-          "                 does (its code, or 128+signal)\n"
+          "                 does (its code, or 128+signal), its stdio untouched\n"
+          "                 --checkpoint-every MS: record PROG's inputs (syscall results, time,\n"
+          "                 randomness) from the start and take a checkpoint every MS milliseconds,\n"
+          "                 keeping the last N (--keep, 1 to 64, default 3); the crash image then\n"
+          "                 carries them, each a complete image, and the record log from the oldest\n"
+          "                 to the crash, so the crash can be replayed from any of them\n"
+          "                 (single-threaded programs that do not fork; see 'History' in\n"
+          "                 docs/image-format.md)\n"
           "  version        print the version of cryo and of its engine ABI\n"
           "  help           this text\n"
           "\n"
@@ -154,17 +162,40 @@ static int cmd_dump(int argc, char **argv) {
 static int cmd_inspect(int argc, char **argv) {
   const char *file = NULL;
   bool json = false;
+  long checkpoint = -1;
   for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = true;
-    else if (argv[i][0] == '-' && argv[i][1]) return usage_error("inspect: unknown option '%s'", argv[i]);
-    else if (!file) file = argv[i];
-    else return usage_error("inspect: unexpected argument '%s'", argv[i]);
+    if (!strcmp(argv[i], "--json")) {
+      json = true;
+    } else if (!strcmp(argv[i], "--checkpoint")) {
+      char *end;
+      if (++i >= argc) return usage_error("%s", "inspect: --checkpoint needs the index of a checkpoint of the history");
+      checkpoint = strtol(argv[i], &end, 10);
+      if (*end || end == argv[i] || checkpoint < 0 || checkpoint > INT32_MAX)
+        return usage_error("inspect: --checkpoint '%s': not the index of a checkpoint (0, 1, ...)", argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error("inspect: unknown option '%s'", argv[i]);
+    } else if (!file) {
+      file = argv[i];
+    } else {
+      return usage_error("inspect: unexpected argument '%s'", argv[i]);
+    }
   }
-  if (!file) return usage_error("%s", "inspect: which image? usage: cryo inspect FILE [--json]");
+  if (!file) return usage_error("%s", "inspect: which image? usage: cryo inspect FILE [--json] [--checkpoint I]");
   struct cryo_image *img;
   if (cryo_image_open(file, &img) != CRYO_OK) {
     fprintf(stderr, "cryo inspect: %s\n", cryo_last_error());
     return 1;
+  }
+  if (checkpoint >= 0) {
+    /* one checkpoint of the history, as an image of its own */
+    struct cryo_image *cp;
+    int rc = cryo_image_open_checkpoint(img, (int32_t)checkpoint, &cp);
+    cryo_image_close(img);
+    if (rc != CRYO_OK) {
+      fprintf(stderr, "cryo inspect: %s\n", cryo_last_error());
+      return 1;
+    }
+    img = cp;
   }
   if (json) image_print_json(img, stdout);
   else image_print_text(img, stdout);

@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 5
+#define CRYO_ABI_VERSION 6
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -222,6 +222,12 @@ CRYO_API int cryo_replay_from(cryo_session *s, uint64_t pos);
 /* Drops the log beyond pos (the past was changed: its old future is gone). */
 CRYO_API int cryo_record_truncate(cryo_session *s, uint64_t pos);
 CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st);
+/* On a session whose debuggee was just revived from a checkpoint of an image's history
+ * (cryo_image_open_checkpoint): installs the recording filter and replays `log` (the
+ * bytes of cryo_image_log) from position 0, so re-execution sees the recorded inputs
+ * again; once the log is exhausted the program is live and recorded. A damaged log is
+ * CRYO_EINVAL and changes nothing. */
+CRYO_API int cryo_record_load(cryo_session *s, const uint8_t *log, size_t len);
 
 /* ---- images (docs/image-format.md): a frozen process in a file ---- */
 typedef struct cryo_image cryo_image;
@@ -239,6 +245,25 @@ CRYO_API void cryo_image_free_string(char *s);
 /* A thread's registers (CRYO_NREGS, as cryo_get_regs) and xsave area (as cryo_get_xstate). */
 CRYO_API int cryo_image_thread_regs(cryo_image *img, int32_t tid, uint64_t *regs);
 CRYO_API int cryo_image_thread_xstate(cryo_image *img, int32_t tid, uint8_t *buf, size_t cap, size_t *len);
+/* Field bundles (`cryo run --checkpoint-every`): the checkpoints an image carries, oldest
+ * first, each a complete image embedded in the file, and the record log from the first
+ * of them to the moment of the image. Positions are in that log: 0 is the oldest
+ * checkpoint. An image without a history has none (n = 0, log length 0). */
+typedef struct cryo_history_entry {
+  uint64_t position; /* record position of the checkpoint in cryo_image_log's log */
+  uint64_t time_ns;  /* CLOCK_REALTIME when it was taken */
+  uint64_t pc;
+  uint64_t offset;   /* where its embedded image lies in the file (page-aligned) */
+  uint64_t length;
+} cryo_history_entry;
+/* Fills out (up to max entries); *n receives the count. */
+CRYO_API int cryo_image_history(cryo_image *img, cryo_history_entry *out, int32_t max, int32_t *n);
+/* Checkpoint `index` of the history as an image of its own (validated like any image;
+ * independent of img afterwards: close both). */
+CRYO_API int cryo_image_open_checkpoint(cryo_image *img, int32_t index, cryo_image **out);
+/* The record log (for cryo_record_load): *len receives its size; the bytes are copied
+ * into buf when cap is large enough (call with cap 0 to learn the size). */
+CRYO_API int cryo_image_log(cryo_image *img, uint8_t *buf, size_t cap, size_t *len);
 /* Whether the image can be revived on this machine; every problem in one message. */
 CRYO_API int cryo_image_check(cryo_image *img);
 

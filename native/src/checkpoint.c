@@ -369,6 +369,18 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
     return cryo_fail(CRYO_EFAIL, "out of memory");
   }
   pid_t tid = s->threads[0].tid;
+  /* at the seccomp stop of a syscall being recorded, before it ran: un-enter it, so
+   * that the checkpoint (and every copy of it) runs the syscall again and it is recorded
+   * at the position the checkpoint is tagged with, rather than returning the -ENOSYS of
+   * a stop the copy never had */
+  if (s->threads[0].rec_pending) {
+    int rc0 = seccomp_unenter(s, &s->threads[0]);
+    if (rc0 != CRYO_OK) {
+      free(xs);
+      free(cp);
+      return rc0;
+    }
+  }
   int rc = regs_get(tid, &cp->regs);
   if (rc == CRYO_OK) rc = xstate_get(tid, xs, XSTATE_MAX, &cp->xstate_len);
   if (rc != CRYO_OK) {
@@ -579,7 +591,7 @@ static int do_cp_save(struct cryo_session *s, void *arg) {
   if (rc == CRYO_OK) {
     struct img_target t = {.pid = child, .tids = &child, .ntids = 1, .record_pid = s->pid ? s->pid : child,
                            .fds = cp->fds, .nfds = cp->nfds};
-    struct img_dump_opts o = {.reason = REASON_SNAPSHOT};
+    struct img_dump_opts o = {.reason = REASON_SNAPSHOT, .time_ns = cp->created_ns};
     struct img_dump_stats st;
     rc = image_dump_target(s, &t, a->path, &o, &st);
   }

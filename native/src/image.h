@@ -18,7 +18,11 @@
 #define IMG_PAGE 4096ull
 #define IMG_MAX_SECTIONS 64
 
-enum img_section { SEC_PROCESS = 1, SEC_THREADS = 2, SEC_MAPPINGS = 3, SEC_FILES = 4, SEC_SIGNALS = 5, SEC_PAGES = 6 };
+enum img_section {
+  SEC_PROCESS = 1, SEC_THREADS = 2, SEC_MAPPINGS = 3, SEC_FILES = 4, SEC_SIGNALS = 5, SEC_PAGES = 6, SEC_HISTORY = 7,
+  SEC_LOG = 8
+};
+#define SEC_MAX 8
 
 enum img_kind { K_U64 = 1, K_STR = 2, K_BYTES = 3, K_LIST = 4 };
 
@@ -43,6 +47,15 @@ enum { FL_NUM = 1, FL_FLAGS, FL_TYPE, FL_PATH, FL_POS, FL_SIZE, FL_MTIME, FL_DEV
 /* SIGNALS: each item S_ACTION is a list of */
 enum { S_ACTION = 1 };
 enum { SG_SIGNO = 1, SG_HANDLER, SG_FLAGS, SG_RESTORER, SG_MASK };
+
+/* HISTORY (field bundles): each item H_CHECKPOINT is a list of */
+enum { H_CHECKPOINT = 1 };
+enum { HC_POSITION = 1, HC_TIME_NS, HC_PC, HC_OFFSET, HC_LENGTH };
+#define IMG_MAX_HISTORY 1024
+/* LOG: the record log (record.c) from the oldest checkpoint of the history on */
+enum { LG_BASE = 1, LG_COUNT, LG_ENTRIES, LG_DATA };
+/* one entry: u32 nr, u32 zero, i64 result, 6 x u64 arguments, u64 data offset, u64 data length */
+#define IMG_LOG_ENTRY_SIZE 80
 
 enum img_reason { REASON_SNAPSHOT = 1, REASON_CRASH = 2 };
 
@@ -104,6 +117,23 @@ struct img_sigaction {
   uint64_t handler, flags, restorer, mask;
 };
 
+/* A checkpoint of the history: an embedded image at [off, off+len) of the file. */
+struct img_history {
+  uint64_t position, time_ns, pc, off, len;
+};
+
+/* A record log (LOG section, or cryo_record_load's input), validated. */
+struct img_log {
+  uint64_t base, count;
+  const uint8_t *entries; /* count * IMG_LOG_ENTRY_SIZE */
+  const uint8_t *data;
+  uint64_t data_len;
+};
+/* Validates a LOG section's bytes: every entry's data lies inside the data and is made
+ * of whole (u64 address, u32 length, bytes) runs. CRYO_EINVAL with a message naming
+ * `file` when not. */
+int img_log_parse(const uint8_t *p, size_t len, struct img_log *out, const char *file);
+
 struct cryo_image {
   int fd;
   const uint8_t *map;
@@ -137,6 +167,14 @@ struct cryo_image {
   struct img_sigaction *sigs;
   uint32_t nsigs;
   uint64_t data_off, data_len; /* the PAGES section */
+  /* field bundles: checkpoints embedded in the file, and the record log from the first */
+  struct img_history *history;
+  uint32_t nhistory;
+  bool has_log;
+  struct img_log log;
+  const uint8_t *log_raw; /* the LOG section as it is in the file */
+  uint64_t log_raw_len;
+  char *name;             /* the file (and checkpoint) for messages */
 };
 
 /* ---- checksum (image_format.c) ---- */
@@ -164,10 +202,24 @@ int img_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);
 int img_build_id_path(const char *path, uint8_t *out, uint32_t cap, uint32_t *len);
 
 /* ---- dump (image_dump.c) ---- */
+/* A checkpoint to embed: a complete image readable at fd (len bytes), taken at record
+ * position `position` (absolute, in the session's log). */
+struct img_history_src {
+  int fd;
+  uint64_t len;
+  uint64_t position, time_ns, pc;
+};
 struct img_dump_opts {
   uint32_t reason;        /* REASON_SNAPSHOT or REASON_CRASH */
   int32_t crash_tid;      /* crash: the thread that got the signal */
   const uint8_t *siginfo; /* crash: its siginfo (128 bytes) */
+  uint64_t time_ns;       /* when the state was taken (a checkpoint's time); 0: now */
+  /* field bundles: embedded checkpoints (oldest first) and the session's record log
+   * from log_from on (positions in the image are relative to it) */
+  const struct img_history_src *history;
+  uint32_t nhistory;
+  bool with_log;
+  uint64_t log_from;
 };
 struct img_dump_stats {
   uint64_t frozen_ns;   /* from the call until every byte of memory was read */
@@ -203,6 +255,10 @@ int img_pending_fd(const struct img_pending *pd);
 /* begin + commit. */
 CRYO_API int cryo_image_dump(cryo_session *s, const char *path, const struct img_dump_opts *o,
                              struct img_dump_stats *st);
+
+/* The session's record log from position `from` on, as a LOG section (record.c; on the
+ * tracer thread). */
+int record_encode_log(struct cryo_session *s, uint64_t from, struct img_buf *b);
 
 /* ---- inspect (image_inspect.c) ---- */
 void image_print_text(struct cryo_image *img, FILE *out);

@@ -715,6 +715,50 @@ static int put_section(struct writer *w, struct section *sec, uint32_t type, str
   return wr_put(w, b->p, b->len, false);
 }
 
+/* Copies each checkpoint's image into the file at the next page boundary (its pages stay
+ * mappable where they are) and lists them in `hist` (the HISTORY section). */
+static int put_history(struct writer *w, const struct img_dump_opts *o, struct img_buf *hist) {
+  static const uint8_t zeros[IMG_PAGE];
+  enum { CHUNK = 1 << 20 };
+  uint8_t *buf = malloc(CHUNK);
+  if (!buf) return cryo_fail(CRYO_EFAIL, "out of memory");
+  int rc = CRYO_OK;
+  for (uint32_t i = 0; i < o->nhistory && !rc; i++) {
+    const struct img_history_src *h = &o->history[i];
+    uint64_t pad = (IMG_PAGE - wr_pos(w) % IMG_PAGE) % IMG_PAGE;
+    if ((rc = wr_put(w, zeros, (size_t)pad, false))) break;
+    uint64_t off = wr_pos(w);
+    for (uint64_t done = 0; done < h->len && !rc;) {
+      size_t want = h->len - done < CHUNK ? (size_t)(h->len - done) : CHUNK;
+      ssize_t n = pread(h->fd, buf, want, (off_t)done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        rc = n < 0 ? cryo_fail_errno("reading the image of checkpoint %u", i)
+                   : cryo_fail(CRYO_EFAIL, "the image of checkpoint %u ends after %llu bytes, not %llu", i,
+                               (unsigned long long)done, (unsigned long long)h->len);
+        break;
+      }
+      rc = wr_put(w, buf, (size_t)n, false);
+      done += (uint64_t)n;
+    }
+    if (rc) break;
+    size_t at = img_tlv_begin(hist, H_CHECKPOINT);
+    img_tlv_u64(hist, HC_POSITION, h->position >= o->log_from ? h->position - o->log_from : 0);
+    img_tlv_u64(hist, HC_TIME_NS, h->time_ns);
+    img_tlv_u64(hist, HC_PC, h->pc);
+    img_tlv_u64(hist, HC_OFFSET, off);
+    img_tlv_u64(hist, HC_LENGTH, h->len);
+    img_tlv_end(hist, at);
+  }
+  free(buf);
+  if (!rc) {
+    /* what follows (metadata) starts on a page of its own, so the last image is whole pages too */
+    uint64_t pad = (IMG_PAGE - wr_pos(w) % IMG_PAGE) % IMG_PAGE;
+    rc = wr_put(w, zeros, (size_t)pad, false);
+  }
+  return rc;
+}
+
 static int do_dump(struct cryo_session *s, void *arg) {
   struct dump_args *a = arg;
   struct img_pending *pd = a->pending;
@@ -737,7 +781,8 @@ static int do_dump(struct cryo_session *s, void *arg) {
   struct dumpctx d = {.s = s, .pid = target_pid, .pmfd = -1, .st = a->st, .fds = tg ? tg->fds : NULL,
                       .nfds = tg ? tg->nfds : 0};
   d.w.direct_fl = -1;
-  struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0};
+  struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0}, hist = {0}, logb = {0};
+  bool vdso_unpatched = false;
   struct vma *vmas = NULL;
   int nvmas = 0, rc = CRYO_OK;
   char path[128], *txt = NULL;
@@ -762,7 +807,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   /* --- process --- */
   img_tlv_u64(&proc, PRC_PID, (uint64_t)(tg && tg->record_pid ? tg->record_pid : pid));
   img_tlv_u64(&proc, PRC_PAGE_SIZE, IMG_PAGE);
-  img_tlv_u64(&proc, PRC_TIME_NS, now_ns(CLOCK_REALTIME));
+  img_tlv_u64(&proc, PRC_TIME_NS, a->o && a->o->time_ns ? a->o->time_ns : now_ns(CLOCK_REALTIME));
   img_tlv_u64(&proc, PRC_REASON, a->o && a->o->reason ? a->o->reason : REASON_SNAPSHOT);
   if (a->o && a->o->reason == REASON_CRASH) {
     img_tlv_u64(&proc, PRC_CRASH_TID, (uint64_t)a->o->crash_tid);
@@ -938,6 +983,13 @@ static int do_dump(struct cryo_session *s, void *arg) {
   if (rc) goto out;
 
   /* --- memory --- */
+  /* a recorded process runs with its vDSO patched (record.c): the image holds the
+   * kernel's own, as a restore checks; recording goes on afterwards */
+  if (!tg && s->rec_filter) {
+    rc = record_unpatch_vdso(s, pid);
+    if (rc) goto out;
+    vdso_unpatched = true;
+  }
   rc = parse_maps(pid, &vmas, &nvmas);
   if (rc) goto out;
   snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
@@ -963,18 +1015,36 @@ static int do_dump(struct cryo_session *s, void *arg) {
   uint64_t data_end = wr_pos(&d.w);
   if (d.w.direct_fl >= 0) fcntl(pd->fd, F_SETFL, fl);
   d.w.direct_fl = -1;
+  if (vdso_unpatched) {
+    record_patch_vdso(s, pid);
+    vdso_unpatched = false;
+  }
+
+  /* --- field bundles: embedded checkpoint images (page-aligned), their list, the log --- */
+  if (a->o && a->o->nhistory) {
+    rc = put_history(&d.w, a->o, &hist);
+    if (rc) goto out;
+  }
+  if (a->o && a->o->with_log) {
+    rc = record_encode_log(s, a->o->log_from, &logb);
+    if (rc) goto out;
+  }
 
   /* --- metadata, table of contents, header --- */
-  struct section secs[6];
+  struct section secs[8];
+  int nsec = 6;
   secs[0] = (struct section){SEC_PAGES, data_start, data_end - data_start, d.w.data_crc};
   if ((rc = put_section(&d.w, &secs[1], SEC_PROCESS, &proc))) goto out;
   if ((rc = put_section(&d.w, &secs[2], SEC_THREADS, &thr))) goto out;
   if ((rc = put_section(&d.w, &secs[3], SEC_MAPPINGS, &maps))) goto out;
   if ((rc = put_section(&d.w, &secs[4], SEC_FILES, &files))) goto out;
   if ((rc = put_section(&d.w, &secs[5], SEC_SIGNALS, &sigs))) goto out;
-  uint8_t toc[6 * IMG_TOC_ENTRY_SIZE];
+  if (a->o && a->o->nhistory && (rc = put_section(&d.w, &secs[nsec++], SEC_HISTORY, &hist))) goto out;
+  if (a->o && a->o->with_log && (rc = put_section(&d.w, &secs[nsec++], SEC_LOG, &logb))) goto out;
+  uint8_t toc[8 * IMG_TOC_ENTRY_SIZE];
   memset(toc, 0, sizeof toc);
-  for (int i = 0; i < 6; i++) {
+  size_t toc_len = (size_t)nsec * IMG_TOC_ENTRY_SIZE;
+  for (int i = 0; i < nsec; i++) {
     uint8_t *e = toc + i * IMG_TOC_ENTRY_SIZE;
     memcpy(e, &secs[i].type, 4);
     memcpy(e + 8, &secs[i].off, 8);
@@ -982,7 +1052,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
     memcpy(e + 24, &secs[i].crc, 4);
   }
   uint64_t toc_off = wr_pos(&d.w);
-  if ((rc = wr_put(&d.w, toc, sizeof toc, false))) goto out;
+  if ((rc = wr_put(&d.w, toc, toc_len, false))) goto out;
   if ((rc = wr_flush(&d.w))) goto out;
   uint8_t h[IMG_HEADER_SIZE];
   memset(h, 0, sizeof h);
@@ -998,9 +1068,9 @@ static int do_dump(struct cryo_session *s, void *arg) {
   uint64_t fsize = d.w.off;
   memcpy(h + 24, &fsize, 8);
   memcpy(h + 32, &toc_off, 8);
-  v32 = 6;
+  v32 = (uint32_t)nsec;
   memcpy(h + 40, &v32, 4);
-  v32 = img_crc32c(0, toc, sizeof toc);
+  v32 = img_crc32c(0, toc, toc_len);
   memcpy(h + 44, &v32, 4);
   v32 = img_crc32c(0, h, 60);
   memcpy(h + 60, &v32, 4);
@@ -1012,6 +1082,9 @@ static int do_dump(struct cryo_session *s, void *arg) {
   pd->size = fsize;
   a->st->file_size = fsize;
 out:
+  if (vdso_unpatched) record_patch_vdso(s, pid);
+  img_buf_free(&hist);
+  img_buf_free(&logb);
   if (!tg) free(tids);
   if (d.pmfd >= 0) close(d.pmfd);
   free(d.w.buf);

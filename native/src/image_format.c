@@ -691,10 +691,64 @@ void cryo_image_close(struct cryo_image *img) {
   for (uint32_t i = 0; i < img->nfiles; i++) free(img->files[i].path);
   free(img->files);
   free(img->sigs);
+  free(img->history);
+  free(img->name);
   if (img->map && img->map != MAP_FAILED) munmap((void *)img->map, img->size);
   if (img->fd >= 0) close(img->fd);
   free(img);
 }
+
+/* ---------- record log (LOG section) ---------- */
+
+int img_log_parse(const uint8_t *p, size_t len, struct img_log *out, const char *file) {
+  memset(out, 0, sizeof *out);
+  const uint8_t *end = p + len;
+  struct tlv t;
+  int r;
+  bool have_count = false, have_entries = false, have_data = false;
+  uint64_t entries_len = 0;
+  while ((r = tlv_next(&p, end, &t, file, "log section")) == 1) {
+    uint8_t kind = t.tag == LG_BASE || t.tag == LG_COUNT ? K_U64 : t.tag == LG_ENTRIES || t.tag == LG_DATA ? K_BYTES : t.kind;
+    if (t.kind != kind)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log section: field %u has kind %u, expected %u", file, t.tag,
+                       t.kind, kind);
+    switch (t.tag) {
+      case LG_BASE: out->base = rd64(t.val); break;
+      case LG_COUNT: out->count = rd64(t.val); have_count = true; break;
+      case LG_ENTRIES: out->entries = t.val; entries_len = t.len; have_entries = true; break;
+      case LG_DATA: out->data = t.val; out->data_len = t.len; have_data = true; break;
+      default: break;
+    }
+  }
+  if (r < 0) return CRYO_EINVAL;
+  if (!have_count || !have_entries || !have_data)
+    return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log section lacks its %s", file,
+                     !have_count ? "entry count" : !have_entries ? "entries" : "data");
+  if (out->count > entries_len / IMG_LOG_ENTRY_SIZE || out->count * IMG_LOG_ENTRY_SIZE != entries_len)
+    return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log section: %llu entries in %llu bytes", file,
+                     (unsigned long long)out->count, (unsigned long long)entries_len);
+  for (uint64_t i = 0; i < out->count; i++) {
+    const uint8_t *e = out->entries + i * IMG_LOG_ENTRY_SIZE;
+    uint64_t off = rd64(e + 64), n = rd64(e + 72);
+    if (off > out->data_len || n > out->data_len - off)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log entry %llu: its data (%llu bytes at %llu) lies outside the log's %llu bytes",
+                       file, (unsigned long long)i, (unsigned long long)n, (unsigned long long)off,
+                       (unsigned long long)out->data_len);
+    /* whole runs of (u64 address, u32 length, bytes) */
+    for (uint64_t at = off; at < off + n;) {
+      if (off + n - at < 12)
+        return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log entry %llu: a memory run cut short", file, (unsigned long long)i);
+      uint32_t rl = rd32(out->data + at + 8);
+      if (rl > off + n - at - 12)
+        return cryo_fail(CRYO_EINVAL, "%s: corrupt image: log entry %llu: a memory run of %u bytes overruns its data", file,
+                         (unsigned long long)i, rl);
+      at += 12 + (uint64_t)rl;
+    }
+  }
+  return CRYO_OK;
+}
+
+/* ---------- opening ---------- */
 
 static const char *section_name(uint32_t type) {
   switch (type) {
@@ -704,8 +758,114 @@ static const char *section_name(uint32_t type) {
     case SEC_FILES: return "files";
     case SEC_SIGNALS: return "signals";
     case SEC_PAGES: return "pages";
+    case SEC_HISTORY: return "history";
+    case SEC_LOG: return "log";
     default: return "unknown";
   }
+}
+
+static int image_parse(struct cryo_image *img, const char *path, bool embedded);
+
+/* Checkpoint i of the history as an image of its own: its bytes mapped from the same file
+ * (page-aligned, so no copy), with its own descriptor. */
+static int open_embedded(struct cryo_image *img, uint32_t i, struct cryo_image **out) {
+  *out = NULL;
+  struct cryo_image *e = calloc(1, sizeof *e);
+  if (!e) return cryo_fail(CRYO_EFAIL, "out of memory");
+  char name[4200];
+  snprintf(name, sizeof name, "%s (checkpoint %u)", img->name ? img->name : "image", i);
+  e->name = strdup(name);
+  e->fd = fcntl(img->fd, F_DUPFD_CLOEXEC, 0);
+  if (e->fd < 0 || !e->name) {
+    int rc = e->fd < 0 ? cryo_fail_errno("dup the descriptor of %s", name) : cryo_fail(CRYO_EFAIL, "out of memory");
+    cryo_image_close(e);
+    return rc;
+  }
+  e->size = (size_t)img->history[i].len;
+  void *m = mmap(NULL, e->size, PROT_READ, MAP_PRIVATE, e->fd, (off_t)img->history[i].off);
+  if (m == MAP_FAILED) {
+    int rc = cryo_fail_errno("mmap %s", name);
+    cryo_image_close(e);
+    return rc;
+  }
+  e->map = m;
+  int rc = image_parse(e, e->name, true);
+  if (rc) {
+    cryo_image_close(e);
+    return rc;
+  }
+  *out = e;
+  return CRYO_OK;
+}
+
+struct range {
+  uint64_t off, len;
+};
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
+
+/* HISTORY: the checkpoints, each a complete image inside this file, every one validated. */
+static int parse_history(struct cryo_image *img, struct rctx *c, const uint8_t *p, const uint8_t *end,
+                         const struct range *used, uint32_t nused) {
+  c->where = "history section";
+  uint32_t n;
+  int rc = count_items(c, p, end, H_CHECKPOINT, IMG_MAX_HISTORY, &n);
+  if (rc) return rc;
+  img->history = calloc(n ? n : 1, sizeof *img->history);
+  if (!img->history) return cryo_fail(CRYO_EFAIL, "%s: out of memory", c->file);
+  struct tlv t, u;
+  int r;
+  while ((r = tlv_next(&p, end, &t, c->file, c->where)) == 1) {
+    if (t.tag != H_CHECKPOINT) continue;
+    if (t.kind != K_LIST) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: history entry is not a list", c->file);
+    uint32_t idx = img->nhistory;
+    struct img_history *h = &img->history[img->nhistory++];
+    const uint8_t *q = t.val, *qe = t.val + t.len;
+    bool have_pos = false, have_off = false, have_len = false;
+    c->where = "history entry";
+    while ((r = tlv_next(&q, qe, &u, c->file, c->where)) == 1) {
+      bool ok = true;
+      switch (u.tag) {
+        case HC_POSITION: ok = have_pos = get_u64(c, &u, &h->position); break;
+        case HC_TIME_NS: ok = get_u64(c, &u, &h->time_ns); break;
+        case HC_PC: ok = get_u64(c, &u, &h->pc); break;
+        case HC_OFFSET: ok = have_off = get_u64(c, &u, &h->off); break;
+        case HC_LENGTH: ok = have_len = get_u64(c, &u, &h->len); break;
+        default: break;
+      }
+      if (!ok) return c->rc;
+    }
+    if (r < 0) return CRYO_EINVAL;
+    if (!have_pos || !have_off || !have_len)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: history checkpoint %u lacks its %s", c->file, idx,
+                       !have_pos ? "record position" : !have_off ? "offset" : "length");
+    if (h->position > img->log.count)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: history checkpoint %u is at record position %llu, the log has %llu entries",
+                       c->file, idx, (unsigned long long)h->position, (unsigned long long)img->log.count);
+    if (h->off & (IMG_PAGE - 1) || h->off < IMG_PAGE || h->len < IMG_HEADER_SIZE || h->off > img->size ||
+        h->len > img->size - h->off)
+      return cryo_fail(CRYO_EINVAL,
+                       "%s: corrupt image: history checkpoint %u: its image (%llu bytes at offset %llu) is not a page-aligned "
+                       "part of the file",
+                       c->file, idx, (unsigned long long)h->len, (unsigned long long)h->off);
+    for (uint32_t k = 0; k < nused; k++)
+      if (overlaps(h->off, h->len, used[k].off, used[k].len))
+        return cryo_fail(CRYO_EINVAL, "%s: corrupt image: history checkpoint %u: its image overlaps the image's own sections",
+                         c->file, idx);
+    for (uint32_t k = 0; k < idx; k++)
+      if (overlaps(h->off, h->len, img->history[k].off, img->history[k].len))
+        return cryo_fail(CRYO_EINVAL, "%s: corrupt image: history checkpoints %u and %u overlap", c->file, k, idx);
+    c->where = "history section";
+  }
+  if (r < 0) return CRYO_EINVAL;
+  /* every embedded image is checked as thoroughly as this one */
+  for (uint32_t i = 0; i < img->nhistory; i++) {
+    struct cryo_image *e;
+    rc = open_embedded(img, i, &e);
+    if (rc) return rc;
+    cryo_image_close(e);
+  }
+  return CRYO_OK;
 }
 
 CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
@@ -713,6 +873,7 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
   *out = NULL;
   struct cryo_image *img = calloc(1, sizeof *img);
   if (!img) return cryo_fail(CRYO_EFAIL, "out of memory");
+  img->name = strdup(path);
   img->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (img->fd < 0) {
     int rc = cryo_fail_errno("open %s", path);
@@ -741,65 +902,62 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
     rc = cryo_fail_errno("mmap %s", path);
     goto fail;
   }
+  rc = image_parse(img, path, false);
+  if (rc) goto fail;
+  *out = img;
+  cryo_clear_error();
+  return CRYO_OK;
+fail:
+  cryo_image_close(img);
+  return rc;
+}
+
+/* Validates and reads the image at img->map (img->size bytes). */
+static int image_parse(struct cryo_image *img, const char *path, bool embedded) {
+  int rc = CRYO_OK;
   const uint8_t *h = img->map;
-  if (memcmp(h, IMG_MAGIC, 8) != 0) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: not a cryo image (bad magic)", path);
-    goto fail;
-  }
+  if (img->size < IMG_HEADER_SIZE) return cryo_fail(CRYO_EINVAL, "%s: not a cryo image (too short for the header)", path);
+  if (memcmp(h, IMG_MAGIC, 8) != 0) return cryo_fail(CRYO_EINVAL, "%s: not a cryo image (bad magic)", path);
   img->version = rd32(h + 8);
-  if (img->version != IMG_VERSION) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: image format version %u; this cryo reads version %u", path, img->version,
-                   IMG_VERSION);
-    goto fail;
-  }
-  if (img_crc32c(0, h, 60) != rd32(h + 60)) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: header checksum mismatch", path);
-    goto fail;
-  }
-  if (rd32(h + 12) != IMG_HEADER_SIZE || rd32(h + 16) != EM_X86_64 || rd32(h + 20) != IMG_PAGE) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: image for another machine (header size %u, ELF machine %u, page size %u)", path,
-                   rd32(h + 12), rd32(h + 16), rd32(h + 20));
-    goto fail;
-  }
+  if (img->version != IMG_VERSION)
+    return cryo_fail(CRYO_EINVAL, "%s: image format version %u; this cryo reads version %u", path, img->version,
+                     IMG_VERSION);
+  if (img_crc32c(0, h, 60) != rd32(h + 60)) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: header checksum mismatch", path);
+  if (rd32(h + 12) != IMG_HEADER_SIZE || rd32(h + 16) != EM_X86_64 || rd32(h + 20) != IMG_PAGE)
+    return cryo_fail(CRYO_EINVAL, "%s: image for another machine (header size %u, ELF machine %u, page size %u)", path,
+                     rd32(h + 12), rd32(h + 16), rd32(h + 20));
   uint64_t fsize = rd64(h + 24), toc_off = rd64(h + 32);
   uint32_t toc_n = rd32(h + 40), toc_crc = rd32(h + 44);
-  if (fsize != img->size) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: %s image: the header says %llu bytes, the file has %zu", path,
-                   fsize > img->size ? "truncated" : "overlong", (unsigned long long)fsize, img->size);
-    goto fail;
-  }
+  if (fsize != img->size)
+    return cryo_fail(CRYO_EINVAL, "%s: %s image: the header says %llu bytes, the file has %zu", path,
+                     fsize > img->size ? "truncated" : "overlong", (unsigned long long)fsize, img->size);
   if (toc_n == 0 || toc_n > IMG_MAX_SECTIONS || toc_off < IMG_HEADER_SIZE || toc_off > img->size ||
-      (uint64_t)toc_n * IMG_TOC_ENTRY_SIZE > img->size - toc_off) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: table of contents (%u entries at %llu) outside the file", path,
-                   toc_n, (unsigned long long)toc_off);
-    goto fail;
-  }
+      (uint64_t)toc_n * IMG_TOC_ENTRY_SIZE > img->size - toc_off)
+    return cryo_fail(CRYO_EINVAL, "%s: corrupt image: table of contents (%u entries at %llu) outside the file", path,
+                     toc_n, (unsigned long long)toc_off);
   const uint8_t *toc = img->map + toc_off;
-  if (img_crc32c(0, toc, (size_t)toc_n * IMG_TOC_ENTRY_SIZE) != toc_crc) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: table of contents checksum mismatch", path);
-    goto fail;
-  }
-  const uint8_t *sec_p[7] = {0};
-  uint64_t sec_len[7] = {0};
+  if (img_crc32c(0, toc, (size_t)toc_n * IMG_TOC_ENTRY_SIZE) != toc_crc)
+    return cryo_fail(CRYO_EINVAL, "%s: corrupt image: table of contents checksum mismatch", path);
+  const uint8_t *sec_p[SEC_MAX + 1] = {0};
+  uint64_t sec_len[SEC_MAX + 1] = {0};
+  /* what the header, the TOC and the sections occupy: embedded images must lie elsewhere */
+  struct range used[IMG_MAX_SECTIONS + 2];
+  uint32_t nused = 0;
+  used[nused++] = (struct range){0, IMG_HEADER_SIZE};
+  used[nused++] = (struct range){toc_off, (uint64_t)toc_n * IMG_TOC_ENTRY_SIZE};
   for (uint32_t i = 0; i < toc_n; i++) {
     const uint8_t *e = toc + (size_t)i * IMG_TOC_ENTRY_SIZE;
     uint32_t type = rd32(e);
     uint64_t off = rd64(e + 8), len = rd64(e + 16);
     uint32_t crc = rd32(e + 24);
-    if (off > img->size || len > img->size - off) {
-      rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section (%llu bytes at %llu) outside the file", path,
-                     section_name(type), (unsigned long long)len, (unsigned long long)off);
-      goto fail;
-    }
-    if (img_crc32c(0, img->map + off, (size_t)len) != crc) {
-      rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section checksum mismatch", path, section_name(type));
-      goto fail;
-    }
-    if (type >= 1 && type <= 6) {
-      if (sec_p[type]) {
-        rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: two %s sections", path, section_name(type));
-        goto fail;
-      }
+    if (off > img->size || len > img->size - off)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section (%llu bytes at %llu) outside the file", path,
+                       section_name(type), (unsigned long long)len, (unsigned long long)off);
+    if (img_crc32c(0, img->map + off, (size_t)len) != crc)
+      return cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section checksum mismatch", path, section_name(type));
+    used[nused++] = (struct range){off, len};
+    if (type >= 1 && type <= SEC_MAX) {
+      if (sec_p[type]) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: two %s sections", path, section_name(type));
       sec_p[type] = img->map + off;
       sec_len[type] = len;
       if (type == SEC_PAGES) {
@@ -809,10 +967,7 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
     }
   }
   for (int t = SEC_PROCESS; t <= SEC_MAPPINGS; t++)
-    if (!sec_p[t]) {
-      rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: no %s section", path, section_name((uint32_t)t));
-      goto fail;
-    }
+    if (!sec_p[t]) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: no %s section", path, section_name((uint32_t)t));
   struct rctx c = {path, "", CRYO_EINVAL};
   rc = parse_process(img, &c, sec_p[SEC_PROCESS], sec_p[SEC_PROCESS] + sec_len[SEC_PROCESS]);
   if (!rc) rc = parse_threads(img, &c, sec_p[SEC_THREADS], sec_p[SEC_THREADS] + sec_len[SEC_THREADS]);
@@ -820,20 +975,53 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
   if (!rc && sec_p[SEC_FILES]) rc = parse_files(img, &c, sec_p[SEC_FILES], sec_p[SEC_FILES] + sec_len[SEC_FILES]);
   if (!rc && sec_p[SEC_SIGNALS])
     rc = parse_signals(img, &c, sec_p[SEC_SIGNALS], sec_p[SEC_SIGNALS] + sec_len[SEC_SIGNALS]);
-  if (rc) {
-    if (rc > 0) rc = CRYO_EINVAL;
-    goto fail;
+  if (rc) return rc > 0 ? CRYO_EINVAL : rc;
+  if (img->reason == REASON_CRASH && !img->has_siginfo)
+    return cryo_fail(CRYO_EINVAL, "%s: corrupt image: a crash image without the signal's siginfo", path);
+  if (sec_p[SEC_LOG]) {
+    rc = img_log_parse(sec_p[SEC_LOG], (size_t)sec_len[SEC_LOG], &img->log, path);
+    if (rc) return rc;
+    img->has_log = true;
+    img->log_raw = sec_p[SEC_LOG];
+    img->log_raw_len = sec_len[SEC_LOG];
   }
-  if (img->reason == REASON_CRASH && !img->has_siginfo) {
-    rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: a crash image without the signal's siginfo", path);
-    goto fail;
+  if (sec_p[SEC_HISTORY]) {
+    if (embedded) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: an embedded checkpoint with a history of its own", path);
+    if (!img->has_log) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: a history without its log section", path);
+    rc = parse_history(img, &c, sec_p[SEC_HISTORY], sec_p[SEC_HISTORY] + sec_len[SEC_HISTORY], used, nused);
+    if (rc) return rc > 0 ? CRYO_EINVAL : rc;
   }
-  *out = img;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_image_history(struct cryo_image *img, cryo_history_entry *out, int32_t max, int32_t *n) {
+  if (!img || !n) return cryo_fail(CRYO_EINVAL, "cryo_image_history: null argument");
+  for (uint32_t i = 0; out && i < img->nhistory && (int64_t)i < max; i++)
+    out[i] = (cryo_history_entry){img->history[i].position, img->history[i].time_ns, img->history[i].pc,
+                                  img->history[i].off, img->history[i].len};
+  *n = (int32_t)img->nhistory;
   cryo_clear_error();
   return CRYO_OK;
-fail:
-  cryo_image_close(img);
+}
+
+CRYO_API int cryo_image_open_checkpoint(struct cryo_image *img, int32_t index, struct cryo_image **out) {
+  if (!img || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_open_checkpoint: null argument");
+  *out = NULL;
+  if (index < 0 || (uint32_t)index >= img->nhistory)
+    return cryo_fail(CRYO_ENOENT, "%s has no checkpoint %d (its history has %u)", img->name ? img->name : "the image",
+                     index, img->nhistory);
+  int rc = open_embedded(img, (uint32_t)index, out);
+  if (rc == CRYO_OK) cryo_clear_error();
   return rc;
+}
+
+CRYO_API int cryo_image_log(struct cryo_image *img, uint8_t *buf, size_t cap, size_t *len) {
+  if (!img || !len) return cryo_fail(CRYO_EINVAL, "cryo_image_log: null argument");
+  *len = (size_t)img->log_raw_len;
+  if (!img->has_log) return cryo_fail(CRYO_ENOENT, "%s has no record log", img->name ? img->name : "the image");
+  if (buf && cap >= *len) memcpy(buf, img->log_raw, *len);
+  cryo_clear_error();
+  return CRYO_OK;
 }
 
 static struct img_mapping *find_map(struct cryo_image *img, uint64_t addr) {

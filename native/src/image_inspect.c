@@ -111,6 +111,32 @@ static void fmt_time(uint64_t ns, char *out, size_t len) {
   strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* ISO 8601 UTC with milliseconds: checkpoints of a history are milliseconds apart. */
+static void fmt_time_ms(uint64_t ns, char *out, size_t len) {
+  char b[48];
+  time_t t = (time_t)(ns / 1000000000ull);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, len, "%s.%03uZ", b, (unsigned)(ns / 1000000ull % 1000));
+}
+
+static void print_history_text(struct cryo_image *img, FILE *o) {
+  if (!img->nhistory && !img->has_log) return;
+  fprintf(o, "\nhistory: %u checkpoint%s, record log of %llu syscalls (%llu bytes of data; position 0 is position %llu of the recording)\n",
+          img->nhistory, img->nhistory == 1 ? "" : "s", (unsigned long long)img->log.count,
+          (unsigned long long)img->log.data_len, (unsigned long long)img->log.base);
+  for (uint32_t i = 0; i < img->nhistory; i++) {
+    struct img_history *h = &img->history[i];
+    char t[64];
+    fmt_time_ms(h->time_ns, t, sizeof t);
+    double before = img->time_ns > h->time_ns ? (double)(img->time_ns - h->time_ns) / 1e6 : 0;
+    fprintf(o, "  checkpoint %u  position %llu  %s (%.1f ms before)  pc 0x%llx  image %llu bytes at offset %llu\n", i,
+            (unsigned long long)h->position, t, before, (unsigned long long)h->pc, (unsigned long long)h->len,
+            (unsigned long long)h->off);
+  }
+}
+
 void image_print_text(struct cryo_image *img, FILE *o) {
   char b1[64], tbuf[64];
   fmt_time(img->time_ns, tbuf, sizeof tbuf);
@@ -195,6 +221,7 @@ void image_print_text(struct cryo_image *img, FILE *o) {
       fprintf(o, "handler 0x%llx flags 0x%llx mask 0x%llx\n", (unsigned long long)a->handler,
               (unsigned long long)a->flags, (unsigned long long)a->mask);
   }
+  print_history_text(img, o);
 }
 
 /* ---- JSON ---- */
@@ -352,7 +379,21 @@ void image_print_json(struct cryo_image *img, FILE *o) {
             a->handler == 0 ? "default" : a->handler == 1 ? "ignore" : "handler", JX(a->handler), JX(a->flags),
             JX(a->restorer), JX(a->mask));
   }
-  fprintf(o, "]}\n");
+  fprintf(o, "],\n\"history\":");
+  if (!img->nhistory && !img->has_log) {
+    fprintf(o, "null}\n");
+    return;
+  }
+  fprintf(o, "{\"checkpoints\":[");
+  for (uint32_t i = 0; i < img->nhistory; i++) {
+    struct img_history *hh = &img->history[i];
+    char t[64];
+    fmt_time_ms(hh->time_ns, t, sizeof t);
+    fprintf(o, "%s\n{\"index\":%u,\"position\":%llu,\"time_ns\":%llu,\"time\":\"%s\",\"pc\":\"0x%llx\",\"offset\":%llu,\"length\":%llu}",
+            i ? "," : "", i, JX(hh->position), JX(hh->time_ns), t, JX(hh->pc), JX(hh->off), JX(hh->len));
+  }
+  fprintf(o, "],\"log\":{\"base\":%llu,\"entries\":%llu,\"data_bytes\":%llu,\"bytes\":%llu}}}\n", JX(img->log.base),
+          JX(img->log.count), JX(img->log.data_len), JX(img->log_raw_len));
 }
 
 /* ---- for the adapter (through koffi): JSON and raw thread state ---- */

@@ -43,21 +43,54 @@ static int step_syscall(struct cryo_session *s, pid_t tid, pid_t *child) {
   }
 }
 
+/* A thread at a seccomp stop is inside a syscall it has not run yet: un-enter it (the
+ * syscall skipped, the pc back on its syscall instruction, so that the thread runs it
+ * again once resumed and stops there again), and step it out of the kernel: it then
+ * stands before that instruction as after any other stop. Without that step, the next
+ * single-step would first report the skipped syscall's exit, with the instruction not
+ * yet executed. */
+int seccomp_unenter(struct cryo_session *s, struct thread *t) {
+  if (!t || !t->at_seccomp) return CRYO_OK;
+  pid_t tid = t->tid;
+  t->at_seccomp = false;
+  t->rec_pending = false;
+  struct user_regs_struct r;
+  int rc = regs_get(tid, &r);
+  if (rc != CRYO_OK) return rc;
+  if (r.orig_rax == (unsigned long long)-1) return CRYO_OK; /* annulled by a replay: it returns as it is */
+  r.rip -= 2;
+  r.rax = r.orig_rax;
+  r.orig_rax = (unsigned long long)-1;
+  rc = regs_set(tid, &r);
+  if (rc != CRYO_OK) return rc;
+  for (int tries = 0; tries < 16; tries++) {
+    if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", tid);
+    int st;
+    rc = wait_for_stop(s, tid, &st);
+    if (rc != CRYO_OK) return rc;
+    if (WIFEXITED(st) || WIFSIGNALED(st)) return cryo_fail(CRYO_ENOPROC, "thread %d died leaving a syscall", tid);
+    int ev = (st >> 16) & 0xffff;
+    if (ev == 0 && WSTOPSIG(st) == SIGTRAP) {
+      struct user_regs_struct now;
+      rc = regs_get(tid, &now);
+      if (rc != CRYO_OK) return rc;
+      if (now.rip != r.rip)
+        return cryo_fail(CRYO_EFAIL, "thread %d left its syscall at 0x%llx, not 0x%llx", tid, (unsigned long long)now.rip,
+                         (unsigned long long)r.rip);
+      return regs_set(tid, &r);
+    }
+    if (ev == 0 && !t->pending_sig) t->pending_sig = WSTOPSIG(st); /* the program's: kept for its next resume */
+  }
+  return cryo_fail(CRYO_EFAIL, "thread %d did not leave its syscall", tid);
+}
+
 static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret, pid_t *child,
                   struct user_regs_struct *saved_out) {
   struct user_regs_struct saved, r;
-  int rc = regs_get(tid, &saved);
+  int rc = seccomp_unenter(s, thread_find(s, tid));
   if (rc != CRYO_OK) return rc;
-  struct thread *t = thread_find(s, tid);
-  if (t && t->at_seccomp) {
-    /* stopped inside a syscall it has not run yet: un-enter it, so that the thread
-     * runs the syscall instruction again once resumed (and stops there again) */
-    saved.rip -= 2;
-    saved.rax = saved.orig_rax;
-    saved.orig_rax = (unsigned long long)-1;
-    t->at_seccomp = false;
-    t->rec_pending = false;
-  }
+  rc = regs_get(tid, &saved);
+  if (rc != CRYO_OK) return rc;
   uint64_t pc = saved.rip;
   uint8_t orig[2];
   if (mem_read_raw(s, tid, pc, orig, 2) != 2)

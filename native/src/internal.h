@@ -214,6 +214,7 @@ int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
 int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
+int seccomp_unenter(struct cryo_session *s, struct thread *t);
 /* process.c: fds 0-2 of a new process by cryo_stdio_mode (launch, revive). */
 int stdio_open(const int32_t mode[3], const int32_t fd[3], const char *const path[3], int child_fd[3], int parent_fd[3]);
 

@@ -12,6 +12,7 @@
  * (another number) ends the replay with a DIVERGED stop: the past is not exact from
  * there, and execution goes on live. */
 #include "internal.h"
+#include "image.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -493,6 +494,99 @@ static int do_record_stats(struct cryo_session *s, void *arg) {
 CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st) {
   if (!s || !st) return cryo_fail(CRYO_EINVAL, "cryo_record_stats: null argument");
   return run_on_tracer(s, do_record_stats, st);
+}
+
+/* ---- the log as bytes: a LOG section of an image (docs/image-format.md) ---- */
+
+int record_encode_log(struct cryo_session *s, uint64_t from, struct img_buf *b) {
+  if (from > s->rec_n) from = s->rec_n;
+  size_t n = s->rec_n - (size_t)from;
+  size_t d0 = n ? s->rec_log[from].out_off : s->rec_blob_len;
+  size_t dlen = s->rec_blob_len - d0;
+  if (n > UINT32_MAX / IMG_LOG_ENTRY_SIZE || dlen > UINT32_MAX)
+    return cryo_fail(CRYO_EUNSUPPORTED, "the record log (%zu syscalls, %zu bytes of data) is too large for an image", n, dlen);
+  uint8_t *ents = malloc(n ? n * IMG_LOG_ENTRY_SIZE : 1);
+  if (!ents) return cryo_fail(CRYO_EFAIL, "out of memory for the record log");
+  for (size_t i = 0; i < n; i++) {
+    const struct rec_entry *e = &s->rec_log[from + i];
+    uint8_t *p = ents + i * IMG_LOG_ENTRY_SIZE;
+    uint32_t zero = 0;
+    uint64_t off = e->out_off - d0, len = e->out_len;
+    memcpy(p, &e->nr, 4);
+    memcpy(p + 4, &zero, 4);
+    memcpy(p + 8, &e->ret, 8);
+    memcpy(p + 16, e->args, 48);
+    memcpy(p + 64, &off, 8);
+    memcpy(p + 72, &len, 8);
+  }
+  img_tlv_u64(b, LG_BASE, from);
+  img_tlv_u64(b, LG_COUNT, n);
+  img_tlv_bytes(b, LG_ENTRIES, ents, n * IMG_LOG_ENTRY_SIZE);
+  img_tlv_bytes(b, LG_DATA, s->rec_blob + d0, dlen);
+  free(ents);
+  return b->oom ? cryo_fail(CRYO_EFAIL, "out of memory for the record log") : CRYO_OK;
+}
+
+struct load_args {
+  const uint8_t *p;
+  size_t len;
+};
+
+static int do_record_load(struct cryo_session *s, void *arg) {
+  struct load_args *a = arg;
+  if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
+  if (any_running(s)) return cryo_fail(CRYO_ERUNNING, "a log is loaded while the process is stopped");
+  struct img_log lg;
+  int rc = img_log_parse(a->p, a->len, &lg, "the record log");
+  if (rc) return rc;
+  size_t n = (size_t)lg.count;
+  struct rec_entry *log = malloc((n ? n : 1) * sizeof *log);
+  uint8_t *blob = malloc(lg.data_len ? (size_t)lg.data_len : 1);
+  if (!log || !blob) {
+    free(log);
+    free(blob);
+    return cryo_fail(CRYO_EFAIL, "out of memory for a record log of %zu syscalls", n);
+  }
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = lg.entries + i * IMG_LOG_ENTRY_SIZE;
+    uint64_t off, len;
+    memset(&log[i], 0, sizeof log[i]);
+    memcpy(&log[i].nr, p, 4);
+    memcpy(&log[i].ret, p + 8, 8);
+    memcpy(log[i].args, p + 16, 48);
+    memcpy(&off, p + 64, 8);
+    memcpy(&len, p + 72, 8);
+    log[i].out_off = (size_t)off;
+    log[i].out_len = (size_t)len;
+  }
+  if (lg.data_len) memcpy(blob, lg.data, (size_t)lg.data_len);
+  if (!s->rec_filter) {
+    /* a revived process has no filter and the kernel's vDSO: as at the recording's start */
+    rc = do_record_start(s, NULL);
+    if (rc) {
+      free(log);
+      free(blob);
+      return rc;
+    }
+  }
+  free(s->rec_log);
+  free(s->rec_blob);
+  s->rec_log = log;
+  s->rec_n = n;
+  s->rec_cap = n ? n : 1;
+  s->rec_blob = blob;
+  s->rec_blob_len = (size_t)lg.data_len;
+  s->rec_blob_cap = lg.data_len ? (size_t)lg.data_len : 1;
+  s->rec_cursor = 0;
+  s->rec_mode = n ? REC_REPLAY : REC_RECORD;
+  for (int i = 0; i < s->nthreads; i++) s->threads[i].rec_pending = false;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_load(cryo_session *s, const uint8_t *log, size_t len) {
+  if (!s || (!log && len)) return cryo_fail(CRYO_EINVAL, "cryo_record_load: null argument");
+  struct load_args a = {log, len};
+  return run_on_tracer(s, do_record_load, &a);
 }
 
 void record_free(struct cryo_session *s) {

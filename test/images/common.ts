@@ -185,3 +185,36 @@ function loadImageLib() {
     Img,
   };
 }
+
+// CRC32C, as docs/image-format.md specifies it (written here independently of the C code)
+const table = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+export function crc32c(b: Buffer): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Recomputes every checksum (sections, TOC, header) of an image whose TOC is intact. */
+export function fixChecksums(img: Buffer): void {
+  if (img.length < 64) return;
+  const tocOff = Number(img.readBigUInt64LE(32));
+  const n = img.readUInt32LE(40);
+  if (n > 64 || tocOff + n * 32 > img.length) return;
+  for (let i = 0; i < n; i++) {
+    const e = tocOff + i * 32;
+    const off = Number(img.readBigUInt64LE(e + 8));
+    const len = Number(img.readBigUInt64LE(e + 16));
+    if (off + len <= img.length) img.writeUInt32LE(crc32c(img.subarray(off, off + len)), e + 24);
+  }
+  img.writeUInt32LE(crc32c(img.subarray(tocOff, tocOff + n * 32)), 44);
+  img.writeBigUInt64LE(BigInt(img.length), 24);
+  img.writeUInt32LE(crc32c(img.subarray(0, 60)), 60);
+}

@@ -7,7 +7,7 @@ import { repoRoot } from '../helpers/fixtures';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { isAlive, waitGone } from '../helpers/procs';
-import { assertNoImageProcesses, closeOthers, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
+import { assertNoImageProcesses, closeOthers, crc32c, fixture, cleanupDirs, cryo, cryoBin, ensureBuilt, exited, inspectJson, lines, restoreWait, shellStatus, start, tmp, waitFor } from './common';
 
 before(() => ensureBuilt());
 afterEach(() => {
@@ -15,21 +15,6 @@ afterEach(() => {
   assertNoImageProcesses('after test');
 });
 after(() => assertNoImageProcesses('after suite'));
-
-const crcTable = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  return t;
-})();
-function crc32c(b: Buffer): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** Bare run: the reference output and status. */
 function bare(prog: string, args: (out: string) => string[], dir: string): { out: string; status: number } {
