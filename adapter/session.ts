@@ -325,7 +325,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   /** fromEntry: the process stands before its first instruction (launch), not mid-run (attach, revive) */
-  private startProgram(pid: number, fromEntry = true): void {
+  private startProgram(pid: number, fromEntry = true, record = true): void {
     const progress = this.progress(`Loading symbols of ${basename(readlinkSync(`/proc/${pid}/exe`))}`);
     try {
       this.target = new LiveTarget(this.engine, pid);
@@ -344,7 +344,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     // Only a program we started is recorded: the seccomp filter cannot be taken out of a
     // process, and without a tracer its trapped syscalls would fail (ENOSYS) after a detach.
     if (!this.launched) this.timeline.unavailable = 'an attached process is not recorded (time travel needs a program launched by Cryo)';
-    else {
+    else if (record) {
       try {
         this.engine.recordStart();
       } catch (e) {
@@ -785,7 +785,103 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     throw new Error(`No call instruction ends at 0x${ret.toString(16)}: the caller was not entered by a call (a tail call or a signal).`);
   }
 
+  /**
+   * A crash image with a history (cryo run --checkpoint-every): its oldest checkpoint is
+   * revived, the recorded inputs replayed up to the same fault, and the session goes on
+   * live there with a timeline that reaches back to that checkpoint. Returns the
+   * crashing thread.
+   */
+  private async liveFromHistory(): Promise<number> {
+    const img = this.imageFile!;
+    const name = basename(img.path);
+    const hist = img.history();
+    const info = img.describe();
+    if (!hist.length || info.reason.kind !== 'crash')
+      throw new Error(`${name} holds no past: only the moment it was taken. A crash image made with \`cryo run --on-crash DIR --checkpoint-every MS --keep N\` keeps the last moments before the crash.`);
+    const crash = info.reason;
+    const progress = this.progress(`Replaying the last moments before the crash (${name})`);
+    const cp = img.openCheckpoint(0); // the oldest: reaches furthest back
+    const engine = new Engine();
+    engine.keepPumping = true;
+    let r;
+    try {
+      r = engine.revive(cp, { stdin: { mode: 'null' }, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+      engine.replayLog(img.log());
+    } catch (e) {
+      progress();
+      await engine.close();
+      throw new Error(`${name}: the checkpoint before the crash cannot be revived: ${(e as Error).message}`);
+    } finally {
+      cp.close();
+    }
+    this.engine = engine;
+    this.frozen = undefined;
+    this.launched = true;
+    this.ended = false;
+    this.pipeOutput(r.stdout, 'stdout');
+    this.pipeOutput(r.stderr, 'stderr');
+    this.lastSignal.clear();
+    try {
+      this.startProgram(r.pid, false, false); // the log is replayed, not recorded anew
+      this.program.refreshLibraries();
+      this.armLoaderBreakpoint();
+      for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
+      this.syncRawHits();
+      this.timeline!.onStop(r.pid, 'other'); // the earliest position: the checkpoint
+      // forward, replaying, to the same fault; breakpoints passed on the way only count
+      engine.continue();
+      for (;;) {
+        const ev = await engine.waitStop();
+        if (ev.kind !== 'stopped') throw new Error(`the replay ended (${ev.kind}) before the crash came again`);
+        if (ev.reason === 'signal' && ev.signo === crash.signal) {
+          this.lastSignal.set(ev.tid, { signo: ev.signo, code: ev.code, addr: ev.addr });
+          this.currentTid = ev.tid;
+          this.invalidate();
+          this.timeline!.onStop(ev.tid, 'signal', this.stack(ev.tid, 2)[0]?.cfa, ev.signo);
+          this.imageState();
+          this.sendEvent(new OutputEvent(`cryo: replayed ${name} from its oldest checkpoint (${hist[0].time.toISOString()}) to the crash: stepping back goes that far\n`, 'console'));
+          return ev.tid;
+        }
+        if (ev.reason === 'diverged') throw new Error('the replay diverged from the recorded run before the crash');
+        if (ev.reason === 'breakpoint' && this.bps.at(ev.addr).length) {
+          this.countRaw(ev.addr);
+          for (const b of this.bps.at(ev.addr)) if (this.conditionHolds(b, ev.tid)) b.hits++;
+        } else if (ev.reason === 'breakpoint' && this.internal.get(ev.addr) === 'loader') this.program.refreshLibraries();
+        engine.continue();
+      }
+    } finally {
+      progress();
+    }
+  }
+
   private async travel(response: DebugProtocol.Response, how: 'back' | 'reverse' | 'out', tid = this.currentTid): Promise<void> {
+    if (this.frozen) {
+      // an image: its past is reachable only if it carries one
+      const frozen = this.frozen;
+      const program = this.program;
+      this.busy = true;
+      try {
+        tid = await this.liveFromHistory();
+      } catch (e) {
+        if (!this.frozen) {
+          // back on the image as it was: nothing of the attempt stays
+          try {
+            await this.engine.close();
+          } catch {
+            /* gone */
+          }
+          this.frozen = frozen;
+          this.program = program;
+          this.timeline = undefined;
+          this.invalidate();
+          this.imageState();
+        }
+        this.sendErrorResponse(response, 1092, (e as Error).message);
+        return;
+      } finally {
+        this.busy = false;
+      }
+    }
     if (!this.guardStopped(response)) return;
     if (!this.timeline) {
       this.sendErrorResponse(response, 1090, 'Time travel needs a launched program.');

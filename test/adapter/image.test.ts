@@ -3,14 +3,14 @@
 // from an image session, checked against the program's own run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { cleanupDirs, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
+import { cleanupDirs, closeOthers, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
 import { crashImage as sharedCrashImage } from '../helpers/crashimage.cjs';
 import { clientPool, collectOutput } from './dap';
 
@@ -266,5 +266,87 @@ describe('save as image (the Checkpoints view)', () => {
     assert.equal(fromSnap.status, ref.status);
     const fromNow = await restoreWait(present);
     assert.equal(fromNow.stdout, ref.stdout.slice(ref.stdout.indexOf('iteration 5 ')), fromNow.stderr);
+  });
+});
+
+describe('a crash image with its last moments (cryo run --checkpoint-every)', () => {
+  test('step back from the crash replays the recorded past: the line before the fault, the oldest checkpoint`s state as the program printed it, forward to the same fault', async () => {
+    const prog = buildFixture('img_bundle.c');
+    const dir = tmp();
+    const data = join(dir, 'data.bin');
+    writeFileSync(data, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37 + 11) & 0xff)));
+    const crashDir = join(dir, 'crash');
+    mkdirSync(crashDir);
+    const ROUNDS = 40;
+    const input = Array.from({ length: ROUNDS }, (_, i) => `input line ${i}`).join('\n') + '\n';
+    const run = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', crashDir, '--checkpoint-every', '20', '--keep', '3', '--', prog, data, String(ROUNDS)], {
+      encoding: 'utf8',
+      input,
+      timeout: 120_000,
+    });
+    assert.equal(run.status, 139, run.stderr);
+    const img = join(crashDir, readdirSync(crashDir)[0]);
+    // the program's own account of each round: digest after round r
+    const digests = new Map([...run.stdout.matchAll(/^round (\d+) .* digest=([0-9a-f]+)$/gm)].map((m) => [Number(m[1]) + 1, BigInt('0x' + m[2])]));
+    assert.equal(digests.size, ROUNDS);
+
+    const dc = await client();
+    const crashStop = await openImage(dc, img);
+    assert.equal(crashStop.body.reason, 'exception');
+    const top = async (t: number) => (await dc.stackTraceRequest({ threadId: t })).body.stackFrames[0];
+    const crashTop = await top(crashStop.body.threadId!);
+    assert.equal(crashTop.name, 'crash');
+    const value = async (t: number, e: string) => BigInt((await dc.evaluateRequest({ expression: e, frameId: (await top(t)).id, context: 'watch' })).body.result.replace(/ .*/, ''));
+
+    const back = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.stepBackRequest({ threadId: crashStop.body.threadId! });
+    const b = await back;
+    assert.equal(b.body.reason, 'step');
+    const t = b.body.threadId!;
+    const before = await top(t);
+    assert.equal(before.name, 'crash');
+    assert.notEqual(before.instructionPointerReference, crashTop.instructionPointerReference, 'before the faulting store');
+    assert.equal(await value(t, 'rounds_done'), BigInt(ROUNDS));
+    assert.equal(await value(t, '(long)digest'), BigInt.asIntN(64, digests.get(ROUNDS)!));
+
+    // reverse continue with no breakpoint: the oldest checkpoint, rounds before the crash
+    const rc = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.reverseContinueRequest({ threadId: t });
+    const early = await rc;
+    assert.equal(early.body.reason, 'entry');
+    const t2 = early.body.threadId!;
+    const done = Number(await value(t2, 'rounds_done'));
+    assert.ok(done >= 1 && done < ROUNDS, `the past: ${done} rounds done`);
+    // forward from there to the end of the round under way: the replayed inputs give the
+    // digest the program printed for that round
+    const src = join(__dirname, '..', 'fixtures', 'img_bundle.c');
+    const roundEnd = readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('rounds_done = (uint64_t)r + 1;')) + 1;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: roundEnd }] });
+    const atEnd = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: t2 });
+    const e = await atEnd;
+    assert.equal(e.body.reason, 'breakpoint');
+    assert.equal(Number(await value(e.body.threadId!, 'r')), done, 'the round under way at the checkpoint');
+    assert.equal(await value(e.body.threadId!, '(long)digest'), BigInt.asIntN(64, digests.get(done + 1)!), `the digest the program printed for round ${done}`);
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+
+    // forward again: the recorded inputs come back, and so does the same fault
+    const again = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: e.body.threadId! });
+    const fault = await again;
+    assert.equal(fault.body.reason, 'exception');
+    assert.equal((await top(fault.body.threadId!)).instructionPointerReference, crashTop.instructionPointerReference);
+    assert.equal(await value(fault.body.threadId!, '(long)digest'), BigInt.asIntN(64, digests.get(ROUNDS)!));
+    await dc.disconnectRequest({});
+  });
+
+  test('an image without a past says how to keep one', async () => {
+    const prog = buildFixture('crash.c');
+    const img = crashImage(prog, []);
+    const dc = await client();
+    const stop = await openImage(dc, img);
+    await assert.rejects(dc.stepBackRequest({ threadId: stop.body.threadId! }), /holds no past.*--checkpoint-every/);
+    // still the image
+    await assert.rejects(dc.continueRequest({ threadId: stop.body.threadId! }), /is an image/);
   });
 });
