@@ -46,7 +46,7 @@ export interface LaunchArguments extends DebugProtocol.LaunchRequestArguments {
   console?: 'internalConsole' | 'integratedTerminal';
   sourceFileMap?: Record<string, string>;
   /** what time travel keeps (the extension fills it from the cryo.timeTravel settings) */
-  timeTravel?: { maxPositions?: number; memoryBudgetMiB?: number };
+  timeTravel?: { maxPositions?: number; memoryBudgetMiB?: number; periodMs?: number };
 }
 
 export interface AttachArguments extends DebugProtocol.AttachRequestArguments {
@@ -227,6 +227,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.limits = {
         maxPositions: tt.maxPositions && tt.maxPositions > 0 ? tt.maxPositions : DEFAULT_LIMITS.maxPositions,
         budgetBytes: tt.memoryBudgetMiB && tt.memoryBudgetMiB > 0 ? tt.memoryBudgetMiB * 1048576 : DEFAULT_LIMITS.budgetBytes,
+        periodMs: tt.periodMs !== undefined && tt.periodMs >= 0 ? tt.periodMs : DEFAULT_LIMITS.periodMs,
       };
     if (!args.program) throw new Error('the launch configuration needs "program" (the binary to debug) or "image" (a .cryo file to open)');
     const { program, env } = this.prepareLaunch(args);
@@ -465,6 +466,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private async run(start: () => void): Promise<void> {
     this.busy = true;
     this.invalidate();
+    const periodic = this.periodicPositions();
     try {
       start();
       for (;;) {
@@ -475,8 +477,33 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     } catch (e) {
       if (!this.restarting) this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
     } finally {
+      periodic();
       this.busy = false;
     }
+  }
+
+  /** While the program runs: a timeline position now and then, so that going back over a
+   * long run re-executes only its end. The engine stops at the next recorded syscall,
+   * a place re-execution finds again exactly (its log position). Returns the stopper. */
+  private periodicPositions(): () => void {
+    const t = this.timeline;
+    const ms = this.limits.periodMs;
+    if (!t || t.unavailable || !ms || !this.engine?.pid) return () => {};
+    const timer = setInterval(() => {
+      try {
+        this.engine.recordStopAt(this.engine.recordPosition());
+      } catch {
+        /* the process is ending */
+      }
+    }, ms);
+    return () => {
+      clearInterval(timer);
+      try {
+        this.engine.recordStopAt(undefined);
+      } catch {
+        /* gone */
+      }
+    };
   }
 
   /** True when the stop was reported to the user (or the program ended). */
@@ -526,6 +553,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       case 'interrupt':
         this.report('pause', ev.tid);
         return true;
+      case 'syscall':
+        // a periodic position (not the user's stop): kept, and the program goes on
+        this.timeline?.onStop(ev.tid, 'periodic');
+        return false;
       case 'watchpoint':
         this.report('data breakpoint', ev.tid);
         return true;

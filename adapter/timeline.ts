@@ -13,7 +13,7 @@ import type { UserBreakpoint } from './breakpoints';
 import { parseHitCondition } from './breakpoints';
 import type { Program } from './symbols';
 
-export type Via = 'breakpoint' | 'step' | 'signal' | 'other';
+export type Via = 'breakpoint' | 'step' | 'signal' | 'periodic' | 'other';
 
 export interface Position {
   /** its checkpoint; undefined once thinned: the position stays as a waypoint that
@@ -39,9 +39,11 @@ export interface TimelineLimits {
   maxPositions: number;
   /** page data the checkpoints may hold, in bytes (frozen copies' shared pages are not counted) */
   budgetBytes: number;
+  /** while the program runs, a position this often (ms; 0: none), at its next recorded syscall */
+  periodMs: number;
 }
 
-export const DEFAULT_LIMITS: TimelineLimits = { maxPositions: 256, budgetBytes: 512 * 1024 * 1024 };
+export const DEFAULT_LIMITS: TimelineLimits = { maxPositions: 256, budgetBytes: 512 * 1024 * 1024, periodMs: 1000 };
 
 /** A stop seen while re-executing: a breakpoint hit (addr: its address) or a signal (addr: the pc). */
 interface Seen {
@@ -49,6 +51,8 @@ interface Seen {
   cfa: bigint | undefined;
   tid: number;
   signo?: number;
+  /** a periodic stop: the log position it was asked at */
+  pos?: bigint;
 }
 
 export interface TimelineHost {
@@ -200,10 +204,12 @@ export class Timeline {
     const isC = this.identity(p, c);
     if (!isC) return undefined;
     const e = this.h.engine;
-    // a signal stop is caught as the signal itself, not by a breakpoint before the fault
-    const bp = c.via !== 'signal';
+    // a signal stop is caught as the signal itself, not by a breakpoint before the fault;
+    // a periodic one by the engine stopping at its log position
+    const bp = c.via !== 'signal' && c.via !== 'periodic';
     try {
       if (bp) e.insertBreakpoint(c.pc);
+      if (c.via === 'periodic') e.recordStopAt(c.pos);
     } catch {
       return undefined;
     }
@@ -212,6 +218,10 @@ export class Timeline {
         e.continue();
         const ev = await e.waitStop();
         if (ev.kind !== 'stopped') return undefined;
+        if (ev.reason === 'syscall') {
+          if (isC({ addr: e.registers(ev.tid).rip, cfa: undefined, tid: ev.tid, pos: ev.addr })) return ev.tid;
+          return undefined;
+        }
         if (ev.reason === 'signal') {
           if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) return ev.tid;
           continue;
@@ -222,6 +232,7 @@ export class Timeline {
     } finally {
       try {
         if (bp) e.removeBreakpoint(c.pc);
+        if (c.via === 'periodic') e.recordStopAt(undefined);
       } catch {
         /* gone */
       }
@@ -244,6 +255,8 @@ export class Timeline {
    * stops the program at its pc. */
   private identity(p: Position, c: Position): ((x: Seen) => boolean) | undefined {
     if (c.via === 'signal') return (x) => x.signo === c.signo && x.addr === c.pc;
+    // a periodic position stands before the syscall at its log position: the engine stops there again
+    if (c.via === 'periodic') return (x) => x.pos === c.pos;
     if (c.via === 'breakpoint') {
       // the k-th hit of its address since p, counted while a breakpoint was there all along
       const before = p.raw.get(c.pc);
@@ -282,7 +295,8 @@ export class Timeline {
     const e = this.h.engine;
     if ((await this.arrive(pi)) === undefined) return false;
     const temp: bigint[] = [];
-    for (const a of new Set([...watch, ...(c.via === 'signal' ? [] : [c.pc])])) {
+    if (c.via === 'periodic') e.recordStopAt(c.pos);
+    for (const a of new Set([...watch, ...(c.via === 'signal' || c.via === 'periodic' ? [] : [c.pc])])) {
       try {
         e.insertBreakpoint(a);
         temp.push(a);
@@ -302,6 +316,7 @@ export class Timeline {
           if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) return true;
           continue; // delivered as in the recorded run
         }
+        if (ev.reason === 'syscall') return isC({ addr: e.registers(ev.tid).rip, cfa: undefined, tid: ev.tid, pos: ev.addr });
         if (ev.reason !== 'breakpoint') return false;
         const n = (seen.get(ev.addr) ?? 0) + 1;
         seen.set(ev.addr, n);
@@ -311,6 +326,7 @@ export class Timeline {
       }
       return false;
     } finally {
+      if (c.via === 'periodic') e.recordStopAt(undefined);
       for (const a of temp) {
         try {
           e.removeBreakpoint(a);
@@ -377,34 +393,38 @@ export class Timeline {
     return { tid: pid, reason: 'entry', description: why };
   }
 
-  /** Step back over one line in the current frame (or to the previous position). */
+  /** Step back over one line in the current frame (or to the previous position). The
+   * stretches between periodic positions are searched from the latest back. */
   async stepBack(): Promise<Arrival> {
     if (this.unavailable) throw new Error(`Step back is not available: ${this.unavailable}`);
     if (this.index <= 0) return this.earliest('This is the earliest position kept: the timeline starts here.');
     const c = this.positions[this.index];
-    const p = this.positions[this.index - 1];
-    const events: { addr: bigint; n: number; tid: number }[] = [];
     const frameOf = c.cfa;
-    const reached = await this.scan(this.index - 1, c, this.lineStarts(c.pc), (addr, cfa, tid, n) => {
-      if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid });
-    });
-    // a fault: the arrival at its own pc just before it is the same state, not a line before
-    if (reached && c.via === 'signal' && events[events.length - 1]?.addr === c.pc) events.pop();
-    if (!reached || !events.length) {
-      // no earlier line of this frame after the previous position: that position is the step back
-      const pid = await this.backTo(this.index - 1);
-      this.index -= 1;
+    const starts = this.lineStarts(c.pc);
+    for (let k = this.index; k > 0; k--) {
+      const pi = k - 1;
+      const events: { addr: bigint; n: number; tid: number }[] = [];
+      const reached = await this.scan(pi, this.positions[k], starts, (addr, cfa, tid, n) => {
+        if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid });
+      });
+      // a fault: the arrival at its own pc just before it is the same state, not a line before
+      if (reached && k === this.index && c.via === 'signal' && events[events.length - 1]?.addr === c.pc) events.pop();
+      if (reached && events.length) {
+        const last = events[events.length - 1];
+        const tid = await this.runTo(pi, last.addr, last.n);
+        if (tid !== undefined) {
+          this.insertAfter(pi, tid, 'step');
+          return { tid, reason: 'step', description: 'Stepped back one line.' };
+        }
+      }
+      // a periodic position is only a place to search from: the line may lie further back
+      if (reached && this.positions[pi].via === 'periodic') continue;
+      // no earlier line of this frame after the previous stop: that stop is the step back
+      const pid = await this.backTo(pi);
+      this.index = pi;
       return { tid: pid, reason: 'step', description: reached ? 'Stepped back one line.' : 'Stepped back to the previous position (this one cannot be found again exactly).' };
     }
-    const last = events[events.length - 1];
-    const tid = await this.runTo(this.index - 1, last.addr, last.n);
-    if (tid === undefined) {
-      const pid = await this.backTo(this.index - 1);
-      this.index -= 1;
-      return { tid: pid, reason: 'step', description: 'Re-execution did not reach the previous line again: stepped back to the previous position.' };
-    }
-    this.insertAfter(this.index - 1, tid, 'step');
-    return { tid, reason: 'step', description: 'Stepped back one line.' };
+    return this.earliest('This is the earliest position kept: the timeline starts here.');
   }
 
   /**

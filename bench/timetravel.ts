@@ -70,6 +70,36 @@ async function dapTravel(prog: string, n: number) {
   return { stepBack, reverse };
 }
 
+/** A long recorded run to a breakpoint at its last iteration, then reverse continue to a
+ * hit 15% of the run back: the time it takes, with positions kept every `periodMs`. */
+async function longRun(prog: string, n: number, periodMs: number): Promise<{ run: number; reverse: number; positions: number }> {
+  const src = join(fixturesDir, 'loops.c');
+  const dc = new DebugClient('node', join(repoRoot, 'dist', 'adapter.js'), 'cryo');
+  dc.defaultTimeout = 300000;
+  await dc.start();
+  await dc.initializeRequest();
+  const init = dc.waitForEvent('initialized');
+  const launched = dc.launch({ program: prog, args: ['syscalls', String(n)], timeTravel: { periodMs } });
+  await init;
+  let stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${n - 1}` }] });
+  const t0 = performance.now();
+  await dc.configurationDoneRequest();
+  await launched;
+  await stopped;
+  const run = performance.now() - t0;
+  const positions = (await dc.customRequest('cryo/checkpoints')).body.timeline.positions as number;
+  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${Math.floor(n * 0.85)}` }] });
+  const t1 = performance.now();
+  stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.reverseContinueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+  await stopped;
+  const reverse = performance.now() - t1;
+  await dc.disconnectRequest({ terminateDebuggee: true });
+  await dc.stop();
+  return { run, reverse, positions };
+}
+
 function gdbRecord(prog: string, n: number) {
   const py = (c: string) => `python ${c}`;
   const out = execFileSync('gdb', ['-nx', '-batch', '-ex', 'set startup-with-shell off', '-ex', 'break main', '-ex', 'run', '-ex', 'record full', '-ex', 'set record full insn-number-max unlimited',
@@ -101,4 +131,11 @@ export async function benchTimeTravel(): Promise<void> {
     { action: 'reverse continue to the previous hit', 'cryo (ms)': ms(ours.reverse), 'gdb (ms)': ms(gdb.reverse), ratio: ratio(ours.reverse, gdb.reverse) },
   ]);
   console.log('\n(gdb records every instruction: going back is a walk in memory, the forward run pays for it; cryo records syscall results and goes back by restoring a checkpoint and re-executing)');
+  const L = 40_000;
+  const rowsL = [];
+  for (const periodMs of [0, 250, 50]) {
+    const r = await longRun(prog, L, periodMs);
+    rowsL.push({ 'periodic positions': periodMs ? `every ${periodMs} ms` : 'none', 'run to the end (ms)': ms(r.run), 'positions kept': String(r.positions), 'reverse continue 15% back (ms)': ms(r.reverse) });
+  }
+  printTable(`A long run (loops.c syscalls, ${L} iterations, recorded), then reverse continue to a hit 15% of it back`, rowsL);
 }

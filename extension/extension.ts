@@ -59,7 +59,7 @@ class CryoConfigurationProvider implements vscode.DebugConfigurationProvider {
     const resolved = this.resolve(config);
     if (resolved && !resolved.timeTravel) {
       const tt = vscode.workspace.getConfiguration('cryo.timeTravel', folder?.uri);
-      resolved.timeTravel = { maxPositions: tt.get<number>('maxPositions'), memoryBudgetMiB: tt.get<number>('memoryBudgetMiB') };
+      resolved.timeTravel = { maxPositions: tt.get<number>('maxPositions'), memoryBudgetMiB: tt.get<number>('memoryBudgetMiB'), periodMs: tt.get<number>('periodMs') };
     }
     return resolved;
   }

@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 export const Status = {
   OK: 0,
@@ -22,7 +22,7 @@ export const Status = {
 export const StatusName: Record<number, string> = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
 
 export const EventKind = { STOPPED: 1, EXITED: 2, SIGNALED: 3, THREAD_NEW: 4, THREAD_EXIT: 5 } as const;
-export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6, DIVERGED: 7 } as const;
+export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6, DIVERGED: 7, SYSCALL: 8 } as const;
 export const StdioMode = { INHERIT: 0, NULL: 1, FILE: 2, PIPE: 3, FD: 4 } as const;
 export const LaunchFlags = { NO_ASLR: 1 } as const;
 export const ResumeFlags = { DISCARD_SIGNAL: 1 } as const;
@@ -144,6 +144,7 @@ export interface Lib {
   cryo_replay_from: Fn;
   cryo_record_truncate: Fn;
   cryo_record_stats: Fn;
+  cryo_record_stop_at: Fn;
   cryo_record_load: Fn;
   cryo_image_open: Fn;
   cryo_image_close: Fn;
@@ -226,6 +227,7 @@ export function load(): Lib {
     cryo_replay_from: f('int', 'cryo_replay_from', [S, 'uint64_t']),
     cryo_record_truncate: f('int', 'cryo_record_truncate', [S, 'uint64_t']),
     cryo_record_stats: f('int', 'cryo_record_stats', [S, 'uint8_t *']),
+    cryo_record_stop_at: f('int', 'cryo_record_stop_at', [S, 'uint64_t']),
     cryo_record_load: f('int', 'cryo_record_load', [S, 'const uint8_t *', 'size_t']),
     cryo_image_open: f('int', 'cryo_image_open', ['const char *', koffi.out(koffi.pointer(ImagePtr))]),
     cryo_image_close: f('void', 'cryo_image_close', [ImagePtr]),

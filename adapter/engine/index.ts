@@ -74,7 +74,7 @@ export interface Launched {
   stderr?: number;
 }
 
-export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec' | 'diverged';
+export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec' | 'diverged' | 'syscall';
 
 export type EngineEvent =
   | { kind: 'stopped'; pid: number; tid: number; reason: StopKind; addr: bigint; signo: number; code: number; slot: number; siginfo: Buffer }
@@ -107,6 +107,7 @@ const REASONS: Record<number, StopKind> = {
   [StopReason.INTERRUPT]: 'interrupt',
   [StopReason.EXEC]: 'exec',
   [StopReason.DIVERGED]: 'diverged',
+  [StopReason.SYSCALL]: 'syscall',
 };
 
 function blob(strings: string[]): Buffer {
@@ -401,6 +402,12 @@ export class Session {
   /** After restoring a checkpoint taken at `pos`: re-execution replays the log from there. */
   replayFrom(pos: bigint): void {
     this.check(this.lib.cryo_replay_from(this.h(), pos) as number, 'replay');
+  }
+
+  /** Stops the program (a 'syscall' stop, addr = pos) about to make the recorded syscall at
+   * log position `pos`, recording or replaying; undefined clears. */
+  recordStopAt(pos: bigint | undefined): void {
+    this.check(this.lib.cryo_record_stop_at(this.h(), pos ?? 0xffffffffffffffffn) as number, 'stop at a log position');
   }
 
   /** Drops the recorded future beyond `pos`. */

@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 6
+#define CRYO_ABI_VERSION 7
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -55,8 +55,11 @@ enum cryo_stop_reason {
   CRYO_STOP_SIGNAL = 4,     /* signo is pending for tid: resumes deliver it unless discarded */
   CRYO_STOP_INTERRUPT = 5,  /* cryo_interrupt was served */
   CRYO_STOP_EXEC = 6,       /* the process called execve: every breakpoint is gone */
-  CRYO_STOP_DIVERGED = 7    /* replay met a syscall (number in addr) the log does not have next:
+  CRYO_STOP_DIVERGED = 7,   /* replay met a syscall (number in addr) the log does not have next:
                                the program is live from here, the log beyond is dropped */
+  CRYO_STOP_SYSCALL = 8     /* cryo_record_stop_at: tid stands on the syscall instruction of log
+                               entry addr, not run yet (it runs, and is recorded or replayed,
+                               when resumed) */
 };
 
 typedef struct cryo_event {
@@ -228,6 +231,10 @@ CRYO_API int cryo_record_stats(cryo_session *s, cryo_record_info *st);
  * again; once the log is exhausted the program is live and recorded. A damaged log is
  * CRYO_EINVAL and changes nothing. */
 CRYO_API int cryo_record_load(cryo_session *s, const uint8_t *log, size_t len);
+/* Stops the program (CRYO_STOP_SYSCALL) when it is about to make the recorded syscall
+ * at log position pos, whether recording (pos = the next entry) or replaying: the same
+ * place in both, so a position taken there is found again exactly. UINT64_MAX clears. */
+CRYO_API int cryo_record_stop_at(cryo_session *s, uint64_t pos);
 
 /* ---- images (docs/image-format.md): a frozen process in a file ---- */
 typedef struct cryo_image cryo_image;

@@ -155,6 +155,7 @@ struct cryo_session {
   size_t rec_blob_len, rec_blob_cap;
   uint64_t rec_replayed;
   int rec_diverged_nr;
+  uint64_t rec_stop_at; /* cryo_record_stop_at: UINT64_MAX when none */
   bool rec_diverged_now;
 };
 

@@ -388,6 +388,16 @@ out:
   return rc;
 }
 
+static int do_stop_at(struct cryo_session *s, void *arg) {
+  s->rec_stop_at = *(uint64_t *)arg;
+  return CRYO_OK;
+}
+
+CRYO_API int cryo_record_stop_at(cryo_session *s, uint64_t pos) {
+  if (!s) return cryo_fail(CRYO_EINVAL, "cryo_record_stop_at: null session");
+  return run_on_tracer(s, do_stop_at, &pos);
+}
+
 static int do_record_start(struct cryo_session *s, void *arg) {
   (void)arg;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");

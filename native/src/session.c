@@ -157,6 +157,7 @@ CRYO_API cryo_session *cryo_session_new(void) {
   s->memfd = -1;
   s->uffd = -1;
   s->next_cp_id = 1;
+  s->rec_stop_at = UINT64_MAX;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cmd_cv, NULL);
   pthread_cond_init(&s->done_cv, NULL);

@@ -264,6 +264,18 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
   }
   case PTRACE_EVENT_SECCOMP: {
     t->at_seccomp = true;
+    uint64_t at = s->rec_mode == REC_REPLAY ? s->rec_cursor : s->rec_n;
+    if (s->rec_filter && s->rec_stop_at != UINT64_MAX && at >= s->rec_stop_at) {
+      /* a stop asked at this log position: before the syscall is recorded or replayed,
+       * taken back out of the kernel so that the thread stands on its syscall instruction */
+      s->rec_stop_at = UINT64_MAX;
+      if (seccomp_unenter(s, t) == CRYO_OK) {
+        t->has_report = true;
+        t->report_reason = CRYO_STOP_SYSCALL;
+        t->report_addr = at;
+        return true;
+      }
+    }
     int how = record_on_seccomp(s, t);
     if (how < 0) {
       t->has_report = true;

@@ -1,5 +1,6 @@
 // Step back and reverse continue over DAP, checked against what the forward run showed.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
@@ -121,6 +122,31 @@ describe('time travel', () => {
     assert.deepEqual(await at(fault.body.threadId!), crash);
     const info = await dc.exceptionInfoRequest({ threadId: fault.body.threadId! });
     assert.equal(info.body.exceptionId, 'SIGSEGV');
+  });
+
+  test('a long run keeps periodic positions at recorded syscalls: reverse continue searches from the latest one back and finds the hit the program printed', async () => {
+    const prog = buildFixture('loops.c');
+    const src = join(fixturesDir, 'loops.c');
+    const N = 20000;
+    const K = N - 3000;
+    const dc = await client();
+    const out = collectOutput(dc);
+    const stepLine = readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('void step(long i)')) + 1;
+    const stop = await launchTo(dc, { program: prog, args: ['syscalls', String(N)], timeTravel: { periodMs: 20 } }, src, [{ line: stepLine, condition: `i == ${N - 1}` }]);
+    assert.equal(stop.body.reason, 'breakpoint');
+    const r = (await dc.customRequest('cryo/checkpoints')).body.timeline;
+    assert.ok(r.positions >= 4, `periodic positions were kept during the run: ${JSON.stringify(r)}`);
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: stepLine, condition: `i == ${K}` }] });
+    const back = await act(dc, 'reverse');
+    assert.equal(back.body.reason, 'breakpoint');
+    const t = back.body.threadId!;
+    const f = (await dc.stackTraceRequest({ threadId: t })).body.stackFrames[0];
+    const ev = async (e: string) => (await dc.evaluateRequest({ expression: e, frameId: f.id, context: 'watch' })).body.result;
+    assert.equal(await ev('i'), String(K));
+    // the program printed "i sum" after each step: at the entry of step(K), sum is line K-1's
+    const printed = new RegExp(`^${K - 1} (\\d+)$`, 'm').exec(out.text('stdout'))?.[1];
+    assert.ok(printed, 'the program printed that line');
+    assert.equal(await ev('sum'), printed);
   });
 
   test('reverse step out from inside a function lands on its call instruction in the caller, as gdb`s reverse-finish', async () => {
