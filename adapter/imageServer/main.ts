@@ -229,7 +229,12 @@ connection.onDocumentSymbol(({ textDocument }) => {
     const kids = t.signals.map((s) => sym(s.name, SymbolKind.Event, lineRange(t, s.line, 2), s.text));
     out.push(sym('signal actions', SymbolKind.Namespace, blockRange(t, sigs.line, sigs.end), String(t.signals.length), kids));
   }
-  // checkpoints: the image format (version 1) has none to list
+  // a crash image with its last moments: the checkpoints it carries
+  const hist = section('history');
+  if (hist) {
+    const kids = t.checkpoints.map((c) => sym(`checkpoint ${c.index}`, SymbolKind.Event, lineRange(t, c.line, 2), c.text));
+    out.push(sym('checkpoints', SymbolKind.Namespace, blockRange(t, hist.line, hist.end), t.lines[hist.line].replace(/^history:\s*/, ''), kids));
+  }
   const revive = section('revive here');
   if (revive) {
     const kids = t.problems.map((p) => sym(p.text, SymbolKind.String, lineRange(t, p.line, 2)));

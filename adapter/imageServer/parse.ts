@@ -47,6 +47,8 @@ export interface ImageText {
   files: { line: number; fd: number; type: string; path: string }[];
   signals: { line: number; name: string; text: string }[];
   problems: { line: number; text: string }[];
+  /** the history of a crash image of `cryo run --checkpoint-every` */
+  checkpoints: { line: number; index: number; text: string }[];
 }
 
 const FRAME = /^\s+#(\d+)\s+0x([0-9a-fA-F]+)\s+in\s+(.+?)(?:\s+at\s+(.+?):(\d+))?(?:\s+\(([^()\s]+)\))?\s*$/;
@@ -54,7 +56,7 @@ const MAPPING = /^ {2}([0-9a-fA-F]{8,16})-([0-9a-fA-F]{8,16})\s+([r-][w-][x-][ps
 
 export function parseImageText(text: string): ImageText {
   const lines = text.split(/\r?\n/);
-  const t: ImageText = { lines, sections: [], keys: new Map(), threads: [], mappings: [], files: [], signals: [], problems: [] };
+  const t: ImageText = { lines, sections: [], keys: new Map(), threads: [], mappings: [], files: [], signals: [], problems: [], checkpoints: [] };
   let section = '';
   const close = (n: number): void => {
     const s = t.sections[t.sections.length - 1];
@@ -107,6 +109,9 @@ export function parseImageText(text: string): ImageText {
         break;
       case 'signal actions':
         if ((m = /^\s+(SIG\S+)\s+(.*)$/.exec(l))) t.signals.push({ line: n, name: m[1], text: m[2] });
+        break;
+      case 'history':
+        if ((m = /^\s+checkpoint (\d+)\s+(.*)$/.exec(l))) t.checkpoints.push({ line: n, index: Number(m[1]), text: m[2].replace(/\s+image \d+ bytes at offset \d+$/, '') });
         break;
       case 'revive here':
         if ((m = /^\s+- (.*)$/.exec(l))) t.problems.push({ line: n, text: m[1] });

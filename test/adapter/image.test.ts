@@ -3,7 +3,7 @@
 // from an image session, checked against the program's own run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
@@ -275,17 +275,11 @@ describe('a crash image with its last moments (cryo run --checkpoint-every)', ()
     const dir = tmp();
     const data = join(dir, 'data.bin');
     writeFileSync(data, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37 + 11) & 0xff)));
-    const crashDir = join(dir, 'crash');
-    mkdirSync(crashDir);
     const ROUNDS = 40;
     const input = Array.from({ length: ROUNDS }, (_, i) => `input line ${i}`).join('\n') + '\n';
-    const run = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', crashDir, '--checkpoint-every', '20', '--keep', '3', '--', prog, data, String(ROUNDS)], {
-      encoding: 'utf8',
-      input,
-      timeout: 120_000,
-    });
+    let run = { status: null as number | null, stdout: '', stderr: '' };
+    const img = sharedCrashImage(cryoBin, dir, prog, [data, String(ROUNDS)], { run: ['--checkpoint-every', '20', '--keep', '3'], input, timeout: 120_000, onResult: (r) => (run = r) });
     assert.equal(run.status, 139, run.stderr);
-    const img = join(crashDir, readdirSync(crashDir)[0]);
     // the program's own account of each round: digest after round r
     const digests = new Map([...run.stdout.matchAll(/^round (\d+) .* digest=([0-9a-f]+)$/gm)].map((m) => [Number(m[1]) + 1, BigInt('0x' + m[2])]));
     assert.equal(digests.size, ROUNDS);

@@ -12,16 +12,19 @@ const closeOthers = 'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; t
 
 /** Runs prog with args under `cryoBin run --on-crash dir`; returns the path of the image
  * it wrote there. Throws when the program did not fail or no image (or more than one)
- * was written. opts: cwd, env, timeout (ms). */
+ * was written. opts: cwd, env, timeout (ms), run (options of `cryo run` such as
+ * --checkpoint-every), input (the program's stdin). */
 function crashImage(cryoBin, dir, prog, args = [], opts = {}) {
-  const r = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', dir, '--', prog, ...args], {
+  const r = spawnSync('/bin/bash', ['-c', closeOthers, 'bash', cryoBin, 'run', '--on-crash', dir, ...(opts.run ?? []), '--', prog, ...args], {
     encoding: 'utf8',
     cwd: opts.cwd,
     env: opts.env,
     timeout: opts.timeout ?? 60_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    input: opts.input,
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (r.error) throw r.error;
+  if (opts.onResult) opts.onResult(r);
   if (r.status === 0) throw new Error(`${prog} did not crash under cryo run (status 0): ${r.stderr}`);
   const images = readdirSync(dir).filter((f) => f.endsWith('.cryo'));
   if (images.length !== 1) throw new Error(`cryo run --on-crash ${dir} wrote ${images.length} images (status ${r.status}): ${r.stderr}`);

@@ -3,7 +3,7 @@
 // on the text of real images, checked against gdb on the same binary at the same crash.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -13,7 +13,8 @@ import { Image } from '../../adapter/engine';
 import { renderImage } from '../../adapter/imagetext';
 import { repoRoot } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { assertNoImageProcesses, cleanupDirs, ensureBuilt, exited } from '../images/common';
+import { crashImage as sharedCrashImage } from '../helpers/crashimage.cjs';
+import { assertNoImageProcesses, cleanupDirs, cryoBin, ensureBuilt, exited, fixture, tmp } from '../images/common';
 import { buildBundles, nullCrash, threadsSnapshot } from './images';
 
 const serverPath = join(repoRoot, 'dist', 'imageServer.js');
@@ -211,6 +212,31 @@ describe('image language server', () => {
       assert.match(hover, /no symbols: .* changed since the image was taken/);
       const def = await c.conn.sendRequest<Location | null>('textDocument/definition', { textDocument: { uri }, position: { line: pcAt.line, character: pcAt.character + 6 } });
       assert.equal(def, null, 'no definition from stale symbols');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('a crash image with its last moments lists its checkpoints in the outline', async () => {
+    const prog = fixture('img_bundle.c', { name: 'img_bundle' });
+    const dir = tmp('cryo-lsp-');
+    const data = join(dir, 'data.bin');
+    writeFileSync(data, Buffer.alloc(4096, 7));
+    const input = Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n') + '\n';
+    const image = sharedCrashImage(cryoBin, dir, prog, [data, '30'], { run: ['--checkpoint-every', '20', '--keep', '3'], input, timeout: 120_000 });
+    const img = new Image(image);
+    const hist = img.history();
+    img.close();
+    assert.ok(hist.length >= 1, 'the image carries checkpoints');
+    const c = new Client();
+    try {
+      await c.initialize();
+      const { uri } = await c.open(image);
+      const syms = await c.conn.sendRequest<DocumentSymbol[]>('textDocument/documentSymbol', { textDocument: { uri } });
+      const cps = syms.find((s) => s.name === 'checkpoints');
+      assert.ok(cps, `an outline entry for the checkpoints: ${syms.map((s) => s.name)}`);
+      assert.deepEqual(cps.children!.map((k) => k.name), hist.map((h) => `checkpoint ${h.index}`));
+      for (const [i, k] of cps.children!.entries()) assert.match(k.detail ?? '', new RegExp(`pc 0x${hist[i].pc.toString(16)}`));
     } finally {
       await c.stop();
     }
