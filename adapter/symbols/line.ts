@@ -7,11 +7,47 @@ export interface LineRow {
   addr: bigint; file: number; line: number; col: number; isStmt: boolean; endSeq: boolean;
 }
 
-export interface LineTable {
-  /** file names by index (absolute where the program gives a directory) */
-  files: string[];
-  /** rows in program order; sequences end with endSeq rows */
-  rows: LineRow[];
+const IS_STMT = 1, END_SEQ = 2;
+
+/**
+ * The rows of a line program, column by column in typed arrays (a large unit has hundreds of
+ * thousands of rows: one object and one BigInt per row cost more to make and collect than the
+ * decoding itself). Addresses are link-time addresses as numbers, exact below 2^53; rows of a
+ * sequence placed above that (tombstones) keep their exact address in `big`.
+ */
+export class LineTable {
+  constructor(
+    /** file names by index (absolute where the program gives a directory) */
+    readonly files: string[],
+    /** number of rows; rows are in program order and sequences end with endSeq rows */
+    readonly count: number,
+    readonly addrs: Float64Array,
+    readonly fileIdx: Uint32Array,
+    readonly lines: Int32Array,
+    readonly cols: Uint32Array,
+    private flags: Uint8Array,
+    private big?: Map<number, bigint>,
+  ) {}
+  isStmt(i: number): boolean { return (this.flags[i] & IS_STMT) !== 0; }
+  endSeq(i: number): boolean { return (this.flags[i] & END_SEQ) !== 0; }
+  addr(i: number): bigint { return this.big?.get(i) ?? BigInt(this.addrs[i]); }
+  private seqs?: { start: Uint32Array; end: Uint32Array; sorted: Uint8Array };
+  /** The sequences: first row, end_sequence row, whether addresses never decrease in between. */
+  sequences(): { start: Uint32Array; end: Uint32Array; sorted: Uint8Array } {
+    if (this.seqs) return this.seqs;
+    const start: number[] = [], end: number[] = [], sorted: number[] = [];
+    let s = 0, ok = 1;
+    for (let i = 0; i < this.count; i++) {
+      if (i > s && this.addrs[i] < this.addrs[i - 1]) ok = 0;
+      if (!(this.flags[i] & END_SEQ)) continue;
+      start.push(s); end.push(i); sorted.push(ok);
+      s = i + 1; ok = 1;
+    }
+    return (this.seqs = { start: Uint32Array.from(start), end: Uint32Array.from(end), sorted: Uint8Array.from(sorted) });
+  }
+  row(i: number): LineRow {
+    return { addr: this.addr(i), file: this.fileIdx[i], line: this.lines[i], col: this.cols[i], isStmt: this.isStmt(i), endSeq: this.endSeq(i) };
+  }
 }
 
 /** Reads only the header: file names (cheap; used to find which units mention a file). */
@@ -95,26 +131,56 @@ function parseHeader(s: DwarfSections, offset: number, compDir: string, cuName: 
 
 export function parseLineTable(s: DwarfSections, offset: number, compDir: string, cuName: string): LineTable {
   const h = parseHeader(s, offset, compDir, cuName);
-  const c = new Cursor(s.line!, h.progStart, h.end);
-  const rows: LineRow[] = [];
-  let addr = 0n, file = 1, line = 1, col = 0, isStmt = h.defaultIsStmt;
+  const buf = s.line!;
+  const c = new Cursor(buf, h.progStart, h.end);
+  // every row takes at least one opcode byte; start from a quarter of that and grow
+  let cap = Math.max(64, (h.end - h.progStart) >> 2);
+  let addrs = new Float64Array(cap), files = new Uint32Array(cap), lines = new Int32Array(cap), cols = new Uint32Array(cap), flags = new Uint8Array(cap);
+  let n = 0;
+  let big: Map<number, bigint> | undefined;
+  const grow = () => {
+    cap *= 2;
+    const a = new Float64Array(cap); a.set(addrs); addrs = a;
+    const f = new Uint32Array(cap); f.set(files); files = f;
+    const l = new Int32Array(cap); l.set(lines); lines = l;
+    const co = new Uint32Array(cap); co.set(cols); cols = co;
+    const fl = new Uint8Array(cap); fl.set(flags); flags = fl;
+  };
+  // addresses as numbers; a sequence set above 2^53 is followed exactly in bigAddr
+  let addr = 0, bigAddr: bigint | null = null;
+  let file = 1, line = 1, col = 0, isStmt = h.defaultIsStmt;
   // gdb drops a row that repeats the previous row's file and line when that line has had a
   // non-zero discriminator (loop headers at -O0); we keep the same table so answers match
   let disc = 0, lineHasDisc = false, lastFile = -1, lastLine = -1;
-  const reset = () => { addr = 0n; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; disc = 0; lineHasDisc = false; lastFile = -1; lastLine = -1; };
   const emit = (endSeq: boolean) => {
-    if (endSeq || file !== lastFile || line !== lastLine || !lineHasDisc) rows.push({ addr, file, line, col, isStmt, endSeq });
+    if (endSeq || file !== lastFile || line !== lastLine || !lineHasDisc) {
+      if (n === cap) grow();
+      if (bigAddr !== null) { (big ??= new Map()).set(n, bigAddr); addrs[n] = Number(bigAddr); } else addrs[n] = addr;
+      files[n] = file; lines[n] = line; cols[n] = col;
+      flags[n] = (isStmt ? IS_STMT : 0) | (endSeq ? END_SEQ : 0);
+      n++;
+    }
     lastFile = file; lastLine = line;
     disc = 0;
   };
-  const advanceLine = (d: number) => { line += d; if (d !== 0) lineHasDisc = disc !== 0; };
-  const minInst = BigInt(h.minInst);
-  while (c.pos < h.end) {
-    const op = c.u8();
-    if (op >= h.opcodeBase) {
-      const adj = op - h.opcodeBase;
-      addr += BigInt(Math.floor(adj / h.lineRange)) * minInst;
-      advanceLine(h.lineBase + (adj % h.lineRange));
+  const advance = (d: number) => { if (bigAddr !== null) bigAddr += BigInt(d); else addr += d; };
+  const minInst = h.minInst, lineRange = h.lineRange, lineBase = h.lineBase, opcodeBase = h.opcodeBase;
+  const end = h.end;
+  while (c.pos < end) {
+    const op = buf[c.pos++];
+    if (op >= opcodeBase) {
+      // special opcodes (most rows): emit written out for the common case
+      const adj = op - opcodeBase;
+      const d = lineBase + (adj % lineRange);
+      line += d; if (d !== 0) lineHasDisc = disc !== 0;
+      if (bigAddr === null && n < cap && (file !== lastFile || line !== lastLine || !lineHasDisc)) {
+        addr += ((adj / lineRange) | 0) * minInst;
+        addrs[n] = addr; files[n] = file; lines[n] = line; cols[n] = col; flags[n] = isStmt ? IS_STMT : 0;
+        n++;
+        lastFile = file; lastLine = line; disc = 0;
+        continue;
+      }
+      advance(Math.floor(adj / lineRange) * minInst);
       emit(false);
       continue;
     }
@@ -123,26 +189,30 @@ export function parseLineTable(s: DwarfSections, offset: number, compDir: string
         const len = c.uleb();
         const next = c.pos + len;
         const sub = c.u8();
-        if (sub === 1) { emit(true); reset(); }
-        else if (sub === 2) addr = c.u64();
-        else if (sub === 4) { disc = c.uleb(); lineHasDisc ||= disc !== 0; }
+        if (sub === 1) {
+          emit(true);
+          addr = 0; bigAddr = null; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; disc = 0; lineHasDisc = false; lastFile = -1; lastLine = -1;
+        } else if (sub === 2) {
+          const lo = buf.readUInt32LE(c.pos), hi = buf.readUInt32LE(c.pos + 4);
+          if (hi < 0x200000) { addr = hi * 0x100000000 + lo; bigAddr = null; } else bigAddr = buf.readBigUInt64LE(c.pos);
+        } else if (sub === 4) { disc = c.uleb(); lineHasDisc ||= disc !== 0; }
         c.pos = next;
         break;
       }
       case 1: emit(false); break;
-      case 2: addr += BigInt(c.uleb()) * minInst; break;
-      case 3: advanceLine(c.sleb()); break;
+      case 2: advance(c.uleb() * minInst); break;
+      case 3: { const d = c.sleb(); line += d; if (d !== 0) lineHasDisc = disc !== 0; break; }
       case 4: file = c.uleb(); break;
       case 5: col = c.uleb(); break;
       case 6: isStmt = !isStmt; break;
       case 7: break;
-      case 8: addr += BigInt(Math.floor((255 - h.opcodeBase) / h.lineRange)) * minInst; break;
-      case 9: addr += BigInt(c.u16()); break;
+      case 8: advance(Math.floor((255 - opcodeBase) / lineRange) * minInst); break;
+      case 9: advance(c.u16()); break;
       case 10: case 11: break;
       case 12: c.uleb(); break;
       default: for (let i = 0; i < h.stdLens[op]; i++) c.uleb();
     }
   }
   // DWARF 4 file numbers start at 1; v5 at 0. Our files[] is indexed like the program's.
-  return { files: h.files, rows };
+  return new LineTable(h.files, n, addrs.slice(0, n), files.slice(0, n), lines.slice(0, n), cols.slice(0, n), flags.slice(0, n), big);
 }
