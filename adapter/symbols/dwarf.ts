@@ -614,6 +614,23 @@ export class Dwarf {
   }
 }
 
+/** Size of a value of a fixed-size form in a unit, -1 for sizes read from the value. */
+export function formSize(form: number, cu: CompUnit): number {
+  switch (form) {
+    case 0x01: return cu.addrSize;
+    case 0x0b: case 0x11: case 0x0c: case 0x25: case 0x29: return 1;
+    case 0x05: case 0x12: case 0x26: case 0x2a: return 2;
+    case 0x27: case 0x2b: return 3;
+    case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: return 4;
+    case 0x07: case 0x14: case 0x20: case 0x24: return 8;
+    case 0x1e: return 16;
+    case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: return cu.offSize;
+    case 0x10: return cu.version <= 2 ? cu.addrSize : cu.offSize;
+    case 0x19: case 0x21: return 0;
+  }
+  return -1;
+}
+
 /** Skips one attribute value. */
 export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: number): void {
   void implicit;
@@ -630,7 +647,7 @@ export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: numbe
     case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: c.pos += 4; return;
     case 0x07: case 0x14: case 0x20: case 0x24: c.pos += 8; return;
     case 0x1e: c.pos += 16; return;
-    case 0x08: c.cstr(); return;
+    case 0x08: { let z = c.buf.indexOf(0, c.pos); if (z < 0 || z > c.end) z = c.end; c.pos = z + 1; return; }
     case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: c.pos += os; return;
     case 0x10: c.pos += cu.version <= 2 ? cu.addrSize : os; return;
     case 0x0d: case 0x0f: case 0x15: case 0x1a: case 0x1b: case 0x22: case 0x23: case 0x1f01: case 0x1f02: c.skipUleb(); return;
