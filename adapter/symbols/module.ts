@@ -230,25 +230,25 @@ export class Module {
   }
 
   // ---- functions
+  private fnRanges = new Map<CompUnit, { lo: Float64Array; hi: Float64Array; die: Die[] }>();
   /** The innermost subprogram DIE (not inlined) containing addr. */
   functionAt(addr: bigint): Die | undefined {
     const cu = this.unitFor(addr);
     if (!cu) return undefined;
-    const a = addr - this.bias;
+    const a = Number(addr - this.bias);
+    const du = this.dieUnit(cu);
+    // the unit's functions' ranges, read once (the unit's DIE tree is not needed for them)
+    let t = this.fnRanges.get(du);
+    if (!t) {
+      const lo: number[] = [], hi: number[] = [], die: Die[] = [];
+      for (const fn of du.walkedFunctions()) for (const [l, h] of fn.ranges()) { lo.push(Number(l)); hi.push(Number(h)); die.push(fn); }
+      t = { lo: Float64Array.from(lo), hi: Float64Array.from(hi), die };
+      this.fnRanges.set(du, t);
+    }
     // when several subprograms cover the address (assembler aliases), gdb ends up with the last
     let found: Die | undefined;
-    const walk = (d: Die): void => {
-      for (const ch of d.children) {
-        if (ch.tag === DW.TAG_subprogram) {
-          if (inRanges(ch.ranges(), a)) found = ch;
-        } else if (ch.tag === DW.TAG_namespace || ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type || ch.tag === DW.TAG_lexical_block) {
-          walk(ch);
-        }
-      }
-    };
-    const du = this.dieUnit(cu);
-    du.allDies();
-    walk(du.unitDie);
+    const { lo, hi, die } = t;
+    for (let i = 0; i < lo.length; i++) if (a >= lo[i] && a < hi[i]) found = die[i];
     return found;
   }
 
@@ -292,7 +292,8 @@ export class Module {
   private diesOf(kind: keyof NameIndex, name: string): Die[] {
     if (!this.dwarf) return [];
     const out: Die[] = [];
-    for (const o of this.names.lookup(kind, name)) { const d = this.dwarf.dieAt(o); if (d) out.push(d); }
+    // index offsets start DIEs: no need to build the unit's tree to read them
+    for (const o of this.names.lookup(kind, name)) { const d = this.dwarf.dieAtKnown(o); if (d) out.push(d); }
     return out;
   }
 
