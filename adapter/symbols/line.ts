@@ -32,6 +32,7 @@ export class LineTable {
   endSeq(i: number): boolean { return (this.flags[i] & END_SEQ) !== 0; }
   addr(i: number): bigint { return this.big?.get(i) ?? BigInt(this.addrs[i]); }
   private seqs?: { start: Uint32Array; end: Uint32Array; sorted: Uint8Array };
+  setSequences(start: Uint32Array, end: Uint32Array, sorted: Uint8Array): void { this.seqs = { start, end, sorted }; }
   /** The sequences: first row, end_sequence row, whether addresses never decrease in between. */
   sequences(): { start: Uint32Array; end: Uint32Array; sorted: Uint8Array } {
     if (this.seqs) return this.seqs;
@@ -129,90 +130,101 @@ function parseHeader(s: DwarfSections, offset: number, compDir: string, cuName: 
   return { version, end, progStart, minInst, defaultIsStmt, lineBase, lineRange, opcodeBase, stdLens, files };
 }
 
+function grown<T extends Float64Array | Uint32Array | Int32Array | Uint8Array>(a: T): T {
+  const b = new (a.constructor as { new (n: number): T })(a.length * 2);
+  b.set(a);
+  return b;
+}
+
 export function parseLineTable(s: DwarfSections, offset: number, compDir: string, cuName: string): LineTable {
   const h = parseHeader(s, offset, compDir, cuName);
   const buf = s.line!;
   const c = new Cursor(buf, h.progStart, h.end);
-  // every row takes at least one opcode byte; start from a quarter of that and grow
+  // The loop runs before the JIT has optimized it (a fresh process asks once): it keeps its
+  // state in locals (no closures, no calls for the common opcodes) so the interpreter does
+  // little per opcode. Rows go to typed arrays, doubled when full; every row takes at least
+  // one opcode byte, so a quarter of the program's size is a fair first guess.
   let cap = Math.max(64, (h.end - h.progStart) >> 2);
   let addrs = new Float64Array(cap), files = new Uint32Array(cap), lines = new Int32Array(cap), cols = new Uint32Array(cap), flags = new Uint8Array(cap);
   let n = 0;
   let big: Map<number, bigint> | undefined;
-  const grow = () => {
-    cap *= 2;
-    const a = new Float64Array(cap); a.set(addrs); addrs = a;
-    const f = new Uint32Array(cap); f.set(files); files = f;
-    const l = new Int32Array(cap); l.set(lines); lines = l;
-    const co = new Uint32Array(cap); co.set(cols); cols = co;
-    const fl = new Uint8Array(cap); fl.set(flags); flags = fl;
-  };
+  // sequences: first row, end row, whether addresses never decrease in between
+  const seqStart: number[] = [], seqEnd: number[] = [], seqSorted: number[] = [];
+  let curStart = 0, sorted = 1;
   // addresses as numbers; a sequence set above 2^53 is followed exactly in bigAddr
   let addr = 0, bigAddr: bigint | null = null;
   let file = 1, line = 1, col = 0, isStmt = h.defaultIsStmt;
   // gdb drops a row that repeats the previous row's file and line when that line has had a
   // non-zero discriminator (loop headers at -O0); we keep the same table so answers match
   let disc = 0, lineHasDisc = false, lastFile = -1, lastLine = -1;
-  const emit = (endSeq: boolean) => {
-    if (endSeq || file !== lastFile || line !== lastLine || !lineHasDisc) {
-      if (n === cap) grow();
-      if (bigAddr !== null) { (big ??= new Map()).set(n, bigAddr); addrs[n] = Number(bigAddr); } else addrs[n] = addr;
-      files[n] = file; lines[n] = line; cols[n] = col;
-      flags[n] = (isStmt ? IS_STMT : 0) | (endSeq ? END_SEQ : 0);
-      n++;
-    }
-    lastFile = file; lastLine = line;
-    disc = 0;
-  };
-  const advance = (d: number) => { if (bigAddr !== null) bigAddr += BigInt(d); else addr += d; };
-  const minInst = h.minInst, lineRange = h.lineRange, lineBase = h.lineBase, opcodeBase = h.opcodeBase;
+  const minInst = h.minInst, lineRange = h.lineRange, lineBase = h.lineBase, opcodeBase = h.opcodeBase, stdLens = h.stdLens;
   const end = h.end;
-  while (c.pos < end) {
-    const op = buf[c.pos++];
+  let pos = h.progStart;
+  while (pos < end) {
+    const op = buf[pos++];
+    let emit = 0; // 1 row, 3 end of sequence
+    let adv = 0;
     if (op >= opcodeBase) {
-      // special opcodes (most rows): emit written out for the common case
       const adj = op - opcodeBase;
+      adv = ((adj / lineRange) | 0) * minInst;
       const d = lineBase + (adj % lineRange);
       line += d; if (d !== 0) lineHasDisc = disc !== 0;
-      if (bigAddr === null && n < cap && (file !== lastFile || line !== lastLine || !lineHasDisc)) {
-        addr += ((adj / lineRange) | 0) * minInst;
-        addrs[n] = addr; files[n] = file; lines[n] = line; cols[n] = col; flags[n] = isStmt ? IS_STMT : 0;
-        n++;
-        lastFile = file; lastLine = line; disc = 0;
-        continue;
+      emit = 1;
+    } else if (op === 1) emit = 1;
+    else if (op === 5 && buf[pos] < 0x80) col = buf[pos++];
+    else if (op === 3 && buf[pos] < 0x80) {
+      const d = (buf[pos++] << 25) >> 25;
+      line += d; if (d !== 0) lineHasDisc = disc !== 0;
+    } else {
+      c.pos = pos;
+      switch (op) {
+        case 0: {
+          const len = c.uleb();
+          const next = c.pos + len;
+          const sub = c.u8();
+          if (sub === 1) emit = 3;
+          else if (sub === 2) {
+            const lo = buf.readUInt32LE(c.pos), hi = buf.readUInt32LE(c.pos + 4);
+            if (hi < 0x200000) { addr = hi * 0x100000000 + lo; bigAddr = null; } else bigAddr = buf.readBigUInt64LE(c.pos);
+          } else if (sub === 4) { disc = c.uleb(); lineHasDisc ||= disc !== 0; }
+          c.pos = next;
+          break;
+        }
+        case 2: adv = c.uleb() * minInst; break;
+        case 3: { const d = c.sleb(); line += d; if (d !== 0) lineHasDisc = disc !== 0; break; }
+        case 4: file = c.uleb(); break;
+        case 5: col = c.uleb(); break;
+        case 6: isStmt = !isStmt; break;
+        case 7: break;
+        case 8: adv = Math.floor((255 - opcodeBase) / lineRange) * minInst; break;
+        case 9: adv = c.u16(); break;
+        case 10: case 11: break;
+        case 12: c.uleb(); break;
+        default: for (let i = 0; i < stdLens[op]; i++) c.uleb();
       }
-      advance(Math.floor(adj / lineRange) * minInst);
-      emit(false);
-      continue;
+      pos = c.pos;
     }
-    switch (op) {
-      case 0: {
-        const len = c.uleb();
-        const next = c.pos + len;
-        const sub = c.u8();
-        if (sub === 1) {
-          emit(true);
-          addr = 0; bigAddr = null; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; disc = 0; lineHasDisc = false; lastFile = -1; lastLine = -1;
-        } else if (sub === 2) {
-          const lo = buf.readUInt32LE(c.pos), hi = buf.readUInt32LE(c.pos + 4);
-          if (hi < 0x200000) { addr = hi * 0x100000000 + lo; bigAddr = null; } else bigAddr = buf.readBigUInt64LE(c.pos);
-        } else if (sub === 4) { disc = c.uleb(); lineHasDisc ||= disc !== 0; }
-        c.pos = next;
-        break;
+    if (adv) { if (bigAddr !== null) bigAddr += BigInt(adv); else addr += adv; }
+    if (emit === 0) continue;
+    if (emit === 3 || file !== lastFile || line !== lastLine || !lineHasDisc) {
+      if (n === cap) {
+        cap *= 2;
+        addrs = grown(addrs); files = grown(files); lines = grown(lines); cols = grown(cols); flags = grown(flags);
       }
-      case 1: emit(false); break;
-      case 2: advance(c.uleb() * minInst); break;
-      case 3: { const d = c.sleb(); line += d; if (d !== 0) lineHasDisc = disc !== 0; break; }
-      case 4: file = c.uleb(); break;
-      case 5: col = c.uleb(); break;
-      case 6: isStmt = !isStmt; break;
-      case 7: break;
-      case 8: advance(Math.floor((255 - opcodeBase) / lineRange) * minInst); break;
-      case 9: advance(c.u16()); break;
-      case 10: case 11: break;
-      case 12: c.uleb(); break;
-      default: for (let i = 0; i < h.stdLens[op]; i++) c.uleb();
+      if (bigAddr !== null) { (big ??= new Map()).set(n, bigAddr); addrs[n] = Number(bigAddr); } else addrs[n] = addr;
+      if (n > curStart && addrs[n] < addrs[n - 1]) sorted = 0;
+      files[n] = file; lines[n] = line; cols[n] = col;
+      flags[n] = (isStmt ? IS_STMT : 0) | (emit === 3 ? END_SEQ : 0);
+      n++;
     }
+    if (emit === 3) {
+      seqStart.push(curStart); seqEnd.push(n - 1); seqSorted.push(sorted);
+      curStart = n; sorted = 1;
+      addr = 0; bigAddr = null; file = 1; line = 1; col = 0; isStmt = h.defaultIsStmt; disc = 0; lineHasDisc = false; lastFile = -1; lastLine = -1;
+    } else { lastFile = file; lastLine = line; disc = 0; }
   }
   // DWARF 4 file numbers start at 1; v5 at 0. Our files[] is indexed like the program's.
-  return new LineTable(h.files, n, addrs.slice(0, n), files.slice(0, n), lines.slice(0, n), cols.slice(0, n), flags.slice(0, n), big);
+  const t = new LineTable(h.files, n, addrs.slice(0, n), files.slice(0, n), lines.slice(0, n), cols.slice(0, n), flags.slice(0, n), big);
+  t.setSequences(Uint32Array.from(seqStart), Uint32Array.from(seqEnd), Uint8Array.from(seqSorted));
+  return t;
 }

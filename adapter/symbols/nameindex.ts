@@ -63,6 +63,8 @@ function add(m: Map<string, number[]>, k: string, v: number): void {
  */
 interface SkimAbbrev {
   tag: number; children: boolean; ats: number[]; forms: number[]; sizes: number[]; fixed: number; wanted: boolean;
+  /** inside functions only functions and inlined instances are read */
+  readInFunction: boolean;
 }
 
 const WANTED_AT = new Set<number>([NAME, LINK, MLINK, DW.AT_specification, DW.AT_abstract_origin, DW.AT_low_pc, DW.AT_ranges, DW.AT_enum_class]);
@@ -78,20 +80,145 @@ function skimAbbrevs(dwarf: Dwarf, cu: CompUnit): SkimAbbrev[] {
       fixed = size < 0 || fixed < 0 ? -1 : fixed + size;
       if (WANTED_AT.has(sp.at)) wanted = true;
     }
-    out[code] = { tag: ab.tag, children: ab.children, ats, forms, sizes, fixed, wanted };
+    const readInFunction = ab.tag === DW.TAG_subprogram || ab.tag === DW.TAG_inlined_subroutine;
+    out[code] = { tag: ab.tag, children: ab.children, ats, forms, sizes, fixed, wanted, readInFunction };
   }
   return out;
 }
 
 const ROOT = -2;
 
+/** What the scan of a unit keeps (see scanUnit). */
+interface Records {
+  // per record: DIE offset, tag, parent record (ROOT: the unit, -1: none), name and linkage
+  // name (string references, -1: none), specification and abstract origin (DIE offsets, -1:
+  // none), whether it has code, whether an enum is an enum class
+  offs: number[]; tags: number[]; parents: number[]; names: number[]; links: number[];
+  specs: number[]; origins: number[]; codes: boolean[]; enumClasses: boolean[];
+  // inlined instances: DIE offset and abstract origin
+  inlOffs: number[]; inlOrigins: number[];
+}
+
+/** A string reference: 4 * offset + section (0 .debug_str, 1 inline in .debug_info, 2 .debug_line_str). */
+function strRef(c: Cursor, form: number, cu: CompUnit, end: number): number {
+  switch (form) {
+    case 0x08: { const p = c.pos; let z = c.buf.indexOf(0, p); if (z < 0 || z > end) z = end; c.pos = z + 1; return p * 4 + 1; }
+    case 0x0e: return c.off(cu.offSize) * 4;
+    case 0x1f: return c.off(cu.offSize) * 4 + 2;
+    case 0x1a: return strxRef(cu, c.uleb());
+    case 0x25: return strxRef(cu, c.u8());
+    case 0x26: return strxRef(cu, c.u16());
+    case 0x27: return strxRef(cu, Number(c.uN(3)));
+    case 0x28: return strxRef(cu, c.u32());
+  }
+  skipForm(c, form, cu);
+  return -1;
+}
+
+function strxRef(cu: CompUnit, i: number): number {
+  const so = cu.dwarf.s.strOffsets!;
+  return (cu.offSize === 8 ? Number(so.readBigUInt64LE(cu.strOffsetsBase + i * 8)) : so.readUInt32LE(cu.strOffsetsBase + i * 4)) * 4;
+}
+
+/** A DIE reference (-1 for forms that are not one within .debug_info). */
+function dieRef(c: Cursor, form: number, cu: CompUnit): number {
+  switch (form) {
+    case 0x11: return cu.offset + c.u8();
+    case 0x12: return cu.offset + c.u16();
+    case 0x13: return cu.offset + c.u32();
+    case 0x14: return cu.offset + c.u64n();
+    case 0x15: return cu.offset + c.uleb();
+    case 0x10: return c.off(cu.offSize);
+  }
+  skipForm(c, form, cu);
+  return -1;
+}
+
 /**
  * One pass over a unit's DIEs with no DIE objects and no strings: for each DIE outside
  * functions (and for nested functions) a record of numbers in parallel arrays (names as
  * references into the string sections), for each inlined instance its origin. DIEs inside
- * functions are skipped by size unless they are functions or inlined instances. Then names are
- * read (once each) for the records that are indexed.
+ * functions are skipped by size unless they are functions or inlined instances.
+ *
+ * This loop runs before the JIT has optimized it (a fresh process asks once), so it is kept
+ * small (its optimized code is ready sooner) and plain: the position in a local, one-byte
+ * abbreviation codes read inline, DIEs of all-fixed-size values skipped in one step.
  */
+function scanUnit(cu: CompUnit, abbrevs: SkimAbbrev[]): Records {
+  const info = cu.dwarf.s.info!;
+  const c = new Cursor(info, cu.dieOffset, cu.end);
+  const end = cu.end;
+  const offs: number[] = [], tags: number[] = [], parents: number[] = [], names: number[] = [], links: number[] = [];
+  const specs: number[] = [], origins: number[] = [], codes: boolean[] = [], enumClasses: boolean[] = [];
+  const inlOffs: number[] = [], inlOrigins: number[] = [];
+  // open DIEs with children: record (or -1), whether their children are inside a function
+  const stRec: number[] = [], stKids: boolean[] = [];
+  let depth = 0;
+  let first = true;
+  let pos = cu.dieOffset;
+  while (pos < end) {
+    const off = pos;
+    let code = info[pos++];
+    if (code >= 0x80) { c.pos = pos - 1; code = c.uleb(); pos = c.pos; }
+    if (code === 0) { if (depth) depth--; if (!depth && !first) break; continue; }
+    const ab = abbrevs[code];
+    if (!ab) throw new Error(`bad abbrev ${code}`);
+    const tag = ab.tag;
+    const parentInSub = depth > 0 && stKids[depth - 1];
+    if (first || !ab.wanted || (parentInSub && !ab.readInFunction)) {
+      // nothing to read: skip the values
+      if (ab.fixed >= 0) pos += ab.fixed;
+      else {
+        c.pos = pos;
+        const forms = ab.forms, sizes = ab.sizes;
+        for (let i = 0; i < forms.length; i++) {
+          const sz = sizes[i];
+          if (sz >= 0) c.pos += sz;
+          else { let form = forms[i]; if (form === 0x16) form = c.uleb(); skipForm(c, form, cu); }
+        }
+        pos = c.pos;
+      }
+      let rec = -1;
+      if (first) { first = false; rec = ROOT; }
+      else if (!parentInSub) {
+        rec = offs.length;
+        offs.push(off); tags.push(tag); parents.push(depth ? stRec[depth - 1] : -1);
+        names.push(-1); links.push(-1); specs.push(-1); origins.push(-1); codes.push(false); enumClasses.push(false);
+      }
+      if (ab.children) { stRec[depth] = rec; stKids[depth] = parentInSub || tag === DW.TAG_subprogram; depth++; }
+      continue;
+    }
+    c.pos = pos;
+    let name = -1, linkage = -1, spec = -1, origin = -1, codeRange = false, enumClass = false;
+    const ats = ab.ats, forms = ab.forms, sizes = ab.sizes;
+    for (let i = 0; i < ats.length; i++) {
+      let form = forms[i];
+      if (form === 0x16) form = c.uleb();
+      const at = ats[i];
+      if (at === NAME) { name = strRef(c, form, cu, end); continue; }
+      if (at === LINK || at === MLINK) { linkage = strRef(c, form, cu, end); continue; }
+      if (at === DW.AT_specification) { spec = dieRef(c, form, cu); continue; }
+      if (at === DW.AT_abstract_origin) { origin = dieRef(c, form, cu); continue; }
+      if (at === DW.AT_low_pc || at === DW.AT_ranges) codeRange = true;
+      else if (at === DW.AT_enum_class) enumClass = form === 0x19 || (form === 0x0c && info[c.pos] !== 0);
+      const sz = sizes[i];
+      if (sz >= 0 && form === forms[i]) c.pos += sz; else skipForm(c, form, cu);
+    }
+    pos = c.pos;
+    if (tag === DW.TAG_inlined_subroutine && origin !== -1) { inlOffs.push(off); inlOrigins.push(origin); }
+    let rec = -1;
+    if (!parentInSub || tag === DW.TAG_subprogram) {
+      rec = offs.length;
+      // nested functions (abstract origins referenced from inline instances) have no parent
+      offs.push(off); tags.push(tag); parents.push(parentInSub || !depth ? -1 : stRec[depth - 1]);
+      names.push(name); links.push(linkage); specs.push(spec); origins.push(origin); codes.push(codeRange); enumClasses.push(enumClass);
+    }
+    if (ab.children) { stRec[depth] = rec; stKids[depth] = parentInSub || tag === DW.TAG_subprogram; depth++; }
+  }
+  return { offs, tags, parents, names, links, specs, origins, codes, enumClasses, inlOffs, inlOrigins };
+}
+
+/** Skims a unit (scanUnit), then reads the names of the records that are indexed (once each). */
 function skimUnit(mainDwarf: Dwarf, unit: CompUnit, idx: NameIndex): void {
   // a skeleton's names are in its split unit; offsets are stored with the unit's link base
   const cu = mainDwarf.splitOf(unit) ?? unit;
@@ -102,104 +229,8 @@ function skimUnit(mainDwarf: Dwarf, unit: CompUnit, idx: NameIndex): void {
   const cxx = cu.isCxx;
   const s = dwarf.s;
   const info = s.info!;
-  const abbrevs = skimAbbrevs(dwarf, cu);
-  const c = new Cursor(info, cu.dieOffset, cu.end);
-  const os = cu.offSize, cuOff = cu.offset, end = cu.end;
-  // records: DIE offset, tag, parent record (ROOT: the unit, -1: none), name and linkage name
-  // (string references, -1: none), specification and abstract origin (DIE offsets, -1: none),
-  // whether it has code, whether an enum is an enum class
-  const offs: number[] = [], tags: number[] = [], parents: number[] = [], names: number[] = [], links: number[] = [];
-  const specs: number[] = [], origins: number[] = [], codes: boolean[] = [], enumClasses: boolean[] = [];
-  const inlOffs: number[] = [], inlOrigins: number[] = [];
-  // open DIEs with children: record (or -1), tag, inside a function
-  const stRec: number[] = [], stTag: number[] = [], stSub: boolean[] = [];
-  let depth = 0;
-  // a string reference: 4 * offset + section (0 .debug_str, 1 inline in .debug_info, 2 .debug_line_str)
-  const strRef = (form: number): number => {
-    switch (form) {
-      case 0x08: { const p = c.pos; let z = info.indexOf(0, p); if (z < 0 || z > end) z = end; c.pos = z + 1; return p * 4 + 1; }
-      case 0x0e: return c.off(os) * 4;
-      case 0x1f: return c.off(os) * 4 + 2;
-      case 0x1a: return strx(c.uleb());
-      case 0x25: return strx(c.u8());
-      case 0x26: return strx(c.u16());
-      case 0x27: return strx(Number(c.uN(3)));
-      case 0x28: return strx(c.u32());
-    }
-    skipForm(c, form, cu);
-    return -1;
-  };
-  const strx = (i: number): number => {
-    const so = s.strOffsets!;
-    return (os === 8 ? Number(so.readBigUInt64LE(cu.strOffsetsBase + i * 8)) : so.readUInt32LE(cu.strOffsetsBase + i * 4)) * 4;
-  };
-  const dieRef = (form: number): number => {
-    switch (form) {
-      case 0x11: return cuOff + c.u8();
-      case 0x12: return cuOff + c.u16();
-      case 0x13: return cuOff + c.u32();
-      case 0x14: return cuOff + c.u64n();
-      case 0x15: return cuOff + c.uleb();
-      case 0x10: return c.off(os);
-    }
-    skipForm(c, form, cu);
-    return -1;
-  };
-  let first = true;
-  while (c.pos < end) {
-    const off = c.pos;
-    const code = c.uleb();
-    if (code === 0) { if (depth) depth--; if (!depth && !first) break; continue; }
-    const ab = abbrevs[code];
-    if (!ab) throw new Error(`bad abbrev ${code}`);
-    const tag = ab.tag;
-    const parentInSub = depth > 0 && (stSub[depth - 1] || stTag[depth - 1] === DW.TAG_subprogram);
-    if (first || !ab.wanted || (parentInSub && tag !== DW.TAG_subprogram && tag !== DW.TAG_inlined_subroutine)) {
-      // nothing to read: skip the values
-      if (ab.fixed >= 0) c.pos += ab.fixed;
-      else {
-        const forms = ab.forms, sizes = ab.sizes;
-        for (let i = 0; i < forms.length; i++) {
-          const sz = sizes[i];
-          if (sz >= 0) c.pos += sz;
-          else { let form = forms[i]; if (form === 0x16) form = c.uleb(); skipForm(c, form, cu); }
-        }
-      }
-      let rec = -1;
-      if (first) { first = false; rec = ROOT; }
-      else if (!parentInSub) {
-        rec = offs.length;
-        offs.push(off); tags.push(tag); parents.push(depth ? stRec[depth - 1] : -1);
-        names.push(-1); links.push(-1); specs.push(-1); origins.push(-1); codes.push(false); enumClasses.push(false);
-      }
-      if (ab.children) { stRec[depth] = rec; stTag[depth] = tag; stSub[depth] = parentInSub; depth++; }
-      continue;
-    }
-    let name = -1, linkage = -1, spec = -1, origin = -1, codeRange = false, enumClass = false;
-    const ats = ab.ats, forms = ab.forms, sizes = ab.sizes;
-    for (let i = 0; i < ats.length; i++) {
-      let form = forms[i];
-      if (form === 0x16) form = c.uleb();
-      const at = ats[i];
-      if (at === NAME) { name = strRef(form); continue; }
-      if (at === LINK || at === MLINK) { linkage = strRef(form); continue; }
-      if (at === DW.AT_specification) { spec = dieRef(form); continue; }
-      if (at === DW.AT_abstract_origin) { origin = dieRef(form); continue; }
-      if (at === DW.AT_low_pc || at === DW.AT_ranges) codeRange = true;
-      else if (at === DW.AT_enum_class) enumClass = form === 0x19 || (form === 0x0c && info[c.pos] !== 0);
-      const sz = sizes[i];
-      if (sz >= 0 && form === forms[i]) c.pos += sz; else skipForm(c, form, cu);
-    }
-    if (tag === DW.TAG_inlined_subroutine && origin !== -1) { inlOffs.push(off); inlOrigins.push(origin); }
-    let rec = -1;
-    if (!parentInSub || tag === DW.TAG_subprogram) {
-      rec = offs.length;
-      // nested functions (abstract origins referenced from inline instances) have no parent
-      offs.push(off); tags.push(tag); parents.push(parentInSub || !depth ? -1 : stRec[depth - 1]);
-      names.push(name); links.push(linkage); specs.push(spec); origins.push(origin); codes.push(codeRange); enumClasses.push(enumClass);
-    }
-    if (ab.children) { stRec[depth] = rec; stTag[depth] = tag; stSub[depth] = parentInSub; depth++; }
-  }
+  const end = cu.end;
+  const { offs, tags, parents, names, links, specs, origins, codes, enumClasses, inlOffs, inlOrigins } = scanUnit(cu, skimAbbrevs(dwarf, cu));
 
   // strings of the records, read on first need
   const strCache = new Map<number, string>();
