@@ -358,29 +358,23 @@ export class CompUnit {
     for (const d of made) d.subtreeBuilt = true;
   }
 
-  private fnList?: Die[];
+  private fnTable?: { off: number[]; lo: number[]; hi: number[] };
   /**
-   * The subprograms found walking from the unit DIE through namespaces, structs, classes and
-   * lexical blocks (not into functions), in DIE order; read without building the unit's tree.
+   * The code ranges of the subprograms found walking from the unit DIE through namespaces,
+   * structs, classes and lexical blocks (not into functions), in DIE order (one entry per
+   * range: the subprogram's DIE offset, [lo, hi) as numbers). Read in one pass over the DIE
+   * stream that jumps over other subtrees by DW_AT_sibling: no Die objects, no attributes
+   * decoded but the ranges.
    */
-  walkedFunctions(): Die[] {
-    if (this.fnList) return this.fnList;
-    const out: Die[] = [];
-    if (this.dies) {
-      const walk = (d: Die): void => {
-        for (const ch of d.children) {
-          if (ch.tag === DW.TAG_subprogram) out.push(ch);
-          else if (WALKED_SCOPES.has(ch.tag)) walk(ch);
-        }
-      };
-      walk(this.unitDie);
-      return (this.fnList = out);
-    }
+  walkedFunctionRanges(): { off: number[]; lo: number[]; hi: number[] } {
+    if (this.fnTable) return this.fnTable;
+    const out = { off: [] as number[], lo: [] as number[], hi: [] as number[] };
     const info = this.dwarf.s.info!;
     const abbrevs = this.getAbbrevs();
     const sizes = this.fixedSizes();
     const c = new Cursor(info, this.dieOffset, this.end);
     const end = this.end;
+    void this.unitDie; // the unit's bases (addrx, rnglistx)
     // per open DIE with children: whether its children are walked
     const walked: boolean[] = [];
     let first = true;
@@ -391,27 +385,42 @@ export class CompUnit {
       const ab = abbrevs.get(code);
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
       const inWalk = first || walked[walked.length - 1];
+      const isFn = inWalk && ab.tag === DW.TAG_subprogram && !first;
       const childWalk = first || (inWalk && WALKED_SCOPES.has(ab.tag));
-      if (inWalk && ab.tag === DW.TAG_subprogram && !first) out.push(this.dieAtKnown(off)!);
       first = false;
       // the children of a DIE not walked are skipped by its DW_AT_sibling where it has one
       let sibling = -1;
       const fixed = sizes[code];
-      if (fixed >= 0 && (childWalk || !ab.children)) c.pos += fixed;
+      if (fixed >= 0 && !isFn && (childWalk || !ab.children)) c.pos += fixed;
       else {
+        let lo = -1, hi = -1, hiIsAddr = false, ranges: Attr | undefined;
         for (const sp of ab.specs) {
           let form = sp.form;
           if (form === F.indirect) form = c.uleb();
-          if (sp.at === DW.AT_sibling && (form === F.ref1 || form === F.ref2 || form === F.ref4 || form === F.ref8 || form === F.ref_udata)) {
+          const at = sp.at;
+          if (at === DW.AT_sibling && (form === F.ref1 || form === F.ref2 || form === F.ref4 || form === F.ref8 || form === F.ref_udata)) {
             sibling = this.offset + (form === F.ref1 ? c.u8() : form === F.ref2 ? c.u16() : form === F.ref4 ? c.u32() : form === F.ref8 ? c.u64n() : c.uleb());
+          } else if (isFn && (at === DW.AT_low_pc || at === DW.AT_high_pc || at === DW.AT_ranges)) {
+            const a = this.readForm(c, at, form, sp.implicit);
+            if (at === DW.AT_ranges) ranges = a;
+            else {
+              if (a.form === F.addrx) a.v = this.addrx(a.v as number);
+              const v = typeof a.v === 'bigint' ? Number(a.v) : typeof a.v === 'number' ? a.v : 0;
+              if (at === DW.AT_low_pc) lo = v; else { hi = v; hiIsAddr = a.cls === VClass.Addr; }
+            }
           } else skipForm(c, form, this);
+        }
+        if (isFn) {
+          // as dieRanges: low/high pc, else the range list
+          if (lo !== -1 && hi !== -1) { out.off.push(off); out.lo.push(lo); out.hi.push(hiIsAddr ? hi : lo + hi); }
+          else if (ranges) for (const [l, h] of this.rangeList(ranges)) { out.off.push(off); out.lo.push(Number(l)); out.hi.push(Number(h)); }
         }
       }
       if (!ab.children) continue;
       if (!childWalk && sibling > c.pos && sibling < end) { c.pos = sibling; continue; }
       walked.push(childWalk);
     }
-    return (this.fnList = out);
+    return (this.fnTable = out);
   }
 
   /**
@@ -449,7 +458,7 @@ export class CompUnit {
     return out;
   }
 
-  private readForm(c: Cursor, at: number, form: number, implicit?: number): Attr {
+  readForm(c: Cursor, at: number, form: number, implicit?: number): Attr {
     const d = this.dwarf;
     switch (form) {
       case F.addr: return { at, form, cls: VClass.Addr, v: c.uN(this.addrSize) };

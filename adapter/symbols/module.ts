@@ -230,26 +230,18 @@ export class Module {
   }
 
   // ---- functions
-  private fnRanges = new Map<CompUnit, { lo: Float64Array; hi: Float64Array; die: Die[] }>();
   /** The innermost subprogram DIE (not inlined) containing addr. */
   functionAt(addr: bigint): Die | undefined {
     const cu = this.unitFor(addr);
     if (!cu) return undefined;
     const a = Number(addr - this.bias);
     const du = this.dieUnit(cu);
-    // the unit's functions' ranges, read once (the unit's DIE tree is not needed for them)
-    let t = this.fnRanges.get(du);
-    if (!t) {
-      const lo: number[] = [], hi: number[] = [], die: Die[] = [];
-      for (const fn of du.walkedFunctions()) for (const [l, h] of fn.ranges()) { lo.push(Number(l)); hi.push(Number(h)); die.push(fn); }
-      t = { lo: Float64Array.from(lo), hi: Float64Array.from(hi), die };
-      this.fnRanges.set(du, t);
-    }
+    // the unit's functions' ranges, read once without building the unit's DIE tree
+    const { off, lo, hi } = du.walkedFunctionRanges();
     // when several subprograms cover the address (assembler aliases), gdb ends up with the last
-    let found: Die | undefined;
-    const { lo, hi, die } = t;
-    for (let i = 0; i < lo.length; i++) if (a >= lo[i] && a < hi[i]) found = die[i];
-    return found;
+    let found = -1;
+    for (let i = 0; i < lo.length; i++) if (a >= lo[i] && a < hi[i]) found = off[i];
+    return found < 0 ? undefined : du.dieAtKnown(found);
   }
 
   /** Chain of DIEs containing addr: subprogram, then nested lexical blocks / inlined subroutines. */
