@@ -61,13 +61,27 @@ export interface DwarfSections {
   ranges: Buffer | null; loc: Buffer | null; line: Buffer | null; aranges: Buffer | null;
 }
 
+const NO_DIES: Die[] = [];
+
 export class Die {
-  children: Die[] = [];
-  parent?: Die;
+  /** the tree links, set when the unit's tree is built (see CompUnit.allDies) */
+  kids?: Die[];
+  up?: Die;
+  /** the links below this DIE are complete (its subtree was built) */
+  subtreeBuilt = false;
   private decoded?: Attr[];
   /** attributes are decoded on first use (from `attrPos` with `abbrev`), or given */
   constructor(readonly cu: CompUnit, readonly offset: number, readonly tag: number, attrs: Attr[] | null, private abbrev?: Abbrev, private attrPos = 0) {
     if (attrs) this.decoded = attrs;
+  }
+  /** a DIE made alone (CompUnit.dieAtKnown) builds its unit's tree on first use of these */
+  get children(): Die[] {
+    if (!this.subtreeBuilt && !this.cu.treeBuilt) this.cu.buildSubtree(this);
+    return this.kids ?? NO_DIES;
+  }
+  get parent(): Die | undefined {
+    if (this.up === undefined && !this.cu.treeBuilt) this.cu.allDies();
+    return this.up;
   }
   get attrs(): Attr[] {
     if (!this.decoded) this.decoded = this.cu.decodeAttrs(this.abbrev!, this.attrPos);
@@ -159,6 +173,9 @@ export class CompUnit {
   baseAddr = 0n;
   private dies?: Die[];
   private byOffset?: Map<number, Die>;
+  /** DIEs made one by one before the tree was built (reused by it, so each offset has one Die) */
+  private loose?: Map<number, Die>;
+  private skipSizes?: number[];
   private root?: Die;
   private abbrevs?: Map<number, Abbrev>;
 
@@ -227,6 +244,25 @@ export class CompUnit {
   get language(): number { return this.unitDie.num(DW.AT_language) ?? 0; }
   get isCxx(): boolean { const l = this.language; return l === 0x4 || l === 0x1a || l === 0x21 || l === 0x2b; }
 
+  get treeBuilt(): boolean { return this.dies !== undefined; }
+
+  /** Sizes of each abbreviation's attribute values when all are of fixed size (else -1), by code. */
+  private fixedSizes(): number[] {
+    if (this.skipSizes) return this.skipSizes;
+    const out: number[] = [];
+    for (const [code, ab] of this.getAbbrevs()) {
+      let n = 0;
+      for (const sp of ab.specs) {
+        const sz = sp.form === F.indirect ? -1 : formSize(sp.form, this);
+        if (sz < 0) { n = -1; break; }
+        n += sz;
+      }
+      out[code] = n;
+    }
+    this.skipSizes = out;
+    return out;
+  }
+
   /** All DIEs of the unit, parsed on first call. */
   allDies(): Die[] {
     if (this.dies) return this.dies;
@@ -234,10 +270,74 @@ export class CompUnit {
     const dies: Die[] = [root];
     const byOffset = new Map<number, Die>([[root.offset, root]]);
     const abbrevs = this.getAbbrevs();
+    const sizes = this.fixedSizes();
+    const loose = this.loose;
     const c = new Cursor(this.dwarf.s.info!, this.dieOffset, this.end);
     const rootCode = c.uleb();
     this.readAttrs(c, abbrevs.get(rootCode)!);
     const stack: Die[] = [root];
+    root.kids = undefined;
+    const end = this.end;
+    while (c.pos < end && stack.length) {
+      const off = c.pos;
+      const code = c.uleb();
+      if (code === 0) { stack.pop(); continue; }
+      const ab = abbrevs.get(code);
+      if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
+      const attrPos = c.pos;
+      const fixed = sizes[code];
+      if (fixed >= 0) c.pos += fixed;
+      else {
+        for (const sp of ab.specs) {
+          let form = sp.form;
+          if (form === F.indirect) form = c.uleb();
+          skipForm(c, form, this);
+        }
+      }
+      let die = loose?.get(off);
+      if (die) die.kids = undefined; // relinked below as in a subtree built before
+      else die = new Die(this, off, ab.tag, null, ab, attrPos);
+      const parent = stack[stack.length - 1];
+      die.up = parent;
+      if (parent.kids) parent.kids.push(die); else parent.kids = [die];
+      dies.push(die);
+      byOffset.set(off, die);
+      if (ab.children) stack.push(die);
+    }
+    this.dies = dies;
+    this.byOffset = byOffset;
+    this.loose = undefined;
+    return dies;
+  }
+
+  dieAt(offset: number): Die | undefined {
+    if (!this.byOffset) this.allDies();
+    return this.byOffset!.get(offset);
+  }
+
+  /** Builds the DIEs below one DIE (made alone) and their links, not the rest of the unit. */
+  buildSubtree(top: Die): void {
+    const info = this.dwarf.s.info!;
+    const abbrevs = this.getAbbrevs();
+    const c = new Cursor(info, top.offset, this.end);
+    const topCode = c.uleb();
+    const topAb = abbrevs.get(topCode);
+    if (!topAb || !topAb.children) { top.subtreeBuilt = true; return; }
+    const sizes = this.fixedSizes();
+    const skipValues = (ab: Abbrev, code: number) => {
+      const fixed = sizes[code];
+      if (fixed >= 0) { c.pos += fixed; return; }
+      for (const sp of ab.specs) {
+        let form = sp.form;
+        if (form === F.indirect) form = c.uleb();
+        skipForm(c, form, this);
+      }
+    };
+    skipValues(topAb, topCode);
+    const loose = (this.loose ??= new Map());
+    const made: Die[] = [top];
+    top.kids = undefined;
+    const stack: Die[] = [top];
     while (c.pos < this.end && stack.length) {
       const off = c.pos;
       const code = c.uleb();
@@ -245,27 +345,100 @@ export class CompUnit {
       const ab = abbrevs.get(code);
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
       const attrPos = c.pos;
-      for (const sp of ab.specs) {
-        let form = sp.form;
-        if (form === F.indirect) form = c.uleb();
-        skipForm(c, form, this);
-      }
-      const die = new Die(this, off, ab.tag, null, ab, attrPos);
+      skipValues(ab, code);
+      let die = loose.get(off);
+      if (die) die.kids = undefined;
+      else { die = new Die(this, off, ab.tag, null, ab, attrPos); loose.set(off, die); }
       const parent = stack[stack.length - 1];
-      die.parent = parent;
-      parent.children.push(die);
-      dies.push(die);
-      byOffset.set(off, die);
+      die.up = parent;
+      if (parent.kids) parent.kids.push(die); else parent.kids = [die];
+      made.push(die);
       if (ab.children) stack.push(die);
     }
-    this.dies = dies;
-    this.byOffset = byOffset;
-    return dies;
+    for (const d of made) d.subtreeBuilt = true;
   }
 
-  dieAt(offset: number): Die | undefined {
-    if (!this.byOffset) this.allDies();
-    return this.byOffset!.get(offset);
+  private fnTable?: { off: number[]; lo: number[]; hi: number[] };
+  /**
+   * The code ranges of the subprograms found walking from the unit DIE through namespaces,
+   * structs, classes and lexical blocks (not into functions), in DIE order (one entry per
+   * range: the subprogram's DIE offset, [lo, hi) as numbers). Read in one pass over the DIE
+   * stream that jumps over other subtrees by DW_AT_sibling: no Die objects, no attributes
+   * decoded but the ranges.
+   */
+  walkedFunctionRanges(): { off: number[]; lo: number[]; hi: number[] } {
+    if (this.fnTable) return this.fnTable;
+    const out = { off: [] as number[], lo: [] as number[], hi: [] as number[] };
+    const info = this.dwarf.s.info!;
+    const abbrevs = this.getAbbrevs();
+    const sizes = this.fixedSizes();
+    const c = new Cursor(info, this.dieOffset, this.end);
+    const end = this.end;
+    void this.unitDie; // the unit's bases (addrx, rnglistx)
+    // per open DIE with children: whether its children are walked
+    const walked: boolean[] = [];
+    let first = true;
+    while (c.pos < end) {
+      const off = c.pos;
+      const code = c.uleb();
+      if (code === 0) { walked.pop(); if (!walked.length) break; continue; }
+      const ab = abbrevs.get(code);
+      if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
+      const inWalk = first || walked[walked.length - 1];
+      const isFn = inWalk && ab.tag === DW.TAG_subprogram && !first;
+      const childWalk = first || (inWalk && WALKED_SCOPES.has(ab.tag));
+      first = false;
+      // the children of a DIE not walked are skipped by its DW_AT_sibling where it has one
+      let sibling = -1;
+      const fixed = sizes[code];
+      if (fixed >= 0 && !isFn && (childWalk || !ab.children)) c.pos += fixed;
+      else {
+        let lo = -1, hi = -1, hiIsAddr = false, ranges: Attr | undefined;
+        for (const sp of ab.specs) {
+          let form = sp.form;
+          if (form === F.indirect) form = c.uleb();
+          const at = sp.at;
+          if (at === DW.AT_sibling && (form === F.ref1 || form === F.ref2 || form === F.ref4 || form === F.ref8 || form === F.ref_udata)) {
+            sibling = this.offset + (form === F.ref1 ? c.u8() : form === F.ref2 ? c.u16() : form === F.ref4 ? c.u32() : form === F.ref8 ? c.u64n() : c.uleb());
+          } else if (isFn && (at === DW.AT_low_pc || at === DW.AT_high_pc || at === DW.AT_ranges)) {
+            const a = this.readForm(c, at, form, sp.implicit);
+            if (at === DW.AT_ranges) ranges = a;
+            else {
+              if (a.form === F.addrx) a.v = this.addrx(a.v as number);
+              const v = typeof a.v === 'bigint' ? Number(a.v) : typeof a.v === 'number' ? a.v : 0;
+              if (at === DW.AT_low_pc) lo = v; else { hi = v; hiIsAddr = a.cls === VClass.Addr; }
+            }
+          } else skipForm(c, form, this);
+        }
+        if (isFn) {
+          // as dieRanges: low/high pc, else the range list
+          if (lo !== -1 && hi !== -1) { out.off.push(off); out.lo.push(lo); out.hi.push(hiIsAddr ? hi : lo + hi); }
+          else if (ranges) for (const [l, h] of this.rangeList(ranges)) { out.off.push(off); out.lo.push(Number(l)); out.hi.push(Number(h)); }
+        }
+      }
+      if (!ab.children) continue;
+      if (!childWalk && sibling > c.pos && sibling < end) { c.pos = sibling; continue; }
+      walked.push(childWalk);
+    }
+    return (this.fnTable = out);
+  }
+
+  /**
+   * The DIE at an offset known to start one (from the name index), without building the unit's
+   * tree: its attributes are read from there; its parent and children build the tree.
+   */
+  dieAtKnown(offset: number): Die | undefined {
+    if (this.byOffset) return this.byOffset.get(offset);
+    if (offset === this.dieOffset) return this.unitDie;
+    let d = this.loose?.get(offset);
+    if (d) return d;
+    if (offset < this.dieOffset || offset >= this.end) return undefined;
+    const c = new Cursor(this.dwarf.s.info!, offset, this.end);
+    const ab = this.getAbbrevs().get(c.uleb());
+    if (!ab) return this.dieAt(offset);
+    d = new Die(this, offset, ab.tag, null, ab, c.pos);
+    (this.loose ??= new Map()).set(offset, d);
+    return d;
   }
 
   /** Decodes the attributes of a DIE (strings and addresses resolved). */
@@ -285,7 +458,7 @@ export class CompUnit {
     return out;
   }
 
-  private readForm(c: Cursor, at: number, form: number, implicit?: number): Attr {
+  readForm(c: Cursor, at: number, form: number, implicit?: number): Attr {
     const d = this.dwarf;
     switch (form) {
       case F.addr: return { at, form, cls: VClass.Addr, v: c.uN(this.addrSize) };
@@ -453,6 +626,9 @@ export class CompUnit {
   }
 }
 
+/** the scopes functionAt looks into for functions */
+const WALKED_SCOPES = new Set<number>([DW.TAG_namespace, DW.TAG_structure_type, DW.TAG_class_type, DW.TAG_lexical_block]);
+
 /** references into other sections (.debug_types, split .dwo units) are kept as offsets from
  * multiples of this base: slot 1 is .debug_types, slots 2.. the split units */
 export const LINK_BASE = 2 ** 40;
@@ -541,6 +717,17 @@ export class Dwarf {
     return this.unitAt(offset)?.dieAt(offset);
   }
 
+  /** dieAt for an offset known to start a DIE (from the name index): does not build the unit's tree */
+  dieAtKnown(offset: number): Die | undefined {
+    if (offset >= LINK_BASE) {
+      const slot = Math.floor(offset / LINK_BASE);
+      const rel = offset - slot * LINK_BASE;
+      if (slot === 1) return this.types?.dieAtKnown(rel);
+      return this.splits[slot - 2]?.dieAtKnown(rel);
+    }
+    return this.unitAt(offset)?.dieAtKnown(offset);
+  }
+
   /** The split unit holding a skeleton unit's DIEs, opened on first need (undefined if not split). */
   splitOf(cu: CompUnit): CompUnit | undefined {
     if (cu.splitChecked) return cu.split;
@@ -614,6 +801,23 @@ export class Dwarf {
   }
 }
 
+/** Size of a value of a fixed-size form in a unit, -1 for sizes read from the value. */
+export function formSize(form: number, cu: CompUnit): number {
+  switch (form) {
+    case 0x01: return cu.addrSize;
+    case 0x0b: case 0x11: case 0x0c: case 0x25: case 0x29: return 1;
+    case 0x05: case 0x12: case 0x26: case 0x2a: return 2;
+    case 0x27: case 0x2b: return 3;
+    case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: return 4;
+    case 0x07: case 0x14: case 0x20: case 0x24: return 8;
+    case 0x1e: return 16;
+    case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: return cu.offSize;
+    case 0x10: return cu.version <= 2 ? cu.addrSize : cu.offSize;
+    case 0x19: case 0x21: return 0;
+  }
+  return -1;
+}
+
 /** Skips one attribute value. */
 export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: number): void {
   void implicit;
@@ -630,7 +834,7 @@ export function skipForm(c: Cursor, form: number, cu: CompUnit, implicit?: numbe
     case 0x06: case 0x13: case 0x28: case 0x2c: case 0x1c: c.pos += 4; return;
     case 0x07: case 0x14: case 0x20: case 0x24: c.pos += 8; return;
     case 0x1e: c.pos += 16; return;
-    case 0x08: c.cstr(); return;
+    case 0x08: { let z = c.buf.indexOf(0, c.pos); if (z < 0 || z > c.end) z = c.end; c.pos = z + 1; return; }
     case 0x0e: case 0x1f: case 0x17: case 0x1d: case 0x1f21: case 0x1f20: c.pos += os; return;
     case 0x10: c.pos += cu.version <= 2 ? cu.addrSize : os; return;
     case 0x0d: case 0x0f: case 0x15: case 0x1a: case 0x1b: case 0x22: case 0x23: case 0x1f01: case 0x1f02: c.skipUleb(); return;

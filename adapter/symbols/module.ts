@@ -182,28 +182,31 @@ export class Module {
     if (!cu) return undefined;
     const t = this.lineTable(cu);
     if (!t) return undefined;
-    const a = addr - this.bias;
-    const rows = t.rows;
+    const a = Number(addr - this.bias);
+    const addrs = t.addrs, n = t.count;
     let best = -1;
-    let seqStart = 0;
-    for (let i = 0; i < rows.length; i++) {
-      if (!rows[i].endSeq) continue;
-      if (i > seqStart && a >= rows[seqStart].addr && a < rows[i].addr) {
-        for (let j = seqStart; j < i; j++) if (rows[j].addr <= a) best = j; else break;
+    // the first sequence covering a, then its last row at or before a
+    const seqs = t.sequences();
+    for (let k = 0; k < seqs.start.length; k++) {
+      const seqStart = seqs.start[k], i = seqs.end[k];
+      if (i > seqStart && a >= addrs[seqStart] && a < addrs[i]) {
+        if (seqs.sorted[k]) {
+          let lo = seqStart, hi = i - 1;
+          while (lo <= hi) { const mid = (lo + hi) >> 1; if (addrs[mid] <= a) { best = mid; lo = mid + 1; } else hi = mid - 1; }
+        } else for (let j = seqStart; j < i; j++) if (addrs[j] <= a) best = j; else break;
         break;
       }
-      seqStart = i + 1;
     }
     if (best < 0) return undefined;
     // among rows at the same address prefer the last is_stmt one
-    const at = rows[best].addr;
+    const at = addrs[best];
     let pick = best;
-    if (!rows[best].isStmt) {
-      for (let i = best; i >= 0 && rows[i].addr === at && !rows[i].endSeq; i--) if (rows[i].isStmt) { pick = i; break; }
+    if (!t.isStmt(best)) {
+      for (let i = best; i >= 0 && addrs[i] === at && !t.endSeq(i); i--) if (t.isStmt(i)) { pick = i; break; }
     }
-    let end = at;
-    for (let i = best + 1; i < rows.length; i++) { if (rows[i].addr > at) { end = rows[i].addr; break; } }
-    return { row: rows[pick], end: end + this.bias, table: t, cu };
+    let end = best;
+    for (let i = best + 1; i < n; i++) { if (addrs[i] > at) { end = i; break; } }
+    return { row: t.row(pick), end: t.addr(end) + this.bias, table: t, cu };
   }
 
   sourceAt(addr: bigint): SourceLocation | undefined {
@@ -231,22 +234,14 @@ export class Module {
   functionAt(addr: bigint): Die | undefined {
     const cu = this.unitFor(addr);
     if (!cu) return undefined;
-    const a = addr - this.bias;
-    // when several subprograms cover the address (assembler aliases), gdb ends up with the last
-    let found: Die | undefined;
-    const walk = (d: Die): void => {
-      for (const ch of d.children) {
-        if (ch.tag === DW.TAG_subprogram) {
-          if (inRanges(ch.ranges(), a)) found = ch;
-        } else if (ch.tag === DW.TAG_namespace || ch.tag === DW.TAG_structure_type || ch.tag === DW.TAG_class_type || ch.tag === DW.TAG_lexical_block) {
-          walk(ch);
-        }
-      }
-    };
+    const a = Number(addr - this.bias);
     const du = this.dieUnit(cu);
-    du.allDies();
-    walk(du.unitDie);
-    return found;
+    // the unit's functions' ranges, read once without building the unit's DIE tree
+    const { off, lo, hi } = du.walkedFunctionRanges();
+    // when several subprograms cover the address (assembler aliases), gdb ends up with the last
+    let found = -1;
+    for (let i = 0; i < lo.length; i++) if (a >= lo[i] && a < hi[i]) found = off[i];
+    return found < 0 ? undefined : du.dieAtKnown(found);
   }
 
   /** Chain of DIEs containing addr: subprogram, then nested lexical blocks / inlined subroutines. */
@@ -289,7 +284,8 @@ export class Module {
   private diesOf(kind: keyof NameIndex, name: string): Die[] {
     if (!this.dwarf) return [];
     const out: Die[] = [];
-    for (const o of this.names.lookup(kind, name)) { const d = this.dwarf.dieAt(o); if (d) out.push(d); }
+    // index offsets start DIEs: no need to build the unit's tree to read them
+    for (const o of this.names.lookup(kind, name)) { const d = this.dwarf.dieAtKnown(o); if (d) out.push(d); }
     return out;
   }
 

@@ -1,7 +1,7 @@
 // Name index of a module's DWARF, built on first need by skimming the DIE stream without
 // building DIE objects: names -> DIE offsets for functions (with code), inlined instances,
 // globals, types and enumerators. Lookups then parse only the units that hold the answers.
-import { CompUnit, Dwarf, DW, skipForm } from './dwarf';
+import { CompUnit, Dwarf, DW, formSize, skipForm } from './dwarf';
 import type { Accelerator } from './accel';
 import { Cursor, cstrAt } from './reader';
 
@@ -11,11 +11,6 @@ export interface NameIndex {
   globals: Map<string, number[]>;
   types: Map<string, number[]>;
   enumerators: Map<string, number[]>;
-}
-
-interface Rec {
-  off: number; tag: number; parent: number; name?: string; linkage?: string; spec?: number; origin?: number;
-  code: boolean; enumClass: boolean; declaration: boolean;
 }
 
 const NAME = DW.AT_name, LINK = DW.AT_linkage_name, MLINK = DW.AT_MIPS_linkage_name;
@@ -61,190 +56,314 @@ function add(m: Map<string, number[]>, k: string, v: number): void {
   if (l) { if (l[l.length - 1] !== v) l.push(v); } else m.set(k, [v]);
 }
 
+/**
+ * An abbreviation as the skim reads it: attributes in arrays, the size of each fixed-size value
+ * (-1 when variable), the size of all values when every one is fixed (-1 otherwise), and
+ * whether a DIE of it carries anything the index reads.
+ */
+interface SkimAbbrev {
+  tag: number; children: boolean; ats: number[]; forms: number[]; sizes: number[]; fixed: number; wanted: boolean;
+  /** inside functions only functions and inlined instances are read */
+  readInFunction: boolean;
+}
+
+const WANTED_AT = new Set<number>([NAME, LINK, MLINK, DW.AT_specification, DW.AT_abstract_origin, DW.AT_low_pc, DW.AT_ranges, DW.AT_enum_class]);
+
+function skimAbbrevs(dwarf: Dwarf, cu: CompUnit): SkimAbbrev[] {
+  const out: SkimAbbrev[] = [];
+  for (const [code, ab] of dwarf.abbrevTable(cu.abbrevOffset)) {
+    const ats: number[] = [], forms: number[] = [], sizes: number[] = [];
+    let fixed = 0, wanted = false;
+    for (const sp of ab.specs) {
+      const size = sp.form === 0x16 ? -1 : formSize(sp.form, cu);
+      ats.push(sp.at); forms.push(sp.form); sizes.push(size);
+      fixed = size < 0 || fixed < 0 ? -1 : fixed + size;
+      if (WANTED_AT.has(sp.at)) wanted = true;
+    }
+    const readInFunction = ab.tag === DW.TAG_subprogram || ab.tag === DW.TAG_inlined_subroutine;
+    out[code] = { tag: ab.tag, children: ab.children, ats, forms, sizes, fixed, wanted, readInFunction };
+  }
+  return out;
+}
+
+const ROOT = -2;
+
+/** What the scan of a unit keeps (see scanUnit). */
+interface Records {
+  // per record: DIE offset, tag, parent record (ROOT: the unit, -1: none), name and linkage
+  // name (string references, -1: none), specification and abstract origin (DIE offsets, -1:
+  // none), whether it has code, whether an enum is an enum class
+  offs: number[]; tags: number[]; parents: number[]; names: number[]; links: number[];
+  specs: number[]; origins: number[]; codes: boolean[]; enumClasses: boolean[];
+  // inlined instances: DIE offset and abstract origin
+  inlOffs: number[]; inlOrigins: number[];
+}
+
+/** A string reference: 4 * offset + section (0 .debug_str, 1 inline in .debug_info, 2 .debug_line_str). */
+function strRef(c: Cursor, form: number, cu: CompUnit, end: number): number {
+  switch (form) {
+    case 0x08: { const p = c.pos; let z = c.buf.indexOf(0, p); if (z < 0 || z > end) z = end; c.pos = z + 1; return p * 4 + 1; }
+    case 0x0e: return c.off(cu.offSize) * 4;
+    case 0x1f: return c.off(cu.offSize) * 4 + 2;
+    case 0x1a: return strxRef(cu, c.uleb());
+    case 0x25: return strxRef(cu, c.u8());
+    case 0x26: return strxRef(cu, c.u16());
+    case 0x27: return strxRef(cu, Number(c.uN(3)));
+    case 0x28: return strxRef(cu, c.u32());
+  }
+  skipForm(c, form, cu);
+  return -1;
+}
+
+function strxRef(cu: CompUnit, i: number): number {
+  const so = cu.dwarf.s.strOffsets!;
+  return (cu.offSize === 8 ? Number(so.readBigUInt64LE(cu.strOffsetsBase + i * 8)) : so.readUInt32LE(cu.strOffsetsBase + i * 4)) * 4;
+}
+
+/** A DIE reference (-1 for forms that are not one within .debug_info). */
+function dieRef(c: Cursor, form: number, cu: CompUnit): number {
+  switch (form) {
+    case 0x11: return cu.offset + c.u8();
+    case 0x12: return cu.offset + c.u16();
+    case 0x13: return cu.offset + c.u32();
+    case 0x14: return cu.offset + c.u64n();
+    case 0x15: return cu.offset + c.uleb();
+    case 0x10: return c.off(cu.offSize);
+  }
+  skipForm(c, form, cu);
+  return -1;
+}
+
+/**
+ * One pass over a unit's DIEs with no DIE objects and no strings: for each DIE outside
+ * functions (and for nested functions) a record of numbers in parallel arrays (names as
+ * references into the string sections), for each inlined instance its origin. DIEs inside
+ * functions are skipped by size unless they are functions or inlined instances.
+ *
+ * This loop runs before the JIT has optimized it (a fresh process asks once), so it is kept
+ * small (its optimized code is ready sooner) and plain: the position in a local, one-byte
+ * abbreviation codes read inline, DIEs of all-fixed-size values skipped in one step.
+ */
+function scanUnit(cu: CompUnit, abbrevs: SkimAbbrev[]): Records {
+  const info = cu.dwarf.s.info!;
+  const c = new Cursor(info, cu.dieOffset, cu.end);
+  const end = cu.end;
+  const offs: number[] = [], tags: number[] = [], parents: number[] = [], names: number[] = [], links: number[] = [];
+  const specs: number[] = [], origins: number[] = [], codes: boolean[] = [], enumClasses: boolean[] = [];
+  const inlOffs: number[] = [], inlOrigins: number[] = [];
+  // open DIEs with children: record (or -1), whether their children are inside a function
+  const stRec: number[] = [], stKids: boolean[] = [];
+  let depth = 0;
+  let first = true;
+  let pos = cu.dieOffset;
+  while (pos < end) {
+    const off = pos;
+    let code = info[pos++];
+    if (code >= 0x80) { c.pos = pos - 1; code = c.uleb(); pos = c.pos; }
+    if (code === 0) { if (depth) depth--; if (!depth && !first) break; continue; }
+    const ab = abbrevs[code];
+    if (!ab) throw new Error(`bad abbrev ${code}`);
+    const tag = ab.tag;
+    const parentInSub = depth > 0 && stKids[depth - 1];
+    if (first || !ab.wanted || (parentInSub && !ab.readInFunction)) {
+      // nothing to read: skip the values
+      if (ab.fixed >= 0) pos += ab.fixed;
+      else {
+        c.pos = pos;
+        const forms = ab.forms, sizes = ab.sizes;
+        for (let i = 0; i < forms.length; i++) {
+          const sz = sizes[i];
+          if (sz >= 0) c.pos += sz;
+          else { let form = forms[i]; if (form === 0x16) form = c.uleb(); skipForm(c, form, cu); }
+        }
+        pos = c.pos;
+      }
+      let rec = -1;
+      if (first) { first = false; rec = ROOT; }
+      else if (!parentInSub) {
+        rec = offs.length;
+        offs.push(off); tags.push(tag); parents.push(depth ? stRec[depth - 1] : -1);
+        names.push(-1); links.push(-1); specs.push(-1); origins.push(-1); codes.push(false); enumClasses.push(false);
+      }
+      if (ab.children) { stRec[depth] = rec; stKids[depth] = parentInSub || tag === DW.TAG_subprogram; depth++; }
+      continue;
+    }
+    c.pos = pos;
+    let name = -1, linkage = -1, spec = -1, origin = -1, codeRange = false, enumClass = false;
+    const ats = ab.ats, forms = ab.forms, sizes = ab.sizes;
+    for (let i = 0; i < ats.length; i++) {
+      let form = forms[i];
+      if (form === 0x16) form = c.uleb();
+      const at = ats[i];
+      if (at === NAME) { name = strRef(c, form, cu, end); continue; }
+      if (at === LINK || at === MLINK) { linkage = strRef(c, form, cu, end); continue; }
+      if (at === DW.AT_specification) { spec = dieRef(c, form, cu); continue; }
+      if (at === DW.AT_abstract_origin) { origin = dieRef(c, form, cu); continue; }
+      if (at === DW.AT_low_pc || at === DW.AT_ranges) codeRange = true;
+      else if (at === DW.AT_enum_class) enumClass = form === 0x19 || (form === 0x0c && info[c.pos] !== 0);
+      const sz = sizes[i];
+      if (sz >= 0 && form === forms[i]) c.pos += sz; else skipForm(c, form, cu);
+    }
+    pos = c.pos;
+    if (tag === DW.TAG_inlined_subroutine && origin !== -1) { inlOffs.push(off); inlOrigins.push(origin); }
+    let rec = -1;
+    if (!parentInSub || tag === DW.TAG_subprogram) {
+      rec = offs.length;
+      // nested functions (abstract origins referenced from inline instances) have no parent
+      offs.push(off); tags.push(tag); parents.push(parentInSub || !depth ? -1 : stRec[depth - 1]);
+      names.push(name); links.push(linkage); specs.push(spec); origins.push(origin); codes.push(codeRange); enumClasses.push(enumClass);
+    }
+    if (ab.children) { stRec[depth] = rec; stKids[depth] = parentInSub || tag === DW.TAG_subprogram; depth++; }
+  }
+  return { offs, tags, parents, names, links, specs, origins, codes, enumClasses, inlOffs, inlOrigins };
+}
+
+/** Skims a unit (scanUnit), then reads the names of the records that are indexed (once each). */
 function skimUnit(mainDwarf: Dwarf, unit: CompUnit, idx: NameIndex): void {
   // a skeleton's names are in its split unit; offsets are stored with the unit's link base
   const cu = mainDwarf.splitOf(unit) ?? unit;
   const dwarf = cu.dwarf;
   const base = cu.linkBase;
   const addL = (m: Map<string, number[]>, k: string, v: number) => add(m, k, v + base);
-  const root = cu.unitDie; // sets the unit's bases
+  void cu.unitDie; // sets the unit's bases
   const cxx = cu.isCxx;
   const s = dwarf.s;
   const info = s.info!;
-  const abbrevs = dwarf.abbrevTable(cu.abbrevOffset);
-  const c = new Cursor(info, cu.dieOffset, cu.end);
-  const recs = new Map<number, Rec>();
-  const inlined: { off: number; origin: number }[] = [];
-  // stack of open DIEs with children: record offset (or -1), tag, inside a subprogram
-  const stack: { off: number; tag: number; inSub: boolean }[] = [];
-  const os = cu.offSize;
-  const strx = (i: number): string => {
-    const so = s.strOffsets!;
-    const off = os === 8 ? Number(so.readBigUInt64LE(cu.strOffsetsBase + i * 8)) : so.readUInt32LE(cu.strOffsetsBase + i * 4);
-    return cstrAt(s.str!, off);
+  const end = cu.end;
+  const { offs, tags, parents, names, links, specs, origins, codes, enumClasses, inlOffs, inlOrigins } = scanUnit(cu, skimAbbrevs(dwarf, cu));
+
+  // strings of the records, read on first need
+  const strCache = new Map<number, string>();
+  const str = (ref: number): string | undefined => {
+    if (ref < 0) return undefined;
+    let v = strCache.get(ref);
+    if (v === undefined) {
+      const kind = ref % 4, o = (ref - kind) / 4;
+      v = kind === 0 ? cstrAt(s.str!, o) : kind === 2 ? cstrAt(s.lineStr!, o) : cstrInUnit(info, o, end);
+      strCache.set(ref, v);
+    }
+    return v;
   };
-  let first = true;
-  while (c.pos < cu.end) {
-    const off = c.pos;
-    const code = c.uleb();
-    if (code === 0) { stack.pop(); if (!stack.length && !first) break; continue; }
-    const ab = abbrevs.get(code);
-    if (!ab) throw new Error(`bad abbrev ${code}`);
-    let name: string | undefined, linkage: string | undefined, spec: number | undefined, origin: number | undefined;
-    let codeRange = false, enumClass = false, declaration = false;
-    for (const sp of ab.specs) {
-      let form = sp.form;
-      if (form === 0x16) form = c.uleb();
-      const at = sp.at;
-      // strings we want
-      if (at === NAME || at === LINK || at === MLINK) {
-        let v: string | undefined;
-        switch (form) {
-          case 0x08: v = c.cstr(); break;
-          case 0x0e: v = cstrAt(s.str!, c.off(os)); break;
-          case 0x1f: v = cstrAt(s.lineStr!, c.off(os)); break;
-          case 0x1a: v = strx(c.uleb()); break;
-          case 0x25: v = strx(c.u8()); break;
-          case 0x26: v = strx(c.u16()); break;
-          case 0x27: v = strx(Number(c.uN(3))); break;
-          case 0x28: v = strx(c.u32()); break;
-          default: skipForm(c, form, cu, sp.implicit);
-        }
-        if (at === NAME) name = v; else linkage = v;
-        continue;
-      }
-      if (at === DW.AT_specification || at === DW.AT_abstract_origin) {
-        let r: number | undefined;
-        switch (form) {
-          case 0x11: r = cu.offset + c.u8(); break;
-          case 0x12: r = cu.offset + c.u16(); break;
-          case 0x13: r = cu.offset + c.u32(); break;
-          case 0x14: r = cu.offset + c.u64n(); break;
-          case 0x15: r = cu.offset + c.uleb(); break;
-          case 0x10: r = c.off(os); break;
-          default: skipForm(c, form, cu, sp.implicit);
-        }
-        if (at === DW.AT_specification) spec = r; else origin = r;
-        continue;
-      }
-      if (at === DW.AT_low_pc || at === DW.AT_ranges) codeRange = true;
-      else if (at === DW.AT_enum_class) enumClass = form === 0x19 || (form === 0x0c && info[c.pos] !== 0);
-      else if (at === DW.AT_declaration) declaration = form === 0x19 || (form === 0x0c && info[c.pos] !== 0);
-      skipForm(c, form, cu, sp.implicit);
+  // the record of a DIE offset (records are in offset order)
+  const recAt = (o: number): number => {
+    let lo = 0, hi = offs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1, v = offs[mid];
+      if (v === o) return mid;
+      if (v < o) lo = mid + 1; else hi = mid - 1;
     }
-    if (first) { first = false; if (ab.children) stack.push({ off, tag: ab.tag, inSub: false }); continue; }
-    const parent = stack[stack.length - 1];
-    const inSub = !!parent && (parent.inSub || parent.tag === DW.TAG_subprogram);
-    if (ab.tag === DW.TAG_inlined_subroutine && origin !== undefined) inlined.push({ off, origin });
-    if (!inSub) {
-      recs.set(off, { off, tag: ab.tag, parent: parent ? parent.off : -1, name, linkage, spec, origin, code: codeRange, enumClass, declaration });
-    } else if (ab.tag === DW.TAG_subprogram) {
-      // nested functions / abstract origins referenced from inline instances
-      recs.set(off, { off, tag: ab.tag, parent: -1, name, linkage, spec, origin, code: codeRange, enumClass, declaration });
-    }
-    if (ab.children) stack.push({ off, tag: ab.tag, inSub });
-  }
-  void root;
+    return -1;
+  };
 
   // qualified names, as Module's qualifiedName computes them
-  const qcache = new Map<number, string>();
+  const qcache: (string | undefined)[] = [];
   const foreign = (o: number): string | undefined => {
     const d = dwarf.dieAt(o);
     return d?.name;
   };
-  const qname = (r: Rec, depth = 0): string => {
-    const hit = qcache.get(r.off);
+  const qname = (r: number, depth = 0): string => {
+    const hit = qcache[r];
     if (hit !== undefined) return hit;
     let out: string;
-    const sref = r.spec ?? (r.name === undefined ? r.origin : undefined);
-    if (sref !== undefined && depth < 8) {
-      const t = recs.get(sref);
-      out = t ? qname(t, depth + 1) : foreign(sref) ?? '';
-    } else if (!cxx) out = r.linkage ?? r.name ?? '';
+    const sref = specs[r] !== -1 ? specs[r] : names[r] === -1 && origins[r] !== -1 ? origins[r] : -1;
+    if (sref !== -1 && depth < 8) {
+      const t = recAt(sref);
+      out = t >= 0 ? qname(t, depth + 1) : foreign(sref) ?? '';
+    } else if (!cxx) out = str(links[r]) ?? str(names[r]) ?? '';
     else {
-      const parts = [r.name ?? ''];
-      let p = recs.get(r.parent);
-      while (p && p.tag !== DW.TAG_compile_unit && p.off !== cu.dieOffset) {
-        if (p.tag === DW.TAG_namespace) parts.unshift(p.name ?? '(anonymous namespace)');
-        else if (p.tag === DW.TAG_structure_type || p.tag === DW.TAG_class_type || p.tag === DW.TAG_union_type) parts.unshift(p.name ?? '{unnamed}');
-        else if (p.tag === DW.TAG_subprogram) break;
-        p = recs.get(p.parent);
+      const parts = [str(names[r]) ?? ''];
+      let p = parents[r];
+      while (p >= 0) {
+        const pt = tags[p];
+        if (pt === DW.TAG_namespace) parts.unshift(str(names[p]) ?? '(anonymous namespace)');
+        else if (pt === DW.TAG_structure_type || pt === DW.TAG_class_type || pt === DW.TAG_union_type) parts.unshift(str(names[p]) ?? '{unnamed}');
+        else if (pt === DW.TAG_subprogram) break;
+        p = parents[p];
       }
       out = parts.join('::');
     }
-    qcache.set(r.off, out);
+    qcache[r] = out;
     return out;
   };
-  const bare = (r: Rec, depth = 0): string | undefined => {
-    if (r.name !== undefined) return r.name;
-    const sref = r.origin ?? r.spec;
-    if (sref === undefined || depth > 8) return undefined;
-    const t = recs.get(sref);
-    return t ? bare(t, depth + 1) : foreign(sref);
+  const bare = (r: number, depth = 0): string | undefined => {
+    if (names[r] !== -1) return str(names[r]);
+    const sref = origins[r] !== -1 ? origins[r] : specs[r];
+    if (sref === -1 || depth > 8) return undefined;
+    const t = recAt(sref);
+    return t >= 0 ? bare(t, depth + 1) : foreign(sref);
   };
-  const linkageOf = (r: Rec, depth = 0): string | undefined => {
-    if (r.linkage !== undefined) return r.linkage;
-    const sref = r.origin ?? r.spec;
-    if (sref === undefined || depth > 8) return undefined;
-    const t = recs.get(sref);
-    return t ? linkageOf(t, depth + 1) : undefined;
+  const linkageOf = (r: number, depth = 0): string | undefined => {
+    if (links[r] !== -1) return str(links[r]);
+    const sref = origins[r] !== -1 ? origins[r] : specs[r];
+    if (sref === -1 || depth > 8) return undefined;
+    const t = recAt(sref);
+    return t >= 0 ? linkageOf(t, depth + 1) : undefined;
   };
   // which scopes are walked: the unit, namespaces, structs and classes (as Module did)
-  const walked = (r: Rec): boolean => {
-    let p = recs.get(r.parent);
-    if (r.parent === cu.dieOffset) return true;
-    while (p) {
-      if (p.tag !== DW.TAG_namespace && !((p.tag === DW.TAG_structure_type || p.tag === DW.TAG_class_type) && p.name)) return false;
-      if (p.parent === cu.dieOffset) return true;
-      p = recs.get(p.parent);
+  const walked = (r: number): boolean => {
+    let p = parents[r];
+    if (p === ROOT) return true;
+    while (p >= 0) {
+      const pt = tags[p];
+      if (pt !== DW.TAG_namespace && !((pt === DW.TAG_structure_type || pt === DW.TAG_class_type) && str(names[p]))) return false;
+      if (parents[p] === ROOT) return true;
+      p = parents[p];
     }
     return false;
   };
-  const prefixOf = (r: Rec): string => {
+  const prefixOf = (r: number): string => {
     const parts: string[] = [];
-    let p = recs.get(r.parent);
-    while (p && p.off !== cu.dieOffset) {
-      parts.unshift(p.tag === DW.TAG_namespace ? (p.name ?? '(anonymous namespace)') : (p.name ?? ''));
-      p = recs.get(p.parent);
+    let p = parents[r];
+    while (p >= 0) {
+      parts.unshift(tags[p] === DW.TAG_namespace ? (str(names[p]) ?? '(anonymous namespace)') : (str(names[p]) ?? ''));
+      p = parents[p];
     }
     return parts.length ? parts.join('::') + '::' : '';
   };
-  for (const r of recs.values()) {
-    if (r.parent === -1) continue;
-    if (r.tag === DW.TAG_enumerator) {
-      const e = recs.get(r.parent);
-      if (!e || e.tag !== DW.TAG_enumeration_type || !r.name || !walked(e)) continue;
+  for (let r = 0; r < offs.length; r++) {
+    if (parents[r] === -1) continue;
+    const tag = tags[r];
+    if (tag === DW.TAG_enumerator) {
+      const e = parents[r];
+      const n = str(names[r]);
+      if (e < 0 || tags[e] !== DW.TAG_enumeration_type || !n || !walked(e)) continue;
       const pre = prefixOf(e);
-      addL(idx.enumerators, e.enumClass && e.name ? `${pre}${e.name}::${r.name}` : pre + r.name, r.off);
+      const en = str(names[e]);
+      addL(idx.enumerators, enumClasses[e] && en ? `${pre}${en}::${n}` : pre + n, offs[r]);
       continue;
     }
-    if (!walked(r)) continue;
-    switch (r.tag) {
+    switch (tag) {
       case DW.TAG_subprogram: {
-        if (!r.code) break;
+        if (!codes[r] || !walked(r)) break;
         const q = qname(r);
-        addL(idx.funcs, q, r.off);
+        addL(idx.funcs, q, offs[r]);
         const b = bare(r);
-        if (b && b !== q) addL(idx.funcs, b, r.off);
+        if (b && b !== q) addL(idx.funcs, b, offs[r]);
         const ln = linkageOf(r);
-        if (ln) addL(idx.funcs, ln, r.off);
+        if (ln) addL(idx.funcs, ln, offs[r]);
         const lt = q.indexOf('<');
-        if (lt > 0) addL(idx.funcs, q.slice(0, lt), r.off);
+        if (lt > 0) addL(idx.funcs, q.slice(0, lt), offs[r]);
         break;
       }
-      case DW.TAG_variable:
-        if (r.spec !== undefined) addL(idx.globals, qname(r), r.off);
-        else if (r.name) addL(idx.globals, prefixOf(r) + r.name, r.off);
+      case DW.TAG_variable: {
+        if (!walked(r)) break;
+        const n = str(names[r]);
+        if (specs[r] !== -1) addL(idx.globals, qname(r), offs[r]);
+        else if (n) addL(idx.globals, prefixOf(r) + n, offs[r]);
         break;
-      case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type:
-        if (r.name) addL(idx.types, r.spec !== undefined ? qname(r) : prefixOf(r) + r.name, r.off);
+      }
+      case DW.TAG_structure_type: case DW.TAG_class_type: case DW.TAG_union_type: case DW.TAG_enumeration_type: case DW.TAG_typedef: case DW.TAG_base_type: {
+        const n = str(names[r]);
+        if (n && walked(r)) addL(idx.types, specs[r] !== -1 ? qname(r) : prefixOf(r) + n, offs[r]);
         break;
+      }
     }
   }
-  for (const { off, origin } of inlined) {
-    const o = recs.get(origin);
+  for (let i = 0; i < inlOffs.length; i++) {
+    const off = inlOffs[i], origin = inlOrigins[i];
+    const o = recAt(origin);
     let q: string | undefined, b: string | undefined;
-    if (o) { q = qname(o); b = bare(o); }
+    if (o >= 0) { q = qname(o); b = bare(o); }
     else { const d = dwarf.dieAt(origin); q = d?.name; b = q; }
     if (!q) continue;
     addL(idx.inlined, q, off);
@@ -254,3 +373,9 @@ function skimUnit(mainDwarf: Dwarf, unit: CompUnit, idx: NameIndex): void {
   }
 }
 
+/** A string stored in the DIE stream (DW_FORM_string), ending at the unit's end at the latest. */
+function cstrInUnit(info: Buffer, pos: number, end: number): string {
+  let z = info.indexOf(0, pos);
+  if (z < 0 || z > end) z = end;
+  return info.toString('utf8', pos, z);
+}

@@ -357,12 +357,14 @@ export class Program {
         const t = m.lineTable(cu);
         if (!t) continue;
         const set = new Set(fileIdx);
-        for (const r of t.rows) {
-          if (r.endSeq || !r.isStmt || !set.has(r.file)) continue;
-          const c = { m, addr: r.addr + m.bias, line: r.line, file: t.files[r.file] };
-          if (r.line === line) exact.push(c);
-          else if (r.line > line && r.line <= bestLine) {
-            if (r.line < bestLine) { later.length = 0; bestLine = r.line; }
+        const lines = t.lines, files = t.fileIdx;
+        for (let i = 0; i < t.count; i++) {
+          const rl = lines[i];
+          if (rl < line || rl > bestLine || t.endSeq(i) || !t.isStmt(i) || !set.has(files[i])) continue;
+          const c = { m, addr: t.addr(i) + m.bias, line: rl, file: t.files[files[i]] };
+          if (rl === line) exact.push(c);
+          else if (rl > line && rl <= bestLine) {
+            if (rl < bestLine) { later.length = 0; bestLine = rl; }
             later.push(c);
           }
         }

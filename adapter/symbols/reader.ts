@@ -44,7 +44,21 @@ export class Cursor {
     } while (b & 0x80);
     return result;
   }
-  sleb(): number { return Number(this.slebBig()); }
+  /** signed LEB128 as a number: no BigInt for values that fit in 32 bits (nearly all) */
+  sleb(): number {
+    const buf = this.buf;
+    let pos = this.pos, result = 0, shift = 0, b: number;
+    do {
+      b = buf[pos++];
+      if (shift === 28 && (b & 0x80)) return Number(this.slebBig()); // 5+ bytes: exact path
+      result |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    this.pos = pos;
+    if (shift < 32) return (b & 0x40) ? result | (-1 << shift) : result;
+    // five bytes: 35 bits read, bits 28..34 came from the last byte
+    return Number(BigInt.asIntN(35, BigInt(result >>> 0) | (BigInt(b & 0x70) << 28n)));
+  }
   slebBig(): bigint {
     let result = 0n, shift = 0n, b: number;
     do {
