@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) ---------- */
@@ -125,6 +126,19 @@ uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len) {
   uint32_t c = ~crc;
   c = crc_hw ? crc_sse42(c, buf, len) : crc_soft(c, buf, len);
   return ~c;
+}
+
+void img_timing(const char *what) {
+  static int on = -1;
+  static struct timespec last;
+  if (on < 0) on = getenv("CRYO_TIMING") && strcmp(getenv("CRYO_TIMING"), "0");
+  if (!on) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (what && (last.tv_sec || last.tv_nsec))
+    fprintf(stderr, "cryo timing: %8.2f ms  %s\n",
+            (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6, what);
+  last = now;
 }
 
 /* ---------- buffer and TLV writer ---------- */
@@ -693,6 +707,7 @@ void cryo_image_close(struct cryo_image *img) {
   free(img->sigs);
   if (img->map && img->map != MAP_FAILED) munmap((void *)img->map, img->size);
   if (img->fd >= 0) close(img->fd);
+  free(img->path);
   free(img);
 }
 
@@ -710,9 +725,26 @@ static const char *section_name(uint32_t type) {
 
 CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
   if (!path || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_open: null argument");
+  return img_open(path, 0, out);
+}
+
+bool img_pages_ok(struct cryo_image *img) {
+  if (!img->pages_unverified) return true;
+  /* read once, front to back: the kernel reads well ahead of the checksum (and of the
+   * restored process reading the same pages) */
+  uintptr_t a = (uintptr_t)(img->map + img->data_off) & ~(uintptr_t)(IMG_PAGE - 1);
+  size_t n = (size_t)((uintptr_t)(img->map + img->data_off + img->data_len) - a);
+  madvise((void *)a, n, MADV_SEQUENTIAL);
+  bool ok = img_crc32c(0, img->map + img->data_off, (size_t)img->data_len) == img->pages_crc;
+  madvise((void *)a, n, MADV_NORMAL);
+  return ok;
+}
+
+int img_open(const char *path, unsigned flags, struct cryo_image **out) {
   *out = NULL;
   struct cryo_image *img = calloc(1, sizeof *img);
   if (!img) return cryo_fail(CRYO_EFAIL, "out of memory");
+  img->path = strdup(path);
   img->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (img->fd < 0) {
     int rc = cryo_fail_errno("open %s", path);
@@ -791,7 +823,10 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
                      section_name(type), (unsigned long long)len, (unsigned long long)off);
       goto fail;
     }
-    if (img_crc32c(0, img->map + off, (size_t)len) != crc) {
+    if (type == SEC_PAGES && (flags & IMG_OPEN_DEFER_PAGES)) {
+      img->pages_unverified = true;
+      img->pages_crc = crc;
+    } else if (img_crc32c(0, img->map + off, (size_t)len) != crc) {
       rc = cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section checksum mismatch", path, section_name(type));
       goto fail;
     }
