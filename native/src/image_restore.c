@@ -424,16 +424,19 @@ static uint64_t special_kind(const char *name) {
  * for the life of the process.)
  *
  * Mappings without PROT_WRITE are mapped writable, filled, then given their
- * protection with mprotect; the kernel's read honours protection, /proc/PID/mem did
- * not. Zero pages over a file mapping (zeros written where the file has bytes) are
- * still written through /proc/PID/mem: few, and no file to read them from. */
+ * protection with mprotect (the kernel's read honours protection, /proc/PID/mem does
+ * not), except code: its few stored pages (a breakpoint's, relocations) are written
+ * through /proc/PID/mem, as everything was before, because writable-and-executable is
+ * what security policies refuse. So are zeros over a file mapping (few, and no file
+ * to read them from), and everything when the image's descriptor cannot be passed
+ * on (an image on descriptor 0-2). */
 #define FILL_IOVS 1024                       /* IOV_MAX */
 #define FILL_IOV_AT (SCRATCH_OFF + 4 * IMG_PAGE) /* after the strings, 16 KiB */
 #define FILL_MAX_BATCH (1ull << 30)          /* below the kernel's 2 GiB - 4 KiB per call */
 
 struct fill {
   struct builder *b;
-  int64_t fd;                 /* the image in the new process; -1: write through /proc/PID/mem */
+  int64_t fd;                 /* the image, open in the new process */
   uint64_t iov[FILL_IOVS][2]; /* base, length in the new process */
   int n;
   uint64_t off, len;          /* file offset and length of the batch */
@@ -471,7 +474,6 @@ static int fill_flush(struct fill *f) {
 
 /* bytes of the image at off go to addr in the new process */
 static int fill_add(struct fill *f, uint64_t addr, uint64_t off, uint64_t bytes) {
-  if (f->fd < 0) return poke(f->b, addr, f->b->img->map + off, bytes);
   while (bytes) {
     int rc;
     if (f->n && (f->n == FILL_IOVS || off != f->off + f->len || f->len >= FILL_MAX_BATCH) && (rc = fill_flush(f)))
@@ -499,6 +501,8 @@ static bool has_data(const struct img_mapping *m) {
   return false;
 }
 
+enum { FILL_READ, FILL_READ_REPROTECT, FILL_POKE };
+
 static int map_all(struct builder *b) {
   struct cryo_image *img = b->img;
   int64_t r;
@@ -507,10 +511,10 @@ static int map_all(struct builder *b) {
   int64_t cur_fd = -1;
   int cur_mode = -1;
   struct fill *fill = calloc(1, sizeof *fill);
-  bool *reprotect = calloc(img->nmaps ? img->nmaps : 1, sizeof *reprotect);
-  if (!fill || !reprotect) {
+  uint8_t *how = calloc(img->nmaps ? img->nmaps : 1, sizeof *how);
+  if (!fill || !how) {
     free(fill);
-    free(reprotect);
+    free(how);
     return cryo_fail(CRYO_EFAIL, "out of memory");
   }
   fill->b = b;
@@ -523,11 +527,12 @@ static int map_all(struct builder *b) {
     uint64_t len = m->end - m->start;
     bool shared = m->flags & MF_SHARED;
     bool from_file = m->kind == MK_FILE && !(m->flags & MF_CONTENT);
-    uint64_t prot = m->prot;
-    if (fill->fd >= 0 && !(prot & PROT_WRITE) && !(from_file && shared) && has_data(m)) {
-      prot |= PROT_WRITE;
-      reprotect[i] = true;
-    }
+    how[i] = fill->fd >= 0 ? FILL_READ : FILL_POKE;
+    if (how[i] == FILL_READ && !(m->prot & PROT_WRITE) && !(from_file && shared) && has_data(m))
+      /* code (e.g. a page with a debugger's breakpoint) is poked as before: writable
+       * and executable at once is what some policies refuse (SELinux execmem) */
+      how[i] = m->prot & PROT_EXEC ? FILL_POKE : FILL_READ_REPROTECT;
+    uint64_t fl, fd = (uint64_t)-1;
     if (from_file) {
       int mode = shared && (m->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
       if (cur_fd < 0 || strcmp(cur_path, m->path) || mode != cur_mode) {
@@ -542,19 +547,26 @@ static int map_all(struct builder *b) {
         snprintf(cur_path, sizeof cur_path, "%s", m->path);
         cur_mode = mode;
       }
-      char what[PATH_MAX + 64];
-      snprintf(what, sizeof what, "mmap %s at 0x%llx", m->path, (unsigned long long)m->start);
-      rc = sys_ok(b, what, SYS_mmap, m->start, len, prot,
-                  (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE), (uint64_t)cur_fd, m->offset, &r);
-      if (rc) goto out;
+      fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE);
+      fd = (uint64_t)cur_fd;
     } else {
-      uint64_t fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+      fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
       if (m->kind == MK_STACK) fl |= MAP_GROWSDOWN;
-      char what[128];
-      snprintf(what, sizeof what, "mmap anonymous memory at 0x%llx-0x%llx", (unsigned long long)m->start,
-               (unsigned long long)m->end);
-      rc = sys_ok(b, what, SYS_mmap, m->start, len, prot, fl, (uint64_t)-1, 0, &r);
-      if (rc) goto out;
+    }
+    uint64_t off = from_file ? m->offset : 0;
+    if (how[i] == FILL_READ_REPROTECT) {
+      /* writable for now; when that is refused (strict overcommit charges a writable
+       * private mapping in full), the recorded protection and poked contents */
+      if ((rc = sys(b, SYS_mmap, m->start, len, m->prot | PROT_WRITE, fl, fd, off, &r))) goto out;
+      if (r < 0 && r > -4096) how[i] = FILL_POKE;
+    }
+    if (how[i] != FILL_READ_REPROTECT) {
+      char what[PATH_MAX + 64];
+      if (from_file) snprintf(what, sizeof what, "mmap %s at 0x%llx", m->path, (unsigned long long)m->start);
+      else
+        snprintf(what, sizeof what, "mmap anonymous memory at 0x%llx-0x%llx", (unsigned long long)m->start,
+                 (unsigned long long)m->end);
+      if ((rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot, fl, fd, off, &r))) goto out;
     }
     if ((uint64_t)r != m->start) {
       rc = cryo_fail(CRYO_EFAIL, "restoring process %d: mapping 0x%llx landed at 0x%llx", b->pid,
@@ -576,7 +588,9 @@ static int map_all(struct builder *b) {
       struct img_run *ru = &m->runs[k];
       uint64_t bytes = (uint64_t)ru->npages * IMG_PAGE;
       if (ru->kind == PK_DATA) {
-        if ((rc = fill_add(fill, at, ru->off, bytes))) goto out;
+        if (how[i] == FILL_POKE) rc = poke(b, at, img->map + ru->off, bytes);
+        else rc = fill_add(fill, at, ru->off, bytes);
+        if (rc) goto out;
       } else if (ru->kind == PK_ZERO && from_file) {
         for (uint64_t o = 0; o < bytes; o += IMG_PAGE)
           if ((rc = poke(b, at + o, zero, IMG_PAGE))) goto out;
@@ -587,7 +601,7 @@ static int map_all(struct builder *b) {
   if (fill->n && (rc = fill_flush(fill))) goto out;
   for (uint32_t i = 0; i < img->nmaps; i++) {
     struct img_mapping *m = &img->maps[i];
-    if (!reprotect[i]) continue;
+    if (how[i] != FILL_READ_REPROTECT) continue;
     char what[128];
     snprintf(what, sizeof what, "mprotect 0x%llx-0x%llx", (unsigned long long)m->start, (unsigned long long)m->end);
     if ((rc = sys_ok(b, what, SYS_mprotect, m->start, m->end - m->start, m->prot, 0, 0, 0, &r))) goto out;
@@ -598,7 +612,7 @@ out:
   if (b->img_fd >= 0) sys(b, SYS_close, (uint64_t)b->img_fd, 0, 0, 0, 0, 0, &r);
   b->img_fd = -1;
   free(fill);
-  free(reprotect);
+  free(how);
   return rc;
 }
 

@@ -254,6 +254,7 @@ describe('dump and restore', () => {
       // restored by a read in the new process, which honours protection: mapped writable first
       assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r--p' && m.pages.data === 1), 'read-only anonymous data');
       assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === '---p' && m.pages.data === 1 && m.pages.absent === 1), 'PROT_NONE anonymous data');
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r-xp' && m.pages.data === 1), 'code written at run time');
       assert.ok(j.mappings.some((m) => m.path === prog && m.perms === 'rw-p' && m.pages.file === 1 && m.pages.data === 1), 'private file mapping: one clean page, one copied');
       // the layout: every recorded mapping is where it was, with its protection (the
       // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
