@@ -27,10 +27,12 @@ int cli_restore(int argc, char **argv) {
     return 2;
   }
   struct cryo_image *img;
-  if (cryo_image_open(file, &img) != CRYO_OK) {
+  img_timing(NULL);
+  if (img_open(file, IMG_OPEN_DEFER_PAGES, &img) != CRYO_OK) {
     fprintf(stderr, "cryo restore: %s\n", cryo_last_error());
     return 1;
   }
+  img_timing("open and validate the image");
   cryo_session *s = cryo_session_new();
   if (!s) {
     fprintf(stderr, "cryo restore: %s\n", cryo_last_error());
@@ -46,6 +48,7 @@ int cli_restore(int argc, char **argv) {
     cryo_image_close(img);
     return 1;
   }
+  img_timing("restore");
   unsigned long long old_pid = img->pid;
   cryo_image_close(img);
   if (rep.notes[0]) fprintf(stderr, "cryo restore: note: %s", rep.notes);
@@ -59,6 +62,7 @@ int cli_restore(int argc, char **argv) {
     waitpid(pid, NULL, __WALL);
     return 1;
   }
+  img_timing("close and detach");
   if (!wait_) {
     printf("%d\n", pid);
     fflush(stdout);

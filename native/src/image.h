@@ -175,10 +175,19 @@ struct cryo_image {
   const uint8_t *log_raw; /* the LOG section as it is in the file */
   uint64_t log_raw_len;
   char *name;             /* the file (and checkpoint) for messages */
+  uint64_t file_base;     /* where this image starts in the file of fd (an embedded checkpoint: > 0) */
+  /* opened with IMG_OPEN_DEFER_PAGES: the PAGES checksum is still to be verified */
+  bool pages_unverified;
+  uint32_t pages_crc;
+  char *path;
 };
 
 /* ---- checksum (image_format.c) ---- */
 uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* ---- phase timing (image_format.c): with CRYO_TIMING=1 in the environment, each call
+ * prints to stderr the milliseconds since the previous one and what ended then ---- */
+void img_timing(const char *what);
 
 /* ---- growable buffer and TLV writer (image_format.c) ---- */
 struct img_buf {
@@ -196,6 +205,15 @@ void img_tlv_end(struct img_buf *b, size_t at);
 
 /* ---- reading (image_format.c): cryo_image_open, _close, _read_memory in cryo.h;
  * a damaged image is CRYO_EINVAL, an I/O failure CRYO_EFAIL ---- */
+
+/* cryo_image_open, with flags. IMG_OPEN_DEFER_PAGES: everything is validated but the
+ * PAGES section's checksum, left to img_verify_pages (a restore verifies it on a second
+ * thread while it builds the process, and lets nothing run before it matched). */
+#define IMG_OPEN_DEFER_PAGES 1u
+int img_open(const char *path, unsigned flags, struct cryo_image **out);
+/* Whether the PAGES checksum of an image opened with IMG_OPEN_DEFER_PAGES matches (true
+ * when it was verified at open). Reads only; safe beside other readers of the image. */
+bool img_pages_ok(struct cryo_image *img);
 
 /* ---- ELF build-id (image_format.c) ---- */
 int img_build_id_fd(int fd, uint8_t *out, uint32_t cap, uint32_t *len);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) ---------- */
@@ -125,6 +126,19 @@ uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len) {
   uint32_t c = ~crc;
   c = crc_hw ? crc_sse42(c, buf, len) : crc_soft(c, buf, len);
   return ~c;
+}
+
+void img_timing(const char *what) {
+  static int on = -1;
+  static struct timespec last;
+  if (on < 0) on = getenv("CRYO_TIMING") && strcmp(getenv("CRYO_TIMING"), "0");
+  if (!on) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (what && (last.tv_sec || last.tv_nsec))
+    fprintf(stderr, "cryo timing: %8.2f ms  %s\n",
+            (double)(now.tv_sec - last.tv_sec) * 1e3 + (double)(now.tv_nsec - last.tv_nsec) / 1e6, what);
+  last = now;
 }
 
 /* ---------- buffer and TLV writer ---------- */
@@ -695,6 +709,7 @@ void cryo_image_close(struct cryo_image *img) {
   free(img->name);
   if (img->map && img->map != MAP_FAILED) munmap((void *)img->map, img->size);
   if (img->fd >= 0) close(img->fd);
+  free(img->path);
   free(img);
 }
 
@@ -764,7 +779,7 @@ static const char *section_name(uint32_t type) {
   }
 }
 
-static int image_parse(struct cryo_image *img, const char *path, bool embedded);
+static int image_parse(struct cryo_image *img, const char *path, bool embedded, unsigned flags);
 
 /* Checkpoint i of the history as an image of its own: its bytes mapped from the same file
  * (page-aligned, so no copy), with its own descriptor. */
@@ -782,6 +797,7 @@ static int open_embedded(struct cryo_image *img, uint32_t i, struct cryo_image *
     return rc;
   }
   e->size = (size_t)img->history[i].len;
+  e->file_base = img->history[i].off; /* offsets inside it are relative to this, fd is the outer file */
   void *m = mmap(NULL, e->size, PROT_READ, MAP_PRIVATE, e->fd, (off_t)img->history[i].off);
   if (m == MAP_FAILED) {
     int rc = cryo_fail_errno("mmap %s", name);
@@ -789,7 +805,7 @@ static int open_embedded(struct cryo_image *img, uint32_t i, struct cryo_image *
     return rc;
   }
   e->map = m;
-  int rc = image_parse(e, e->name, true);
+  int rc = image_parse(e, e->name, true, 0);
   if (rc) {
     cryo_image_close(e);
     return rc;
@@ -870,10 +886,27 @@ static int parse_history(struct cryo_image *img, struct rctx *c, const uint8_t *
 
 CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
   if (!path || !out) return cryo_fail(CRYO_EINVAL, "cryo_image_open: null argument");
+  return img_open(path, 0, out);
+}
+
+bool img_pages_ok(struct cryo_image *img) {
+  if (!img->pages_unverified) return true;
+  /* read once, front to back: the kernel reads well ahead of the checksum (and of the
+   * restored process reading the same pages) */
+  uintptr_t a = (uintptr_t)(img->map + img->data_off) & ~(uintptr_t)(IMG_PAGE - 1);
+  size_t n = (size_t)((uintptr_t)(img->map + img->data_off + img->data_len) - a);
+  madvise((void *)a, n, MADV_SEQUENTIAL);
+  bool ok = img_crc32c(0, img->map + img->data_off, (size_t)img->data_len) == img->pages_crc;
+  madvise((void *)a, n, MADV_NORMAL);
+  return ok;
+}
+
+int img_open(const char *path, unsigned flags, struct cryo_image **out) {
   *out = NULL;
   struct cryo_image *img = calloc(1, sizeof *img);
   if (!img) return cryo_fail(CRYO_EFAIL, "out of memory");
   img->name = strdup(path);
+  img->path = strdup(path);
   img->fd = open(path, O_RDONLY | O_CLOEXEC);
   if (img->fd < 0) {
     int rc = cryo_fail_errno("open %s", path);
@@ -902,7 +935,7 @@ CRYO_API int cryo_image_open(const char *path, struct cryo_image **out) {
     rc = cryo_fail_errno("mmap %s", path);
     goto fail;
   }
-  rc = image_parse(img, path, false);
+  rc = image_parse(img, path, false, flags);
   if (rc) goto fail;
   *out = img;
   cryo_clear_error();
@@ -913,7 +946,7 @@ fail:
 }
 
 /* Validates and reads the image at img->map (img->size bytes). */
-static int image_parse(struct cryo_image *img, const char *path, bool embedded) {
+static int image_parse(struct cryo_image *img, const char *path, bool embedded, unsigned flags) {
   int rc = CRYO_OK;
   const uint8_t *h = img->map;
   if (img->size < IMG_HEADER_SIZE) return cryo_fail(CRYO_EINVAL, "%s: not a cryo image (too short for the header)", path);
@@ -953,8 +986,13 @@ static int image_parse(struct cryo_image *img, const char *path, bool embedded) 
     if (off > img->size || len > img->size - off)
       return cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section (%llu bytes at %llu) outside the file", path,
                        section_name(type), (unsigned long long)len, (unsigned long long)off);
-    if (img_crc32c(0, img->map + off, (size_t)len) != crc)
+    if (type == SEC_PAGES && (flags & IMG_OPEN_DEFER_PAGES)) {
+      /* cryo restore checks the pages while it builds the process (image_restore.c) */
+      img->pages_unverified = true;
+      img->pages_crc = crc;
+    } else if (img_crc32c(0, img->map + off, (size_t)len) != crc) {
       return cryo_fail(CRYO_EINVAL, "%s: corrupt image: %s section checksum mismatch", path, section_name(type));
+    }
     used[nused++] = (struct range){off, len};
     if (type >= 1 && type <= SEC_MAX) {
       if (sec_p[type]) return cryo_fail(CRYO_EINVAL, "%s: corrupt image: two %s sections", path, section_name(type));

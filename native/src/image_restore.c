@@ -5,7 +5,8 @@
  * outside through a two-page trampoline (a `syscall` instruction and scratch memory)
  * placed where neither layout has anything, it unmaps everything it inherited, moves
  * its vDSO to the recorded addresses, maps every recorded mapping with its protection
- * and file, receives its data pages through /proc/PID/mem, gets the recorded mm
+ * and file, reads its data pages from the image itself (see "Page contents" below; the
+ * image's checksum is verified meanwhile on another thread), gets the recorded mm
  * fields, limits, cwd, descriptors, signal actions and mask, and finally unmaps the
  * trampoline and takes the recorded registers. Any failure kills what was built. */
 #include "image.h"
@@ -240,6 +241,7 @@ CRYO_API int cryo_image_check(struct cryo_image *img) {
 struct builder {
   pid_t pid;
   int memfd;
+  int64_t img_fd; /* the image's descriptor, inherited by the new process; -1 when it cannot be */
   uint64_t tramp;
   struct user_regs_struct base;
   pid_t cur;                         /* the thread syscalls run in */
@@ -400,6 +402,107 @@ static uint64_t special_kind(const char *name) {
   return 0;
 }
 
+/* Page contents: how the data pages get into the new process.
+ *
+ * The process reads them itself: preadv, run as an injected syscall, from the image's
+ * descriptor (inherited from the restorer at the clone and kept open until the
+ * contents are in) into its own freshly mapped memory, many runs per call (the dump
+ * writes data pages in address order, so the runs of all mappings usually make one
+ * contiguous stretch of the file and one call). The kernel copies from the page cache
+ * straight into the new pages: no copy through the restorer, as writing through
+ * /proc/PID/mem (page by page, through the restorer's mapping of the image) needed.
+ *
+ * Not chosen: mapping the image file itself (MAP_PRIVATE|MAP_FIXED at each run's
+ * offset), which copies nothing up front but makes anonymous memory a private file
+ * mapping of the image: /proc/PID/maps names the image, a later dump would record the
+ * pages as the image's file pages, MADV_DONTNEED would bring back the image's bytes
+ * instead of zeros, and the process would depend on the image for as long as it runs
+ * (a SIGBUS when the file is truncated, other bytes when it is rewritten in place).
+ * Read memory is plain anonymous (or file-COW) memory, the same as the original's, and
+ * the image may be deleted, truncated or overwritten as soon as the restore returns.
+ * (Nor userfaultfd: lazy, but a helper would have to serve faults, and keep the image,
+ * for the life of the process.)
+ *
+ * Mappings without PROT_WRITE are mapped writable, filled, then given their
+ * protection with mprotect (the kernel's read honours protection, /proc/PID/mem does
+ * not), except code: its few stored pages (a breakpoint's, relocations) are written
+ * through /proc/PID/mem, as everything was before, because writable-and-executable is
+ * what security policies refuse. So are zeros over a file mapping (few, and no file
+ * to read them from), and everything when the image's descriptor cannot be passed
+ * on (an image on descriptor 0-2). */
+#define FILL_IOVS 1024                       /* IOV_MAX */
+#define FILL_IOV_AT (SCRATCH_OFF + 4 * IMG_PAGE) /* after the strings, 16 KiB */
+#define FILL_MAX_BATCH (1ull << 30)          /* below the kernel's 2 GiB - 4 KiB per call */
+
+struct fill {
+  struct builder *b;
+  int64_t fd;                 /* the image, open in the new process */
+  uint64_t iov[FILL_IOVS][2]; /* base, length in the new process */
+  int n;
+  uint64_t off, len;          /* file offset and length of the batch */
+};
+
+static int fill_flush(struct fill *f) {
+  struct builder *b = f->b;
+  int rc;
+  int first = 0;
+  uint64_t off = f->off;
+  while (first < f->n) {
+    if ((rc = poke(b, b->tramp + FILL_IOV_AT, f->iov[first], (size_t)(f->n - first) * sizeof f->iov[0]))) return rc;
+    int64_t r;
+    if ((rc = sys(b, SYS_preadv, (uint64_t)f->fd, b->tramp + FILL_IOV_AT, (uint64_t)(f->n - first), off, 0, 0, &r)))
+      return rc;
+    if (r <= 0) {
+      if (r == -EINTR) continue;
+      errno = r == 0 ? EIO : (int)-r;
+      return cryo_fail_errno("restoring process %d: reading %llu bytes of pages from the image at offset %llu%s", b->pid,
+                             (unsigned long long)(f->len - (off - f->off)), (unsigned long long)off,
+                             r == 0 ? " (the image was truncated)" : "");
+    }
+    /* a short read: go on after what arrived */
+    off += (uint64_t)r;
+    while (first < f->n && (uint64_t)r >= f->iov[first][1]) r -= (int64_t)f->iov[first++][1];
+    if (first < f->n) {
+      f->iov[first][0] += (uint64_t)r;
+      f->iov[first][1] -= (uint64_t)r;
+    }
+  }
+  f->n = 0;
+  f->len = 0;
+  return CRYO_OK;
+}
+
+/* bytes of the image at off go to addr in the new process */
+static int fill_add(struct fill *f, uint64_t addr, uint64_t off, uint64_t bytes) {
+  while (bytes) {
+    int rc;
+    if (f->n && (f->n == FILL_IOVS || off != f->off + f->len || f->len >= FILL_MAX_BATCH) && (rc = fill_flush(f)))
+      return rc;
+    uint64_t k = bytes;
+    if (k > FILL_MAX_BATCH - f->len) k = FILL_MAX_BATCH - f->len;
+    if (!f->n) f->off = off;
+    if (f->n && f->iov[f->n - 1][0] + f->iov[f->n - 1][1] == addr) f->iov[f->n - 1][1] += k;
+    else {
+      f->iov[f->n][0] = addr;
+      f->iov[f->n][1] = k;
+      f->n++;
+    }
+    f->len += k;
+    addr += k;
+    off += k;
+    bytes -= k;
+  }
+  return CRYO_OK;
+}
+
+static bool has_data(const struct img_mapping *m) {
+  for (uint32_t k = 0; k < m->nruns; k++)
+    if (m->runs[k].kind == PK_DATA) return true;
+  return false;
+}
+
+enum { FILL_READ, FILL_READ_REPROTECT, FILL_POKE };
+
 static int map_all(struct builder *b) {
   struct cryo_image *img = b->img;
   int64_t r;
@@ -407,61 +510,110 @@ static int map_all(struct builder *b) {
   char cur_path[PATH_MAX] = "";
   int64_t cur_fd = -1;
   int cur_mode = -1;
+  struct fill *fill = calloc(1, sizeof *fill);
+  uint8_t *how = calloc(img->nmaps ? img->nmaps : 1, sizeof *how);
+  if (!fill || !how) {
+    free(fill);
+    free(how);
+    return cryo_fail(CRYO_EFAIL, "out of memory");
+  }
+  fill->b = b;
+  fill->fd = b->img_fd;
+  /* every mapping first (those to be filled writable), then the contents, then the
+   * protections: one read can fill runs of many mappings */
   for (uint32_t i = 0; i < img->nmaps; i++) {
     struct img_mapping *m = &img->maps[i];
     if (is_vdso_kind(m->kind) || m->kind == MK_VSYSCALL) continue;
     uint64_t len = m->end - m->start;
     bool shared = m->flags & MF_SHARED;
     bool from_file = m->kind == MK_FILE && !(m->flags & MF_CONTENT);
+    how[i] = fill->fd >= 0 ? FILL_READ : FILL_POKE;
+    if (how[i] == FILL_READ && !(m->prot & PROT_WRITE) && !(from_file && shared) && has_data(m))
+      /* code (e.g. a page with a debugger's breakpoint) is poked as before: writable
+       * and executable at once is what some policies refuse (SELinux execmem) */
+      how[i] = m->prot & PROT_EXEC ? FILL_POKE : FILL_READ_REPROTECT;
+    uint64_t fl, fd = (uint64_t)-1;
     if (from_file) {
       int mode = shared && (m->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
       if (cur_fd < 0 || strcmp(cur_path, m->path) || mode != cur_mode) {
         if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
         cur_fd = -1;
         uint64_t a = 0;
-        if ((rc = scratch_str(b, m->path, &a))) return rc;
+        if ((rc = scratch_str(b, m->path, &a))) goto out;
         char what[PATH_MAX + 32];
         snprintf(what, sizeof what, "open %s", m->path);
         if ((rc = sys_ok(b, what, SYS_openat, (uint64_t)AT_FDCWD, a, (uint64_t)(mode | O_CLOEXEC), 0, 0, 0, &cur_fd)))
-          return rc;
+          goto out;
         snprintf(cur_path, sizeof cur_path, "%s", m->path);
         cur_mode = mode;
       }
-      char what[PATH_MAX + 64];
-      snprintf(what, sizeof what, "mmap %s at 0x%llx", m->path, (unsigned long long)m->start);
-      rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot,
-                  (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE), (uint64_t)cur_fd, m->offset, &r);
-      if (rc) return rc;
+      fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE);
+      fd = (uint64_t)cur_fd;
     } else {
-      uint64_t fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+      fl = (uint64_t)((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
       if (m->kind == MK_STACK) fl |= MAP_GROWSDOWN;
-      char what[128];
-      snprintf(what, sizeof what, "mmap anonymous memory at 0x%llx-0x%llx", (unsigned long long)m->start,
-               (unsigned long long)m->end);
-      rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot, fl, (uint64_t)-1, 0, &r);
-      if (rc) return rc;
     }
-    if ((uint64_t)r != m->start)
-      return cryo_fail(CRYO_EFAIL, "restoring process %d: mapping 0x%llx landed at 0x%llx", b->pid,
-                       (unsigned long long)m->start, (unsigned long long)r);
-    if (from_file && shared) continue; /* the file holds the content */
-    /* contents */
+    uint64_t off = from_file ? m->offset : 0;
+    if (how[i] == FILL_READ_REPROTECT) {
+      /* writable for now; when that is refused (strict overcommit charges a writable
+       * private mapping in full), the recorded protection and poked contents */
+      if ((rc = sys(b, SYS_mmap, m->start, len, m->prot | PROT_WRITE, fl, fd, off, &r))) goto out;
+      if (r < 0 && r > -4096) how[i] = FILL_POKE;
+    }
+    if (how[i] != FILL_READ_REPROTECT) {
+      char what[PATH_MAX + 64];
+      if (from_file) snprintf(what, sizeof what, "mmap %s at 0x%llx", m->path, (unsigned long long)m->start);
+      else
+        snprintf(what, sizeof what, "mmap anonymous memory at 0x%llx-0x%llx", (unsigned long long)m->start,
+                 (unsigned long long)m->end);
+      if ((rc = sys_ok(b, what, SYS_mmap, m->start, len, m->prot, fl, fd, off, &r))) goto out;
+    }
+    if ((uint64_t)r != m->start) {
+      rc = cryo_fail(CRYO_EFAIL, "restoring process %d: mapping 0x%llx landed at 0x%llx", b->pid,
+                     (unsigned long long)m->start, (unsigned long long)r);
+      goto out;
+    }
+  }
+  if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
+  /* contents: data pages read from the image, zeros written over file pages; fresh
+   * anonymous memory is zero already, and file and absent pages come from the file */
+  static const uint8_t zero[IMG_PAGE];
+  for (uint32_t i = 0; i < img->nmaps; i++) {
+    struct img_mapping *m = &img->maps[i];
+    if (is_vdso_kind(m->kind) || m->kind == MK_VSYSCALL) continue;
+    bool from_file = m->kind == MK_FILE && !(m->flags & MF_CONTENT);
+    if (from_file && (m->flags & MF_SHARED)) continue; /* the file holds the content */
     uint64_t at = m->start;
-    static const uint8_t zero[IMG_PAGE];
     for (uint32_t k = 0; k < m->nruns; k++) {
       struct img_run *ru = &m->runs[k];
       uint64_t bytes = (uint64_t)ru->npages * IMG_PAGE;
       if (ru->kind == PK_DATA) {
-        if ((rc = poke(b, at, img->map + ru->off, bytes))) return rc;
+        if (how[i] == FILL_POKE) rc = poke(b, at, img->map + ru->off, bytes);
+        else rc = fill_add(fill, at, b->img->file_base + ru->off, bytes);
+        if (rc) goto out;
       } else if (ru->kind == PK_ZERO && from_file) {
         for (uint64_t o = 0; o < bytes; o += IMG_PAGE)
-          if ((rc = poke(b, at + o, zero, IMG_PAGE))) return rc;
+          if ((rc = poke(b, at + o, zero, IMG_PAGE))) goto out;
       }
       at += bytes;
     }
   }
-  if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
-  return CRYO_OK;
+  if (fill->n && (rc = fill_flush(fill))) goto out;
+  for (uint32_t i = 0; i < img->nmaps; i++) {
+    struct img_mapping *m = &img->maps[i];
+    if (how[i] != FILL_READ_REPROTECT) continue;
+    char what[128];
+    snprintf(what, sizeof what, "mprotect 0x%llx-0x%llx", (unsigned long long)m->start, (unsigned long long)m->end);
+    if ((rc = sys_ok(b, what, SYS_mprotect, m->start, m->end - m->start, m->prot, 0, 0, 0, &r))) goto out;
+  }
+  rc = CRYO_OK;
+out:
+  /* the image's descriptor is not the process's: it goes before the descriptors come */
+  if (b->img_fd >= 0) sys(b, SYS_close, (uint64_t)b->img_fd, 0, 0, 0, 0, 0, &r);
+  b->img_fd = -1;
+  free(fill);
+  free(how);
+  return rc;
 }
 
 static int move_specials(struct builder *b, struct cmap *c, int nc) {
@@ -674,11 +826,51 @@ static void kill_child(pid_t pid) {
   }
 }
 
+/* The PAGES checksum of an image opened with IMG_OPEN_DEFER_PAGES, verified on a
+ * thread of its own while the process is built: when the image is not in the page
+ * cache (cryo dump writes it with O_DIRECT), reading it is most of a restore, and
+ * this way the disk, the checksum and the new process's own page faults overlap. The
+ * built process runs no instruction of its own before the checksum matched: a
+ * mismatch kills it and the restore fails as the open would have. */
+struct pages_check {
+  struct cryo_image *img;
+  pthread_t th;
+  bool running, ok;
+};
+
+static void *pages_check_run(void *arg) {
+  struct pages_check *pc = arg;
+  pc->ok = img_pages_ok(pc->img);
+  return NULL;
+}
+
+static void pages_check_start(struct pages_check *pc, struct cryo_image *img) {
+  memset(pc, 0, sizeof *pc);
+  pc->img = img;
+  pc->ok = true;
+  if (!img->pages_unverified) return;
+  if (pthread_create(&pc->th, NULL, pages_check_run, pc) == 0) pc->running = true;
+  else pages_check_run(pc);
+}
+
+/* Waits for the checksum; false (and the error set) when it does not match. */
+static bool pages_check_join(struct pages_check *pc) {
+  if (pc->running) {
+    pthread_join(pc->th, NULL);
+    pc->running = false;
+    if (pc->ok) pc->img->pages_unverified = false;
+  }
+  if (!pc->ok)
+    cryo_fail(CRYO_EINVAL, "%s: corrupt image: pages section checksum mismatch", pc->img->path ? pc->img->path : "image");
+  return pc->ok;
+}
+
 struct restore_args {
   struct cryo_image *img;
   struct img_restore_report *rep;
   pid_t pid;
   const int *stdio; /* fds 0-2 for the new process (-1: the restorer's own), or NULL */
+  struct pages_check *pages;
 };
 
 
@@ -809,15 +1001,20 @@ static int build(struct builder *b) {
   memset(&rs, 0, sizeof rs);
   if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, b->pid, (void *)sizeof rs, &rs) > 0 && rs.ptr)
     if ((rc = sys_ok(b, "rseq unregister", SYS_rseq, rs.ptr, rs.size, 1, rs.sig, 0, 0, &r))) goto out;
-  /* inherited descriptors other than stdio go */
-  sys(b, 436 /* close_range */, 3, ~0u, 0, 0, 0, 0, &r);
+  /* inherited descriptors other than stdio go, except the image's until the pages are in
+   * (an image on descriptor 0-2 may have been replaced by the new process's stdio) */
+  b->img_fd = img->fd > 2 ? img->fd : -1;
+  if (b->img_fd > 3) sys(b, 436 /* close_range */, 3, (uint64_t)b->img_fd - 1, 0, 0, 0, 0, &r);
+  sys(b, 436 /* close_range */, b->img_fd >= 0 ? (uint64_t)b->img_fd + 1 : 3, ~0u, 0, 0, 0, 0, &r);
   /* everything inherited goes, except the trampoline and the kernel's special mappings */
   for (int i = 0; i < nc; i++) {
     if (special_kind(c[i].name) || (c[i].start >= b->tramp && c[i].end <= b->tramp + TRAMP_SIZE)) continue;
     if ((rc = sys_ok(b, "munmap", SYS_munmap, c[i].start, c[i].end - c[i].start, 0, 0, 0, 0, &r))) goto out;
   }
+  img_timing("trampoline, munmap inherited");
   if ((rc = move_specials(b, c, nc))) goto out;
   if ((rc = map_all(b))) goto out;
+  img_timing("map_all: mappings and their contents");
   if ((rc = set_mm(b))) goto out;
   if (img->comm) {
     uint64_t s = 0;
@@ -881,6 +1078,7 @@ static int build(struct builder *b) {
   /* the trampoline goes last; the step completes at an address that no longer exists */
   if ((rc = sys_ok(b, "munmap the trampoline", SYS_munmap, b->tramp, TRAMP_SIZE, 0, 0, 0, 0, &r))) goto out;
   for (uint32_t i = 0; i < img->nthreads && !rc; i++) rc = thread_final(b, &img->threads[i], b->tids[i]);
+  img_timing("mm, files, signals, threads, registers");
 out:
   free(c);
   return rc;
@@ -930,6 +1128,7 @@ static int do_restore(struct cryo_session *s, void *arg) {
   struct builder b;
   memset(&b, 0, sizeof b);
   b.pid = pid;
+  b.img_fd = -1;
   b.img = ra->img;
   b.rep = ra->rep;
   char path[64];
@@ -943,6 +1142,9 @@ static int do_restore(struct cryo_session *s, void *arg) {
   b.tids = calloc(ra->img->nthreads, sizeof *b.tids);
   int rc = b.tids ? build(&b) : cryo_fail(CRYO_EFAIL, "out of memory");
   close(b.memfd);
+  /* the image's pages must be proven whole before the process may run */
+  if (ra->pages && !pages_check_join(ra->pages)) rc = CRYO_EINVAL;
+  img_timing("pages checksum (waited for)");
   if (rc) {
     free(b.tids);
     kill_child(pid);
@@ -973,11 +1175,17 @@ static int do_restore(struct cryo_session *s, void *arg) {
 CRYO_API int cryo_image_restore(cryo_session *s, struct cryo_image *img, int32_t *pid, struct img_restore_report *rep) {
   if (!s || !img || !pid) return cryo_fail(CRYO_EINVAL, "cryo_image_restore: null argument");
   if (rep) memset(rep, 0, sizeof *rep);
+  struct pages_check pc;
+  pages_check_start(&pc, img);
   int rc = cryo_image_check(img);
-  if (rc) return rc;
-  struct restore_args a = {img, rep, 0, NULL};
-  rc = run_on_tracer(s, do_restore, &a);
-  *pid = rc == CRYO_OK ? a.pid : 0;
+  img_timing("check");
+  if (rc == CRYO_OK) {
+    struct restore_args a = {img, rep, 0, NULL, &pc};
+    rc = run_on_tracer(s, do_restore, &a);
+    *pid = rc == CRYO_OK ? a.pid : 0;
+  }
+  /* a damaged image is reported as such, whatever else went wrong */
+  if (!pages_check_join(&pc)) rc = CRYO_EINVAL;
   return rc;
 }
 
@@ -989,12 +1197,15 @@ CRYO_API int cryo_image_revive(cryo_session *s, struct cryo_image *img, cryo_rev
   if (rc) return rc;
   struct img_restore_report rep;
   memset(&rep, 0, sizeof rep);
+  struct pages_check pc;
+  pages_check_start(&pc, img);
   rc = cryo_image_check(img);
   if (rc == CRYO_OK) {
-    struct restore_args a = {img, &rep, 0, child_fd};
+    struct restore_args a = {img, &rep, 0, child_fd, &pc};
     rc = run_on_tracer(s, do_restore, &a);
     *pid = rc == CRYO_OK ? a.pid : 0;
   }
+  if (!pages_check_join(&pc)) rc = CRYO_EINVAL;
   snprintf(o->notes, sizeof o->notes, "%s", rep.notes);
   for (int i = 0; i < 3; i++) {
     if (child_fd[i] >= 0) close(child_fd[i]);

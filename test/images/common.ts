@@ -66,14 +66,22 @@ export function start(prog: string, args: string[], cwd?: string, ids?: { uid: n
   return spawn('/bin/bash', ['-c', closeOthers, 'bash', prog, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd, ...ids });
 }
 
-/** Runs `cryo restore FILE --wait` without blocking the event loop. */
-export function restoreWait(image: string, timeout = 60_000): Promise<{ status: number; stdout: string; stderr: string }> {
+/** Runs `cryo restore FILE --wait` without blocking the event loop; onRestored runs
+ * once cryo says the process is restored (and running). */
+export function restoreWait(image: string, timeout = 60_000, onRestored?: () => void): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const p = spawn(cryoBin, ['restore', image, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let told = false;
     p.stdout!.on('data', (d) => (stdout += d));
-    p.stderr!.on('data', (d) => (stderr += d));
+    p.stderr!.on('data', (d) => {
+      stderr += d;
+      if (!told && onRestored && / restored as \d+/.test(stderr)) {
+        told = true;
+        onRestored();
+      }
+    });
     const t = setTimeout(() => {
       p.kill('SIGKILL');
       rej(new Error(`cryo restore --wait timed out; stderr: ${stderr}`));

@@ -2,7 +2,7 @@
 // repeat, and its exit code is that of an uninterrupted run.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { repoRoot } from '../helpers/fixtures';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -23,8 +23,9 @@ function bare(prog: string, args: (out: string) => string[], dir: string): { out
   return { out: readFileSync(out, 'utf8'), status: shellStatus(r) };
 }
 
-/** Starts prog, dumps it with --kill once its output has `atLines` lines, restores it and waits. */
-async function dumpKillRestore(prog: string, args: (out: string) => string[], atLines: number) {
+/** Starts prog, dumps it with --kill once its output has `atLines` lines, restores it and
+ * waits (onRestored: called with the image as soon as the restored process runs). */
+async function dumpKillRestore(prog: string, args: (out: string) => string[], atLines: number, onRestored?: (img: string) => void) {
   const dir = tmp();
   const ref = bare(prog, args, dir);
   const out = join(dir, 'out.txt');
@@ -38,7 +39,7 @@ async function dumpKillRestore(prog: string, args: (out: string) => string[], at
   assert.equal(e.signal, 'SIGKILL');
   const atDump = readFileSync(out, 'utf8');
   assert.ok(atDump.length > 0 && atDump.length < ref.out.length, `dumped mid-run (${atDump.length} of ${ref.out.length} bytes; dump: ${d.stderr})`);
-  const r = await restoreWait(img);
+  const r = await restoreWait(img, 60_000, onRestored && (() => onRestored(img)));
   // the pid is free again: the process gets it back (glibc keeps it as its thread id)
   assert.match(r.stderr, new RegExp(`process ${p.pid} restored as ${p.pid}\\b`));
   const final = readFileSync(out, 'utf8');
@@ -56,6 +57,55 @@ describe('dump and restore', () => {
   test('a heap under malloc/free churn continues with the same checksums', async () => {
     const prog = fixture('img_heap.c', { name: 'img_heap' });
     await dumpKillRestore(prog, (o) => ['300', o], 80);
+  });
+
+  test('the image rewritten in place, truncated and deleted as soon as the process runs: it runs on to its correct end', async () => {
+    // a restore reads every data page into the new process's own memory: nothing in it
+    // depends on the image afterwards (a process mapping the image would get SIGBUS or
+    // other bytes here)
+    const prog = fixture('img_heap.c', { name: 'img_heap' });
+    let size = 0;
+    await dumpKillRestore(prog, (o) => ['300', o], 80, (img) => {
+      size = statSync(img).size;
+      const fd = openSync(img, 'r+');
+      writeSync(fd, Buffer.alloc(size, 0x5a), 0, size, 0);
+      ftruncateSync(fd, 0);
+      closeSync(fd);
+      unlinkSync(img);
+    });
+    assert.ok(size > 1 << 20, `an image with data pages (${size} bytes)`);
+  });
+
+  test('a damaged data page: restore refuses before the process runs a single instruction', async () => {
+    const prog = fixture('img_counter.c', { name: 'img_counter' });
+    const dir = tmp();
+    const out = join(dir, 'out.txt');
+    const p = start(prog, ['1000', out, '3000']);
+    await waitFor(() => lines(out).length > 5, 20_000, 'output');
+    const img = join(dir, 'p.cryo');
+    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
+    await exited(p);
+    // the PAGES checksum is verified while the process is built: a mismatch must still
+    // end the restore, with the same message as reading the image
+    const b = readFileSync(img);
+    b[4096 + 123] ^= 0x40;
+    writeFileSync(img, b);
+    const before = readFileSync(out, 'utf8');
+    const r = await restoreWait(img);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /p\.cryo: corrupt image: pages section checksum mismatch/);
+    assert.doesNotMatch(r.stderr, /restored as/);
+    assert.equal(readFileSync(out, 'utf8'), before, 'nothing ran');
+    const cryoExe = realpathSync(cryoBin);
+    const left = readdirSync('/proc').filter((d) => {
+      if (!/^\d+$/.test(d)) return false;
+      try {
+        return readlinkSync(`/proc/${d}/exe`) === cryoExe || readlinkSync(`/proc/${d}/exe`) === prog;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(left, [], 'the half-built process is gone');
   });
 
   test('a descriptor open at an offset reads on from there', async () => {
@@ -186,6 +236,10 @@ describe('dump and restore', () => {
       const kinds = new Set(j.mappings.flatMap((m) => m.runs.map((r) => `${m.kind}:${r[0]}`)));
       for (const k of ['anon:data', 'anon:zero', 'file:file', 'file:data', 'heap:data']) assert.ok(kinds.has(k), `the image has ${k} pages`);
       assert.ok(j.mappings.some((m) => m.perms === 'rw-s' && m.content_stored && m.pages.data === 2), 'shared anonymous memory is stored');
+      // restored by a read in the new process, which honours protection: mapped writable first
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r--p' && m.pages.data === 1), 'read-only anonymous data');
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === '---p' && m.pages.data === 1 && m.pages.absent === 1), 'PROT_NONE anonymous data');
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r-xp' && m.pages.data === 1), 'code written at run time');
       assert.ok(j.mappings.some((m) => m.path === prog && m.perms === 'rw-p' && m.pages.file === 1 && m.pages.data === 1), 'private file mapping: one clean page, one copied');
       // the layout: every recorded mapping is where it was, with its protection (the
       // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
