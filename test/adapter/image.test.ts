@@ -132,12 +132,37 @@ describe('a crash image opened as a debug session', () => {
       }
       assert.ok(compared > 0, 'some variables were compared');
 
+      // memory, disassembly and modules come from the file too
+      const mem = await dc.customRequest('readMemory', { memoryReference: st[0].instructionPointerReference!, count: 16 });
+      assert.equal(Buffer.from(mem.body.data, 'base64').length, 16);
+      const dis = await dc.customRequest('disassemble', { memoryReference: st[0].instructionPointerReference!, instructionCount: 4 });
+      assert.equal(dis.body.instructions[0].address, st[0].instructionPointerReference, 'disassembly at the pc');
+      assert.ok(dis.body.instructions[0].instruction.length > 0);
+      const mods = await dc.customRequest('modules', {});
+      assert.ok(mods.body.modules.some((m: { path: string }) => m.path === prog), 'the program among the modules');
+
       // nothing runs in an image
       await assert.rejects(dc.continueRequest({ threadId: tid }), /is an image.*Revive/);
       await assert.rejects(dc.nextRequest({ threadId: tid }), /is an image/);
       await dc.disconnectRequest({});
     });
   }
+
+  test('attach accepts an image as launch does', async () => {
+    const prog = buildFixture('crash.c');
+    const img = crashImage(prog, []);
+    const dc = await client();
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    const attached = dc.attachRequest({ image: img } as DebugProtocol.AttachRequestArguments);
+    await initialized;
+    await dc.configurationDoneRequest();
+    await attached;
+    const stop = await stopped;
+    assert.equal(stop.body.reason, 'exception');
+    assert.equal((await dc.stackTraceRequest({ threadId: stop.body.threadId! })).body.stackFrames[0].name, 'depth3');
+  });
 
   test('a damaged image is refused with a message that says what is wrong, and nothing runs', async () => {
     const prog = buildFixture('crash.c');
