@@ -792,6 +792,15 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
+  /** Whether tid stands at the start of its function's first line (its entry): step back
+   * goes to the caller from there. */
+  private atFunctionStart(tid: number): boolean {
+    const pc = this.engine.registers(tid).rip;
+    const f = this.program.functionBounds(pc);
+    if (!f?.hasDebugInfo) return false;
+    return pc === f.start || this.program.lineRange(pc)?.start === f.start;
+  }
+
   /** The call instruction that entered tid's current function, and its caller's frame. */
   private async callSite(tid: number): Promise<{ addr: bigint; cfa: bigint }> {
     const stack = this.stack(tid, 2);
@@ -926,7 +935,11 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       if (how === 'out') {
         const site = await this.callSite(tid);
         a = await t.stepOutBack(site.addr, site.cfa);
-      } else a = how === 'back' ? await t.stepBack() : await t.reverseContinue();
+      } else if (how === 'back') {
+        // at the start of its function, the line before is the call in the caller
+        const site = this.atFunctionStart(tid) ? await this.callSite(tid).catch(() => undefined) : undefined;
+        a = site ? { ...(await t.stepOutBack(site.addr, site.cfa)), description: 'Stepped back into the caller, at the call.' } : await t.stepBack();
+      } else a = await t.reverseContinue();
       this.sendResponse(response);
       this.ended = false;
       this.currentTid = a.tid;

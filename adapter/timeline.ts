@@ -266,8 +266,19 @@ export class Timeline {
       let counted = 0;
       return (x) => x.signo === undefined && x.addr === c.pc && ++counted === k;
     }
-    if (c.via === 'step' && c.cfa !== undefined) return (x) => x.signo === undefined && x.addr === c.pc && x.cfa === c.cfa;
+    // a step stop: the arrival at its pc in its frame with the same log position (the same
+    // invocation where syscalls tell calls apart; the first such arrival otherwise)
+    if (c.via === 'step' && c.cfa !== undefined)
+      return (x) => x.signo === undefined && x.addr === c.pc && x.cfa === c.cfa && this.logPosition() === c.pos;
     return undefined;
+  }
+
+  private logPosition(): bigint | undefined {
+    try {
+      return this.h.engine.recordPosition();
+    } catch {
+      return undefined;
+    }
   }
 
   /** Counts a hit of the user breakpoints at addr as a live stop would (condition true). */
@@ -409,8 +420,18 @@ export class Timeline {
       });
       // a fault: the arrival at its own pc just before it is the same state, not a line before
       if (reached && k === this.index && c.via === 'signal' && events[events.length - 1]?.addr === c.pc) events.pop();
+      // a line can have several rows (`next` lands on the first): in the middle of a line,
+      // step back goes to the start of this line; at its start, to the start of the line before
+      // (the last run of rows of one line before c: c's own line if c is mid-line)
+      const lineOf = (a: bigint) => this.h.program.lineRange(a)?.line;
+      let i = events.length - 1;
+      if (i >= 0) {
+        const l = lineOf(events[i].addr);
+        while (i > 0 && lineOf(events[i - 1].addr) === l) i--;
+        events.splice(i + 1);
+      }
       if (reached && events.length) {
-        const last = events[events.length - 1];
+        const last = events[i];
         const tid = await this.runTo(pi, last.addr, last.n);
         if (tid !== undefined) {
           this.insertAfter(pi, tid, 'step');

@@ -149,6 +149,27 @@ describe('time travel', () => {
     assert.equal(await ev('sum'), printed);
   });
 
+  test('step back from a function`s first line goes to the caller, at the call', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    await launchTo(dc, { program: prog, args: ['4'] }, counterSrc, [{ line: 11, condition: 'i == 2' }]);
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [] });
+    const frames = async (t: number) => (await dc.stackTraceRequest({ threadId: t })).body.stackFrames;
+    const lines: string[] = [];
+    let t = 0;
+    for (let k = 0; k < 3; k++) {
+      const ev = await act(dc, 'back');
+      t = ev.body.threadId!;
+      const f = await frames(t);
+      lines.push(`${f[0].name}:${f[0].line}`);
+    }
+    // tick's line 10, then its first line (9, the entry), then main's line 20 where tick(i) is called
+    assert.deepEqual(lines, ['tick:10', 'tick:9', 'main:20']);
+    const top = (await frames(t))[0];
+    assert.equal((await dc.evaluateRequest({ expression: 'i', frameId: top.id, context: 'watch' })).body.result, '2');
+    assert.equal((await dc.evaluateRequest({ expression: 'total', frameId: top.id, context: 'watch' })).body.result, '1');
+  });
+
   test('reverse step out from inside a function lands on its call instruction in the caller, as gdb`s reverse-finish', async () => {
     const prog = buildFixture('counter.c');
     // gdb records from the caller's line (its record cannot step through this libc's AVX-512 code)
