@@ -1057,6 +1057,24 @@ async function scenarioCrashImage(fx) {
   await checkNoError('crashimage: ending the session');
   await palette('View: Close All Editors').catch(() => {});
   await tidy();
+
+  // A crash report's link: vscode://cryo.cryo/debug?image=PATH (the URI handler), opened
+  // through the editor's own "Open URL" command as a browser would hand it over.
+  const url = `vscode://cryo.cryo/debug?image=${encodeURIComponent(c.image)}`;
+  const opened = await palette('Developer: Open URL').then(() => true, () => palette('Open URL').then(() => true, () => false));
+  if (opened) {
+    const input = page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill(url);
+    await page.keyboard.press('Enter');
+    // VS Code asks the user whether the extension may open the link: the user allows it
+    const allow = page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Open$/ }).first();
+    if (await allow.waitFor({ state: 'visible', timeout: 10_000 }).then(() => true, () => false)) await allow.click();
+  }
+  const viaLink = opened ? await shownStop(want, 'the stop at the crash, from the link', 30_000).catch(() => null) : null;
+  await shot('crashimage-from-link');
+  check(`crashimage: the link a crash report carries (vscode://cryo.cryo/debug?image=...) opens a session stopped at the fault`, !!viaLink && viaLink.name === want.name && viaLink.line === want.line, opened ? JSON.stringify(viaLink) : 'no Open URL command');
+  await tidy();
 }
 
 /** The lines of the active text editor that are on screen, as [{n, text}] in order. */
