@@ -188,17 +188,22 @@ int cli_run(int argc, char **argv) {
     memcpy(blob + at, argv[k], n);
     at += n;
   }
+  img_timing(NULL);
   cryo_launch_opts o;
   memset(&o, 0, sizeof o);
   o.path = argv[i];
   o.argv = blob;
   o.argc = argc - i;
   o.envc = -1;
+  /* without checkpoints nothing is done at the exec stop: the program is resumed in the
+   * launch request itself (with them, recording starts first) */
+  if (!hist.on) o.flags |= CRYO_LAUNCH_RUN;
   cryo_session *s = cryo_session_new();
   if (!s) {
     fprintf(stderr, "cryo run: %s\n", cryo_last_error());
     return 1;
   }
+  img_timing("run: session");
   int32_t pid;
   if (cryo_launch(s, &o, &pid) != CRYO_OK) {
     fprintf(stderr, "cryo run: %s\n", cryo_last_error());
@@ -207,6 +212,7 @@ int cli_run(int argc, char **argv) {
     return 127;
   }
   free(blob);
+  img_timing("run: launch");
   child_pid = pid;
   /* the inputs from the first instruction on, so a checkpoint can be replayed to the crash */
   if (hist.on && cryo_record_start(s) != CRYO_OK) {
@@ -225,8 +231,9 @@ int cli_run(int argc, char **argv) {
   const char *base = strrchr(argv[i], '/');
   base = base ? base + 1 : argv[i];
   int status = 1;
+  bool ended = false; /* the program is gone (its exit or death seen) */
   uint32_t flags = 0;
-  bool stopped = true;       /* every thread is stopped: continue before waiting */
+  bool stopped = !(o.flags & CRYO_LAUNCH_RUN); /* every thread is stopped: continue before waiting */
   bool interrupting = false; /* a checkpoint is due: cryo_interrupt sent, its stop not seen yet */
   uint64_t due = mono_ms() + (uint64_t)hist.every_ms;
   for (;;) {
@@ -259,11 +266,14 @@ int cli_run(int argc, char **argv) {
       break;
     }
     if (ev.kind == CRYO_EV_EXITED) {
+      img_timing("run: the program ran");
       status = ev.code;
+      ended = true;
       break;
     }
     if (ev.kind == CRYO_EV_SIGNALED) {
       status = 128 + ev.signo;
+      ended = true;
       break;
     }
     /* a thread came or went while the others run on: nothing to resume */
@@ -306,7 +316,17 @@ int cli_run(int argc, char **argv) {
     for (uint32_t k = 0; k < nh; k++) close(hs[k].fd);
     /* the signal stays pending for the thread: the next continue delivers it */
   }
+  if (ended && hist.n == 0) {
+    /* Nothing of ours is left to end: the program and its threads are gone (its own
+     * children were never traced) and no checkpoint copy exists. Closing the session would
+     * only be a round trip to the tracer thread and a join: leave at once (the tracer
+     * thread is idle, with nothing to trace). */
+    fflush(NULL);
+    _exit(status);
+  }
   cryo_session_close(s);
+  img_timing("run: close");
   cryo_session_free(s);
+  img_timing("run: free");
   return status;
 }

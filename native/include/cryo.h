@@ -85,7 +85,9 @@ enum cryo_stdio_mode {
 };
 
 enum cryo_launch_flags {
-  CRYO_LAUNCH_NO_ASLR = 1 /* personality(ADDR_NO_RANDOMIZE), as gdb does by default */
+  CRYO_LAUNCH_NO_ASLR = 1, /* personality(ADDR_NO_RANDOMIZE), as gdb does by default */
+  CRYO_LAUNCH_RUN = 2      /* resume it at once after the exec stop, in the same request (it runs
+                              when cryo_launch returns: no cryo_continue first) */
 };
 
 typedef struct cryo_launch_opts {

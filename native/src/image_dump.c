@@ -33,8 +33,15 @@
 #endif
 
 #define OUTBUF (8u << 20)
-#define READ_CHUNK (16u << 20)
+/* Page data goes through NBUF buffers of READ_CHUNK: the writer thread writes them in
+ * turn while the reader fills the next ones, so reading can run ahead of a slow disk
+ * (and on through pages that turn out zero) instead of waiting for each write. */
+#define READ_CHUNK (8u << 20)
+#define NBUF 4
 #define BATCH_PAGES (READ_CHUNK / IMG_PAGE)
+/* process_vm_readv reads this many pages at a time: they are then scanned for zeros and
+ * checksummed while still in the cache, rather than read back from memory */
+#define SUB_PAGES 64u
 
 struct img_pending {
   int fd;
@@ -257,15 +264,16 @@ static bool page_is_zero(const uint8_t *p) {
 
 struct dumpctx {
   struct cryo_session *s;
+  uint64_t t_read, t_scan, t_wait, t_write; /* CRYO_TIMING: where the memory phase went */
   pid_t pid;
   struct writer w;
   uint8_t *rbuf; /* READ_CHUNK, the buffer being filled: bufs[cur] */
-  /* a writer thread writes one batch while the next is read */
-  uint8_t *bufs[2];
+  /* a writer thread writes the filled buffers in turn while the next ones are read */
+  uint8_t *bufs[NBUF];
   int cur;
-  struct iovec jobiov[2][BATCH_PAGES];
-  int jobn[2];
-  bool busy[2], quit, wt_on;
+  struct iovec jobiov[NBUF][BATCH_PAGES];
+  int jobn[NBUF];
+  bool busy[NBUF], quit, wt_on;
   pthread_t wt;
   pthread_mutex_t m;
   pthread_cond_t cv;
@@ -327,9 +335,10 @@ static void *writer_main(void *arg) {
     }
     pthread_mutex_unlock(&d->m);
     if (!d->wrc) {
-      for (int i = 0; i < d->jobn[k]; i++)
-        d->w.data_crc = img_crc32c(d->w.data_crc, d->jobiov[k][i].iov_base, d->jobiov[k][i].iov_len);
-      if (wr_pages(&d->w, d->jobiov[k], d->jobn[k]) != CRYO_OK) {
+      uint64_t t1 = now_ns(CLOCK_MONOTONIC);
+      int wrc = wr_pages(&d->w, d->jobiov[k], d->jobn[k]);
+      d->t_write += now_ns(CLOCK_MONOTONIC) - t1;
+      if (wrc != CRYO_OK) {
         cryo_copy_error(d->werr, sizeof d->werr);
         d->wrc = d->w.rc;
       }
@@ -338,7 +347,7 @@ static void *writer_main(void *arg) {
     d->busy[k] = false;
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->m);
-    k ^= 1;
+    k = (k + 1) % NBUF;
   }
   return NULL;
 }
@@ -347,7 +356,8 @@ static void *writer_main(void *arg) {
 static int writer_drain(struct dumpctx *d) {
   if (!d->wt_on) return CRYO_OK;
   pthread_mutex_lock(&d->m);
-  while (d->busy[0] || d->busy[1]) pthread_cond_wait(&d->cv, &d->m);
+  for (int k = 0; k < NBUF; k++)
+    while (d->busy[k]) pthread_cond_wait(&d->cv, &d->m);
   pthread_mutex_unlock(&d->m);
   if (d->wrc) {
     cryo_set_error_text(d->werr);
@@ -366,21 +376,21 @@ static void writer_stop(struct dumpctx *d) {
   d->wt_on = false;
 }
 
+/* Hands the data pages of the current buffer (already in the checksum) to the writer. */
 static int submit(struct dumpctx *d, struct iovec *out, int nout) {
-  if (!d->wt_on) {
-    for (int i = 0; i < nout; i++) d->w.data_crc = img_crc32c(d->w.data_crc, out[i].iov_base, out[i].iov_len);
-    return wr_pages(&d->w, out, nout);
-  }
+  if (!d->wt_on) return wr_pages(&d->w, out, nout);
   int k = d->cur;
   memcpy(d->jobiov[k], out, (size_t)nout * sizeof *out);
   d->jobn[k] = nout;
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   pthread_mutex_lock(&d->m);
   d->busy[k] = true;
   pthread_cond_broadcast(&d->cv);
-  /* the other buffer is filled next: wait until it has been written */
-  d->cur ^= 1;
+  /* the next buffer is filled next: wait until it has been written */
+  d->cur = (d->cur + 1) % NBUF;
   while (d->busy[d->cur]) pthread_cond_wait(&d->cv, &d->m);
   pthread_mutex_unlock(&d->m);
+  d->t_wait += now_ns(CLOCK_MONOTONIC) - t0;
   d->rbuf = d->bufs[d->cur];
   if (d->wrc) {
     cryo_set_error_text(d->werr);
@@ -389,63 +399,69 @@ static int submit(struct dumpctx *d, struct iovec *out, int nout) {
   return CRYO_OK;
 }
 
-/* Reads the pages at addrs[0..count) of one mapping and records them. */
+/* Reads the pages at addrs[0..count) of one mapping and records them: SUB_PAGES at a
+ * time, each lot scanned for zero pages and its data pages checksummed (in file order)
+ * while still in the cache. */
 static int read_batch(struct dumpctx *d, const uint64_t *addrs, size_t count, struct runs *runs, bool *readable) {
-  /* remote iovecs over contiguous ranges, one local buffer */
-  struct iovec remote[1024];
-  size_t nrem = 0;
-  for (size_t i = 0; i < count;) {
-    size_t j = i + 1;
-    while (j < count && addrs[j] == addrs[j - 1] + IMG_PAGE) j++;
-    if (nrem == 1024) break; /* cannot happen: callers pass at most 1023 ranges */
-    remote[nrem].iov_base = (void *)(uintptr_t)addrs[i];
-    remote[nrem].iov_len = (j - i) * IMG_PAGE;
-    nrem++;
-    i = j;
-  }
-  struct iovec local = {d->rbuf, count * IMG_PAGE};
-  ssize_t got = *readable ? process_vm_readv(d->pid, &local, 1, remote, nrem, 0) : -1;
-  if (got < 0) got = 0;
-  size_t full = (size_t)got / IMG_PAGE;
   struct iovec out[BATCH_PAGES];
   int nout = 0;
-  for (size_t i = 0; i < count; i++) {
-    uint8_t *pg = d->rbuf + i * IMG_PAGE;
-    if (i >= full) {
-      /* what process_vm_readv refused (PROT_NONE, a hole): try /proc/PID/mem */
-      ssize_t n = mem_read_raw(d->s, d->pid, addrs[i], pg, IMG_PAGE);
-      if (n != (ssize_t)IMG_PAGE) {
-        run_add(runs, PK_UNREADABLE, 0);
-        d->st->pages[PK_UNREADABLE]++;
-        continue;
-      }
+  for (size_t sub = 0; sub < count; sub += SUB_PAGES) {
+    size_t scount = count - sub < SUB_PAGES ? count - sub : SUB_PAGES;
+    const uint64_t *sa = addrs + sub;
+    uint8_t *sbuf = d->rbuf + sub * IMG_PAGE;
+    /* remote iovecs over contiguous ranges, one local buffer */
+    struct iovec remote[SUB_PAGES];
+    size_t nrem = 0;
+    for (size_t i = 0; i < scount;) {
+      size_t j = i + 1;
+      while (j < scount && sa[j] == sa[j - 1] + IMG_PAGE) j++;
+      remote[nrem].iov_base = (void *)(uintptr_t)sa[i];
+      remote[nrem].iov_len = (j - i) * IMG_PAGE;
+      nrem++;
+      i = j;
     }
-    if (page_is_zero(pg)) {
-      run_add(runs, PK_ZERO, 0);
-      d->st->pages[PK_ZERO]++;
-    } else {
-      run_add(runs, PK_DATA, d->data_pos);
-      d->data_pos += IMG_PAGE;
-      d->st->pages[PK_DATA]++;
-      if (nout && (uint8_t *)out[nout - 1].iov_base + out[nout - 1].iov_len == pg) {
-        out[nout - 1].iov_len += IMG_PAGE;
-      } else {
-        if (nout == (int)BATCH_PAGES) { /* cannot happen: a batch has at most BATCH_PAGES pages */
-          int rc = submit(d, out, nout);
-          if (rc) return rc;
-          nout = 0;
+    struct iovec local = {sbuf, scount * IMG_PAGE};
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    ssize_t got = *readable ? process_vm_readv(d->pid, &local, 1, remote, nrem, 0) : -1;
+    if (got < 0) got = 0;
+    uint64_t t1 = now_ns(CLOCK_MONOTONIC);
+    d->t_read += t1 - t0;
+    size_t full = (size_t)got / IMG_PAGE;
+    for (size_t i = 0; i < scount; i++) {
+      uint8_t *pg = sbuf + i * IMG_PAGE;
+      if (i >= full) {
+        /* what process_vm_readv refused (PROT_NONE, a hole): try /proc/PID/mem */
+        ssize_t n = mem_read_raw(d->s, d->pid, sa[i], pg, IMG_PAGE);
+        if (n != (ssize_t)IMG_PAGE) {
+          run_add(runs, PK_UNREADABLE, 0);
+          d->st->pages[PK_UNREADABLE]++;
+          continue;
         }
-        out[nout].iov_base = pg;
-        out[nout].iov_len = IMG_PAGE;
-        nout++;
+      }
+      if (page_is_zero(pg)) {
+        run_add(runs, PK_ZERO, 0);
+        d->st->pages[PK_ZERO]++;
+      } else {
+        d->w.data_crc = img_crc32c(d->w.data_crc, pg, IMG_PAGE);
+        run_add(runs, PK_DATA, d->data_pos);
+        d->data_pos += IMG_PAGE;
+        d->st->pages[PK_DATA]++;
+        if (nout && (uint8_t *)out[nout - 1].iov_base + out[nout - 1].iov_len == pg) {
+          out[nout - 1].iov_len += IMG_PAGE;
+        } else {
+          out[nout].iov_base = pg; /* at most BATCH_PAGES pages in a batch: room enough */
+          out[nout].iov_len = IMG_PAGE;
+          nout++;
+        }
       }
     }
+    d->t_scan += now_ns(CLOCK_MONOTONIC) - t1;
+    if (full < scount && got == 0) *readable = false; /* do not retry process_vm_readv on this mapping */
   }
   if (nout) {
     int rc = submit(d, out, nout);
     if (rc) return rc;
   }
-  if (full < count && got == 0) *readable = false; /* do not retry process_vm_readv on this mapping */
   return CRYO_OK;
 }
 
@@ -781,6 +797,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   struct dumpctx d = {.s = s, .pid = target_pid, .pmfd = -1, .st = a->st, .fds = tg ? tg->fds : NULL,
                       .nfds = tg ? tg->nfds : 0};
   d.w.direct_fl = -1;
+  img_timing(NULL);
   struct img_buf proc = {0}, thr = {0}, maps = {0}, files = {0}, sigs = {0}, hist = {0}, logb = {0};
   bool vdso_unpatched = false;
   struct vma *vmas = NULL;
@@ -793,13 +810,13 @@ static int do_dump(struct cryo_session *s, void *arg) {
   d.w.fd = pd->fd;
   d.w.path = a->path;
   d.w.buf = malloc(OUTBUF);
-  d.bufs[0] = aligned_alloc(IMG_PAGE, READ_CHUNK);
-  d.bufs[1] = aligned_alloc(IMG_PAGE, READ_CHUNK);
+  bool bufs_ok = true;
+  for (int k = 0; k < NBUF; k++) bufs_ok = (d.bufs[k] = aligned_alloc(IMG_PAGE, READ_CHUNK)) && bufs_ok;
   d.rbuf = d.bufs[0];
   pthread_mutex_init(&d.m, NULL);
   pthread_cond_init(&d.cv, NULL);
   d.pm = malloc(65536 * 8);
-  if (!d.w.buf || !d.bufs[0] || !d.bufs[1] || !d.pm) {
+  if (!d.w.buf || !bufs_ok || !d.pm) {
     rc = cryo_fail(CRYO_EFAIL, "out of memory");
     goto out;
   }
@@ -927,6 +944,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   }
   if (cpu_has_xsave()) img_tlv_u64(&proc, PRC_XCR0, xgetbv0());
 
+  img_timing("dump: process metadata");
   /* --- threads --- */
   uint64_t xsave_size = 0;
   for (int i = 0; i < ntids; i++) {
@@ -976,11 +994,14 @@ static int do_dump(struct cryo_session *s, void *arg) {
   }
   if (xsave_size) img_tlv_u64(&proc, PRC_XSAVE_SIZE, xsave_size);
 
+  img_timing("dump: threads");
   /* --- signal actions and descriptors (before memory: injection touches the stack) --- */
   rc = dump_sigactions(&d, tid0, sigmask_handled, &sigs);
   if (rc) goto out;
+  img_timing("dump: signal actions");
   rc = dump_files(&d, &files);
   if (rc) goto out;
+  img_timing("dump: descriptors");
 
   /* --- memory --- */
   /* a recorded process runs with its vDSO patched (record.c): the image holds the
@@ -1010,6 +1031,11 @@ static int do_dump(struct cryo_session *s, void *arg) {
   for (int i = 0; i < nvmas && !rc; i++) rc = dump_mapping(&d, &vmas[i], &maps);
   int wrc = writer_drain(&d);
   writer_stop(&d);
+  img_timing("dump: memory");
+  if (getenv("CRYO_TIMING"))
+    fprintf(stderr, "cryo timing:   (read %.2f, scan and checksum %.2f, wait for the writer %.2f; writer: write %.2f ms)\n",
+            (double)d.t_read / 1e6, (double)d.t_scan / 1e6, (double)d.t_wait / 1e6,
+            (double)d.t_write / 1e6);
   if (!rc) rc = wrc;
   if (rc) goto out;
   uint64_t data_end = wr_pos(&d.w);
@@ -1081,6 +1107,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   }
   pd->size = fsize;
   a->st->file_size = fsize;
+  img_timing("dump: metadata, header");
 out:
   if (vdso_unpatched) record_patch_vdso(s, pid);
   img_buf_free(&hist);
@@ -1089,8 +1116,7 @@ out:
   if (d.pmfd >= 0) close(d.pmfd);
   free(d.w.buf);
   writer_stop(&d);
-  free(d.bufs[0]);
-  free(d.bufs[1]);
+  for (int k = 0; k < NBUF; k++) free(d.bufs[k]);
   pthread_mutex_destroy(&d.m);
   pthread_cond_destroy(&d.cv);
   free(d.pm);
@@ -1174,11 +1200,13 @@ int image_dump_target(struct cryo_session *s, const struct img_target *t, const 
 /* fsync, rename over path, fsync the directory. Frees pd whatever happens. */
 CRYO_API int cryo_image_commit(struct img_pending *pd) {
   int rc = CRYO_OK;
+  img_timing(NULL);
   if (fsync(pd->fd) != 0) {
     rc = errno == ENOSPC || errno == EDQUOT
              ? cryo_fail(CRYO_EFAIL, "writing %s: no space left on the device; no %s written", pd->path, pd->what)
              : cryo_fail_errno("fsync %s", pd->tmp);
   }
+  img_timing("commit: fsync");
   if (close(pd->fd) != 0 && rc == CRYO_OK) rc = cryo_fail_errno("close %s", pd->tmp);
   if (rc == CRYO_OK && rename(pd->tmp, pd->path) != 0) rc = cryo_fail_errno("rename %s to %s", pd->tmp, pd->path);
   if (rc != CRYO_OK) {
@@ -1189,12 +1217,14 @@ CRYO_API int cryo_image_commit(struct img_pending *pd) {
     char *sl = strrchr(dir, '/');
     if (sl) *(sl == dir ? sl + 1 : sl) = 0;
     else snprintf(dir, sizeof dir, ".");
+    img_timing("commit: close, rename");
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       fsync(dfd);
       close(dfd);
     }
   }
+  img_timing("commit: fsync the directory");
   free(pd);
   return rc;
 }

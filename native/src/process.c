@@ -194,30 +194,29 @@ static int do_launch(struct cryo_session *s, void *arg) {
   ssize_t w = write(gate[1], "g", 1);
   (void)w;
   close(gate[1]);
-  int msg[2] = {0, 0};
-  ssize_t n;
-  do n = read(errp[0], msg, sizeof msg);
-  while (n < 0 && errno == EINTR);
-  close(errp[0]);
+  /* The exec stop, or the child's end: one wakeup instead of waiting for the error pipe
+   * to close first. A child that failed before or at execve wrote why into the error
+   * pipe before exiting, so the message is there to read once its exit is seen. */
   int status;
-  if (n == (ssize_t)sizeof msg) {
-    /* the child failed before or at execve; collect it */
-    while (waitpid(pid, &status, __WALL) == pid && !WIFEXITED(status) && !WIFSIGNALED(status))
-      ptrace(PTRACE_CONT, pid, 0, 0);
-    close_all(parent_fd, 3);
-    errno = msg[1];
-    const char *what = msg[0] == 1 ? "redirecting stdio" : msg[0] == 2 ? "changing directory to" : "execve";
-    return cryo_fail_errno("%s %s", what, msg[0] == 2 ? o->cwd : prog);
-  }
-  /* exec succeeded: the next stop is the exec event, before the first instruction */
   for (;;) {
     if (wait_for_stop(s, pid, &status) != CRYO_OK) {
       kill(pid, SIGKILL);
+      close(errp[0]);
       close_all(parent_fd, 3);
       return CRYO_EFAIL;
     }
     if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      int msg[2] = {0, 0};
+      ssize_t n;
+      do n = read(errp[0], msg, sizeof msg);
+      while (n < 0 && errno == EINTR);
+      close(errp[0]);
       close_all(parent_fd, 3);
+      if (n == (ssize_t)sizeof msg) {
+        errno = msg[1];
+        const char *what = msg[0] == 1 ? "redirecting stdio" : msg[0] == 2 ? "changing directory to" : "execve";
+        return cryo_fail_errno("%s %s", what, msg[0] == 2 ? o->cwd : prog);
+      }
       if (WIFSIGNALED(status))
         return cryo_fail(CRYO_EFAIL, "%s was killed by signal %d while starting", prog, WTERMSIG(status));
       return cryo_fail(CRYO_EFAIL, "%s exited with %d while starting", prog, WEXITSTATUS(status));
@@ -227,6 +226,7 @@ static int do_launch(struct cryo_session *s, void *arg) {
     int sig = WSTOPSIG(status);
     ptrace(PTRACE_CONT, pid, 0, (void *)(long)((status >> 16) ? 0 : sig));
   }
+  close(errp[0]);
   pthread_mutex_lock(&s->lock);
   s->pid = pid;
   s->launched = true;
@@ -242,6 +242,13 @@ static int do_launch(struct cryo_session *s, void *arg) {
   }
   for (int i = 0; i < 3; i++)
     if (o->stdio_mode[i] == CRYO_STDIO_PIPE) o->stdio_fd[i] = parent_fd[i];
+  if (o->flags & CRYO_LAUNCH_RUN) {
+    rc = resume_all(s);
+    if (rc != CRYO_OK) {
+      kill(pid, SIGKILL);
+      return rc;
+    }
+  }
   return CRYO_OK;
 }
 
