@@ -35,6 +35,9 @@ function lex(src: string): Tok[] {
     if (/[A-Za-z_]/.test(c)) {
       const m = /^[A-Za-z_]\w*/.exec(src.slice(i))!;
       i += m[0].length;
+      // gdb's `param@entry`: the parameter's value at the function's entry
+      const entry = /^\s*@entry(?!\w)/.exec(src.slice(i));
+      if (entry) { i += entry[0].length; out.push({ k: 'id', s: `${m[0]}@entry`, pos: start }); continue; }
       out.push({ k: 'id', s: m[0], pos: start });
       continue;
     }
@@ -406,6 +409,11 @@ export class Evaluator {
   private identifier(name: string, pos: number): Value {
     if (name === 'true' || name === 'false') return this.mk(T.bool, name === 'true' ? 1n : 0n);
     if (name === 'nullptr' || name === 'NULL') return this.mk({ k: 'ptr', to: { k: 'void' }, size: 8 }, 0n);
+    if (name.endsWith('@entry')) {
+      try { return this.program.lookupEntryValue(name.slice(0, -6), this.frame, this.stack); } catch (e) {
+        throw new ExpressionError((e as Error).message, pos);
+      }
+    }
     let v: Value | undefined;
     try { v = this.program.lookupVariable(name, this.frame, this.stack); } catch (e) {
       throw new ExpressionError((e as Error).message, pos);

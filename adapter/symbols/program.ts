@@ -653,6 +653,7 @@ export class Program {
       mem: this.target.memory,
       reg: (n) => { const v = frame.regs.get(n); if (v === undefined) throw new OptimizedOut(); return v; },
       symbolize: (a, dataOnly) => this.symbolize(a, dataOnly),
+      lookupType: (n) => this.lookupType(n, frame),
     };
   }
 
@@ -755,7 +756,7 @@ export class Program {
   }
 
   /** DW_OP_entry_value: the caller's DW_TAG_call_site_parameter value for the register. */
-  private entryValue(frame: Frame, sub: Buffer, stack?: Frame[]): bigint {
+  private entryValue(frame: Frame, sub: Buffer, stack?: Frame[], checkTarget = false): bigint {
     // gdb does not unwind past main, so main's entry values are never known
     if (!stack || frame.function === 'main') throw new OptimizedOut();
     const callee = stack.filter((f) => f.physIndex === frame.physIndex);
@@ -780,6 +781,7 @@ export class Program {
     };
     walk(phys);
     if (!site) throw new OptimizedOut();
+    if (checkTarget && !this.callSiteCalls(site, callee[callee.length - 1])) throw new OptimizedOut();
     for (const p of site.children) {
       const loc = p.attr(DW.AT_location);
       if (!loc || !Buffer.isBuffer(loc.v)) continue;
@@ -797,11 +799,65 @@ export class Program {
     throw new OptimizedOut();
   }
 
+  /**
+   * A parameter's value at the function's entry, as gdb finds it (`x@entry`): only when its
+   * location at the frame's pc is a register (gdb also takes DW_OP_fbreg, which GCC does not
+   * give call sites for), from the caller's DW_TAG_call_site_parameter for that register.
+   * undefined when not known (gdb's NO_ENTRY_VALUE_ERROR, silent in `bt`).
+   */
+  paramEntryValue(die: Die, frame: Frame, stack?: Frame[]): Value | undefined {
+    const a = die.attr(DW.AT_location);
+    if (!a || !stack) return undefined;
+    let expr: Buffer | undefined;
+    if (a.cls === VClass.Block) expr = a.v as Buffer;
+    else if (a.cls === VClass.SecOffset || a.cls === VClass.LocListX) {
+      const bias = (die.cu.dwarf.owner as Module | undefined)?.bias ?? frame.module?.bias ?? 0n;
+      const pc = frame.lookupPc - bias;
+      for (const e of die.cu.locList(a)) if (pc >= e.lo && pc < e.hi) { expr = e.expr; break; }
+    }
+    if (!expr || !expr.length) return undefined;
+    // DW_OP_entry_value(DW_OP_regN) DW_OP_stack_value: the value is the entry value itself
+    if (expr.length === 4 && expr[0] === 0xa3 && expr[1] === 1 && expr[2] >= 0x50 && expr[2] <= 0x6f && expr[3] === 0x9f) expr = expr.subarray(2, 3);
+    const plainReg = (expr.length === 1 && expr[0] >= 0x50 && expr[0] <= 0x6f) || (expr.length === 2 && expr[0] === 0x90 && (expr[1] & 0x80) === 0);
+    if (!plainReg) return undefined;
+    const type = typeOf(die.lookup(DW.AT_type)?.ref(DW.AT_type));
+    // a reference's entry value needs DW_AT_call_data_value (not read): gdb shows none without it
+    if (strip(type).k === 'ref') return undefined;
+    try {
+      const v = this.entryValue(frame, expr, stack, true);
+      return Value.fromLoc(type, { kind: 'value', value: v }, this.valueContext(frame));
+    } catch (e) {
+      if (e instanceof OptimizedOut) return undefined;
+      throw e;
+    }
+  }
+
+  /** `name@entry` in an expression. */
+  lookupEntryValue(name: string, frame: Frame | undefined, stack?: Frame[]): Value {
+    const d = frame?.funcDie ? this.collect(frame.funcDie, true).find((x) => x.name === name) : undefined;
+    if (!frame || !d) throw new Error(`@entry can be used only for function parameters, not for "${name}"`);
+    const v = this.paramEntryValue(d, frame, stack);
+    if (!v) throw new Error(`Cannot resolve the entry value of parameter "${name}"`);
+    return v;
+  }
+
+  /** Whether a call site calls the frame's function (gdb checks this before trusting its parameters). */
+  private callSiteCalls(site: Die, callee: Frame): boolean {
+    const origin = site.ref(DW.AT_call_origin) ?? site.ref(DW.AT_abstract_origin) /* DW_TAG_GNU_call_site */;
+    const fn = callee.physDie;
+    if (!origin || !fn) return false;
+    const same = (x: Die | undefined, y: Die | undefined) => !!x && !!y && x.cu === y.cu && x.offset === y.offset;
+    const chain = [fn, fn.ref(DW.AT_abstract_origin), fn.ref(DW.AT_specification), fn.ref(DW.AT_abstract_origin)?.ref(DW.AT_specification)];
+    if (chain.some((d) => same(d, origin))) return true;
+    const name = (d: Die | undefined) => d?.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name) ?? (d ? qualifiedName(d) : undefined);
+    return name(origin) !== undefined && name(origin) === name(fn);
+  }
+
   /** Value of a variable or parameter DIE in a frame. */
   variableValue(die: Die, frame: Frame | undefined, stack?: Frame[]): Value {
     const tdie = die.lookup(DW.AT_type)?.ref(DW.AT_type);
     const type = typeOf(tdie);
-    const ctx = frame ? this.valueContext(frame) : { mem: this.target.memory, reg: () => { throw new OptimizedOut(); }, symbolize: (a: bigint, d: boolean) => this.symbolize(a, d) };
+    const ctx = frame ? this.valueContext(frame) : { mem: this.target.memory, reg: () => { throw new OptimizedOut(); }, symbolize: (a: bigint, d: boolean) => this.symbolize(a, d), lookupType: (n: string) => this.lookupType(n) };
     let locDie: Die = die;
     if (!die.has(DW.AT_location) && !die.has(DW.AT_const_value)) {
       // a declaration: find the definition (DW_AT_specification pointing to it)
@@ -1010,13 +1066,25 @@ export class Program {
   /** Arguments as gdb's `bt` shows them (`print frame-arguments scalars`: aggregates as `...`). */
   frameArgs(frame: Frame, stack?: Frame[]): string {
     if (frame.signalFrame) return '';
-    return this.args(frame, stack).map((a) => {
-      let t = a.value.type;
+    const text = (v: Value) => {
+      let t = v.type;
       for (;;) { const s = strip(t); if (s.k === 'ref') t = s.to; else break; }
       const k = strip(t).k;
       const scalar = k !== 'struct' && k !== 'array';
-      const summary = scalar ? undefined : safeSummary(a.value);
-      return `${a.name}=${scalar ? this.format(a.value) : summary ?? '...'}`;
+      return scalar ? this.format(v) : safeSummary(v) ?? '...';
+    };
+    return this.args(frame, stack).map((a) => {
+      const val = text(a.value);
+      // `print entry-values default`: the entry value too when known, `x=x@entry=V` when equal
+      let entry: Value | undefined;
+      try { entry = this.paramEntryValue(a.die, frame, stack); } catch { entry = undefined; }
+      if (!entry) return `${a.name}=${val}`;
+      let equal = false;
+      try { equal = a.value.bytes().equals(entry.bytes()); } catch { equal = false; }
+      // an inlined function's register may have been reused since the outer function's entry:
+      // gdb shows no entry value there (seen at -O2, sym_cpp.cc area()); we keep only equal ones
+      if (frame.inlined && !equal) return `${a.name}=${val}`;
+      return equal ? `${a.name}=${a.name}@entry=${val}` : `${a.name}=${val}, ${a.name}@entry=${text(entry)}`;
     }).join(', ');
   }
 
@@ -1037,7 +1105,9 @@ function installResolvers(): void {
   setStaticMemberResolver((m) => {
     const p = programOf(m.die);
     const def = p?.findDefinition(m.die);
-    return def && p ? p.variableValue(def, undefined) : undefined;
+    if (def && p) return p.variableValue(def, undefined);
+    // a constant static member (static constexpr) has its value on the declaration
+    return p && m.die.has(DW.AT_const_value) ? p.variableValue(m.die, undefined) : undefined;
   });
 }
 

@@ -18,7 +18,7 @@ export type Type =
   | { k: 'typedef'; name: string; to: Type }
   | { k: 'cv'; q: 'const' | 'volatile' | 'restrict' | 'atomic'; to: Type }
   | { k: 'func'; ret: Type; params: Type[]; varargs: boolean; proto: boolean; cxx: boolean }
-  | { k: 'memptr'; size: number; cls?: Type; fn: boolean };
+  | { k: 'memptr'; size: number; cls?: Type; fn: boolean; to?: Type };
 
 export interface StructType {
   k: 'struct'; tag: 'struct' | 'class' | 'union'; name?: string; size: number; cxx: boolean; die: Die;
@@ -141,9 +141,10 @@ export function typeOf(die: Die | undefined): Type {
     case DW.TAG_ptr_to_member_type: {
       const to = die.ref(DW.AT_type);
       const fn = !!to && (to.tag === DW.TAG_subroutine_type);
-      const p: { k: 'memptr'; size: number; cls?: Type; fn: boolean } = { k: 'memptr', size: fn ? 16 : 8, fn };
+      const p: { k: 'memptr'; size: number; cls?: Type; fn: boolean; to?: Type } = { k: 'memptr', size: fn ? 16 : 8, fn };
       cache.set(die, p);
       p.cls = typeOf(die.ref(0x1d /* DW_AT_containing_type */));
+      p.to = typeOf(to);
       return p;
     }
     default:
@@ -183,6 +184,9 @@ function structType(die: Die, size: number): StructType {
         bases.push({ type: typeOf(ch.ref(DW.AT_type)), offset: memberOffset(ch), virtual: virt, locExpr: virt && loc && Buffer.isBuffer(loc.v) && loc.v[0] !== 0x23 ? loc.v : undefined });
       } else if (ch.tag === DW.TAG_template_type_param) {
         tmpl.push(typeOf(ch.ref(DW.AT_type)));
+      } else if (ch.tag === 0x4107 /* DW_TAG_GNU_template_parameter_pack */) {
+        // variadic templates (std::variant<int, std::string>): the pack's types in order
+        for (const p of ch.children) if (p.tag === DW.TAG_template_type_param) tmpl.push(typeOf(p.ref(DW.AT_type)));
       }
     }
   };
@@ -271,7 +275,17 @@ export function typeName(t: Type, inner = ''): string {
     case 'typedef': return sp(t.name);
     case 'struct': return sp(t.cxx ? (t.name ?? `${t.tag} {...}`) : `${t.tag} ${t.name ?? '{...}'}`);
     case 'enum': return sp(t.cxx ? (t.name ?? 'enum {...}') : `enum ${t.name ?? '{...}'}`);
-    case 'memptr': return sp('<member pointer>');
+    case 'memptr': {
+      if (!t.cls || !t.to) return sp('<member pointer>');
+      // gdb: `int Point::*`, `void (C::*)(C * const)` (the method's `this` among the parameters)
+      const cls = typeName(t.cls);
+      const fn = strip(t.to);
+      if (fn.k !== 'func') return typeName(t.to, `${cls}::*${inner}`);
+      // gdb makes a method's `this` parameter const
+      const params = fn.params.map((p, i) => (i === 0 && p.k === 'ptr' ? typeName({ k: 'cv', q: 'const', to: p } as Type) : typeName(p)));
+      if (fn.varargs) params.push('...');
+      return typeName(fn.ret, `(${cls}::*${inner})(${params.join(', ')})`);
+    }
     case 'cv': {
       const to = t.to;
       if (to.k === 'ptr' || to.k === 'ref') return typeName(to, '* '.slice(0, 0) + `${t.q}${inner ? ' ' + inner : ''}`).replace(/\*(const|volatile|restrict)/, '* $1');

@@ -12,6 +12,8 @@ export interface ValueContext {
   reg(n: number): bigint;
   /** `<sym+off>` for an address, or undefined */
   symbolize?(addr: bigint, dataOnly: boolean): string | undefined;
+  /** a named type (std::any finds its contained type through its manager's class) */
+  lookupType?(name: string): Type | undefined;
 }
 
 export class Value {
@@ -289,6 +291,14 @@ function fmt(v: Value, top: boolean): string {
       return `{${typeName(full)}} 0x${a.toString(16)}${s ? ` <${s}>` : ''}`;
     }
     case 'memptr': {
+      if (t.fn && t.size === 16) {
+        // gdb (Itanium ABI): {ptr, this adjustment}; a function's address shown with the type
+        const b = v.bytes();
+        const ptr = b.readBigUInt64LE(0), adj = b.readBigInt64LE(8);
+        if (ptr === 0n && adj === 0n) return 'NULL';
+        const s = v.ctx.symbolize?.(ptr, false);
+        return `(${typeName(t)}) 0x${ptr.toString(16)}${s ? ` <${s}>` : ''}${adj ? `, this adjustment ${adj}` : ''}`;
+      }
       const off = v.int();
       const cls = t.cls ? strip(t.cls) : undefined;
       if (!t.fn && cls?.k === 'struct') {
@@ -542,6 +552,8 @@ function fmtStruct(v: Value, t: StructType): string {
       parts.push(`<${name}> = ${bv ? nest(() => fmt(bv!, false)) : '<invalid address>'}`);
     }
     membersOf(v, t, parts);
+    // gdb says so for a structure without fields (static members count as fields)
+    if (!t.members.length) parts.push('<No data fields>');
   } finally {
     if (outermost) VBASES = undefined;
   }
@@ -601,12 +613,92 @@ export function field(v: Value, name: string): Value {
   return alongPath(v, f.path).member(f.m);
 }
 
-const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::map<.*>$/, /^std::set<.*>$/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/,
+const PRINTERS = [/^std::__cxx11::basic_string<char[,<]/, /^std::basic_string<char[,<]/, /^std::vector<.*>$/, /^std::(multi)?map<.*>$/, /^std::(multi)?set<.*>$/,
+  /^std::variant<.*>$/, /^std::any$/, /^std::(__cxx11::)?basic_string_view<(char|wchar_t|char16_t|char32_t)[,<]/, /^std::unique_ptr<.*>$/, /^__gnu_cxx::__normal_iterator<.*>$/,
   /^std::(shared|weak)_ptr<.*>$/, /^std::(__cxx11::)?list<.*>$/, /^std::unordered_(map|set)<.*>$/, /^std::optional<.*>$/, /^std::pair<.*>$/,
   /^std::deque<.*>$/, /^std::(stack|queue|priority_queue)<.*>$/, /^std::tuple<.*>$/, /^std::(__cxx11::)?basic_string<(wchar_t|char16_t|char32_t)[,<]/];
 
 export function hasPrinter(t: StructType): boolean {
   return !!t.name && PRINTERS.some((r) => r.test(t.name!));
+}
+
+/** Whether libstdc++'s printer for the type has children (strings and iterators do not; std::pair has no printer). */
+function printerHasChildren(t: Type): boolean {
+  const s = strip(t);
+  if (s.k !== 'struct' || !hasPrinter(s)) return false;
+  return !/^std::(__cxx11::)?basic_string(_view)?<|^std::pair<|^__gnu_cxx::__normal_iterator</.test(s.name!);
+}
+
+/** Splits `a<b, c<d, e> >` into `a` and its top-level template arguments. */
+function templateParts(name: string): { base: string; args: string[] } | undefined {
+  const open = name.indexOf('<');
+  if (open < 0 || !name.endsWith('>')) return undefined;
+  const args: string[] = [];
+  let depth = 0, start = open + 1;
+  for (let i = open + 1; i < name.length - 1; i++) {
+    const c = name[i];
+    if (c === '<' || c === '(') depth++;
+    else if (c === '>' || c === ')') depth--;
+    else if (c === ',' && depth === 0) { args.push(name.slice(start, i).trim()); start = i + 1; }
+  }
+  args.push(name.slice(start, name.length - 1).trim());
+  return { base: name.slice(0, open), args };
+}
+
+/**
+ * A type's name after libstdc++'s type printers (gdb's `_recognize`): std::string for
+ * basic_string<char>, and containers without their default allocator and comparator
+ * (`std::vector<int>`). Types no printer recognizes keep their full name.
+ */
+export function recognizedName(name: string): string {
+  const str = /^std::(?:__cxx11::)?basic_string<(char|wchar_t|char8_t|char16_t|char32_t), std::char_traits<\1>, std::allocator<\1> >$/.exec(name);
+  if (str) return { char: 'std::string', wchar_t: 'std::wstring', char8_t: 'std::u8string', char16_t: 'std::u16string', char32_t: 'std::u32string' }[str[1]]!;
+  const p = templateParts(name);
+  if (!p) return name;
+  const base = p.base.replace(/^std::__cxx11::/, 'std::');
+  const a = p.args;
+  const alloc = (x: string | undefined) => !!x && /^std::allocator<.*>$/.test(x);
+  const less = (x: string | undefined) => !!x && /^std::less<.*>$/.test(x);
+  if (/^std::(vector|list|deque|forward_list)$/.test(base) && a.length === 2 && alloc(a[1])) return `${base}<${recognizedName(a[0])}>`;
+  if (/^std::(set|multiset)$/.test(base) && a.length === 3 && less(a[1]) && alloc(a[2])) return `${base}<${recognizedName(a[0])}>`;
+  if (/^std::(map|multimap)$/.test(base) && a.length === 4 && less(a[2]) && alloc(a[3])) return `${base}<${recognizedName(a[0])}, ${recognizedName(a[1])}>`;
+  return name;
+}
+
+/** The `[contained value]` of std::variant / std::any / std::optional as their printers show it. */
+function fmtContained(label: string, inner: Value, arrayHint: boolean): string {
+  if (printerHasChildren(inner.type)) return `${label} containing ${nest(() => fmt(inner, false))}`;
+  const s = nest(() => fmt(inner, false));
+  return `${label} = {${arrayHint ? s : `[contained value] = ${s}`}}`;
+}
+
+/** std::variant: the alternatives and the active one (undefined when valueless). */
+function variantParts(v: Value, t: StructType): { label: string; index: number; inner?: Value } {
+  const alts = t.templateTypes;
+  const label = `std::variant<${alts.map((a) => recognizedName(typeName(a))).join(', ')}>`;
+  const index = Number(BigInt.asUintN(64, field(v, '_M_index').int()));
+  if (index >= alts.length) return { label, index };
+  const storage = field(field(field(v, '_M_u'), '_M_first'), '_M_storage');
+  if (storage.addr === undefined) throw new Error('Attempt to take address of value not located in memory.');
+  return { label, index, inner: new Value(alts[index], v.ctx, storage.addr) };
+}
+
+/** std::any: the contained type named by its manager function (`std::any::_Manager_internal<T>::_S_manage`). */
+function anyParts(v: Value): { contained?: Value; typeName?: string } {
+  const mgr = BigInt.asUintN(64, field(v, '_M_manager').int());
+  if (!mgr) return {};
+  const fn = v.ctx.symbolize?.(mgr, false);
+  if (!fn) throw new Error('Invalid function pointer in std::any');
+  const m = /^(std::any::_Manager_(internal|external)<.*>)::_S_manage\(/.exec(fn);
+  if (!m) throw new Error('Unknown manager function in std::any');
+  const mt = v.ctx.lookupType?.(m[1]);
+  const ms = mt ? strip(mt) : undefined;
+  if (!ms || ms.k !== 'struct' || !ms.templateTypes.length) throw new Error(`No type named ${m[1]}.`);
+  const ct = ms.templateTypes[0];
+  const storage = field(v, '_M_storage');
+  const addr = m[2] === 'internal' ? field(storage, '_M_buffer').addr : BigInt.asUintN(64, field(storage, '_M_ptr').int());
+  if (addr === undefined) throw new Error('Attempt to take address of value not located in memory.');
+  return { contained: new Value(ct, v.ctx, addr), typeName: recognizedName(typeName(ct)) };
 }
 
 /** Summary of a pretty-printed value as gdb's `bt` shows it with `print frame-arguments scalars`. */
@@ -759,9 +851,33 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const el = t.templateTypes[0];
       const payload = field(v, '_M_payload');
       const engaged = field(payload, '_M_engaged').int() !== 0n;
-      const label = `std::optional<${el ? typeName(el) : '?'}>`;
+      const label = `std::optional<${el ? recognizedName(typeName(el)) : '?'}>`;
       if (!engaged) return `${label} [no contained value]`;
-      return `${label} = {[contained value] = ${nest(() => fmt(field(field(payload, '_M_payload'), '_M_value'), false))}}`;
+      return fmtContained(label, field(field(payload, '_M_payload'), '_M_value'), false);
+    }
+    if (/^std::variant<.*>$/.test(name)) {
+      const { label, index, inner } = variantParts(v, t);
+      if (!inner) return `${label} [no contained value]`;
+      return fmtContained(`${label} [index ${index}]`, inner, true);
+    }
+    if (name === 'std::any') {
+      const { contained, typeName: tn } = anyParts(v);
+      if (!contained) return 'std::any [no contained value]';
+      if (printerHasChildren(contained.type)) return `std::any containing ${nest(() => fmt(contained, false))}`;
+      return fmtContained(`std::any containing ${tn}`, contained, false);
+    }
+    const sv = /^std::(?:__cxx11::)?basic_string_view<(char|wchar_t|char16_t|char32_t)[,<]/.exec(name);
+    if (sv) {
+      // a counted string: `print elements` characters at most, NULs included
+      const addr = BigInt.asUintN(64, field(v, '_M_str').int());
+      const len = Number(BigInt.asUintN(64, field(v, '_M_len').int()));
+      const n = Math.min(len, PRINT_MAX);
+      const csize = sv[1] === 'char' ? 1 : sv[1] === 'char16_t' ? 2 : 4;
+      const b = n ? v.ctx.mem.read(addr, n * csize) : Buffer.alloc(0);
+      if (csize === 1) return fmtString([...b], len > PRINT_MAX);
+      const chars: number[] = [];
+      for (let i = 0; i < n; i++) chars.push(csize === 2 ? b.readUInt16LE(i * 2) : b.readUInt32LE(i * 4));
+      return fmtWide(chars, sv[1] === 'wchar_t' ? 'L' : sv[1] === 'char16_t' ? 'u' : 'U', len > PRINT_MAX);
     }
     if (/^std::pair<.*>$/.test(name)) {
       return `{first = ${nest(() => fmt(field(v, 'first'), false))}, second = ${nest(() => fmt(field(v, 'second'), false))}}`;
@@ -783,14 +899,14 @@ function prettyPrint(v: Value, t: StructType): string | undefined {
       const items = fmtArray(new Value(arrT, v.ctx, s), el, Math.min(len, PRINT_MAX));
       return `${head} = ${len > PRINT_MAX ? items.replace(/\}$/, '...}') : items}`;
     }
-    if (/^std::map<.*>$/.test(name) || /^std::set<.*>$/.test(name)) {
-      const isMap = name.startsWith('std::map<');
+    if (/^std::(multi)?(map|set)<.*>$/.test(name)) {
+      const isMap = /^std::(multi)?map</.test(name);
       const tree = field(v, '_M_t');
       const impl = field(tree, '_M_impl');
       const header = field(impl, '_M_header');
       const countB = BigInt.asUintN(64, field(impl, '_M_node_count').int());
       const count = Number(countB);
-      const label = isMap ? 'std::map' : 'std::set';
+      const label = name.replace(/<.*$/, '');
       const elements = (n: bigint) => `${n} element${n === 1n ? '' : 's'}`;
       if (!count) return `${label} with 0 elements`;
       const [kT, vT] = t.templateTypes;
@@ -866,6 +982,13 @@ export function valueChildren(v: Value, start = 0, count = 100): Child[] {
         for (let i = start; i < Math.min(n, start + count); i++) out.push({ name: `[${i}]`, value: new Value(el, v.ctx, s + BigInt(i) * esz) });
         return out;
       }
+      // std::variant / std::any / std::optional: the contained value, or its own printer's children
+      const contained = containedOf(val, t);
+      if (contained !== undefined) {
+        if (!contained) return out;
+        if (printerHasChildren(contained.type)) return valueChildren(contained, start, count);
+        return start === 0 ? [{ name: '[contained value]', value: contained }] : [];
+      }
       for (const b of t.bases) out.push({ name: `<${typeName(strip(b.type))}>`, value: baseValue(val, b) });
       for (const m of t.members) {
         if (m.isStatic) { const sv = staticValue(m, v.ctx); if (sv) out.push({ name: `static ${m.name}`, value: sv }); continue; }
@@ -889,6 +1012,20 @@ export function valueChildren(v: Value, start = 0, count = 100): Child[] {
     default:
       return out;
   }
+}
+
+/** The contained value of std::variant / any / optional (null: none), undefined for other types. */
+function containedOf(v: Value, t: StructType): Value | null | undefined {
+  const name = t.name ?? '';
+  try {
+    if (/^std::variant<.*>$/.test(name)) return variantParts(v, t).inner ?? null;
+    if (name === 'std::any') return anyParts(v).contained ?? null;
+    if (/^std::optional<.*>$/.test(name)) {
+      const payload = field(v, '_M_payload');
+      return field(payload, '_M_engaged').int() !== 0n ? field(field(payload, '_M_payload'), '_M_value') : null;
+    }
+  } catch { return undefined; }
+  return undefined;
 }
 
 /** Whether a value has children to expand. */

@@ -144,8 +144,8 @@ export function parseVars(text: string | undefined): string[] {
 
 /** Light normalisation of gdb output for comparison. */
 export function norm(s: string): string {
+  // entry values (`x=x@entry=5`, `x=<optimized out>, x@entry=5`) are compared as gdb prints them
   return s
-    .replace(/(\w+)=\1@entry=/g, '$1=')
     .replace(/\s+/g, ' ')
     .trim();
 }
@@ -315,7 +315,10 @@ export function compareFrames(program: Program, stack: Frame[], gdbFrames: GdbFr
     if (g.pc !== undefined && g.pc !== o.pc) diffs.push(`${label} #${i}: pc ours 0x${o.pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
     if (g.file && basename(g.file).startsWith('sym_')) {
       const args = program.frameArgs(o, stack);
-      if (norm(args) !== norm(g.args)) diffs.push(`${label} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
+      // known gap while stepping at -O1 (sym_recurse.c fact): gdb finds `n=n@entry=5` where we do not,
+      // so the compact form is compared as the plain value here (stops compare it exactly)
+      const compact = (x: string) => norm(x).replace(/(\w+)=\1@entry=/g, '$1=');
+      if (compact(args) !== compact(g.args)) diffs.push(`${label} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
     }
   }
   return diffs;
