@@ -171,6 +171,17 @@ export class Session {
   private listeners: ((e: EngineEvent) => void)[] = [];
   /** a debug adapter keeps the pump going for the whole session */
   keepPumping = false;
+  /** Registers and xstate of each thread read since the last stop: every read is a hop to
+   * the tracer thread, and a stop's inspection asks for the same ones many times. Anything
+   * that can change them (a resume, a write of registers, an injected call, a restore, any
+   * engine event) forgets them. */
+  private regCache = new Map<number, Registers>();
+  private xCache = new Map<number, Buffer>();
+
+  private forgetRegisters(): void {
+    this.regCache.clear();
+    this.xCache.clear();
+  }
 
   constructor() {
     this.lib = load();
@@ -201,6 +212,7 @@ export class Session {
   }
 
   launch(o: LaunchOptions): Launched {
+    this.forgetRegisters();
     const args = [o.program, ...(o.args ?? [])];
     const env = o.env ? Object.entries(o.env).map(([k, v]) => `${k}=${v}`) : null;
     const io = [stdioRaw(o.stdin), stdioRaw(o.stdout), stdioRaw(o.stderr)];
@@ -228,15 +240,18 @@ export class Session {
   }
 
   attach(pid: number): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_attach(this.h(), pid) as number, 'attach');
     this.ensurePump();
   }
 
   detach(): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_detach(this.h()) as number, 'detach');
   }
 
   kill(): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_kill(this.h()) as number, 'kill');
   }
 
@@ -248,49 +263,67 @@ export class Session {
   }
 
   continue(opts: { discardSignal?: boolean } = {}): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_continue(this.h(), opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'continue');
   }
 
   step(tid: number, opts: { discardSignal?: boolean } = {}): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_step(this.h(), tid, opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'step');
   }
 
   /** Steps tid while its pc stays in [lo, hi), stopping early right after a call instruction. */
   stepRange(tid: number, lo: bigint, hi: bigint): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_step_range(this.h(), tid, lo, hi, 0) as number, 'step range');
   }
 
   interrupt(): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_interrupt(this.h()) as number, 'interrupt');
   }
 
   setSignal(tid: number, signo: number): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_set_signal(this.h(), tid, signo) as number, 'set signal');
   }
 
   registers(tid: number): Registers {
-    const buf = new BigUint64Array(NREGS);
-    this.check(this.lib.cryo_get_regs(this.h(), tid, buf) as number, 'get registers');
-    const r = {} as Registers;
-    REGISTER_NAMES.forEach((n, i) => (r[n] = buf[i]));
-    return r;
+    const h = this.h();
+    let r = this.regCache.get(tid);
+    if (!r) {
+      const buf = new BigUint64Array(NREGS);
+      this.check(this.lib.cryo_get_regs(h, tid, buf) as number, 'get registers');
+      r = {} as Registers;
+      for (let i = 0; i < NREGS; i++) r[REGISTER_NAMES[i]] = buf[i];
+      this.regCache.set(tid, r);
+    }
+    return { ...r };
   }
 
   setRegisters(tid: number, regs: Partial<Registers>): void {
     const cur = this.registers(tid);
     const buf = new BigUint64Array(NREGS);
     REGISTER_NAMES.forEach((n, i) => (buf[i] = BigInt.asUintN(64, regs[n] ?? cur[n])));
+    this.forgetRegisters();
     this.check(this.lib.cryo_set_regs(this.h(), tid, buf) as number, 'set registers');
   }
 
   xstate(tid: number): Buffer {
-    const buf = Buffer.alloc(XSTATE_MAX);
-    const len = [0];
-    this.check(this.lib.cryo_get_xstate(this.h(), tid, buf, buf.length, len) as number, 'get xstate');
-    return buf.subarray(0, Number(len[0]));
+    const h = this.h();
+    let x = this.xCache.get(tid);
+    if (!x) {
+      const buf = Buffer.alloc(XSTATE_MAX);
+      const len = [0];
+      this.check(this.lib.cryo_get_xstate(h, tid, buf, buf.length, len) as number, 'get xstate');
+      x = buf.subarray(0, Number(len[0]));
+      this.xCache.set(tid, x);
+    }
+    return Buffer.from(x);
   }
 
   setXstate(tid: number, data: Buffer): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_set_xstate(this.h(), tid, data, data.length) as number, 'set xstate');
   }
 
@@ -309,6 +342,7 @@ export class Session {
   }
 
   writeMemory(addr: bigint, data: Buffer): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_write_memory(this.h(), addr, data, data.length) as number, 'write memory');
   }
 
@@ -333,6 +367,7 @@ export class Session {
 
   /** Runs a syscall in a stopped thread; returns its raw result (negative errno on failure). */
   injectSyscall(tid: number, nr: number, args: (bigint | number)[] = []): bigint {
+    this.forgetRegisters();
     const a = new BigUint64Array(6);
     args.forEach((v, i) => (a[i] = BigInt.asUintN(64, BigInt(v))));
     const ret = [0n];
@@ -348,6 +383,7 @@ export class Session {
 
   /** Replaces the debuggee by a fresh copy of the checkpoint; returns the new pid. */
   restore(id: number): number {
+    this.forgetRegisters();
     const pid = [0];
     this.check(this.lib.cryo_checkpoint_restore(this.h(), id, pid) as number, 'restore checkpoint');
     return pid[0];
@@ -401,6 +437,7 @@ export class Session {
 
   /** After restoring a checkpoint taken at `pos`: re-execution replays the log from there. */
   replayFrom(pos: bigint): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_replay_from(this.h(), pos) as number, 'replay');
   }
 
@@ -422,6 +459,7 @@ export class Session {
    * recorded) once the log is exhausted.
    */
   replayLog(log: Buffer): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_record_load(this.h(), log, log.length) as number, 'load the record log');
   }
 
@@ -444,6 +482,7 @@ export class Session {
    * descriptors (pipes: our ends are returned). `notes` says what was reconnected.
    */
   revive(image: Image, stdio: { stdin?: Stdio; stdout?: Stdio; stderr?: Stdio } = {}): Launched & { notes: string } {
+    this.forgetRegisters();
     const io = [stdioRaw(stdio.stdin), stdioRaw(stdio.stdout), stdioRaw(stdio.stderr)];
     if (io.some((x) => x.mode === StdioMode.FILE)) throw new EngineError(Status.EINVAL, 'revive: file stdio is not supported');
     const opts: RawReviveOpts = { stdio_mode: io.map((x) => x.mode), stdio_fd: io.map((x) => x.fd), notes: '' };
@@ -491,6 +530,7 @@ export class Session {
   }
 
   private dispatch(e: EngineEvent): void {
+    this.forgetRegisters();
     for (const l of this.listeners) l(e);
     const w = this.waiters.shift();
     if (w) w(e);
@@ -528,6 +568,7 @@ export class Session {
 
   /** Kills a launched debuggee and every checkpoint, detaches an attached one. */
   async close(): Promise<void> {
+    this.forgetRegisters();
     if (this.closed) return;
     const rc = this.lib.cryo_session_close(this.handle) as number;
     const msg = this.lastError();
@@ -541,6 +582,7 @@ export class Session {
 
   /** For process exit: closes without waiting for the event pump (the process is ending). */
   closeSync(): void {
+    this.forgetRegisters();
     if (this.closed) return;
     this.lib.cryo_session_close(this.handle);
     this.closed = true;

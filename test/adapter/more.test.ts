@@ -37,6 +37,54 @@ describe('changing the program and starting again', () => {
     assert.equal(out.text('stdout'), gOut);
   });
 
+  test('registers read back fresh after setVariable, a step, a restore and a step back (the engine caches them per stop)', async () => {
+    const prog = buildFixture('counter.c');
+    const dc = await client();
+    const stop = await launchTo(dc, { program: prog, args: ['6'] }, counterSrc, [{ line: 11 }]);
+    void stop;
+    const thread = async () => (await dc.threadsRequest()).body.threads[0].id;
+    const regs = async () => {
+      const st = await dc.stackTraceRequest({ threadId: await thread(), levels: 1 });
+      const sc = await dc.scopesRequest({ frameId: st.body.stackFrames[0].id });
+      const ref = sc.body.scopes.find((s) => s.name === 'Registers')!.variablesReference;
+      const v = await dc.variablesRequest({ variablesReference: ref });
+      const r = Object.fromEntries(v.body.variables.map((x) => [x.name, BigInt(x.value)]));
+      return { ref, r, ip: BigInt(st.body.stackFrames[0].instructionPointerReference!), line: st.body.stackFrames[0].line };
+    };
+    const a = await regs();
+    assert.equal(a.r.rip, a.ip);
+    // a register written, then read back: the new value, not the one read before
+    const set = await dc.setVariableRequest({ variablesReference: a.ref, name: 'rax', value: '0x1234' });
+    assert.equal(BigInt(set.body.value), 0x1234n);
+    assert.equal((await regs()).r.rax, 0x1234n);
+    const snap = (await dc.customRequest('cryo/snapshot', { name: 'here' })).body;
+    // a step: the registers of the new stop
+    await dc.setBreakpointsRequest({ source: { path: counterSrc }, breakpoints: [] });
+    const stepped = dc.waitForEvent('stopped');
+    await dc.nextRequest({ threadId: await thread() });
+    await stepped;
+    const b = await regs();
+    assert.equal(b.line, 12);
+    assert.equal(b.r.rip, b.ip);
+    assert.notEqual(b.r.rip, a.r.rip);
+    // a step back (time travel restores a checkpoint): the registers as they were there
+    const back = dc.waitForEvent('stopped');
+    await dc.stepBackRequest({ threadId: await thread() });
+    await back;
+    const c = await regs();
+    assert.equal(c.line, 11);
+    assert.equal(c.r.rip, a.r.rip);
+    assert.equal(c.r.rip, c.ip);
+    // a restored snapshot: its registers, rax as written
+    const restored = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.customRequest('cryo/restore', { id: snap.id });
+    await restored;
+    const d = await regs();
+    assert.equal(d.r.rip, a.r.rip);
+    assert.equal(d.r.rax, 0x1234n);
+    await dc.disconnectRequest({ terminateDebuggee: true });
+  });
+
   test('restart runs the program again from the start with the same breakpoints', async () => {
     const prog = buildFixture('counter.c');
     const dc = await client();
