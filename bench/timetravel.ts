@@ -33,20 +33,31 @@ async function underEngine(prog: string, args: string[], record: boolean): Promi
   return median(times);
 }
 
-async function dapTravel(prog: string, n: number) {
-  const src = join(fixturesDir, 'loops.c');
+const loopsSrc = join(fixturesDir, 'loops.c');
+
+/** The adapter launched on loops.c, running to its breakpoint at step(i) with i == stopAt;
+ * resolves when the program stands there (the time from configurationDone in `ms`). */
+async function launchLoops(prog: string, args: string[], stopAt: number, extra: Record<string, unknown> = {}): Promise<{ dc: DebugClient; tid: number; ms: number }> {
   const dc = new DebugClient('node', join(repoRoot, 'dist', 'adapter.js'), 'cryo');
-  dc.defaultTimeout = 120000;
+  dc.defaultTimeout = 300000;
   await dc.start();
   await dc.initializeRequest();
   const init = dc.waitForEvent('initialized');
-  const launched = dc.launch({ program: prog, args: ['compute', String(n + 10)] });
+  const launched = dc.launch({ program: prog, args, ...extra });
   await init;
-  let stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
-  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${n - 1}` }] });
+  const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+  await dc.setBreakpointsRequest({ source: { path: loopsSrc }, breakpoints: [{ line: 10, condition: `i == ${stopAt}` }] });
+  const t0 = performance.now();
   await dc.configurationDoneRequest();
   await launched;
   const tid = (await stopped).body.threadId!;
+  return { dc, tid, ms: performance.now() - t0 };
+}
+
+async function dapTravel(prog: string, n: number) {
+  const src = loopsSrc;
+  const { dc, tid } = await launchLoops(prog, ['compute', String(n + 10)], n - 1);
+  let stopped: Promise<DebugProtocol.StoppedEvent>;
   // next a few lines, then time step back
   for (let i = 0; i < 3; i++) {
     stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
@@ -73,21 +84,9 @@ async function dapTravel(prog: string, n: number) {
 /** A long recorded run to a breakpoint at its last iteration, then reverse continue to a
  * hit 15% of the run back: the time it takes, with positions kept every `periodMs`. */
 async function longRun(prog: string, n: number, periodMs: number): Promise<{ run: number; reverse: number; positions: number }> {
-  const src = join(fixturesDir, 'loops.c');
-  const dc = new DebugClient('node', join(repoRoot, 'dist', 'adapter.js'), 'cryo');
-  dc.defaultTimeout = 300000;
-  await dc.start();
-  await dc.initializeRequest();
-  const init = dc.waitForEvent('initialized');
-  const launched = dc.launch({ program: prog, args: ['syscalls', String(n)], timeTravel: { periodMs } });
-  await init;
-  let stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
-  await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${n - 1}` }] });
-  const t0 = performance.now();
-  await dc.configurationDoneRequest();
-  await launched;
-  await stopped;
-  const run = performance.now() - t0;
+  const src = loopsSrc;
+  const { dc, ms: run } = await launchLoops(prog, ['syscalls', String(n)], n - 1, { timeTravel: { periodMs } });
+  let stopped: Promise<DebugProtocol.StoppedEvent>;
   const positions = (await dc.customRequest('cryo/checkpoints')).body.timeline.positions as number;
   await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${Math.floor(n * 0.85)}` }] });
   const t1 = performance.now();

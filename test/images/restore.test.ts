@@ -48,6 +48,20 @@ async function dumpKillRestore(prog: string, args: (out: string) => string[], at
   return { img, dir };
 }
 
+
+/** An image of img_counter killed mid-run (writing to a file), for restores that must fail. */
+async function countingImage(): Promise<{ img: string; out: string; prog: string }> {
+  const prog = fixture('img_counter.c', { name: 'img_counter' });
+  const dir = tmp();
+  const out = join(dir, 'out.txt');
+  const p = start(prog, ['1000', out, '3000']);
+  await waitFor(() => lines(out).length > 5, 20_000, 'output');
+  const img = join(dir, 'p.cryo');
+  assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
+  await exited(p);
+  return { img, out, prog };
+}
+
 describe('dump and restore', () => {
   test('a counter writing to a file continues with no gap and no repeat', async () => {
     const prog = fixture('img_counter.c', { name: 'img_counter' });
@@ -77,14 +91,7 @@ describe('dump and restore', () => {
   });
 
   test('a damaged data page: restore refuses before the process runs a single instruction', async () => {
-    const prog = fixture('img_counter.c', { name: 'img_counter' });
-    const dir = tmp();
-    const out = join(dir, 'out.txt');
-    const p = start(prog, ['1000', out, '3000']);
-    await waitFor(() => lines(out).length > 5, 20_000, 'output');
-    const img = join(dir, 'p.cryo');
-    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
-    await exited(p);
+    const { img, out, prog } = await countingImage();
     // the PAGES checksum is verified while the process is built: a mismatch must still
     // end the restore, with the same message as reading the image
     const b = readFileSync(img);
@@ -317,14 +324,7 @@ describe('dump and restore', () => {
   });
 
   test('a restore that fails midway kills what it built', async () => {
-    const prog = fixture('img_counter.c', { name: 'img_counter' });
-    const dir = tmp();
-    const out = join(dir, 'out.txt');
-    const p = start(prog, ['1000', out, '3000']);
-    await waitFor(() => lines(out).length > 5, 20_000, 'output');
-    const img = join(dir, 'p.cryo');
-    assert.equal(cryo(['dump', String(p.pid), '-o', img, '--kill']).status, 0);
-    await exited(p);
+    const { img, out } = await countingImage();
     // an image that passes every check but whose brk the kernel refuses (PR_SET_MM_MAP),
     // which happens after the memory has been rebuilt: its checksums are made right again
     const b = readFileSync(img);
