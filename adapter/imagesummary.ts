@@ -2,9 +2,7 @@
 // top frames. Computed in the adapter's process (`adapter.js --summary IMAGE`), never in
 // the extension host: reading an image loads the native engine.
 import { existsSync } from 'node:fs';
-import { Image } from './engine';
-import { ImageTarget } from './image';
-import { Program } from './symbols';
+import { ImageView } from './imagetext';
 
 export interface ImageSummary {
   path: string;
@@ -23,9 +21,11 @@ export interface ImageSummary {
 }
 
 export function summarizeImage(path: string, maxFrames = 8): ImageSummary {
-  const img = new Image(path);
+  // the same view of the image as its text (one reading of stacks, stale builds refused)
+  const v = new ImageView(path);
   try {
-    const info = img.describe();
+    const img = v.image;
+    const info = v.target.info;
     const crash = info.reason.kind === 'crash' ? info.reason : undefined;
     const s: ImageSummary = {
       path,
@@ -40,30 +40,18 @@ export function summarizeImage(path: string, maxFrames = 8): ImageSummary {
       threads: [],
       problems: img.problems(),
     };
-    let program: Program | undefined;
-    const target = new ImageTarget(img);
-    try {
-      if (s.programFound) program = new Program(target);
-    } catch (e) {
-      s.error = `symbols: ${(e as Error).message}`;
-    }
-    for (const tid of target.threads()) {
-      const frames: ImageSummary['threads'][number]['frames'] = [];
-      if (program) {
-        try {
-          for (const f of program.backtrace(target.dwarfRegisters(tid), maxFrames))
-            frames.push({ name: f.function ?? '??', file: f.source?.file, line: f.source?.line, pc: '0x' + f.pc.toString(16) });
-        } catch (e) {
-          s.error = `stack of thread ${tid}: ${(e as Error).message}`;
-        }
-      }
-      if (!frames.length) frames.push({ name: '??', pc: '0x' + target.registers(tid).rip.toString(16) });
+    if (v.programError && s.programFound) s.error = `symbols: ${v.programError}`;
+    for (const tid of v.target.threads()) {
+      const st = v.stack(tid);
+      if ('error' in st && v.program) s.error = `stack of thread ${tid}: ${st.error}`;
+      const frames = ('frames' in st ? st.frames.slice(0, maxFrames) : []).map((f) => ({ name: f.function ?? '??', file: f.source?.file, line: f.source?.line, pc: '0x' + f.pc.toString(16) }));
+      if (!frames.length) frames.push({ name: '??', file: undefined, line: undefined, pc: '0x' + v.target.registers(tid).rip.toString(16) });
       s.threads.push({ tid, crashed: crash?.tid === tid, frames });
     }
     // the crashing thread first
     s.threads.sort((a, b) => Number(b.crashed) - Number(a.crashed));
     return s;
   } finally {
-    img.close();
+    v.close();
   }
 }

@@ -841,32 +841,17 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     const crash = info.reason;
     const progress = this.progress(`Replaying the last moments before the crash (${name})`);
     const cp = img.openCheckpoint(0); // the oldest: reaches furthest back
-    const engine = new Engine();
-    engine.keepPumping = true;
     let r;
     try {
-      r = engine.revive(cp, { stdin: { mode: 'null' }, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
-      engine.replayLog(img.log());
+      r = await this.goLive(cp, img.log()); // the log is replayed, not recorded anew
     } catch (e) {
       progress();
-      await engine.close();
       throw new Error(`${name}: the checkpoint before the crash cannot be revived: ${(e as Error).message}`);
     } finally {
       cp.close();
     }
-    this.engine = engine;
-    this.frozen = undefined;
-    this.launched = true;
-    this.ended = false;
-    this.pipeOutput(r.stdout, 'stdout');
-    this.pipeOutput(r.stderr, 'stderr');
-    this.lastSignal.clear();
+    const engine = this.engine;
     try {
-      this.startProgram(r.pid, false, false); // the log is replayed, not recorded anew
-      this.program.refreshLibraries();
-      this.armLoaderBreakpoint();
-      for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
-      this.syncRawHits();
       this.timeline!.onStop(r.pid, 'other'); // the earliest position: the checkpoint
       // forward, replaying, to the same fault; breakpoints passed on the way only count
       engine.continue();
@@ -1336,12 +1321,16 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       return;
     }
     if (command.startsWith('cryo/')) {
-      try {
-        response.body = this.checkpointRequest(command.slice(5), (args ?? {}) as Record<string, unknown>);
-        this.sendResponse(response);
-      } catch (e) {
-        this.sendErrorResponse(response, 1080, (e as Error).message);
-      }
+      // answered once done (a revive is asynchronous: the engine is closed on failure)
+      Promise.resolve()
+        .then(() => this.checkpointRequest(command.slice(5), (args ?? {}) as Record<string, unknown>))
+        .then(
+          (body) => {
+            response.body = body;
+            this.sendResponse(response);
+          },
+          (e: Error) => this.sendErrorResponse(response, 1080, e.message),
+        );
       return;
     }
     this.sendErrorResponse(response, 1098, `unknown request ${command}`);
@@ -1390,7 +1379,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.reportImageStop();
       if (args.revive) {
         try {
-          this.revive();
+          await this.revive();
         } catch (e) {
           this.sendEvent(new OutputEvent(`cryo: ${(e as Error).message}\n`, 'console'));
         }
@@ -1437,19 +1426,21 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   /** cryo/revive: the image becomes a live process, traced by this same session. */
-  private revive(): { pid: number; notes: string } {
-    if (!this.frozen || !this.imageFile) throw new Error(this.imageFile ? 'The image is revived already.' : 'This session is not on an image: there is nothing to revive.');
-    const img = this.imageFile;
-    const problems = img.problems();
-    if (problems) throw new Error(`${basename(img.path)} cannot be revived here:\n${problems}`);
+  /**
+   * Makes a live process of `image` (the session's image, or one of its checkpoints),
+   * traced by this session as if launched, with breakpoints and libraries bound.
+   * `log`: a record log to replay from there (else recording starts anew).
+   */
+  private async goLive(image: Image, log?: Buffer): Promise<{ pid: number; notes: string }> {
     const engine = new Engine();
     engine.keepPumping = true;
     let r;
     try {
       // never the adapter's own stdio: that is the protocol's stream
-      r = engine.revive(img, { stdin: { mode: 'null' }, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+      r = engine.revive(image, { stdin: { mode: 'null' }, stdout: { mode: 'pipe' }, stderr: { mode: 'pipe' } });
+      if (log) engine.replayLog(log);
     } catch (e) {
-      void engine.close();
+      await engine.close();
       throw e;
     }
     this.engine = engine;
@@ -1459,11 +1450,20 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.pipeOutput(r.stdout, 'stdout');
     this.pipeOutput(r.stderr, 'stderr');
     this.lastSignal.clear();
-    this.startProgram(r.pid, false);
+    this.startProgram(r.pid, false, !log);
     this.program.refreshLibraries();
     this.armLoaderBreakpoint();
     for (const b of this.bps.resolvePending(this.program)) this.breakpointChanged(b);
     this.syncRawHits();
+    return { pid: r.pid, notes: r.notes };
+  }
+
+  private async revive(): Promise<{ pid: number; notes: string }> {
+    if (!this.frozen || !this.imageFile) throw new Error(this.imageFile ? 'The image is revived already.' : 'This session is not on an image: there is nothing to revive.');
+    const img = this.imageFile;
+    const problems = img.problems();
+    if (problems) throw new Error(`${basename(img.path)} cannot be revived here:\n${problems}`);
+    const r = await this.goLive(img);
     if (r.notes.trim()) this.sendEvent(new OutputEvent(`cryo: revived ${basename(img.path)} as process ${r.pid}:\n${r.notes.trim().replace(/^/gm, '  ')}\n`, 'console'));
     this.invalidate();
     this.currentTid = r.pid;

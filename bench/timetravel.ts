@@ -54,6 +54,15 @@ async function launchLoops(prog: string, args: string[], stopAt: number, extra: 
   return { dc, tid, ms: performance.now() - t0 };
 }
 
+/** How long a reverse continue takes, to its stopped event. */
+async function reverseContinueMs(dc: DebugClient): Promise<number> {
+  const t = performance.now();
+  const stopped = dc.waitForEvent('stopped');
+  await dc.reverseContinueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+  await stopped;
+  return performance.now() - t;
+}
+
 async function dapTravel(prog: string, n: number) {
   const src = loopsSrc;
   const { dc, tid } = await launchLoops(prog, ['compute', String(n + 10)], n - 1);
@@ -71,11 +80,7 @@ async function dapTravel(prog: string, n: number) {
   const stepBack = performance.now() - t0;
   // the breakpoint at every iteration now: reverse continue finds the previous hit by re-execution
   await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10 }] });
-  const t1 = performance.now();
-  stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
-  await dc.reverseContinueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
-  await stopped;
-  const reverse = performance.now() - t1;
+  const reverse = await reverseContinueMs(dc);
   await dc.disconnectRequest({ terminateDebuggee: true });
   await dc.stop();
   return { stepBack, reverse };
@@ -86,14 +91,9 @@ async function dapTravel(prog: string, n: number) {
 async function longRun(prog: string, n: number, periodMs: number): Promise<{ run: number; reverse: number; positions: number }> {
   const src = loopsSrc;
   const { dc, ms: run } = await launchLoops(prog, ['syscalls', String(n)], n - 1, { timeTravel: { periodMs } });
-  let stopped: Promise<DebugProtocol.StoppedEvent>;
   const positions = (await dc.customRequest('cryo/checkpoints')).body.timeline.positions as number;
   await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 10, condition: `i == ${Math.floor(n * 0.85)}` }] });
-  const t1 = performance.now();
-  stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
-  await dc.reverseContinueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
-  await stopped;
-  const reverse = performance.now() - t1;
+  const reverse = await reverseContinueMs(dc);
   await dc.disconnectRequest({ terminateDebuggee: true });
   await dc.stop();
   return { run, reverse, positions };

@@ -708,24 +708,24 @@ export class Dwarf {
   }
 
   dieAt(offset: number): Die | undefined {
-    if (offset >= LINK_BASE) {
-      const slot = Math.floor(offset / LINK_BASE);
-      const rel = offset - slot * LINK_BASE;
-      if (slot === 1) return this.types?.dieAt(rel);
-      return this.splits[slot - 2]?.dieAt(rel);
-    }
-    return this.unitAt(offset)?.dieAt(offset);
+    return this.route(offset, (d, rel) => d.dieAt(rel), (u, off) => u.dieAt(off));
   }
 
   /** dieAt for an offset known to start a DIE (from the name index): does not build the unit's tree */
   dieAtKnown(offset: number): Die | undefined {
+    return this.route(offset, (d, rel) => d.dieAtKnown(rel), (u, off) => u.dieAtKnown(off));
+  }
+
+  /** An offset past LINK_BASE names the type units (slot 1) or a split file (slot 2+). */
+  private route(offset: number, other: (d: Dwarf, rel: number) => Die | undefined, own: (u: CompUnit, off: number) => Die | undefined): Die | undefined {
     if (offset >= LINK_BASE) {
       const slot = Math.floor(offset / LINK_BASE);
       const rel = offset - slot * LINK_BASE;
-      if (slot === 1) return this.types?.dieAtKnown(rel);
-      return this.splits[slot - 2]?.dieAtKnown(rel);
+      const d = slot === 1 ? this.types : this.splits[slot - 2];
+      return d ? other(d, rel) : undefined;
     }
-    return this.unitAt(offset)?.dieAtKnown(offset);
+    const u = this.unitAt(offset);
+    return u ? own(u, offset) : undefined;
   }
 
   /** The split unit holding a skeleton unit's DIEs, opened on first need (undefined if not split). */

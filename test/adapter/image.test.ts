@@ -3,14 +3,14 @@
 // from an image session, checked against the program's own run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture } from '../helpers/fixtures';
 import { gdbBatch } from '../helpers/gdb';
-import { cleanupDirs, closeOthers, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
+import { cleanupDirs, cryo, cryoBin, exited, inspectJson, restoreWait, start, tmp, waitFor } from '../images/common';
 import { crashImage as sharedCrashImage } from '../helpers/crashimage.cjs';
 import { clientPool, collectOutput } from './dap';
 
@@ -39,7 +39,7 @@ interface GdbFrame {
 /** gdb on PROG CORE: the frames of `bt N`, and `info args`/`info locals` of the frames that have source. */
 function gdbOnCore(prog: string, core: string, depth: number): { frames: GdbFrame[]; vars: Map<number, Map<string, string>>; signal: string; pc: string } {
   const frameCmds = Array.from({ length: depth }, (_, i) => [`echo ==F${i}==\\n`, `frame ${i}`, 'info args', 'info locals']).flat();
-  const out = execGdb(prog, core, ['echo ==BT==\\n', `bt ${depth}`, 'echo ==SIG==\\n', 'p $_siginfo.si_signo', 'p/x $pc', ...frameCmds, 'echo ==END==\\n']);
+  const out = gdbBatch(prog, [`core-file ${core}`, 'echo ==BT==\\n', `bt ${depth}`, 'echo ==SIG==\\n', 'p $_siginfo.si_signo', 'p/x $pc', ...frameCmds, 'echo ==END==\\n']);
   const section = (a: string, b: string) => out.slice(out.indexOf(`==${a}==`), out.indexOf(`==${b}==`));
   const frames: GdbFrame[] = [];
   for (const m of section('BT', 'SIG').matchAll(/^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\S+) \(.*?\)(?: at (\S+):(\d+))?/gm))
@@ -56,11 +56,6 @@ function gdbOnCore(prog: string, core: string, depth: number): { frames: GdbFram
   }
   const sig = section('SIG', 'F0');
   return { frames, vars, signal: /\$1 = (\d+)/.exec(sig)?.[1] ?? '', pc: /\$2 = (0x[0-9a-f]+)/.exec(sig)?.[1] ?? '' };
-}
-
-function execGdb(prog: string, core: string, cmds: string[]): string {
-  const r = spawnSync('gdb', ['-nx', '-batch', '-ex', 'set pagination off', ...cmds.flatMap((c) => ['-ex', c]), prog, core], { encoding: 'utf8', timeout: 120_000 });
-  return r.stdout;
 }
 
 async function openImage(dc: DebugClient, image: string, extra: Record<string, unknown> = {}): Promise<DebugProtocol.StoppedEvent> {
