@@ -1537,6 +1537,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         if (this.busy) throw new Error('The program is running: pause it first, then take the snapshot.');
         if (!this.engine.pid) throw new Error('The program is not running.');
         const tid = this.currentTid || this.engine.pid;
+        const pos = this.recordPosition();
         const cid = this.engine.checkpoint();
         const top = this.stack(tid, 1)[0];
         const meta: CheckpointMeta = {
@@ -1545,7 +1546,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
           source: top?.source ? this.source(top.source.file) : undefined,
           line: top?.source?.line,
           function: top?.function,
-          pos: this.recordPosition(),
+          pos,
         };
         this.checkpointMeta.set(cid, meta);
         this.checkpointsChanged();

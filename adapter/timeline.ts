@@ -95,10 +95,13 @@ export class Timeline {
     if (!e.pid) return;
     try {
       this.dropFuture();
+      // the position first: the engine finishes a checkpoint on its tracer thread after
+      // returning, and a later engine call would wait for that
+      const pos = e.recordPosition();
       const cp = e.checkpoint();
       const hits = new Map<number, number>();
       for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-      this.positions.push({ cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa, via, signo, hits, raw: new Map(this.h.rawHits), at: Date.now() });
+      this.positions.push({ cp, pos, tid, pc: e.registers(tid).rip, cfa, via, signo, hits, raw: new Map(this.h.rawHits), at: Date.now() });
       this.index = this.positions.length - 1;
       this.thin();
       this.unavailable = undefined;
@@ -242,10 +245,11 @@ export class Timeline {
   /** Inserts a position found by re-execution just after `after`. */
   private insertAfter(afterIndex: number, tid: number, via: Via): void {
     const e = this.h.engine;
+    const pos = e.recordPosition();
     const cp = e.checkpoint();
     const hits = new Map<number, number>();
     for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-    this.positions.splice(afterIndex + 1, 0, { cp, pos: e.recordPosition(), tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
+    this.positions.splice(afterIndex + 1, 0, { cp, pos, tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
     this.index = afterIndex + 1;
   }
 

@@ -1,7 +1,7 @@
 // Checkpoint and restore latency: this engine against gdb's `checkpoint`/`restart`,
 // on the churn fixture with 16 MiB, 256 MiB and 1 GiB touched, writing 1% of its
 // pages between stops. Same binary, same machine, one run.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { Session } from '../adapter/engine';
 import { symbolAddress } from '../test/helpers/elf';
@@ -34,6 +34,7 @@ async function ours(prog: string, touchedMiB: number) {
     const { pid } = s.launch({ program: prog, args: churnArgs(touchedMiB), stdout: { mode: 'null' } });
     s.insertBreakpoint(symbolAddress(pid, prog, 'stop_here'));
     const times: number[] = [];
+    const settled: number[] = [];
     let kinds: string[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       s.continue();
@@ -42,6 +43,10 @@ async function ours(prog: string, touchedMiB: number) {
       const t0 = process.hrtime.bigint();
       s.checkpoint();
       times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      // the engine finishes a checkpoint on its tracer thread after returning (copying a
+      // delta's pages, arming the tracker); listing waits for that: the time it is complete
+      s.checkpoints();
+      settled.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     const list = s.checkpoints();
     kinds = list.map((c) => c.kind);
@@ -54,6 +59,8 @@ async function ours(prog: string, touchedMiB: number) {
     return {
       first: times[0],
       successive: median(times.slice(1)),
+      firstSettled: settled[0],
+      successiveSettled: median(settled.slice(1)),
       restoreFirst: restoreTimes[0],
       restoreLatest: restoreTimes[1],
       kinds,
@@ -103,6 +110,20 @@ function gdb(prog: string, touchedMiB: number) {
   return { first: cps[0], successive: median(cps.slice(1)), restoreLatest: restore ? Number(restore[1]) : NaN, restartFailure: restore ? undefined : rs.failed ?? 'no figure' };
 }
 
+/** A bare fork() of the same process at its first stop, timed by the program itself
+ * (median of three runs): the first fork of freshly touched memory is the one a first
+ * checkpoint compares with, since later forks find the page tables already shared once. */
+function bareFork(prog: string, touchedMiB: number): number {
+  const firsts: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(prog, churnArgs(touchedMiB), { env: { ...process.env, CHURN_FORK_PROBE: '1' }, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    const t = [...(r.stderr ?? '').matchAll(/^fork ([\d.]+)/gm)].map((m) => Number(m[1]));
+    if (t.length !== ROUNDS + 2) throw new Error(`churn's fork probe printed ${t.length} figures: ${r.stderr}`);
+    firsts.push(t[0]);
+  }
+  return median(firsts);
+}
+
 export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
   const prog = buildFixture('churn.c', { flags: ['-O2', '-g'] });
   const rows: Row[] = [];
@@ -112,6 +133,7 @@ export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
     writeRate = rate;
     const o = await ours(prog, mib);
     const g = gdb(prog, mib);
+    const fork = bareFork(prog, mib);
     mode = o.mode.why;
     if (g.restartFailure) notes.add(`gdb's restart gave no figure: ${g.restartFailure}`);
     rows.push({
@@ -120,9 +142,13 @@ export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
       'first cp (ms)': ms(o.first),
       'gdb first (ms)': ms(g.first),
       'first ratio': ratio(o.first, g.first),
+      'bare 1st fork (ms)': ms(fork),
+      'vs fork': ratio(o.first, fork),
+      'first complete (ms)': ms(o.firstSettled),
       'next cps (ms, median)': ms(o.successive),
       'gdb next (ms)': ms(g.successive),
       'next ratio': ratio(o.successive, g.successive),
+      'next complete (ms)': ms(o.successiveSettled),
       'delta size (KiB)': Math.round(o.deltaBytes / 1024),
       'restore 1st (ms)': ms(o.restoreFirst),
       'restore last (ms)': ms(o.restoreLatest),
@@ -132,5 +158,6 @@ export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
   }
   printTable(`Checkpoints: cryo vs gdb checkpoint/restart (churn fixture, -O2; a share of the touched pages written between stops; ${ROUNDS} stops)`, rows);
   console.log(`\ncheckpoint mode: ${mode}`);
+  console.log("cp (ms): until cryo_checkpoint_create returns and the debugger can go on; complete (ms): until the engine has also copied a delta's pages or armed the tracker, on its tracer thread (a resume waits for that; gdb's fork likewise leaves the page copies to copy-on-write after it returns)");
   for (const n of notes) console.log(n);
 }

@@ -49,6 +49,12 @@ static struct checkpoint *cp_find(struct cryo_session *s, int id) {
   return NULL;
 }
 
+/* The error for an id cp_find did not find: why, when it failed to complete. */
+static int cp_missing(struct cryo_session *s, int id) {
+  if (id == s->settle_failed_id) return cryo_fail(CRYO_ENOENT, "%s", s->settle_error);
+  return cryo_fail(CRYO_ENOENT, "no checkpoint %d", id);
+}
+
 /* Offsets of the regular files the process has open. */
 static void record_fds(pid_t pid, struct checkpoint *cp) {
   char path[64];
@@ -202,19 +208,30 @@ static void tracking_start(struct cryo_session *s, pid_t tid) {
 
 static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid) {
   /* the copy must hold the program's own bytes, not our int3s */
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   int rc = bps_lift(s, s->pid);
   pid_t child = 0;
+  uint64_t t1 = now_ns(CLOCK_MONOTONIC);
   if (rc == CRYO_OK) rc = fork_frozen_copy(s, tid, &child);
+  uint64_t t2 = now_ns(CLOCK_MONOTONIC);
   int rc2 = bps_apply(s, s->pid);
+  dbg("full: lift %.3f ms, fork %.3f ms, apply %.3f ms", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
   if (rc == CRYO_OK) rc = rc2;
   if (rc != CRYO_OK) {
     if (child > 0) kill_and_reap(s, child);
     return rc;
   }
+  pthread_mutex_lock(&s->lock);
   cp->kind = CP_FULL;
   cp->pid = child;
+  pthread_mutex_unlock(&s->lock);
   cp->maps = read_maps(s->pid);
-  /* arm the tracker at the same stop: from here on, written pages are known */
+  return CRYO_OK;
+}
+
+/* Arms the tracker at the stop a FULL checkpoint was taken at: from here on, written
+ * pages are known. */
+static void arm_tracking(struct cryo_session *s, pid_t tid) {
   tracking_start(s, tid);
   if (s->dirty) {
     char err[256];
@@ -223,7 +240,6 @@ static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid) {
       checkpoints_forget_live(s);
     }
   }
-  return CRYO_OK;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -292,15 +308,22 @@ static bool is_anonymous(const char *maps, uint64_t addr) {
   return false;
 }
 
-/* Returns 1 when a delta was taken, 0 when a FULL checkpoint is needed instead. */
-static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
-  if (!s->dirty || !s->head) return 0;
-  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+/* Whether the memory layout is still the one the head's root froze: a delta only
+ * carries page contents. */
+static bool same_layout(struct cryo_session *s) {
+  if (!s->dirty || !s->head) return false;
   char *maps = read_maps(s->pid);
   struct checkpoint *root = root_of(s->head);
   bool same = maps && root->maps && strcmp(maps, root->maps) == 0;
   free(maps);
-  if (!same) return 0;
+  return same;
+}
+
+/* Fills delta cp with what the tracker saw written. Returns 1 when done, 0 when a FULL
+ * checkpoint is needed instead (the layout changed after all, or the tracker failed),
+ * -1 on error. */
+static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
+  struct checkpoint *root = root_of(s->head);
   cryo_dirty_range *r;
   size_t n;
   char err[256];
@@ -335,7 +358,6 @@ static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
     for (uint64_t a = r[i].start; a < r[i].end; a += PAGE) cp->addrs[cp->npages++] = a;
   }
   uint64_t t2 = now_ns(CLOCK_MONOTONIC);
-  dbg("delta: %zu pages, %zu zero ranges; maps %.3f ms, collect %.3f ms", cp->npages, cp->nzero, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
   /* ranges may overlap (UNTRACKED ones with WRITTEN ones): sort and drop repeats */
   qsort(cp->addrs, cp->npages, sizeof *cp->addrs, cmp_u64);
   size_t w = 0;
@@ -344,11 +366,65 @@ static int take_delta(struct cryo_session *s, struct checkpoint *cp) {
   cp->npages = w;
   uint64_t t3 = now_ns(CLOCK_MONOTONIC);
   copy_pages(s, cp);
-  dbg("delta: sort %.3f ms, copy %.3f ms", (t3 - t2) / 1e6, (now_ns(CLOCK_MONOTONIC) - t3) / 1e6);
-  cp->kind = CP_DELTA;
-  cp->parent = s->head;
-  s->head->children++;
+  dbg("delta: %zu pages, %zu zero ranges; collect %.3f ms, sort %.3f ms, copy %.3f ms", cp->npages, cp->nzero,
+      (t2 - t1) / 1e6, (t3 - t2) / 1e6, (now_ns(CLOCK_MONOTONIC) - t3) / 1e6);
   return 1;
+}
+
+static void unlink_cp(struct cryo_session *s, struct checkpoint *cp);
+
+/* A delta that turned out to need a FULL copy becomes one: no pages, no parent. */
+static void delta_to_full(struct cryo_session *s, struct checkpoint *cp) {
+  free(cp->addrs);
+  page_free(cp->data, cp->data_pages);
+  free(cp->zero);
+  pthread_mutex_lock(&s->lock);
+  cp->addrs = NULL;
+  cp->data = NULL;
+  cp->zero = NULL;
+  cp->npages = cp->nzero = cp->data_pages = 0;
+  if (cp->parent) cp->parent->children--;
+  cp->parent = NULL;
+  cp->kind = CP_FULL;
+  cp->pid = 0;
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* The rest of a checkpoint, done on the tracer thread after cryo_checkpoint_create has
+ * returned: the debuggee stays stopped, and every later command (resume, poke,
+ * restore...) queues behind this, so nothing can change the state being taken. What
+ * is left is what does not need the caller: copying the written pages of a delta,
+ * arming the tracker after a FULL one, the file offsets. */
+static void settle_checkpoint(struct cryo_session *s) {
+  struct checkpoint *cp = s->settling;
+  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+  pid_t tid = s->threads[0].tid;
+  int rc = CRYO_OK;
+  if (cp->kind == CP_DELTA) {
+    int d = take_delta(s, cp);
+    if (d < 0) rc = CRYO_EFAIL;
+    else if (d == 0) {
+      delta_to_full(s, cp);
+      rc = take_full(s, cp, tid);
+    }
+  }
+  if (rc == CRYO_OK && cp->kind == CP_FULL) arm_tracking(s, tid);
+  if (rc == CRYO_OK) record_fds(s->pid, cp);
+  if (rc != CRYO_OK) {
+    /* the checkpoint cannot be completed: it goes, and asking for it says why */
+    char msg[1024];
+    cryo_copy_error(msg, sizeof msg);
+    snprintf(s->settle_error, sizeof s->settle_error, "checkpoint %d could not be completed: %s", cp->id, msg);
+    s->settle_failed_id = cp->id;
+    if (cp->kind == CP_DELTA && cp->parent) cp->parent->children--;
+    unlink_cp(s, cp);
+    free_cp(cp);
+    checkpoints_forget_live(s);
+  } else {
+    cp->create_ns += now_ns(CLOCK_MONOTONIC) - t0;
+    s->head = s->dirty ? cp : NULL;
+  }
+  collect_hidden(s); /* a hidden former head may be free now */
 }
 
 static int do_cp_create(struct cryo_session *s, void *arg) {
@@ -390,34 +466,28 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   }
   cp->xstate = realloc(xs, cp->xstate_len);
   if (!cp->xstate) cp->xstate = xs;
-  int d = take_delta(s, cp);
-  if (d < 0) {
-    free_cp(cp);
-    return CRYO_EFAIL;
-  }
-  if (d == 0) {
-    free(cp->addrs);
-    page_free(cp->data, cp->data_pages);
-    free(cp->zero);
-    cp->addrs = NULL;
-    cp->data = NULL;
-    cp->zero = NULL;
-    cp->npages = cp->nzero = cp->data_pages = 0;
+  /* A delta's pages are copied after returning (settle_checkpoint). A FULL copy is
+   * forked now, since a fork is what a first checkpoint is measured against; only the
+   * tracker's arming waits. */
+  if (same_layout(s)) {
+    cp->kind = CP_DELTA;
+    cp->parent = s->head;
+    s->head->children++;
+  } else {
     rc = take_full(s, cp, tid);
     if (rc != CRYO_OK) {
       free_cp(cp);
       return rc;
     }
   }
-  record_fds(s->pid, cp);
   cp->id = s->next_cp_id++;
   cp->created_ns = now_ns(CLOCK_REALTIME);
   cp->create_ns = now_ns(CLOCK_MONOTONIC) - t0;
   pthread_mutex_lock(&s->lock);
   s->cps[s->ncps++] = cp;
+  s->settling = cp;
+  s->settle = settle_checkpoint;
   pthread_mutex_unlock(&s->lock);
-  s->head = s->dirty ? cp : NULL;
-  collect_hidden(s); /* a hidden former head may be free now */
   *id = cp->id;
   return CRYO_OK;
 }
@@ -514,7 +584,7 @@ struct restore_args {
 static int do_cp_restore(struct cryo_session *s, void *arg) {
   struct restore_args *a = arg;
   struct checkpoint *cp = cp_find(s, a->id);
-  if (!cp) return cryo_fail(CRYO_ENOENT, "no checkpoint %d", a->id);
+  if (!cp) return cp_missing(s, a->id);
   if (s->pid && any_running(s)) {
     int rc = stop_all_threads(s);
     if (rc != CRYO_OK) return rc;
@@ -582,7 +652,7 @@ struct save_args {
 static int do_cp_save(struct cryo_session *s, void *arg) {
   struct save_args *a = arg;
   struct checkpoint *cp = cp_find(s, a->id);
-  if (!cp) return cryo_fail(CRYO_ENOENT, "no checkpoint %d", a->id);
+  if (!cp) return cp_missing(s, a->id);
   pid_t child = 0;
   int rc = build_copy(s, cp, &child);
   /* the program's own code: no breakpoints, the kernel's vDSO */
@@ -734,7 +804,7 @@ static void collect_hidden(struct cryo_session *s) {
 static int do_cp_delete(struct cryo_session *s, void *arg) {
   int id = *(int *)arg;
   struct checkpoint *cp = cp_find(s, id);
-  if (!cp) return cryo_fail(CRYO_ENOENT, "no checkpoint %d", id);
+  if (!cp) return cp_missing(s, id);
   cp->hidden = true;
   collect_hidden(s);
   return CRYO_OK;
@@ -748,6 +818,8 @@ CRYO_API int cryo_checkpoint_delete(cryo_session *s, int32_t id) {
 CRYO_API int cryo_checkpoint_list(cryo_session *s, cryo_checkpoint_info *out, int32_t max, int32_t *n) {
   if (!s || !n) return cryo_fail(CRYO_EINVAL, "cryo_checkpoint_list: null argument");
   pthread_mutex_lock(&s->lock);
+  /* a checkpoint still settling on the tracer thread is listed once it is complete */
+  while ((s->settle || s->settle_running) && !s->closed) pthread_cond_wait(&s->done_cv, &s->lock);
   int k = 0;
   for (int i = 0; i < s->ncps; i++) {
     struct checkpoint *cp = s->cps[i];

@@ -145,6 +145,13 @@ struct cryo_session {
   int uffd;
   bool dirty_unsupported;
   char dirty_why[512];
+  /* work the tracer thread does after the command that queued it has returned (the
+   * rest of a checkpoint); every later command waits behind it */
+  void (*settle)(struct cryo_session *s);
+  struct checkpoint *settling;
+  bool settle_running;
+  int settle_failed_id;   /* the last checkpoint that could not be completed, and why */
+  char settle_error[1100];
 
   /* record and replay (record.c) */
   bool rec_filter;      /* the seccomp filter is in the debuggee */

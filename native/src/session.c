@@ -94,6 +94,17 @@ static void *tracer_main(void *arg) {
       pthread_mutex_lock(&s->lock);
       c->done = true;
       pthread_cond_broadcast(&s->done_cv);
+      if (s->settle) {
+        void (*settle)(struct cryo_session *) = s->settle;
+        s->settle = NULL;
+        s->settle_running = true;
+        pthread_mutex_unlock(&s->lock);
+        settle(s);
+        pthread_mutex_lock(&s->lock);
+        s->settle_running = false;
+        s->settling = NULL;
+        pthread_cond_broadcast(&s->done_cv);
+      }
       continue;
     }
     if (s->closed) break;

@@ -200,6 +200,27 @@ describe('checkpoints', () => {
     assert.equal(readFileSync(outFile, 'utf8'), bare.stdout);
   });
 
+  test('a write right after a checkpoint returns does not reach it: the pages it copies after returning are taken first', async () => {
+    const prog = buildFixture('churn.c');
+    const s = session();
+    const { pid } = s.launch({ program: prog, args: ['8', '6', '200'], stdout: { mode: 'null' } });
+    s.insertBreakpoint(symbolAddress(pid, prog, 'stop_here'));
+    const bufPtr = symbolAddress(pid, prog, 'buf');
+    await hits(s, 1);
+    s.checkpoint(); // the FULL one; what follows is a delta of the pages written since
+    await hits(s, 1);
+    const addr = s.readMemory(bufPtr, 8).readBigUInt64LE(0);
+    const before = s.readMemory(addr, 8 << 20);
+    const id = s.checkpoint();
+    // at once, before the engine could have finished: every page of the buffer rewritten
+    s.writeMemory(addr, Buffer.alloc(8 << 20, 0xa5));
+    assert.equal(s.readMemory(addr, 1)[0], 0xa5);
+    const kinds = s.checkpoints().map((c) => c.kind);
+    if (s.checkpointMode().incremental) assert.deepEqual(kinds, ['full', 'delta']);
+    s.restore(id);
+    assert.ok(s.readMemory(addr, 8 << 20).equals(before), 'the checkpoint holds the memory of its stop, not the later write');
+  });
+
   test('a process with several threads gets a clear refusal', async () => {
     const prog = buildFixture('sleeper.c', { flags: ['-O0', '-g', '-pthread'] });
     const s = session();
