@@ -282,7 +282,8 @@ export class Module {
         const dn = e.sectionData('.debug_names');
         accel = gi ? readGdbIndex(gi, d) : dn ? readDebugNames(dn, e.sectionData('.debug_str'), d) : undefined;
       } catch { accel = undefined; }
-      this.index = new ModuleNames(d, accel);
+      const isFunctionSymbol = (name: string, addr: bigint) => this.elf.hasFunctionSymbol(name, addr) || !!this.debugElf?.hasFunctionSymbol(name, addr);
+      this.index = new ModuleNames(d, accel, isFunctionSymbol);
     }
     return this.index;
   }
