@@ -27,6 +27,8 @@ class P {
   local = false;
   endsWithTemplate = false;
   ctorDtor = false;
+  /** inside a lambda's signature: template parameters are its `auto` parameters */
+  inLambda = false;
   fnTypes = new Map<string, { ret: string; params: string; q: string }>();
   packs = new Map<string, string[]>();
   arrTypes = new Map<string, { el: string; dim: string }>();
@@ -77,6 +79,8 @@ class P {
       const suffix = t === 'unsigned int' ? 'u' : t === 'long' ? 'l' : t === 'unsigned long' ? 'ul' : '';
       return (t === 'int' || suffix) ? (neg ? '-' : '') + v + suffix : `(${t})${neg ? '-' : ''}${v}`;
     }
+    // an expression argument that is a template parameter (`in_place_index_t<_Np>`)
+    if (this.peek() === 'X' && this.peek(1) === 'T') { this.pos++; this.next(); const r = this.templateParam(); if (!this.eat('E')) throw new Error('expr'); return r; }
     if (this.eat('J')) { const a: string[] = []; while (!this.eat('E')) a.push(this.templateArg()); const j = a.join(', '); this.packs.set(j, a); return j; }
     return this.type();
   }
@@ -89,10 +93,15 @@ class P {
     if (/\d/.test(c)) return this.abiTags(this.source());
     if (c === 'C') { this.pos += 2; return 'C'; }
     if (c === 'D' && /[0-9]/.test(this.peek(1))) { this.pos += 2; return 'D'; }
-    if (c === 'U' && this.peek(1) === 'l') { // lambda
-      this.pos += 2; while (!this.eat('E')) this.type();
+    if (c === 'U' && this.peek(1) === 'l') { // lambda: its parameters (a generic one's are auto:N), then its number
+      this.pos += 2;
+      const wasLambda = this.inLambda;
+      this.inLambda = true;
+      const params: string[] = [];
+      try { while (!this.eat('E')) params.push(this.type()); } finally { this.inLambda = wasLambda; }
       let n = 1; if (this.peek() !== '_') n = this.num() + 2; this.eat('_');
-      return `{lambda()#${n}}`;
+      const ps = params.length === 1 && params[0] === 'void' ? '' : params.join(', ');
+      return `{lambda(${ps})#${n}}`;
     }
     if (c === 'L') { this.pos++; return this.unqualified(); }
     const op = this.s.substr(this.pos, 2);
@@ -140,7 +149,24 @@ class P {
   templateParam(): string {
     let i = 0;
     if (!this.eat('_')) { i = this.num() + 1; this.eat('_'); }
+    if (this.inLambda) return `auto:${i + 1}`;
     return this.tmpl[i] ?? 'T';
+  }
+  /** A local name (after 'Z'): the enclosing function with its parameters, then the entity. */
+  localName(): string {
+    const wasLocal = this.local, wasIn = this.inName, tmpl = this.tmpl;
+    this.local = true;
+    let outer: string;
+    try { outer = this.encoding(); } finally { this.local = wasLocal; this.inName = wasIn; this.tmpl = tmpl; }
+    this.eat('E');
+    if (this.eat('s')) { this.discriminator(); return outer + '::string literal'; }
+    const entity = this.peek() === 'N' ? (this.pos++, this.nested().name) : this.unqualified();
+    this.discriminator();
+    return outer + '::' + entity;
+  }
+  discriminator(): void {
+    if (!this.eat('_')) return;
+    if (this.eat('_')) { this.num(); this.eat('_'); } else if (/\d/.test(this.peek())) this.pos++;
   }
   type(): string {
     const c = this.next();
@@ -217,6 +243,7 @@ class P {
         throw new Error('D');
       }
       case 'u': return this.source();
+      case 'Z': r = this.localName(); break;
       default:
         if (/\d/.test(c)) { this.pos--; r = this.source(); if (this.peek() === 'I') { this.subs.push(r); this.pos++; r += this.templateArgs(); } break; }
         throw new Error('type ' + c);
@@ -269,6 +296,9 @@ let current: P | undefined;
 function ptr(t: string, op: string): string {
   // reference collapsing (T = int&: T&& is int&)
   if (op !== '*' && t.endsWith('&')) return t.endsWith('&&') && op === '&' ? t.slice(0, -2) + '&' : t;
+  // the same for a reference to a function: `int (&)(int)` stays as it is under `&&`
+  const fr = op !== '*' ? /^(.*) \((&&?)\)\((.*)\)$/.exec(t) : null;
+  if (fr) return fr[2] === '&&' && op === '&' ? `${fr[1]} (&)(${fr[3]})` : t;
   const f = current?.fnTypes.get(t);
   if (f) { const r = `${f.ret} (${op})(${f.params})`; current!.fnTypes.set(r, { ...f }); return r; }
   const a = current?.arrTypes.get(t);

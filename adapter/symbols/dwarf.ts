@@ -359,15 +359,18 @@ export class CompUnit {
   }
 
   private fnTable?: { off: number[]; lo: number[]; hi: number[] };
+  private fnTableDeep?: { off: number[]; lo: number[]; hi: number[] };
   /**
    * The code ranges of the subprograms found walking from the unit DIE through namespaces,
    * structs, classes and lexical blocks (not into functions), in DIE order (one entry per
    * range: the subprogram's DIE offset, [lo, hi) as numbers). Read in one pass over the DIE
    * stream that jumps over other subtrees by DW_AT_sibling: no Die objects, no attributes
-   * decoded but the ranges.
+   * decoded but the ranges. `deep` walks into functions too, for the functions of classes
+   * defined inside them (a lambda's operator()).
    */
-  walkedFunctionRanges(): { off: number[]; lo: number[]; hi: number[] } {
-    if (this.fnTable) return this.fnTable;
+  walkedFunctionRanges(deep = false): { off: number[]; lo: number[]; hi: number[] } {
+    if (!deep && this.fnTable) return this.fnTable;
+    if (deep && this.fnTableDeep) return this.fnTableDeep;
     const out = { off: [] as number[], lo: [] as number[], hi: [] as number[] };
     const info = this.dwarf.s.info!;
     const abbrevs = this.getAbbrevs();
@@ -386,7 +389,7 @@ export class CompUnit {
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
       const inWalk = first || walked[walked.length - 1];
       const isFn = inWalk && ab.tag === DW.TAG_subprogram && !first;
-      const childWalk = first || (inWalk && WALKED_SCOPES.has(ab.tag));
+      const childWalk = first || (inWalk && (WALKED_SCOPES.has(ab.tag) || (deep && ab.tag === DW.TAG_subprogram)));
       first = false;
       // the children of a DIE not walked are skipped by its DW_AT_sibling where it has one
       let sibling = -1;
@@ -420,7 +423,8 @@ export class CompUnit {
       if (!childWalk && sibling > c.pos && sibling < end) { c.pos = sibling; continue; }
       walked.push(childWalk);
     }
-    return (this.fnTable = out);
+    if (deep) this.fnTableDeep = out; else this.fnTable = out;
+    return out;
   }
 
   /**

@@ -214,6 +214,30 @@ export class ElfFile {
     return this.byName.get(name) ?? [];
   }
 
+  /**
+   * Whether .symtab or .dynsym has a function `name` at link-time `vaddr`, read without
+   * building the symbol list: the name's places in the string table, then one pass over the
+   * fixed-size entries.
+   */
+  hasFunctionSymbol(name: string, vaddr: bigint): boolean {
+    const text = Buffer.from(name + '\0', 'latin1');
+    for (const sn of ['.symtab', '.dynsym']) {
+      const s = this.section(sn);
+      if (!s || s.type === 8) continue;
+      const strs = this.sections[s.link];
+      const offs = new Set<number>();
+      const table = this.data.subarray(strs.offset, strs.offset + strs.size);
+      for (let o = table.indexOf(text); o >= 0; o = table.indexOf(text, o + 1)) offs.add(o);
+      if (!offs.size) continue;
+      for (let off = s.offset; off + 24 <= s.offset + s.size; off += 24) {
+        if (!offs.has(this.data.readUInt32LE(off))) continue;
+        const type = this.data[off + 4] & 0xf;
+        if ((type === STT_FUNC || type === STT_GNU_IFUNC) && this.data.readBigUInt64LE(off + 8) === vaddr) return true;
+      }
+    }
+    return false;
+  }
+
   /** The function/object symbol containing a link-time address. */
   symbolAt(vaddr: bigint): ElfSymbol | undefined {
     return pickSymbol(this.symbolsAt(vaddr));

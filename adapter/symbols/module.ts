@@ -7,7 +7,7 @@ import { CfiTable, FrameRules } from './cfi';
 import { CompUnit, Die, DW, Dwarf, DwarfSections } from './dwarf';
 import { ElfFile, findDebugFile, pickSymbol, PT_LOAD, STT_FUNC, STT_GNU_IFUNC } from './elf';
 import { LineRow, LineTable, lineFiles, parseLineTable } from './line';
-import { demangle, demangleNoReturn, removeParams } from './demangle';
+import { demangle } from './demangle';
 import { ModuleNames, NameIndex } from './nameindex';
 import { Accelerator, readDebugNames, readGdbIndex } from './accel';
 
@@ -237,10 +237,15 @@ export class Module {
     const a = Number(addr - this.bias);
     const du = this.dieUnit(cu);
     // the unit's functions' ranges, read once without building the unit's DIE tree
-    const { off, lo, hi } = du.walkedFunctionRanges();
     // when several subprograms cover the address (assembler aliases), gdb ends up with the last
-    let found = -1;
-    for (let i = 0; i < lo.length; i++) if (a >= lo[i] && a < hi[i]) found = off[i];
+    const find = (t: { off: number[]; lo: number[]; hi: number[] }) => {
+      let found = -1;
+      for (let i = 0; i < t.lo.length; i++) if (a >= t.lo[i] && a < t.hi[i]) found = t.off[i];
+      return found;
+    };
+    let found = find(du.walkedFunctionRanges());
+    // functions of classes local to a function (lambdas) are looked for only where no other is
+    if (found < 0) found = find(du.walkedFunctionRanges(true));
     return found < 0 ? undefined : du.dieAtKnown(found);
   }
 
@@ -277,7 +282,8 @@ export class Module {
         const dn = e.sectionData('.debug_names');
         accel = gi ? readGdbIndex(gi, d) : dn ? readDebugNames(dn, e.sectionData('.debug_str'), d) : undefined;
       } catch { accel = undefined; }
-      this.index = new ModuleNames(d, accel);
+      const isFunctionSymbol = (name: string, addr: bigint) => this.elf.hasFunctionSymbol(name, addr) || !!this.debugElf?.hasFunctionSymbol(name, addr);
+      this.index = new ModuleNames(d, accel, isFunctionSymbol);
     }
     return this.index;
   }
@@ -352,17 +358,3 @@ export function qualifiedName(die: Die): string {
 }
 
 export function fileExists(p: string): boolean { return existsSync(p); }
-
-/** A function's name as gdb shows it in frames: for C++ the demangled linkage name without
- * return type and parameters (full template arguments), else the qualified name. */
-export function functionName(die: Die): string {
-  if (die.cu.isCxx) {
-    const d = die.lookup(DW.AT_linkage_name) ?? die.lookup(DW.AT_MIPS_linkage_name);
-    const ln = d?.str(DW.AT_linkage_name) ?? d?.str(DW.AT_MIPS_linkage_name);
-    if (ln && ln.startsWith('_Z')) {
-      const dm = demangleNoReturn(ln);
-      if (dm !== ln) return removeParams(dm);
-    }
-  }
-  return qualifiedName(die);
-}

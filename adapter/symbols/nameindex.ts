@@ -32,23 +32,114 @@ export class ModuleNames {
   private full?: NameIndex;
   private partial: NameIndex = { funcs: new Map(), inlined: new Map(), globals: new Map(), types: new Map(), enumerators: new Map() };
   private skimmed = new Set<CompUnit>();
-  constructor(private dwarf: Dwarf, readonly accel?: Accelerator) {}
+  /** `isFunctionSymbol(name, addr)`: the symbol table has a function `name` at link-time `addr` */
+  constructor(private dwarf: Dwarf, readonly accel?: Accelerator, private isFunctionSymbol?: (name: string, addr: bigint) => boolean) {}
+
+  private probed = new Map<string, { funcs: number[]; inlined: number[] } | null>();
 
   lookup(kind: keyof NameIndex, name: string): number[] {
     if (!this.accel) {
+      if (!this.full && (kind === 'funcs' || kind === 'inlined')) {
+        let r = this.probed.get(name);
+        if (r === undefined) { r = this.probe(name); this.probed.set(name, r); }
+        if (r) return r[kind];
+      }
       if (!this.full) this.full = buildNameIndex(this.dwarf);
       return this.full[kind].get(name) ?? [];
     }
-    for (const u of this.accel.unitsFor(name)) {
-      if (this.skimmed.has(u)) continue;
-      this.skimmed.add(u);
-      try { skimUnit(this.dwarf, u, this.partial); } catch { /* unreadable unit */ }
-    }
+    for (const u of this.accel.unitsFor(name)) this.skim(u);
     return this.partial[kind].get(name) ?? [];
+  }
+
+  private skim(u: CompUnit): void {
+    if (this.skimmed.has(u)) return;
+    this.skimmed.add(u);
+    try { skimUnit(this.dwarf, u, this.partial); } catch { /* unreadable unit */ }
+  }
+
+  /**
+   * A function looked up by a plain name without an index: the DIEs that can carry the name
+   * are found by searching .debug_info for references to the name's string (native byte
+   * search) instead of skimming every unit. A reference that is the DW_AT_name of a function
+   * with code of its own (not inlined, not a declaration) is the answer itself; any other
+   * reference (a declaration, an abstract instance, a variable of the same name) has its unit
+   * skimmed; bytes that only look like a reference (no DIE puts a name there) are passed over. null when the DWARF keeps names in ways the
+   * search cannot see (string offsets tables, 64-bit DWARF, split units).
+   */
+  private probe(name: string): { funcs: number[]; inlined: number[] } | null {
+    const d = this.dwarf;
+    const s = d.s;
+    if (!this.isFunctionSymbol || !/^[A-Za-z_]\w*$/.test(name) || !s.info || !s.str || s.strOffsets) return null;
+    if (d.units.some((u) => u.offSize !== 4 || u.unitType !== 1)) return null;
+    const info = s.info;
+    // the name itself, and (C++) template instances named `name<...>`
+    const text = Buffer.from(name + '\0', 'latin1'), tmpl = Buffer.from(name + '<', 'latin1');
+    const refs: number[] = [];
+    for (const t of [text, tmpl]) for (let o = s.str.indexOf(t); o >= 0; o = s.str.indexOf(t, o + 1)) refs.push(o);
+    // (position of the value, whether it is DW_FORM_strp)
+    const hits: [number, boolean][] = [];
+    const pat = Buffer.alloc(4);
+    for (const o of refs) {
+      pat.writeUInt32LE(o);
+      for (let p = info.indexOf(pat); p >= 0; p = info.indexOf(pat, p + 1)) hits.push([p, true]);
+    }
+    for (const t of [text, tmpl]) for (let p = info.indexOf(t); p >= 0; p = info.indexOf(t, p + 1)) hits.push([p, false]);
+    const units = d.units;
+    const unitAt = (p: number): CompUnit | undefined => {
+      let lo = 0, hi = units.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1, u = units[mid];
+        if (p < u.offset) hi = mid - 1; else if (p >= u.end) lo = mid + 1; else return u;
+      }
+      return undefined;
+    };
+    const own = new Set<number>();
+    for (const [p, strp] of hits) {
+      const u = unitAt(p);
+      if (!u || this.skimmed.has(u)) continue;
+      const o = nameOwner(u, p, strp);
+      // a C function (C++ names have scopes and templates the index spells out) whose entry
+      // the symbol table confirms under this name
+      if (o.k === 'own' && !u.isCxx && this.isFunctionSymbol(name, o.lowPc)) own.add(o.off + u.linkBase);
+      else if (o.k !== 'none') this.skim(u);
+    }
+    const funcs = new Set([...own, ...(this.partial.funcs.get(name) ?? [])]);
+    return { funcs: [...funcs].sort((a, b) => a - b), inlined: this.partial.inlined.get(name) ?? [] };
   }
 
   /** units skimmed so far (for tests and diagnostics) */
   get skimmedUnits(): number { return this.full ? this.dwarf.units.length : this.skimmed.size; }
+}
+
+/**
+ * What holds the name at `p`: 'own' with the DIE's offset and entry when it is the DW_AT_name
+ * of a function with code of its own (DW_AT_low_pc) that nothing else refers to by name (no
+ * DW_AT_inline, not a declaration or a specification); 'other' for any other DIE's name; 'none' when no DIE has
+ * its name there (bytes that only look like a reference). A DIE's abbreviation code is a few
+ * bytes before its name: each candidate start is decoded until one places a name exactly at p.
+ */
+function nameOwner(cu: CompUnit, p: number, strp: boolean): { k: 'own'; off: number; lowPc: bigint } | { k: 'other' } | { k: 'none' } {
+  const info = cu.dwarf.s.info!;
+  const abbrevs = cu.dwarf.abbrevTable(cu.abbrevOffset);
+  for (let start = p - 1; start >= Math.max(cu.dieOffset, p - 32); start--) {
+    const c = new Cursor(info, start, cu.end);
+    const ab = abbrevs.get(c.uleb());
+    if (!ab) continue;
+    let at = -1, other = false, lowPc: bigint | undefined;
+    try {
+      for (const sp of ab.specs) {
+        let form = sp.form;
+        if (form === 0x16) form = c.uleb();
+        if ((sp.at === NAME || sp.at === LINK || sp.at === MLINK) && c.pos === p && form === (strp ? 0x0e : 0x08)) { at = p; if (sp.at !== NAME) other = true; }
+        if (sp.at === DW.AT_low_pc && form === 0x01) lowPc = info.readBigUInt64LE(c.pos);
+        if (sp.at === DW.AT_inline || sp.at === DW.AT_declaration || sp.at === DW.AT_specification || sp.at === DW.AT_abstract_origin) other = true;
+        if (c.pos > p && at < 0) break;
+        skipForm(c, form, cu, sp.implicit);
+      }
+    } catch { continue; }
+    if (at === p) return ab.tag === DW.TAG_subprogram && lowPc !== undefined && !other ? { k: 'own', off: start, lowPc } : { k: 'other' };
+  }
+  return { k: 'none' };
 }
 
 function add(m: Map<string, number[]>, k: string, v: number): void {

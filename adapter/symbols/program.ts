@@ -5,7 +5,8 @@ import { FrameRules } from './cfi';
 import { Attr, CompUnit, Die, DW, VClass } from './dwarf';
 import { evalExpr, ExprContext, Loc } from './dwexpr';
 import { ElfFile, PT_LOAD, PT_PHDR } from './elf';
-import { fileMatches, functionName, inRanges, Module, qualifiedName, SourceLocation } from './module';
+import { functionName, physname } from './funcname';
+import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './module';
 import { AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, Reg, Registers, Target } from './target';
 import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
 import { Evaluator } from './expr';
@@ -662,8 +663,17 @@ export class Program {
     const m = this.moduleFor(addr);
     if (!m) return undefined;
     const s = m.elfSymbolAt(addr);
+    // gdb names code by the function's debug symbol (its full name, with parameters) unless
+    // an ELF symbol starts between the function's entry and the address
+    const fn = dataOnly ? undefined : m.functionAt(addr);
+    if (fn) {
+      const entry = ((fn.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? fn.ranges()[0]?.[0] ?? -1n) + m.bias;
+      if (entry >= m.bias && (!s || entry >= s.addr)) {
+        const name = (fn.cu.isCxx ? physname(fn) : undefined) ?? qualifiedName(fn);
+        return addr > entry ? `${name}+${addr - entry}` : name;
+      }
+    }
     if (!s) return undefined;
-    void dataOnly;
     // function-local statics are `name.N` in the symbol table; gdb shows the variable's name
     const name = s.name.replace(/^([A-Za-z_]\w*)\.\d+$/, '$1');
     return s.offset ? `${name}+${s.offset}` : name;

@@ -120,12 +120,13 @@ export function parseBacktrace(bt: string): GdbFrame[] {
 
 function findArgsOpen(s: string): number {
   // the '(' that opens the argument list: the first " (" at depth 0 of template brackets
+  // that is followed by `)` or `name=` (a name gdb shows with its parameters has " (" too)
   let depth = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
     if (c === '<') depth++;
     else if (c === '>') depth--;
-    else if (c === '(' && depth <= 0 && s[i - 1] === ' ') return i;
+    else if (c === '(' && depth <= 0 && s[i - 1] === ' ' && /^\((?:\)|[\w$#.]+=)/.test(s.slice(i))) return i;
   }
   return -1;
 }

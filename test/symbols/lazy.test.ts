@@ -33,15 +33,16 @@ test('DIEs read alone, subtrees, then the whole tree: one Die per offset, childr
 });
 
 test('functionAt without the DIE tree finds the last covering subprogram of the tree walk', () => {
-  for (const [src, flags] of [['sym_cpp.cc', ['-O0', '-g']], ['sym_opt.c', ['-O2', '-g']], ['sym_templates.cc', ['-O2', '-g']]] as [string, string[]][]) {
+  for (const [src, flags] of [['sym_cpp.cc', ['-O0', '-g']], ['sym_names.cc', ['-O0', '-g']], ['sym_opt.c', ['-O2', '-g']], ['sym_templates.cc', ['-O2', '-g']]] as [string, string[]][]) {
     const bin = buildFixture(src, { flags });
     const lazy = new Program(executableTarget(bin)).exe;
     const full = new Program(executableTarget(bin)).exe;
     const d = full.dwarf!;
-    const walk = (die: Die, a: bigint, found: { d?: Die }) => {
+    // functions of classes inside functions (lambdas) only where no other covers the address
+    const walk = (die: Die, a: bigint, found: { d?: Die }, deep = false) => {
       for (const ch of die.children) {
-        if (ch.tag === DW.TAG_subprogram) { if (inRanges(ch.ranges(), a)) found.d = ch; }
-        else if ([DW.TAG_namespace, DW.TAG_structure_type, DW.TAG_class_type, DW.TAG_lexical_block].includes(ch.tag as never)) walk(ch, a, found);
+        if (ch.tag === DW.TAG_subprogram) { if (inRanges(ch.ranges(), a)) found.d = ch; if (deep) walk(ch, a, found, deep); }
+        else if ([DW.TAG_namespace, DW.TAG_structure_type, DW.TAG_class_type, DW.TAG_lexical_block].includes(ch.tag as never)) walk(ch, a, found, deep);
       }
     };
     let checked = 0;
@@ -53,6 +54,7 @@ test('functionAt without the DIE tree finds the last covering subprogram of the 
           if (!u) continue;
           u.allDies();
           walk(u.unitDie, a, found);
+          if (!found.d) walk(u.unitDie, a, found, true);
           assert.equal(lazy.functionAt(a)?.offset, found.d?.offset, `${src} 0x${a.toString(16)}`);
           checked++;
         }
