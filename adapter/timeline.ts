@@ -32,6 +32,11 @@ export interface Position {
   raw: Map<bigint, number>;
   /** when it was reached (wall clock, ms) */
   at: number;
+  /** a step stop found again as the n-th hit of its pc since the position before it (any
+   * frame). Known once a search has counted it; without it, the first arrival at its pc in
+   * its frame at its log position, which holds for a step from the stop before it but
+   * not across iterations of a loop that makes no syscall */
+  arrival?: number;
 }
 
 /** Limits on what the timeline keeps (settings cryo.timeTravel.*). */
@@ -44,6 +49,15 @@ export interface TimelineLimits {
 }
 
 export const DEFAULT_LIMITS: TimelineLimits = { maxPositions: 256, budgetBytes: 512 * 1024 * 1024, periodMs: 1000 };
+
+/** What a search from a position saw: whether it reached the position after it, every
+ * breakpoint hit on the way in order, and how many of them were at that position's pc
+ * (its own hit included). */
+interface Scan {
+  reached: boolean;
+  order: bigint[];
+  cHits?: number;
+}
 
 /** A stop seen while re-executing: a breakpoint hit (addr: its address) or a signal (addr: the pc). */
 interface Seen {
@@ -242,14 +256,23 @@ export class Timeline {
     }
   }
 
-  /** Inserts a position found by re-execution just after `after`. */
-  private insertAfter(afterIndex: number, tid: number, via: Via): void {
+  /** Inserts a position found by re-execution just after `after`: the n-th hit of its pc
+   * in the search `scan` made from there. The position that followed `after` is then
+   * counted from the new one: its hits up to the new one are taken off. */
+  private insertAfter(afterIndex: number, tid: number, via: Via, n: number, scan: Scan, at: number): void {
     const e = this.h.engine;
     const pos = e.recordPosition();
     const cp = e.checkpoint();
     const hits = new Map<number, number>();
     for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
-    this.positions.splice(afterIndex + 1, 0, { cp, pos, tid, pc: e.registers(tid).rip, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now() });
+    const pc = e.registers(tid).rip;
+    const next = this.positions[afterIndex + 1];
+    if (next && next.via === 'step' && scan.cHits !== undefined) {
+      let before = 0;
+      for (let j = 0; j <= at; j++) if (scan.order[j] === next.pc) before++;
+      next.arrival = scan.cHits - before;
+    }
+    this.positions.splice(afterIndex + 1, 0, { cp, pos, tid, pc, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now(), arrival: n });
     this.index = afterIndex + 1;
   }
 
@@ -269,6 +292,11 @@ export class Timeline {
       const k = at - before;
       let counted = 0;
       return (x) => x.signo === undefined && x.addr === c.pc && ++counted === k;
+    }
+    // a step stop counted by a search: the n-th hit of its pc
+    if (c.via === 'step' && c.arrival !== undefined) {
+      let counted = 0;
+      return (x) => x.signo === undefined && x.addr === c.pc && ++counted === c.arrival;
     }
     // a step stop: the arrival at its pc in its frame with the same log position (the same
     // invocation where syscalls tell calls apart; the first such arrival otherwise)
@@ -303,12 +331,13 @@ export class Timeline {
    * until c is reached; calls `see` for every hit before it. Returns false if c was not
    * reached (the program ended, diverged, or never came by).
    */
-  private async scan(pi: number, c: Position, watch: bigint[], see: (addr: bigint, cfa: bigint | undefined, tid: number, n: number) => void): Promise<boolean> {
+  private async scan(pi: number, c: Position, watch: bigint[], see: (addr: bigint, cfa: bigint | undefined, tid: number, n: number, at: number) => void): Promise<Scan> {
     const p = this.positions[pi];
     const isC = this.identity(p, c);
-    if (!isC) return false;
+    const result: Scan = { reached: false, order: [] };
+    if (!isC) return result;
     const e = this.h.engine;
-    if ((await this.arrive(pi)) === undefined) return false;
+    if ((await this.arrive(pi)) === undefined) return result;
     const temp: bigint[] = [];
     if (c.via === 'periodic') e.recordStopAt(c.pos);
     for (const a of new Set([...watch, ...(c.via === 'signal' || c.via === 'periodic' ? [] : [c.pc])])) {
@@ -318,7 +347,7 @@ export class Timeline {
       } catch {
         // not mapped yet at p (a library loaded later): this stretch cannot be searched exactly
         for (const t of temp) e.removeBreakpoint(t);
-        return false;
+        return result;
       }
     }
     const seen = new Map<bigint, number>();
@@ -326,20 +355,29 @@ export class Timeline {
       for (let guard = 0; guard < 10_000_000; guard++) {
         e.continue();
         const ev = await e.waitStop();
-        if (ev.kind !== 'stopped') return false;
+        if (ev.kind !== 'stopped') return result;
         if (ev.reason === 'signal') {
-          if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) return true;
+          if (isC({ addr: e.registers(ev.tid).rip, cfa: this.h.frameCfa(ev.tid), tid: ev.tid, signo: ev.signo })) result.reached = true;
+          if (result.reached) return result;
           continue; // delivered as in the recorded run
         }
-        if (ev.reason === 'syscall') return isC({ addr: e.registers(ev.tid).rip, cfa: undefined, tid: ev.tid, pos: ev.addr });
-        if (ev.reason !== 'breakpoint') return false;
+        if (ev.reason === 'syscall') {
+          result.reached = isC({ addr: e.registers(ev.tid).rip, cfa: undefined, tid: ev.tid, pos: ev.addr });
+          return result;
+        }
+        if (ev.reason !== 'breakpoint') return result;
         const n = (seen.get(ev.addr) ?? 0) + 1;
         seen.set(ev.addr, n);
+        result.order.push(ev.addr);
         const cfa = this.h.frameCfa(ev.tid);
-        if (isC({ addr: ev.addr, cfa, tid: ev.tid })) return true;
-        see(ev.addr, cfa, ev.tid, n);
+        if (isC({ addr: ev.addr, cfa, tid: ev.tid })) {
+          result.reached = true;
+          result.cHits = ev.addr === c.pc ? n : undefined;
+          return result;
+        }
+        see(ev.addr, cfa, ev.tid, n, result.order.length - 1);
       }
-      return false;
+      return result;
     } finally {
       if (c.via === 'periodic') e.recordStopAt(undefined);
       for (const a of temp) {
@@ -418,10 +456,11 @@ export class Timeline {
     const starts = this.lineStarts(c.pc);
     for (let k = this.index; k > 0; k--) {
       const pi = k - 1;
-      const events: { addr: bigint; n: number; tid: number }[] = [];
-      const reached = await this.scan(pi, this.positions[k], starts, (addr, cfa, tid, n) => {
-        if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid });
+      const events: { addr: bigint; n: number; tid: number; at: number }[] = [];
+      const sc = await this.scan(pi, this.positions[k], starts, (addr, cfa, tid, n, at) => {
+        if (cfa === frameOf && frameOf !== undefined) events.push({ addr, n, tid, at });
       });
+      const reached = sc.reached;
       // a fault: the arrival at its own pc just before it is the same state, not a line before
       if (reached && k === this.index && c.via === 'signal' && events[events.length - 1]?.addr === c.pc) events.pop();
       // a line can have several rows (`next` lands on the first): in the middle of a line,
@@ -438,7 +477,7 @@ export class Timeline {
         const last = events[i];
         const tid = await this.runTo(pi, last.addr, last.n);
         if (tid !== undefined) {
-          this.insertAfter(pi, tid, 'step');
+          this.insertAfter(pi, tid, 'step', last.n, sc, last.at);
           return { tid, reason: 'step', description: 'Stepped back one line.' };
         }
       }
@@ -463,15 +502,17 @@ export class Timeline {
     for (let k = this.index; k > 0; k--) {
       const c = this.positions[k];
       const p = this.positions[k - 1];
-      const calls: { n: number }[] = [];
-      const reached = await this.scan(k - 1, c, [callSite], (addr, cfa, _tid, n) => {
-        if (addr === callSite && cfa === callerCfa) calls.push({ n });
+      const calls: { n: number; at: number }[] = [];
+      const sc = await this.scan(k - 1, c, [callSite], (addr, cfa, _tid, n, at) => {
+        if (addr === callSite && cfa === callerCfa) calls.push({ n, at });
       });
+      const reached = sc.reached;
       if (reached && calls.length) {
-        const tid = await this.runTo(k - 1, callSite, calls[calls.length - 1].n);
+        const last = calls[calls.length - 1];
+        const tid = await this.runTo(k - 1, callSite, last.n);
         if (tid !== undefined) {
           this.index = k - 1;
-          this.insertAfter(k - 1, tid, 'step');
+          this.insertAfter(k - 1, tid, 'step', last.n, sc, last.at);
           return { tid, reason: 'step', description: 'Stepped back out of the function: at its call.' };
         }
       }
@@ -493,10 +534,10 @@ export class Timeline {
       const c = this.positions[k];
       const p = this.positions[k - 1];
       const bps = this.h.breakpoints().filter((b) => b.addrs.length);
-      const hits: { addr: bigint; n: number; ids: number[] }[] = [];
+      const hits: { addr: bigint; n: number; ids: number[]; at: number }[] = [];
       const counts = new Map<number, number>();
       for (const b of bps) counts.set(b.id, p.hits.get(b.id) ?? 0);
-      const reached = await this.scan(k - 1, c, [], (addr, _cfa, tid, n) => {
+      const sc = await this.scan(k - 1, c, [], (addr, _cfa, tid, n, at) => {
         const stopping: number[] = [];
         for (const b of bps.filter((x) => x.addrs.includes(addr))) {
           if (b.condition && !this.h.conditionHolds(b, tid)) continue;
@@ -506,14 +547,15 @@ export class Timeline {
           if (b.logMessage) continue;
           stopping.push(b.id);
         }
-        if (stopping.length) hits.push({ addr, n, ids: stopping });
+        if (stopping.length) hits.push({ addr, n, ids: stopping, at });
       });
+      const reached = sc.reached;
       if (reached && hits.length) {
         const last = hits[hits.length - 1];
         const tid = await this.runTo(k - 1, last.addr, last.n);
         if (tid !== undefined) {
           this.index = k - 1;
-          this.insertAfter(k - 1, tid, 'breakpoint');
+          this.insertAfter(k - 1, tid, 'breakpoint', last.n, sc, last.at);
           return { tid, reason: 'breakpoint', description: 'Reverse continue: the previous breakpoint hit.', hitIds: last.ids };
         }
       }

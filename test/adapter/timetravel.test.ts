@@ -18,7 +18,7 @@ async function tid(dc: DebugClient): Promise<number> {
 }
 
 /** The line and every local and argument of the top frame, as the editor shows them. */
-async function snapshot(dc: DebugClient) {
+async function snapshot(dc: DebugClient, watch = 'total') {
   const t = await tid(dc);
   const st = await dc.stackTraceRequest({ threadId: t });
   const top = st.body.stackFrames[0];
@@ -28,7 +28,7 @@ async function snapshot(dc: DebugClient) {
     const v = await dc.variablesRequest({ variablesReference: s.variablesReference });
     vars.push(...v.body.variables.map((x) => `${x.name}=${x.value}`));
   }
-  const total = (await dc.evaluateRequest({ expression: 'total', frameId: top.id, context: 'watch' })).body.result;
+  const total = (await dc.evaluateRequest({ expression: watch, frameId: top.id, context: 'watch' })).body.result;
   return { fn: top.name, line: top.line, vars, total };
 }
 
@@ -94,6 +94,66 @@ describe('time travel', () => {
       const ev = await act(dc, 'back');
       assert.equal(ev.body.reason, 'step');
       assert.deepEqual(await snapshot(dc), forward[i], `step back to state ${i}`);
+    }
+  });
+
+  test('a loop with no syscalls, thinned: each step back finds its own iteration, not an earlier one that looks the same', async () => {
+    // the same pc, frame and log position come back every iteration: only how the stop
+    // was reached (a `next` from the stop before it) tells the iterations apart
+    const prog = buildFixture('loops.c', { flags: ['-O0', '-g'] });
+    const src = join(fixturesDir, 'loops.c');
+    const dc = await client();
+    await launchTo(dc, { program: prog, args: ['compute', '50'], timeTravel: { maxPositions: 4 } }, src, [{ line: 17, condition: 'i == 3' }]);
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    const forward = [await snapshot(dc, 'sum')];
+    for (let i = 0; i < 14; i++) {
+      await act(dc, 'next');
+      forward.push(await snapshot(dc, 'sum'));
+    }
+    assert.ok(forward[14].vars.some((v) => v.startsWith('i=') && v !== forward[0].vars.find((x) => x.startsWith('i='))), `the steps crossed iterations: ${JSON.stringify(forward.map((f) => f.vars))}`);
+    const r = (await dc.customRequest('cryo/checkpoints')).body.timeline;
+    assert.ok(r.checkpoints <= 4 && r.positions >= 15, `thinned: ${JSON.stringify(r)}`);
+    for (let i = 13; i >= 0; i--) {
+      const ev = await act(dc, 'back');
+      assert.equal(ev.body.reason, 'step');
+      assert.deepEqual(await snapshot(dc, 'sum'), forward[i], `step back to state ${i}`);
+    }
+    for (let i = 1; i <= 14; i++) {
+      await act(dc, 'next');
+      assert.deepEqual(await snapshot(dc, 'sum'), forward[i], `forward again to state ${i}`);
+    }
+  });
+
+  test('a loop with no syscalls: step back from a breakpoint many iterations after the previous stop lands in the right iteration', async () => {
+    // the stop before is iteration 3; the lines stepped back to are in iteration 9 and 10,
+    // with the pc, frame and log position of every iteration before them
+    const prog = buildFixture('loops.c', { flags: ['-O0', '-g'] });
+    const src = join(fixturesDir, 'loops.c');
+    // the reference: the same lines stepped forward from iteration 8 in a session of their own
+    // (argv's address differs between the two runs: address space layout randomisation)
+    const state = async (c: DebugClient) => {
+      const s = await snapshot(c, 'sum');
+      return { ...s, vars: s.vars.filter((v) => !v.startsWith('argv=')) };
+    };
+    const ref = await client();
+    await launchTo(ref, { program: prog, args: ['compute', '50'] }, src, [{ line: 17, condition: 'i == 8' }]);
+    await ref.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    const forward = [await state(ref)];
+    while (!(forward[forward.length - 1].line === 17 && forward[forward.length - 1].vars.includes('i=10'))) {
+      assert.ok(forward.length < 20, `reached iteration 10: ${JSON.stringify(forward)}`);
+      await act(ref, 'next');
+      forward.push(await state(ref));
+    }
+    await ref.disconnectRequest({ terminateDebuggee: true });
+    const dc = await client();
+    await launchTo(dc, { program: prog, args: ['compute', '50'] }, src, [{ line: 17, condition: 'i == 3' }]);
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 17, condition: 'i == 10' }] });
+    await act(dc, 'continue');
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    assert.deepEqual(await state(dc), forward[forward.length - 1]);
+    for (let i = forward.length - 2; i >= 0; i--) {
+      await act(dc, 'back');
+      assert.deepEqual(await state(dc), forward[i], `step back to state ${i} of ${JSON.stringify(forward.map((f) => [f.line, f.vars.find((v) => v.startsWith('i='))]))}`);
     }
   });
 
