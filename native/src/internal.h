@@ -98,6 +98,11 @@ struct checkpoint {
   struct saved_fd fds[MAX_FDS];
 };
 
+struct passenger {
+  pid_t pid;
+  bool held; /* its first stop came before its parent's fork event: handle_fork_child resumes it */
+};
+
 struct event_node {
   cryo_event ev;
   struct event_node *next;
@@ -153,6 +158,12 @@ struct cryo_session {
   int settle_failed_id;   /* the last checkpoint that could not be completed, and why */
   char settle_error[1100];
 
+  /* passengers (threads.c): processes the debuggee forked while it is recorded. They
+   * inherit the seccomp filter, whose trapped syscalls fail without a tracer, so they
+   * stay traced and run on: each of their stops is resumed at once. */
+  struct passenger *pass;
+  int npass, cap_pass;
+
   /* record and replay (record.c) */
   bool rec_filter;      /* the seccomp filter is in the debuggee */
   int rec_mode;
@@ -197,6 +208,7 @@ int stop_all_threads(struct cryo_session *s);
 int resume_all(struct cryo_session *s);
 int wait_for_stop(struct cryo_session *s, pid_t tid, int *status);
 void process_gone(struct cryo_session *s);
+void passengers_end(struct cryo_session *s, bool kill_them);
 int session_shutdown_tracees(struct cryo_session *s);
 int session_open_mem(struct cryo_session *s);
 

@@ -387,6 +387,7 @@ static int kill_now(struct cryo_session *s) {
     }
     handle_wait_status(s, r, status);
   }
+  passengers_end(s, true); /* what it forked while recorded goes with it */
   return CRYO_OK;
 }
 
@@ -403,6 +404,7 @@ CRYO_API int cryo_kill(cryo_session *s) {
 int session_shutdown_tracees(struct cryo_session *s) {
   int rc = CRYO_OK;
   if (s->pid) rc = s->launched ? kill_now(s) : detach_now(s);
+  passengers_end(s, s->launched);
   checkpoints_kill_all(s);
   return rc;
 }

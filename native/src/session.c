@@ -67,6 +67,7 @@ static void serve_waitpid(struct cryo_session *s) {
     if (errno == ECHILD) {
       /* nothing left to wait for: every tracee is gone */
       if (s->pid) process_gone(s);
+      s->npass = 0;
     }
     return;
   }
@@ -108,7 +109,8 @@ static void *tracer_main(void *arg) {
       continue;
     }
     if (s->closed) break;
-    if (s->pid && any_running(s)) {
+    /* passengers run on while the debuggee is stopped, or gone: their stops are served too */
+    if ((s->pid && any_running(s)) || s->npass) {
       s->in_wait = true;
       pthread_mutex_unlock(&s->lock);
       serve_waitpid(s);
@@ -232,6 +234,7 @@ CRYO_API void cryo_session_free(cryo_session *s) {
   }
   pthread_mutex_unlock(&s->lock);
   free(s->threads);
+  free(s->pass);
   free(s->bps);
   record_free(s);
   pthread_mutex_destroy(&s->lock);

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -124,16 +125,155 @@ static void report(struct cryo_session *s, struct thread *t) {
   push_event(s, &ev);
 }
 
+/* ---- passengers ---- */
+
+static struct passenger *passenger_find(struct cryo_session *s, pid_t pid) {
+  for (int i = 0; i < s->npass; i++)
+    if (s->pass[i].pid == pid) return &s->pass[i];
+  return NULL;
+}
+
+static struct passenger *passenger_add(struct cryo_session *s, pid_t pid) {
+  struct passenger *p = passenger_find(s, pid);
+  if (p) return p;
+  if (s->npass == s->cap_pass) {
+    int cap = s->cap_pass ? s->cap_pass * 2 : 8;
+    struct passenger *n = realloc(s->pass, (size_t)cap * sizeof *n);
+    if (!n) return NULL;
+    s->pass = n;
+    s->cap_pass = cap;
+  }
+  p = &s->pass[s->npass++];
+  *p = (struct passenger){pid, false};
+  return p;
+}
+
+static void passenger_remove(struct cryo_session *s, pid_t pid) {
+  for (int i = 0; i < s->npass; i++)
+    if (s->pass[i].pid == pid) {
+      s->pass[i] = s->pass[--s->npass];
+      return;
+    }
+}
+
+/* The thread group, and the parent, of a task (from /proc): 0 when gone. */
+static pid_t proc_field(pid_t tid, const char *field) {
+  char path[64], line[128];
+  snprintf(path, sizeof path, "/proc/%d/status", tid);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  size_t n = strlen(field);
+  pid_t v = 0;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, field, n) && line[n] == ':') {
+      v = (pid_t)atoi(line + n + 1);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+/* rdtsc in a passenger (PR_SET_TSC is inherited): the real counter, not recorded. */
+static bool passenger_rdtsc(struct cryo_session *s, pid_t pid) {
+  struct user_regs_struct r;
+  uint8_t code[3] = {0};
+  if (regs_get(pid, &r) != CRYO_OK || mem_read_raw(s, pid, r.rip, code, 3) < 2) return false;
+  int len = code[0] == 0x0f && code[1] == 0x31 ? 2 : code[0] == 0x0f && code[1] == 0x01 && code[2] == 0xf9 ? 3 : 0;
+  if (!len) return false;
+  uint32_t lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  r.rax = lo;
+  r.rdx = hi;
+  if (len == 3) r.rcx = 0;
+  r.rip += (unsigned long long)len;
+  return regs_set(pid, &r) == CRYO_OK;
+}
+
+/* A passenger's stop: resumed at once, its signals delivered (a group stop stays a
+ * stop, until SIGCONT); its own children become passengers too. */
+static void passenger_status(struct cryo_session *s, pid_t pid, int status) {
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    passenger_remove(s, pid);
+    return;
+  }
+  if (!WIFSTOPPED(status)) return;
+  int sig = WSTOPSIG(status), event = (status >> 16) & 0xffff;
+  unsigned long msg = 0;
+  switch (event) {
+  case PTRACE_EVENT_FORK:
+  case PTRACE_EVENT_VFORK:
+  case PTRACE_EVENT_CLONE:
+    if (ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg) == 0) passenger_add(s, (pid_t)msg);
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    return;
+  case PTRACE_EVENT_STOP:
+    if (sig == SIGTRAP) ptrace(PTRACE_CONT, pid, 0, 0); /* the first stop of an attached child */
+    else ptrace(PTRACE_LISTEN, pid, 0, 0);             /* a group stop */
+    return;
+  case 0: {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    ptrace(PTRACE_GETSIGINFO, pid, 0, &si);
+    if (sig == SIGSEGV && si.si_code == SI_KERNEL && passenger_rdtsc(s, pid)) sig = 0;
+    ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig);
+    return;
+  }
+  default: /* seccomp (the syscall runs), exec, exit, vfork done */
+    ptrace(PTRACE_CONT, pid, 0, 0);
+    return;
+  }
+}
+
+/* A task nobody knows stopped: a thread of the debuggee whose clone event is still to
+ * come, or (while recording) a process it forked whose fork event is still to come.
+ * Returns true when it was taken as a passenger. */
+static bool early_passenger(struct cryo_session *s, pid_t tid, int status) {
+  if (!s->rec_filter || !s->pid) return false;
+  pid_t tgid = proc_field(tid, "Tgid");
+  if (!tgid || tgid == s->pid) return false;
+  struct passenger *p = passenger_add(s, tgid);
+  if (!p) return false;
+  if (proc_field(tid, "PPid") == s->pid) p->held = true; /* handle_fork_child lifts breakpoints and resumes it */
+  else passenger_status(s, tid, status);
+  return true;
+}
+
+void passengers_end(struct cryo_session *s, bool kill_them) {
+  for (int i = 0; i < s->npass; i++) {
+    pid_t pid = s->pass[i].pid;
+    if (kill_them) {
+      kill(pid, SIGKILL);
+      int st;
+      while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {}
+    } else {
+      /* its recorded syscalls fail (ENOSYS) from here on; the adapter records only programs
+       * it launched, whose passengers are killed with them */
+      ptrace(PTRACE_DETACH, pid, 0, 0);
+    }
+  }
+  s->npass = 0;
+}
+
 /* A new process appeared through fork/vfork in the debuggee: it must not inherit
- * our breakpoints (a fork copies the int3 bytes) and runs on untraced. */
+ * our breakpoints (a fork copies the int3 bytes). It runs on untraced, or, while the
+ * debuggee is recorded, as a passenger (see struct passenger). */
 static void handle_fork_child(struct cryo_session *s, pid_t child, bool is_vfork) {
-  int st;
-  if (wait_for_stop(s, child, &st) != CRYO_OK) return;
+  struct passenger *p = passenger_find(s, child);
+  if (!p || !p->held) {
+    int st;
+    if (wait_for_stop(s, child, &st) != CRYO_OK) return;
+  }
   if (!is_vfork) {
     for (int i = 0; i < s->nbps; i++)
       mem_write_raw(s, child, s->bps[i].addr, &s->bps[i].orig, 1);
   }
-  ptrace(PTRACE_DETACH, child, 0, 0);
+  if (s->rec_filter) {
+    p = passenger_add(s, child);
+    if (p) p->held = false;
+    ptrace(PTRACE_CONT, child, 0, 0);
+  } else {
+    ptrace(PTRACE_DETACH, child, 0, 0);
+  }
 }
 
 static bool is_job_control_stop(int sig) {
@@ -162,6 +302,10 @@ static bool range_continues(struct cryo_session *s, struct thread *t, const stru
  * report (t->has_report set). `collecting` is true while all-stop gathers threads:
  * then nothing is resumed here. */
 static bool classify(struct cryo_session *s, pid_t tid, int status, bool collecting) {
+  if (passenger_find(s, tid)) {
+    passenger_status(s, tid, status);
+    return false;
+  }
   struct thread *t = thread_find(s, tid);
   dbg("status tid=%d status=0x%x collecting=%d known=%d", tid, status, collecting, t != NULL);
   if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -191,6 +335,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     return false;
   }
   if (!WIFSTOPPED(status)) return false;
+  if (!t && early_passenger(s, tid, status)) return false;
   if (!t) {
     /* A new thread's first stop can arrive before its parent's clone event. */
     t = thread_add(s, tid, T_RUNNING);
@@ -409,6 +554,10 @@ int stop_all_threads(struct cryo_session *s) {
 }
 
 int handle_wait_status(struct cryo_session *s, pid_t tid, int status) {
+  if (passenger_find(s, tid)) {
+    passenger_status(s, tid, status);
+    return CRYO_OK;
+  }
   if (!thread_find(s, tid) && !WIFSTOPPED(status) && tid != s->pid) return CRYO_OK; /* not ours */
   if (!classify(s, tid, status, false)) return CRYO_OK;
   struct thread *t = thread_find(s, tid);

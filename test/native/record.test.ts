@@ -1,7 +1,9 @@
 // Record and replay: after a restore, re-execution sees the recorded inputs (stdin,
 // randomness, time, pid) and does not repeat the program's output.
 import assert from 'node:assert/strict';
-import { createReadStream, writeSync, closeSync } from 'node:fs';
+import { createReadStream, writeSync, closeSync, readFileSync } from 'node:fs';
+import { isAlive, waitGone } from '../helpers/procs';
+import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { Session } from '../../adapter/engine';
 import { symbolAddress, withTimeout } from '../helpers/elf';
@@ -19,6 +21,47 @@ function collect(fd: number): { text: () => string } {
 }
 
 describe('record and replay', () => {
+  test('a program that forks while recorded: its children (which inherit the filter) run as they do bare, and end with it', async () => {
+    const prog = buildFixture('forker.c');
+    const bare = spawnSync(prog, ['3'], { encoding: 'utf8' });
+    assert.equal(bare.status, 0, bare.stderr);
+    const s = session();
+    const l = s.launch({ program: prog, args: ['3'], stdout: { mode: 'pipe' } });
+    const out = collect(l.stdout!);
+    s.recordStart();
+    let end;
+    for (;;) {
+      s.continue(); // SIGCHLD stops the program (as any signal does): delivered on resume
+      end = await stop(s, 'exit');
+      if (end.kind !== 'stopped' || end.reason !== 'signal' || end.signo !== 17) break;
+    }
+    assert.deepEqual(end, { kind: 'exited', pid: l.pid, code: 0 });
+    await new Promise((r) => setTimeout(r, 100));
+    // the children's lines and statuses (exit 10, 11, 12) as in the bare run
+    assert.equal(out.text(), bare.stdout);
+  });
+
+  test('a child the recorded program leaves behind runs on while the session lasts, and ends with it', async () => {
+    const prog = buildFixture('forker.c');
+    const s = new Session();
+    try {
+      const l = s.launch({ program: prog, args: ['orphan'], stdout: { mode: 'pipe' } });
+      const out = collect(l.stdout!);
+      s.recordStart();
+      s.continue();
+      assert.deepEqual(await stop(s, 'exit'), { kind: 'exited', pid: l.pid, code: 0 });
+      await new Promise((r) => setTimeout(r, 100));
+      const child = Number(/orphan (\d+)/.exec(out.text())?.[1]);
+      assert.ok(child > 0 && isAlive(child), `the child runs on: ${out.text()}`);
+      // its sleep is a recorded syscall: it sits in it, not failing with ENOSYS
+      assert.match(readFileSync(`/proc/${child}/stat`, 'utf8'), /\) S /);
+      await s.close();
+      assert.ok(await waitGone(child), 'the child ended with the session');
+    } finally {
+      await s.close().catch(() => {});
+    }
+  });
+
   test('replay after a restore gives the program the same stdin, random bytes, time (syscall and vDSO), TSC and pid, and prints nothing twice', async () => {
     const prog = buildFixture('inputs.c');
     const s = session();
