@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 export const Status = {
   OK: 0,
@@ -66,6 +66,9 @@ export const Event = koffi.struct('cryo_event', {
   pad: 'int32_t',
   addr: 'uint64_t',
   siginfo: koffi.array('uint8_t', 128, 'Typed'),
+  regs: koffi.array('uint64_t', 27, 'Typed'),
+  has_regs: 'int32_t',
+  pad2: 'int32_t',
 });
 
 /** sizeof(cryo_checkpoint_info): int32 id, pid; uint64 pc, created_ns, create_ns; int32 kind, parent; uint64 bytes */
@@ -84,6 +87,9 @@ export interface RawEvent {
   slot: number;
   addr: bigint | number;
   siginfo: Uint8Array;
+  /** STOPPED: tid's registers at the stop, when has_regs is 1 */
+  regs: BigUint64Array;
+  has_regs: number;
 }
 
 export interface RawLaunchOpts {

@@ -129,6 +129,12 @@ function stdioRaw(s: Stdio | undefined): { mode: number; fd: number; path: strin
   }
 }
 
+function registersOf(buf: BigUint64Array): Registers {
+  const r = {} as Registers;
+  for (let i = 0; i < NREGS; i++) r[REGISTER_NAMES[i]] = BigInt.asUintN(64, BigInt(buf[i]));
+  return r;
+}
+
 function convertEvent(raw: RawEvent): EngineEvent {
   switch (raw.kind) {
     case EventKind.STOPPED:
@@ -294,8 +300,7 @@ export class Session {
     if (!r) {
       const buf = new BigUint64Array(NREGS);
       this.check(this.lib.cryo_get_regs(h, tid, buf) as number, 'get registers');
-      r = {} as Registers;
-      for (let i = 0; i < NREGS; i++) r[REGISTER_NAMES[i]] = buf[i];
+      r = registersOf(buf);
       this.regCache.set(tid, r);
     }
     return { ...r };
@@ -529,8 +534,11 @@ export class Session {
     }
   }
 
-  private dispatch(e: EngineEvent): void {
+  private dispatch(e: EngineEvent, regs?: BigUint64Array): void {
     this.forgetRegisters();
+    // the stopped thread's registers came with the event: the first thing a stop's
+    // inspection asks for, without a trip to the tracer thread
+    if (regs && e.kind === 'stopped') this.regCache.set(e.tid, registersOf(regs));
     for (const l of this.listeners) l(e);
     const w = this.waiters.shift();
     if (w) w(e);
@@ -551,7 +559,7 @@ export class Session {
             resolve();
             return;
           }
-          if (rc === Status.OK) this.dispatch(convertEvent(ev));
+          if (rc === Status.OK) this.dispatch(convertEvent(ev), ev.has_regs === 1 ? BigUint64Array.from(ev.regs) : undefined);
           // Stop pumping when nobody listens and the debuggee is gone, so an idle
           // session does not keep Node alive; launch/attach/nextEvent restart it.
           if (!this.listeners.length && !this.waiters.length && !this.keepPumping && rc === Status.ETIMEDOUT) {

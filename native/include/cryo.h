@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 7
+#define CRYO_ABI_VERSION 8
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -62,6 +62,9 @@ enum cryo_stop_reason {
                                when resumed) */
 };
 
+/* struct user_regs_struct, 27 x uint64 in the kernel's order. */
+#define CRYO_NREGS 27
+
 typedef struct cryo_event {
   int32_t kind;
   int32_t pid;
@@ -73,6 +76,11 @@ typedef struct cryo_event {
   int32_t pad;
   uint64_t addr;  /* breakpoint / watch address, or si_addr of a fault */
   uint8_t siginfo[128];
+  /* STOPPED: the registers of tid at the stop (has_regs 1), as cryo_get_regs would give
+   * them: a caller inspecting the stop needs them first, without a trip to the tracer */
+  uint64_t regs[CRYO_NREGS];
+  int32_t has_regs;
+  int32_t pad2;
 } cryo_event;
 
 /* stdio of a launched program */
@@ -150,8 +158,7 @@ CRYO_API int cryo_interrupt(cryo_session *s);
 /* Sets the signal that tid will receive when resumed (0: none). */
 CRYO_API int cryo_set_signal(cryo_session *s, int32_t tid, int32_t signo);
 
-/* struct user_regs_struct, 27 x uint64 in the kernel's order. */
-#define CRYO_NREGS 27
+/* struct user_regs_struct, 27 x uint64 in the kernel's order (CRYO_NREGS, above). */
 CRYO_API int cryo_get_regs(cryo_session *s, int32_t tid, uint64_t *regs);
 CRYO_API int cryo_set_regs(cryo_session *s, int32_t tid, const uint64_t *regs);
 /* The full xsave area (NT_X86_XSTATE); *len receives its size. */
@@ -197,7 +204,11 @@ typedef struct cryo_checkpoint_info {
  * deltas), 0 if every checkpoint is a full copy; why says which and why. */
 CRYO_API int cryo_checkpoint_mode(cryo_session *s, char *why, size_t len, int32_t *incremental);
 
-/* Freezes a copy of the stopped process; *id names it. */
+/* Freezes a copy of the stopped process; *id names it. It returns once the state is
+ * fixed (registers; a first checkpoint's fork); the rest (a delta's written pages, the
+ * tracker's arming, file offsets) is done on the tracer thread right after, before any
+ * later command runs, so nothing can change the process meanwhile. cryo_checkpoint_list
+ * waits for it. If that rest fails, the checkpoint goes, and using its id says why. */
 CRYO_API int cryo_checkpoint_create(cryo_session *s, int32_t *id);
 /* Replaces the debuggee by a fresh copy of checkpoint id (which stays restorable);
  * *pid receives the new process id. Breakpoints and watchpoints carry over. */

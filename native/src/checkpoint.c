@@ -401,7 +401,7 @@ static void settle_checkpoint(struct cryo_session *s) {
   pid_t tid = s->threads[0].tid;
   int rc = CRYO_OK;
   if (cp->kind == CP_DELTA) {
-    int d = take_delta(s, cp);
+    int d = same_layout(s) ? take_delta(s, cp) : 0;
     if (d < 0) rc = CRYO_EFAIL;
     else if (d == 0) {
       delta_to_full(s, cp);
@@ -466,10 +466,10 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   }
   cp->xstate = realloc(xs, cp->xstate_len);
   if (!cp->xstate) cp->xstate = xs;
-  /* A delta's pages are copied after returning (settle_checkpoint). A FULL copy is
-   * forked now, since a fork is what a first checkpoint is measured against; only the
-   * tracker's arming waits. */
-  if (same_layout(s)) {
+  /* A delta's pages are copied after returning (settle_checkpoint), where a changed
+   * layout also turns it into a FULL copy. A first checkpoint is forked now, since a fork
+   * is what it is measured against; only the tracker's arming waits. */
+  if (s->dirty && s->head) {
     cp->kind = CP_DELTA;
     cp->parent = s->head;
     s->head->children++;

@@ -120,6 +120,11 @@ static void report(struct cryo_session *s, struct thread *t) {
     if (ev.signo == SIGSEGV || ev.signo == SIGBUS || ev.signo == SIGFPE || ev.signo == SIGILL)
       ev.addr = (uint64_t)(uintptr_t)t->si.si_addr;
   }
+  struct user_regs_struct r;
+  if (regs_get(t->tid, &r) == CRYO_OK) {
+    memcpy(ev.regs, &r, sizeof ev.regs < sizeof r ? sizeof ev.regs : sizeof r);
+    ev.has_regs = 1;
+  }
   t->has_report = false;
   t->reported = true;
   push_event(s, &ev);
