@@ -3,7 +3,7 @@
 // Program (nothing parsed yet), time and memory, side by side with `gdb -batch`.
 // The amalgamation comes from the npm registry (better-sqlite3 ships it), cached in bench/.build.
 //   npx tsx bench/symbols.ts [path/to/sqlite3.c]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { executableTarget, Program } from '../adapter/symbols';
@@ -40,28 +40,48 @@ function gdbTime(bin: string, cmds: string[]): { ms: number; out: string } {
   return { ms: ms(t0), out };
 }
 
+/** One question in this process, fresh (nothing parsed, nothing compiled yet): prints
+ * its time, answer and the memory it took (RSS growth, in MB) as JSON. */
+function one(bin: string, q: string): void {
+  const r0 = process.memoryUsage().rss;
+  const t0 = process.hrtime.bigint();
+  const p = new Program(executableTarget(bin));
+  const bps = q.startsWith('break sqlite3.c:') ? p.lineBreakpoints('sqlite3.c', Number(q.split(':')[1])) : p.functionBreakpoints(q.slice('break '.length));
+  const t = ms(t0);
+  const ans = bps.map((b) => `0x${b.addr.toString(16)} line ${b.line}`).join(', ');
+  console.log(JSON.stringify({ ms: t, ans, grow: (process.memoryUsage().rss - r0) / 1e6, rss: process.memoryUsage().rss / 1e6 }));
+}
+
+/** gdb's peak resident memory (MB) for the commands, by /usr/bin/time. */
+function gdbMaxRss(bin: string, cmds: string[]): number {
+  const r = spawnSync('/usr/bin/time', ['-f', 'MAXRSS %M', 'gdb', '-nx', '-batch', ...cmds.flatMap((c) => ['-ex', c]), bin], { encoding: 'utf8' });
+  return Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1e3;
+}
+
+if (process.argv[2] === '--one') {
+  one(process.argv[3], process.argv[4]);
+  process.exit(0);
+}
+
 const src = amalgamation();
-const rows: string[][] = [['binary', 'question', 'cryo ms', 'cryo answer', 'gdb ms', 'gdb answer', 'heap MB']];
+const rows: string[][] = [['binary', 'question', 'cryo ms', 'cryo answer', 'gdb ms', 'gdb answer', 'cryo MB (growth / process)', 'gdb MB (growth / process)']];
+const gdbBase = gdbMaxRss('/bin/true', []);
 for (const [name, flags] of [['sqlite-O0', ['-O0', '-g']], ['sqlite-O2', ['-O2', '-g']]] as [string, string[]][]) {
   const bin = build(src, flags, name);
-  const questions: [string, (p: Program) => string, string][] = [
-    ['break sqlite3_open', (p) => p.functionBreakpoints('sqlite3_open').map((b) => `0x${b.addr.toString(16)} line ${b.line}`).join(', '), 'break sqlite3_open'],
-    ['break sqlite3.c:50000', (p) => p.lineBreakpoints('sqlite3.c', 50000).map((b) => `0x${b.addr.toString(16)} line ${b.line}`).join(', '), 'break sqlite3.c:50000'],
-  ];
-  for (const [q, f, g] of questions) {
-    const before = process.memoryUsage().heapUsed;
-    const t0 = process.hrtime.bigint();
-    const p = new Program(executableTarget(bin));
-    const ans = f(p);
-    const t = ms(t0);
-    const heap = (process.memoryUsage().heapUsed - before) / 1e6;
-    const gd = gdbTime(bin, [g]);
+  for (const q of ['break sqlite3_open', 'break sqlite3.c:50000']) {
+    // a process of its own per question, as the adapter is: nothing warm from another question
+    const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--one', bin, q], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cryo's lookup failed: ${r.stderr}`);
+    const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; ans: string; grow: number; rss: number };
+    const gd = gdbTime(bin, [q]);
+    const gmem = gdbMaxRss(bin, [q]);
     const gm = /at (0x[0-9a-f]+): (?:file \S+, line (\d+)|\S+:(\d+)\. \((\d+) locations\))/.exec(gd.out);
     const gans = gm ? (gm[2] ? `${gm[1]} line ${gm[2]}` : `${gm[4]} locations, first ${gm[1]} line ${gm[3]}`) : gd.out.trim();
-    const n = ans.split(', ').length;
-    const short = n > 1 ? `${n} locations, first ${ans.split(', ')[0]}` : ans;
-    rows.push([name, q, t.toFixed(1), short, gd.ms.toFixed(1), gans, heap.toFixed(1)]);
+    const n = o.ans.split(', ').length;
+    const short = n > 1 ? `${n} locations, first ${o.ans.split(', ')[0]}` : o.ans;
+    rows.push([name, q, o.ms.toFixed(1), short, gd.ms.toFixed(1), gans, `${o.grow.toFixed(1)} / ${o.rss.toFixed(0)}`, `${(gmem - gdbBase).toFixed(1)} / ${gmem.toFixed(0)}`]);
   }
 }
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i])).join('  '));
+console.log(`\n(memory: what the question added to the process's resident memory, then the process's whole; gdb: its peak minus its peak on /bin/true (${gdbBase.toFixed(0)} MB), then its peak. cryo's process here is Node with tsx loaded; the adapter's own process starts smaller)`);
