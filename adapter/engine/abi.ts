@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 export const Status = {
   OK: 0,
