@@ -279,7 +279,6 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
   }
   case PTRACE_EVENT_SECCOMP: {
     t->at_seccomp = true;
-    sysbuf_try_libc(s); /* until ld.so has mapped libc */
     uint64_t at = s->rec_mode == REC_REPLAY ? s->rec_cursor : s->rec_n;
     if (s->rec_filter && s->rec_stop_at != UINT64_MAX && at >= s->rec_stop_at) {
       /* a stop asked at this log position: before the syscall is recorded or replayed,
@@ -326,6 +325,9 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
 
   if (sig == (SIGTRAP | 0x80)) { /* the exit of a recorded syscall */
     record_on_syscall_exit(s, t);
+    /* until ld.so has mapped libc; here rather than at the seccomp stop, which could
+     * still move the thread back onto a syscall instruction about to be patched away */
+    sysbuf_try_libc(s);
     if (!collecting) resume_thread(s, t, t->stepping || t->stepping_over, 0);
     return false;
   }
