@@ -38,6 +38,7 @@
 extern const uint8_t cryo_sb_code[], cryo_sb_check[], cryo_sb_syscall[], cryo_sb_done[], cryo_sb_commit[],
     cryo_sb_committed[], cryo_sb_trap[], cryo_sb_vdso[], cryo_sb_code_end[];
 #define OFF(label) ((uint64_t)(label - cryo_sb_code))
+#define TRAMP_HEAD 18 /* a trampoline's bytes after the number, to its second half */
 
 /* libc's functions whose first syscall site is patched, and the syscall each makes */
 static const struct {
@@ -58,27 +59,44 @@ static int put_u32(struct cryo_session *s, pid_t pid, uint64_t off, uint32_t v) 
   return mem_write_raw(s, pid, s->sb.base + off, &v, sizeof v);
 }
 
-/* Maps the region in tid's process (at `at`, or where the kernel likes when 0: below the
- * libraries, which is where ld.so then puts libc) and writes the wrapper into it. */
-int sysbuf_setup(struct cryo_session *s, pid_t tid, uint64_t at) {
-  if (getenv("CRYO_SYSBUF") && !strcmp(getenv("CRYO_SYSBUF"), "0")) return CRYO_OK; /* off: every syscall traps */
-  int64_t addr = 0;
+static bool find_libc(pid_t pid, char *path, size_t plen, uint64_t *bias);
+
+/* mmap injected in tid: the region at `at` exactly (0: where the kernel likes), or <0. */
+static int64_t map_region(struct cryo_session *s, pid_t tid, uint64_t at) {
+  int64_t addr = -1;
   uint64_t a[6] = {at, SB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED_NOREPLACE : 0),
                    (uint64_t)-1, 0};
-  int rc = inject_syscall(s, tid, SYS_mmap, a, &addr);
-  if (rc != CRYO_OK) return rc;
-  dbg("sysbuf: mmap in %d gave 0x%llx", tid, (unsigned long long)addr);
-  if (addr < 0 || (at && (uint64_t)addr != at)) {
-    if (addr > 0) {
-      uint64_t u[6] = {(uint64_t)addr, SB_SIZE, 0, 0, 0, 0};
-      inject_syscall(s, tid, SYS_munmap, u, &addr);
-    }
+  if (inject_syscall(s, tid, SYS_mmap, a, &addr) != CRYO_OK) return -1;
+  if (addr >= 0 && at && (uint64_t)addr != at) { /* a kernel without MAP_FIXED_NOREPLACE took it as a hint */
+    uint64_t u[6] = {(uint64_t)addr, SB_SIZE, 0, 0, 0, 0};
+    int64_t r;
+    inject_syscall(s, tid, SYS_munmap, u, &r);
+    return -1;
+  }
+  return addr;
+}
+
+/* Maps the region in tid's process (at `at`; else within a jump of libc if it is mapped
+ * already, a revived process; else where the kernel likes: below the libraries, where
+ * ld.so then puts libc) and writes the wrapper into it. Without it, recording works as
+ * before, every recorded syscall trapping. */
+int sysbuf_setup(struct cryo_session *s, pid_t tid, uint64_t at) {
+  if (getenv("CRYO_SYSBUF") && !strcmp(getenv("CRYO_SYSBUF"), "0")) return CRYO_OK; /* off: every syscall traps */
+  int64_t addr = -1;
+  char path[4096];
+  uint64_t bias = 0;
+  if (at) addr = map_region(s, tid, at);
+  else if (find_libc(s->pid, path, sizeof path, &bias))
+    for (uint64_t k = 1; k <= 16 && addr < 0 && bias > k * (SB_SIZE + (1u << 20)); k++)
+      addr = map_region(s, tid, (bias - k * (SB_SIZE + (1u << 20))) & ~0xfffull);
+  if (!at && addr < 0) addr = map_region(s, tid, 0);
+  if (addr <= 0) {
     dbg("sysbuf: no region in %d (%lld)", tid, (long long)addr);
-    return CRYO_OK; /* recording works without it, every syscall trapping */
+    return CRYO_OK;
   }
   s->sb.base = (uint64_t)addr;
   size_t n = (size_t)(cryo_sb_code_end - cryo_sb_code);
-  rc = mem_write_raw(s, tid, s->sb.base, cryo_sb_code, n);
+  int rc = mem_write_raw(s, tid, s->sb.base, cryo_sb_code, n);
   uint64_t p[6] = {s->sb.base, SB_CODE_SIZE, PROT_READ | PROT_EXEC, 0, 0, 0};
   int64_t ret = -1;
   if (rc == CRYO_OK) rc = inject_syscall(s, tid, SYS_mprotect, p, &ret);
@@ -213,18 +231,26 @@ static size_t make_site(const uint8_t *code, size_t n, uint64_t addr, int nr, ui
     site->len = (uint8_t)len;
     site->pre = (uint8_t)pre;
     memcpy(site->orig, code + i, len);
-    /* trampoline: the number, r11 = its second half, the wrapper; then what followed the
-     * syscall, and back to libc after the site */
+    /* trampoline: the number, past the red zone, the flags, r11 = its second half, the
+     * wrapper; then rcx as the syscall would leave it, what followed the syscall, and
+     * back to libc after the site */
     size_t k = 0;
     memcpy(t, code + i, pre);
     k = pre;
-    uint64_t post = tramp + pre + 7 + 5;
+    uint64_t post = tramp + pre + TRAMP_HEAD;
+    static const uint8_t head[6] = {0x48, 0x8d, 0x64, 0x24, 0x80, 0x9c}; /* lea -128(%rsp),%rsp; pushfq */
+    memcpy(t + k, head, sizeof head);
+    k += sizeof head;
     t[k++] = 0x4c, t[k++] = 0x8d, t[k++] = 0x1d; /* lea post(%rip),%r11 */
     put_rel32(t + k, tramp + k + 4, post);
     k += 4;
     t[k++] = 0xe9; /* jmp entry */
     put_rel32(t + k, tramp + k + 4, entry);
     k += 4;
+    uint64_t after = site->addr + pre + 2;
+    t[k++] = 0x48, t[k++] = 0xb9; /* movabs $after,%rcx */
+    memcpy(t + k, &after, 8);
+    k += 8;
     memcpy(t + k, code + i + pre + 2, len - pre - 2);
     k += len - pre - 2;
     t[k++] = 0xe9; /* jmp back */
@@ -240,10 +266,13 @@ static size_t make_site(const uint8_t *code, size_t n, uint64_t addr, int nr, ui
   return 0;
 }
 
+static bool restart_code(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
+
 /* A thread whose pc is inside a site about to be patched goes to the same place in its
  * trampoline: before the syscall (the wrapper makes it) or after (libc's next
- * instruction, copied there). */
-static void move_off_sites(struct cryo_session *s) {
+ * instruction, copied there). Not one interrupted in that syscall, which the kernel
+ * restarts 2 bytes back: then false, and nothing is patched yet. */
+static bool move_off_sites(struct cryo_session *s, bool dry) {
   for (int i = 0; i < s->nthreads; i++) {
     struct user_regs_struct r;
     if (regs_get(s->threads[i].tid, &r) != CRYO_OK) continue;
@@ -251,14 +280,21 @@ static void move_off_sites(struct cryo_session *s) {
       struct sb_site *st = &s->sb.sites[k];
       if (r.rip <= st->addr || r.rip >= st->addr + st->len) continue;
       uint64_t off = r.rip - st->addr;
-      r.rip = off <= st->pre ? st->tramp + off : st->tramp + st->pre + 12 + (off - st->pre - 2);
+      if (off == st->pre + 2u && r.orig_rax != (unsigned long long)-1 && restart_code((int64_t)r.rax)) return false;
+      if (dry) continue;
+      /* after the syscall: past the movabs, rcx is the kernel's already */
+      r.rip = off <= st->pre ? st->tramp + off : st->tramp + st->pre + TRAMP_HEAD + 10 + (off - st->pre - 2);
       regs_set(s->threads[i].tid, &r);
     }
   }
+  return true;
 }
 
 int sysbuf_patch_sites(struct cryo_session *s, pid_t pid) {
-  if (pid == s->pid) move_off_sites(s);
+  if (pid == s->pid) {
+    if (!move_off_sites(s, true)) return cryo_fail(CRYO_EFAIL, "a thread of %d is to restart a syscall in a libc site", pid);
+    move_off_sites(s, false);
+  }
   for (int k = 0; k < s->sb.nsites; k++) {
     int rc = mem_write_raw(s, pid, s->sb.sites[k].addr, s->sb.sites[k].patch, s->sb.sites[k].len);
     if (rc != CRYO_OK) return rc;
@@ -316,6 +352,7 @@ void sysbuf_try_libc(struct cryo_session *s) {
   if (rc != CRYO_OK) {
     sysbuf_unpatch_sites(s, s->pid);
     s->sb.nsites = 0;
+    s->sb.libc_done = s->sb.tries++ >= 64; /* a thread in the way: at a later stop */
     return;
   }
   s->sb.code_len = clen;
@@ -355,8 +392,6 @@ void sysbuf_drain(struct cryo_session *s) {
   uint64_t zero = 0;
   mem_write_raw(s, s->pid, s->sb.base + SB_USED, &zero, 8);
 }
-
-static bool restart_code(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
 
 /* A thread stopped inside the wrapper is put where the recorded run and a replay agree:
  * - decided on the buffered path but the syscall not made (or interrupted, to be
@@ -422,7 +457,11 @@ void sysbuf_sync(struct cryo_session *s) {
                  (mem_write_raw(s, s->pid, s->sb.base + s->sb.common_len, s->sb.code + s->sb.common_len,
                                 s->sb.code_len - s->sb.common_len) != CRYO_OK ||
                   sysbuf_patch_sites(s, s->pid) != CRYO_OK)) {
-        sysbuf_unpatch_sites(s, s->pid);
+        sysbuf_unpatch_sites(s, s->pid); /* patched at a later syscall exit instead */
+        s->sb.nsites = 0;
+        s->sb.libc_done = false;
+        s->sb.tries = 0;
+        s->sb.code_len = s->sb.common_len;
       }
     }
   }

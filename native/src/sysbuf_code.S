@@ -2,12 +2,13 @@
  * to while a run is recorded (sysbuf.c). It is copied into the debuggee, so it is
  * position-independent: it reaches its data at a fixed distance (sysbuf.h).
  *
- * On entry, as at the syscall instruction it replaces: eax = syscall number, arguments
- * in rdi rsi rdx r10 r8 r9; r11 = where to go on afterwards; rcx and r11 are free (a
- * syscall clobbers them). It returns with rax = the raw result, every other register
- * as the syscall leaves it. The red zone is stepped over; the stack below it receives
- * the same three words on both paths, so a later read of uninitialised stack sees the
- * same bytes recorded and replayed.
+ On entry, as at the syscall instruction it replaces: eax = syscall number, arguments
+ * in rdi rsi rdx r10 r8 r9; the stack 128 bytes lower (the red zone stepped over) with
+ * the flags pushed; r11 = where to go on afterwards (the trampoline's second half, which
+ * sets rcx to the address after libc's syscall instruction). rcx and r11 are free: a
+ * syscall clobbers them. It leaves as the syscall would: rax = the raw result, r11 and
+ * the flags = the flags before it, every other register unchanged. The stack below the
+ * red zone receives the same words on both paths.
  *
  * Buffered path: the syscall runs from cryo_sb_syscall, the one instruction the seccomp
  * filter lets through, and the entry (number, arguments, result, bytes written) is
@@ -25,7 +26,6 @@
 	.hidden cryo_sb_tail, cryo_sb_trap, cryo_sb_vdso, cryo_sb_code_end
 cryo_sb_code:
 .Lb:
-	lea -128(%rsp), %rsp
 	push %r11
 	push %rdi
 	push %rsi
@@ -124,15 +124,19 @@ cryo_sb_committed:
 cryo_sb_tail:
 	pop %rsi
 	pop %rdi
-	pop %r11
+	pop %rcx
+	mov (%rsp), %r11
+	popfq
 	lea 128(%rsp), %rsp
-	jmp *%r11
+	jmp *%rcx
 cryo_sb_trap:
 	syscall
 	jmp cryo_sb_tail
 
 /* the vDSO's time functions become mov $nr,%eax; movabs $cryo_sb_vdso,%r11; jmp *%r11 */
 cryo_sb_vdso:
+	lea -128(%rsp), %rsp
+	pushfq
 	lea 1f(%rip), %r11
 	jmp cryo_sb_code
 1:	ret

@@ -214,6 +214,9 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
   int sig = WSTOPSIG(status);
   int event = (status >> 16) & 0xffff;
   unsigned long msg = 0;
+  /* a stop inside the syscall buffer's wrapper (not its own seccomp and exit stops): put
+   * where a replay would stand too */
+  if (event == PTRACE_EVENT_STOP || (event == 0 && sig != (SIGTRAP | 0x80))) sysbuf_settle(s, t);
 
   switch (event) {
   case PTRACE_EVENT_CLONE: {
@@ -331,9 +334,6 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     if (!collecting) resume_thread(s, t, t->stepping || t->stepping_over, 0);
     return false;
   }
-
-  /* any other stop inside the syscall buffer's wrapper: where a replay would stand too */
-  sysbuf_settle(s, t);
 
   siginfo_t si;
   memset(&si, 0, sizeof si);
