@@ -117,7 +117,6 @@ struct sysbuf {
   pid_t pid;            /* the process the state below was last checked in */
   uint32_t trap;        /* the trap word last written there */
   bool trap_known;
-  bool may_have;        /* resumed with the buffer open since the last drain */
   bool vfork;           /* a vfork child shares the memory: everything traps meanwhile */
   size_t common_len, code_len; /* bytes of the code page: the wrapper, and with the trampolines */
   uint8_t code[4096];   /* the trampolines, at common_len (a copy from before they existed gets them) */

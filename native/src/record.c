@@ -10,7 +10,9 @@
  * Reads and writes of regular files are the exception: they run again, which gives
  * the same bytes and keeps file offsets right. A syscall that does not match the log
  * (another number) ends the replay with a DIVERGED stop: the past is not exact from
- * there, and execution goes on live. */
+ * there, and execution goes on live. While recording, the commonest of these syscalls
+ * do not stop at all: they go through the in-process buffer of sysbuf.c, which the
+ * tracer drains into this log at every stop (record_buffered). */
 #include "internal.h"
 #include "image.h"
 

@@ -364,9 +364,8 @@ void sysbuf_try_libc(struct cryo_session *s) {
 /* The ring's entries into the log, in order; the ring is empty afterwards. Only while
  * every thread that could append is stopped (one thread, or all trapping). */
 void sysbuf_drain(struct cryo_session *s) {
-  if (!s->sb.base || !s->sb.may_have || !s->pid) return;
-  s->sb.may_have = false;
-  uint64_t used = 0;
+  if (!s->sb.base || !s->sb.mapped || !s->pid) return;
+  uint64_t used = 0; /* one small read per stop; single steps resume without sysbuf_sync */
   if (mem_read_raw(s, s->pid, s->sb.base + SB_USED, &used, 8) != 8 || !used) return;
   if (used > SB_RING_CAP) {
     dbg("sysbuf: ring of %d says %llu bytes", s->pid, (unsigned long long)used);
@@ -444,7 +443,6 @@ void sysbuf_sync(struct cryo_session *s) {
   if (s->sb.pid != s->pid) {
     s->sb.pid = s->pid;
     s->sb.trap_known = false;
-    s->sb.may_have = false;
     if (s->sb.nsites) {
       struct sb_site *st = &s->sb.sites[0];
       uint8_t cur[16];
@@ -471,7 +469,6 @@ void sysbuf_sync(struct cryo_session *s) {
     s->sb.trap = want;
     s->sb.trap_known = true;
   }
-  if (!want) s->sb.may_have = true;
 }
 
 /* A forked child runs on untraced: its recorded syscalls fail (ENOSYS) as before, its
@@ -488,7 +485,6 @@ void sysbuf_exec(struct cryo_session *s, pid_t tid) {
   s->sb.mapped = false;
   s->sb.nsites = 0;
   s->sb.libc_done = true;
-  s->sb.may_have = false;
   s->sb.vfork = false;
   int rc = sysbuf_setup(s, tid, at);
   if (rc != CRYO_OK || !s->sb.mapped) {
