@@ -1493,6 +1493,16 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
   }
 
+  /** The syscalls recorded so far, and how: through the in-process buffer or at ptrace stops. */
+  private recordCounts(): { entries: number; buffered: number; trapped: number } | undefined {
+    try {
+      const r = this.engine.recordStats();
+      return r.mode === 'off' ? undefined : { entries: r.entries, buffered: r.buffered, trapped: r.trapped };
+    } catch {
+      return undefined;
+    }
+  }
+
   private reachTimer?: NodeJS.Timeout;
 
   /** After stops: the view's line is brought up to date once stepping pauses (a message
@@ -1553,7 +1563,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         return this.checkpointList().find((c) => c.id === cid);
       }
       case 'checkpoints':
-        return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode(), timeline: this.timelineReach() };
+        return { checkpoints: this.checkpointList(), mode: this.engine.checkpointMode(), timeline: this.timelineReach(), record: this.recordCounts() };
       case 'restore': {
         if (this.busy) throw new Error('The program is running: pause it first.');
         const meta = this.checkpointMeta.get(id);

@@ -468,8 +468,8 @@ export class Session {
     this.check(this.lib.cryo_record_load(this.h(), log, log.length) as number, 'load the record log');
   }
 
-  recordStats(): { mode: 'off' | 'recording' | 'replaying'; entries: number; cursor: number; bytes: number; replayed: number } {
-    const b = Buffer.alloc(40);
+  recordStats(): { mode: 'off' | 'recording' | 'replaying'; entries: number; cursor: number; bytes: number; replayed: number; buffered: number; trapped: number } {
+    const b = Buffer.alloc(56);
     this.check(this.lib.cryo_record_stats(this.h(), b) as number, 'record stats');
     const mode = b.readInt32LE(0);
     return {
@@ -478,6 +478,9 @@ export class Session {
       cursor: Number(b.readBigUInt64LE(16)),
       bytes: Number(b.readBigUInt64LE(24)),
       replayed: Number(b.readBigUInt64LE(32)),
+      // syscalls logged without a ptrace stop (the in-process buffer), and at stops
+      buffered: Number(b.readBigUInt64LE(40)),
+      trapped: Number(b.readBigUInt64LE(48)),
     };
   }
 

@@ -226,6 +226,8 @@ typedef struct cryo_record_stats {
   uint64_t cursor;   /* the position: entries replayed or recorded so far */
   uint64_t bytes;    /* memory the log holds */
   uint64_t replayed; /* syscalls annulled and given back since the session began */
+  uint64_t buffered; /* syscalls logged through the in-process buffer (no ptrace stop) */
+  uint64_t trapped;  /* syscalls logged at ptrace stops */
 } cryo_record_info;
 
 /* Injects the seccomp filter (once per process tree) and starts recording. */

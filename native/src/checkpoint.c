@@ -657,7 +657,7 @@ static int do_cp_save(struct cryo_session *s, void *arg) {
   int rc = build_copy(s, cp, &child);
   /* the program's own code: no breakpoints, the kernel's vDSO */
   if (rc == CRYO_OK) rc = bps_lift(s, child);
-  if (rc == CRYO_OK) rc = record_unpatch_vdso(s, child);
+  if (rc == CRYO_OK) rc = record_unpatch(s, child);
   if (rc == CRYO_OK) {
     struct img_target t = {.pid = child, .tids = &child, .ntids = 1, .record_pid = s->pid ? s->pid : child,
                            .fds = cp->fds, .nfds = cp->nfds};
@@ -675,14 +675,14 @@ static int do_unpatch(struct cryo_session *s, void *arg) {
   (void)arg;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee to save");
   int rc = bps_lift(s, s->pid);
-  return rc == CRYO_OK ? record_unpatch_vdso(s, s->pid) : rc;
+  return rc == CRYO_OK ? record_unpatch(s, s->pid) : rc;
 }
 
 static int do_repatch(struct cryo_session *s, void *arg) {
   (void)arg;
   if (!s->pid) return CRYO_OK;
   int rc = bps_apply(s, s->pid);
-  int rc2 = s->rec_filter ? record_patch_vdso(s, s->pid) : CRYO_OK;
+  int rc2 = record_repatch(s, s->pid);
   return rc ? rc : rc2;
 }
 

@@ -1004,10 +1004,11 @@ static int do_dump(struct cryo_session *s, void *arg) {
   img_timing("dump: descriptors");
 
   /* --- memory --- */
-  /* a recorded process runs with its vDSO patched (record.c): the image holds the
-   * kernel's own, as a restore checks; recording goes on afterwards */
+  /* a recorded process runs with its vDSO and libc's syscall sites patched (record.c,
+   * sysbuf.c): the image holds the kernel's and libc's own code, as a restore checks;
+   * recording goes on afterwards */
   if (!tg && s->rec_filter) {
-    rc = record_unpatch_vdso(s, pid);
+    rc = record_unpatch(s, pid);
     if (rc) goto out;
     vdso_unpatched = true;
   }
@@ -1042,7 +1043,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   if (d.w.direct_fl >= 0) fcntl(pd->fd, F_SETFL, fl);
   d.w.direct_fl = -1;
   if (vdso_unpatched) {
-    record_patch_vdso(s, pid);
+    record_repatch(s, pid);
     vdso_unpatched = false;
   }
 
@@ -1109,7 +1110,7 @@ static int do_dump(struct cryo_session *s, void *arg) {
   a->st->file_size = fsize;
   img_timing("dump: metadata, header");
 out:
-  if (vdso_unpatched) record_patch_vdso(s, pid);
+  if (vdso_unpatched) record_repatch(s, pid);
   img_buf_free(&hist);
   img_buf_free(&logb);
   if (!tg) free(tids);

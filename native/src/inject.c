@@ -84,12 +84,33 @@ int seccomp_unenter(struct cryo_session *s, struct thread *t) {
   return cryo_fail(CRYO_EFAIL, "thread %d did not leave its syscall", tid);
 }
 
+/* A thread stopped at a ptrace event inside a syscall still running (the exec stop of a
+ * launch): the kernel writes that syscall's result into rax on its way out, over the
+ * number of any syscall injected now. One single-step finishes it first, as a resume
+ * would; the thread then stands at the same pc, outside the kernel. */
+static int finish_syscall(struct cryo_session *s, pid_t tid, struct user_regs_struct *r) {
+  if (r->orig_rax == (unsigned long long)-1 || (int64_t)r->rax != -ENOSYS) return CRYO_OK;
+  struct thread *t = thread_find(s, tid);
+  for (int tries = 0; tries < 16; tries++) {
+    if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) != 0) return cryo_fail_errno("ptrace(PTRACE_SINGLESTEP, %d)", tid);
+    int st;
+    int rc = wait_for_stop(s, tid, &st);
+    if (rc != CRYO_OK) return rc;
+    if (WIFEXITED(st) || WIFSIGNALED(st)) return cryo_fail(CRYO_ENOPROC, "thread %d died finishing a syscall", tid);
+    int ev = (st >> 16) & 0xffff;
+    if (ev == 0 && WSTOPSIG(st) == SIGTRAP) return regs_get(tid, r);
+    if (ev == 0 && t && !t->pending_sig) t->pending_sig = WSTOPSIG(st); /* the program's: kept for its next resume */
+  }
+  return cryo_fail(CRYO_EFAIL, "thread %d did not finish its syscall", tid);
+}
+
 static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret, pid_t *child,
                   struct user_regs_struct *saved_out) {
   struct user_regs_struct saved, r;
   int rc = seccomp_unenter(s, thread_find(s, tid));
   if (rc != CRYO_OK) return rc;
   rc = regs_get(tid, &saved);
+  if (rc == CRYO_OK) rc = finish_syscall(s, tid, &saved);
   if (rc != CRYO_OK) return rc;
   uint64_t pc = saved.rip;
   uint8_t orig[2];

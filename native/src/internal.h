@@ -103,6 +103,33 @@ struct passenger {
   bool held; /* its first stop came before its parent's fork event: handle_fork_child resumes it */
 };
 
+/* The in-process syscall buffer (sysbuf.c): where it is in the debuggee's address space
+ * (the same in every checkpoint copy) and the libc sites patched to use it. */
+#define SB_MAX_SITES 16
+struct sb_site {
+  uint64_t addr;       /* the site in libc: the syscall and the instructions displaced with it */
+  uint64_t tramp;      /* its trampoline in the code page */
+  uint8_t len, pre;    /* bytes displaced; bytes before the syscall instruction */
+  uint8_t orig[16];
+  uint8_t patch[16];
+};
+
+struct sysbuf {
+  uint64_t base;        /* the region (code page, header, ring), 0 when none */
+  bool mapped;          /* the region exists in the current address space (not after a failed exec) */
+  bool libc_done;       /* libc's sites are patched, or it was looked at and cannot be */
+  int tries;            /* looks for libc so far */
+  pid_t pid;            /* the process the state below was last checked in */
+  uint32_t trap;        /* the trap word last written there */
+  bool trap_known;
+  bool vfork;           /* a vfork child shares the memory: everything traps meanwhile */
+  size_t common_len, code_len; /* bytes of the code page: the wrapper, and with the trampolines */
+  uint8_t code[4096];   /* the trampolines, at common_len (a copy from before they existed gets them) */
+  int nsites;
+  struct sb_site sites[SB_MAX_SITES];
+  uint8_t *ring;        /* the tracer's copy while draining */
+};
+
 struct event_node {
   cryo_event ev;
   struct event_node *next;
@@ -175,6 +202,8 @@ struct cryo_session {
   int rec_diverged_nr;
   uint64_t rec_stop_at; /* cryo_record_stop_at: UINT64_MAX when none */
   bool rec_diverged_now;
+  uint64_t rec_buffered, rec_trapped; /* entries logged through the buffer, at ptrace stops */
+  struct sysbuf sb;
 };
 
 /* errors.c; dbg() traces to stderr when CRYO_DEBUG is set (never stdout) */
@@ -245,6 +274,26 @@ void record_free(struct cryo_session *s);
 int record_patch_vdso(struct cryo_session *s, pid_t pid);
 int record_unpatch_vdso(struct cryo_session *s, pid_t pid);
 bool record_on_sigsegv(struct cryo_session *s, struct thread *t);
+void record_buffered(struct cryo_session *s, pid_t pid, const struct rec_entry *e, uint64_t outaddr, uint32_t outlen,
+                     const uint8_t *data);
+/* the program's own code in pid for an image (vDSO, libc sites), and ours back after */
+int record_unpatch(struct cryo_session *s, pid_t pid);
+int record_repatch(struct cryo_session *s, pid_t pid);
+
+/* sysbuf.c */
+int sysbuf_setup(struct cryo_session *s, pid_t tid, uint64_t at);
+void sysbuf_try_libc(struct cryo_session *s);
+void sysbuf_drain(struct cryo_session *s);
+void sysbuf_settle(struct cryo_session *s, struct thread *t);
+void sysbuf_sync(struct cryo_session *s);
+int sysbuf_patch_sites(struct cryo_session *s, pid_t pid);
+int sysbuf_unpatch_sites(struct cryo_session *s, pid_t pid);
+void sysbuf_fork_child(struct cryo_session *s, pid_t child);
+void sysbuf_exec(struct cryo_session *s, pid_t tid);
+void sysbuf_detach(struct cryo_session *s);
+uint64_t sysbuf_vdso_entry(struct cryo_session *s);
+uint64_t sysbuf_allowed_ip(struct cryo_session *s);
+void sysbuf_free(struct cryo_session *s);
 
 /* checkpoint.c */
 void checkpoints_kill_all(struct cryo_session *s);

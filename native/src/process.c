@@ -352,6 +352,7 @@ static int detach_now(struct cryo_session *s) {
   if (rc != CRYO_OK) return rc;
   if (!s->pid) return CRYO_OK;
   bps_lift(s, s->pid);
+  sysbuf_detach(s);
   for (int i = 0; i < s->nthreads; i++) {
     struct thread *t = &s->threads[i];
     dr_set(t->tid, 7, 0);

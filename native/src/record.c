@@ -10,7 +10,9 @@
  * Reads and writes of regular files are the exception: they run again, which gives
  * the same bytes and keeps file offsets right. A syscall that does not match the log
  * (another number) ends the replay with a DIVERGED stop: the past is not exact from
- * there, and execution goes on live. */
+ * there, and execution goes on live. While recording, the commonest of these syscalls
+ * do not stop at all: they go through the in-process buffer of sysbuf.c, which the
+ * tracer drains into this log at every stop (record_buffered). */
 #include "internal.h"
 #include "image.h"
 
@@ -50,8 +52,9 @@ static bool fd_is_file(pid_t pid, long fd) {
   return stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
-/* The blob of recorded memory: (u64 addr, u32 len, data) runs. */
-static int blob_add(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t len) {
+/* The blob of recorded memory: (u64 addr, u32 len, data) runs. The bytes are read from
+ * pid, or given (data) when the syscall buffer already copied them. */
+static int blob_put(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t len, const uint8_t *data) {
   if (!addr || !len) return CRYO_OK;
   if (len > (64u << 20)) return cryo_fail(CRYO_EINVAL, "a syscall wrote %llu bytes: too much to record", (unsigned long long)len);
   size_t need = s->rec_blob_len + 12 + len;
@@ -67,9 +70,14 @@ static int blob_add(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t l
   uint32_t l32 = (uint32_t)len;
   memcpy(p, &addr, 8);
   memcpy(p + 8, &l32, 4);
-  if (mem_read_raw(s, pid, addr, p + 12, len) != (ssize_t)len) memset(p + 12, 0, len);
+  if (data) memcpy(p + 12, data, len);
+  else if (mem_read_raw(s, pid, addr, p + 12, len) != (ssize_t)len) memset(p + 12, 0, len);
   s->rec_blob_len = need;
   return CRYO_OK;
+}
+
+static int blob_add(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t len) {
+  return blob_put(s, pid, addr, len, NULL);
 }
 
 static uint32_t read_u32(struct cryo_session *s, pid_t pid, uint64_t addr) {
@@ -200,6 +208,7 @@ static void begin_entry(struct thread *t, const struct user_regs_struct *r) {
 int record_on_seccomp(struct cryo_session *s, struct thread *t) {
   struct user_regs_struct r;
   if (regs_get(t->tid, &r) != CRYO_OK) return PTRACE_CONT;
+  if (r.orig_rax == SYS_exit_group) return PTRACE_CONT; /* stopped only to drain the buffer (build_filter) */
   if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
     struct rec_entry *e = &s->rec_log[s->rec_cursor];
     if (e->nr != (uint32_t)r.orig_rax) {
@@ -250,19 +259,62 @@ void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
   e.out_len = s->rec_blob_len - e.out_off;
   log_push(s, &e);
   s->rec_cursor = s->rec_n;
+  s->rec_trapped++;
+}
+
+/* A syscall the program made through the syscall buffer (sysbuf.c), logged as its
+ * trapped exit would have been: the same entry, the same (address, length) runs. data
+ * holds the outlen bytes it wrote at outaddr; NULL when they are read from pid (the
+ * thread stopped before the wrapper copied them). */
+void record_buffered(struct cryo_session *s, pid_t pid, const struct rec_entry *e0, uint64_t outaddr, uint32_t outlen,
+                     const uint8_t *data) {
+  struct rec_entry e = *e0;
+  if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
+    /* it ran live during a replay (a copy of a thread caught inside the wrapper): the
+     * log's next entry is that syscall, unless the run diverged there */
+    if (s->rec_log[s->rec_cursor].nr == e.nr) {
+      if (++s->rec_cursor == s->rec_n) s->rec_mode = REC_RECORD;
+      return;
+    }
+    dbg("replay diverged at entry %zu: buffered syscall %u, log has %u", s->rec_cursor, e.nr, s->rec_log[s->rec_cursor].nr);
+    s->rec_n = s->rec_cursor;
+    s->rec_blob_len = s->rec_n ? s->rec_log[s->rec_n - 1].out_off + s->rec_log[s->rec_n - 1].out_len : 0;
+    s->rec_mode = REC_RECORD;
+  }
+  if (s->rec_mode == REC_OFF) return;
+  e.out_off = s->rec_blob_len;
+  int rc = data ? (outlen ? blob_put(s, pid, outaddr, outlen, data) : CRYO_OK) : record_outputs(s, pid, &e);
+  if (rc != CRYO_OK) dbg("record: %s", cryo_last_error());
+  e.out_len = s->rec_blob_len - e.out_off;
+  log_push(s, &e);
+  s->rec_cursor = s->rec_n;
+  s->rec_buffered++;
 }
 
 /* The filter: RET_TRACE for the syscalls above, ALLOW for the rest (and for another
- * architecture's syscalls, which it does not judge). */
-static size_t build_filter(struct sock_filter *f) {
+ * architecture's syscalls, which it does not judge). A recorded syscall made from the
+ * syscall buffer's instruction (ip: the address after it) is allowed: the buffer logs
+ * it. Filters stack and the strictest answer wins, so that exception has to be here. */
+static size_t build_filter(struct sock_filter *f, uint64_t ip) {
   size_t n = 0;
   f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
   f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
   f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-  for (size_t i = 0; i < NRECORDED; i++)
-    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)RECORDED[i], (uint8_t)(NRECORDED - i), 0);
+  /* with the buffer, exit_group stops too (not recorded): what the program buffered
+   * since its last stop goes into the log before its memory is gone */
+  size_t nj = NRECORDED + (ip ? 1 : 0);
+  for (size_t i = 0; i < nj; i++)
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, i < NRECORDED ? (uint32_t)RECORDED[i] : SYS_exit_group,
+                                          (uint8_t)(nj - i), 0);
   f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  if (ip) {
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)ip, 0, 3);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(ip >> 32), 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  }
   f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
   return n;
 }
@@ -322,6 +374,19 @@ int record_unpatch_vdso(struct cryo_session *s, pid_t pid) {
   return mem_write_raw(s, pid, lo, (const void *)(uintptr_t)mlo, (size_t)(hi - lo));
 }
 
+/* The program's own code in pid, for an image: the kernel's vDSO, libc's syscall sites. */
+int record_unpatch(struct cryo_session *s, pid_t pid) {
+  int rc = record_unpatch_vdso(s, pid);
+  return rc == CRYO_OK ? sysbuf_unpatch_sites(s, pid) : rc;
+}
+
+/* Ours back after an image was written, since recording goes on. */
+int record_repatch(struct cryo_session *s, pid_t pid) {
+  if (!s->rec_filter) return CRYO_OK;
+  int rc = record_patch_vdso(s, pid);
+  return rc == CRYO_OK ? sysbuf_patch_sites(s, pid) : rc;
+}
+
 /* The vDSO answers time calls without entering the kernel, so seccomp never sees them.
  * Rewrite its entry points into real syscalls (mov $nr,%eax; syscall; ret): then they
  * are recorded and replayed like the rest. The vDSO is private to the process, so this
@@ -373,12 +438,21 @@ int record_patch_vdso(struct cryo_session *s, pid_t pid) {
       if (!strncmp(name, "__vdso_", 7)) name += 7;
       for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {
         if (strcmp(name, calls[c].name)) continue;
-        uint8_t stub[8] = {0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
+        uint8_t stub[18] = {0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
+        size_t slen = 8;
         uint32_t nr = (uint32_t)calls[c].nr;
         memcpy(stub + 1, &nr, 4);
+        uint64_t to = sysbuf_vdso_entry(s);
+        if (to && (nr == SYS_clock_gettime || nr == SYS_time) && sym[k].st_size >= 18) {
+          /* through the syscall buffer: movabs $wrapper,%r11; jmp *%r11 (it returns for us) */
+          static const uint8_t jmp[13] = {0x49, 0xbb, 0, 0, 0, 0, 0, 0, 0, 0, 0x41, 0xff, 0xe3};
+          memcpy(stub + 5, jmp, sizeof jmp);
+          memcpy(stub + 7, &to, 8);
+          slen = 18;
+        }
         uint64_t at = lo + sym[k].st_value - base;
-        if (at + sizeof stub > hi) continue;
-        rc = mem_write_raw(s, pid, at, stub, sizeof stub);
+        if (at + slen > hi) continue;
+        rc = mem_write_raw(s, pid, at, stub, slen);
         if (rc != CRYO_OK) goto out;
       }
     }
@@ -390,6 +464,7 @@ out:
 
 static int do_stop_at(struct cryo_session *s, void *arg) {
   s->rec_stop_at = *(uint64_t *)arg;
+  sysbuf_sync(s); /* it may be running: its next recorded syscall has to trap */
   return CRYO_OK;
 }
 
@@ -407,10 +482,13 @@ static int do_record_start(struct cryo_session *s, void *arg) {
     return CRYO_OK;
   }
   pid_t tid = s->threads[0].tid;
+  /* the syscall buffer's region first: the filter names its instruction */
+  int rc = sysbuf_setup(s, tid, 0);
+  if (rc != CRYO_OK) return rc;
   struct sock_filter f[64];
-  size_t n = build_filter(f);
+  size_t n = build_filter(f, sysbuf_allowed_ip(s));
   struct user_regs_struct r;
-  int rc = regs_get(tid, &r);
+  rc = regs_get(tid, &r);
   if (rc != CRYO_OK) return rc;
   /* the program below the stack's red zone, then the sock_fprog pointing at it */
   uint64_t prog_addr = ((r.rsp - 128 - n * sizeof f[0]) & ~15ull);
@@ -442,7 +520,9 @@ static int do_record_start(struct cryo_session *s, void *arg) {
   /* rdtsc faults from now on, so it can be recorded (record_on_sigsegv) */
   uint64_t tsc[6] = {PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0, 0};
   inject_syscall(s, tid, SYS_prctl, tsc, &ret);
-  return record_patch_vdso(s, s->pid);
+  rc = record_patch_vdso(s, s->pid);
+  sysbuf_try_libc(s); /* a revived process has it already; a launched one once ld.so mapped it */
+  return rc;
 }
 
 CRYO_API int cryo_record_start(cryo_session *s) {
@@ -498,6 +578,8 @@ static int do_record_stats(struct cryo_session *s, void *arg) {
   st->cursor = s->rec_cursor;
   st->bytes = s->rec_blob_len + s->rec_n * sizeof(struct rec_entry);
   st->replayed = s->rec_replayed;
+  st->buffered = s->rec_buffered;
+  st->trapped = s->rec_trapped;
   return CRYO_OK;
 }
 
@@ -605,4 +687,5 @@ void record_free(struct cryo_session *s) {
   s->rec_log = NULL;
   s->rec_blob = NULL;
   s->rec_n = s->rec_cap = s->rec_blob_len = s->rec_blob_cap = 0;
+  sysbuf_free(s);
 }

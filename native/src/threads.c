@@ -92,10 +92,11 @@ int wait_for_stop(struct cryo_session *s, pid_t tid, int *status) {
   }
 }
 
-static int resume_thread(struct thread *t, bool step, int sig) {
+static int resume_thread(struct cryo_session *s, struct thread *t, bool step, int sig) {
   dbg("resume tid=%d step=%d sig=%d pending=%d", t->tid, step, sig, t->rec_pending);
   /* a recorded syscall in flight: its exit must be seen (then a step goes on) */
   int req = t->rec_pending ? PTRACE_SYSCALL : step ? PTRACE_SINGLESTEP : PTRACE_CONT;
+  sysbuf_sync(s); /* buffer or trap, as the mode and the thread count now say */
   long rc = ptrace(req, t->tid, 0, (void *)(long)sig);
   if (rc < 0) return cryo_fail_errno("ptrace(%s, %d)", step ? "PTRACE_SINGLESTEP" : "PTRACE_CONT", t->tid);
   t->at_seccomp = false;
@@ -271,6 +272,7 @@ static void handle_fork_child(struct cryo_session *s, pid_t child, bool is_vfork
   if (!is_vfork) {
     for (int i = 0; i < s->nbps; i++)
       mem_write_raw(s, child, s->bps[i].addr, &s->bps[i].orig, 1);
+    sysbuf_fork_child(s, child);
   }
   if (s->rec_filter) {
     p = passenger_add(s, child);
@@ -348,6 +350,9 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     t->interrupt_pending = t->fresh = true;
   }
   t->state = T_STOPPED;
+  /* what the program made through the syscall buffer since it last ran goes into the log
+   * first: everything below sees the log as a trapped run would have made it */
+  sysbuf_drain(s);
   if (t->fresh) {
     t->fresh = false;
     for (int i = 0; i < 4; i++)
@@ -359,6 +364,9 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
   int sig = WSTOPSIG(status);
   int event = (status >> 16) & 0xffff;
   unsigned long msg = 0;
+  /* a stop inside the syscall buffer's wrapper (not its own seccomp and exit stops): put
+   * where a replay would stand too */
+  if (event == PTRACE_EVENT_STOP || (event == 0 && sig != (SIGTRAP | 0x80))) sysbuf_settle(s, t);
 
   switch (event) {
   case PTRACE_EVENT_CLONE: {
@@ -375,26 +383,32 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     ev.pid = s->pid;
     ev.tid = (int32_t)msg;
     push_event(s, &ev);
-    if (!collecting) resume_thread(t, false, 0);
+    if (!collecting) resume_thread(s, t, false, 0);
     return false;
   }
   case PTRACE_EVENT_FORK:
   case PTRACE_EVENT_VFORK:
     ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg);
+    if (event == PTRACE_EVENT_VFORK) {
+      /* the child shares the syscall buffer until it execs: everything traps meanwhile */
+      s->sb.vfork = true;
+      sysbuf_sync(s);
+    }
     if (event == PTRACE_EVENT_VFORK && s->nbps) {
       /* the child shares our memory until it execs: lift breakpoints meanwhile */
       bps_lift(s, s->pid);
       s->vfork_bps_lifted = true;
     }
     handle_fork_child(s, (pid_t)msg, event == PTRACE_EVENT_VFORK);
-    if (!collecting) resume_thread(t, false, 0);
+    if (!collecting) resume_thread(s, t, false, 0);
     return false;
   case PTRACE_EVENT_VFORK_DONE:
+    s->sb.vfork = false;
     if (s->vfork_bps_lifted) {
       bps_apply(s, s->pid);
       s->vfork_bps_lifted = false;
     }
-    if (!collecting) resume_thread(t, false, 0);
+    if (!collecting) resume_thread(s, t, false, 0);
     return false;
   case PTRACE_EVENT_EXEC: {
     /* every other thread is gone; the exec'ing thread now has the leader's tid */
@@ -403,7 +417,11 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     pthread_mutex_unlock(&s->lock);
     t = thread_add(s, s->pid, T_STOPPED);
     checkpoints_forget_live(s); /* a new address space: the tracker followed the old one */
-    if (s->rec_filter) record_patch_vdso(s, s->pid); /* the filter stays across exec; the vDSO is new */
+    if (s->rec_filter) {
+      /* the filter stays across exec; the vDSO and the syscall buffer's region are new */
+      sysbuf_exec(s, s->pid);
+      record_patch_vdso(s, s->pid);
+    }
     s->nbps = 0;
     memset(s->wps, 0, sizeof s->wps);
     session_open_mem(s);
@@ -433,7 +451,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
       t->report_addr = (uint64_t)s->rec_diverged_nr;
       return true;
     }
-    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
+    if (!collecting) resume_thread(s, t, t->stepping || t->stepping_over, 0);
     return false;
   }
   case PTRACE_EVENT_STOP:
@@ -452,7 +470,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
     }
     if (collecting) return false;
     /* a late or spurious interrupt stop while running: carry on */
-    if (!s->pause_requested) resume_thread(t, false, 0);
+    if (!s->pause_requested) resume_thread(s, t, false, 0);
     return false;
   default:
     break;
@@ -460,7 +478,10 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
 
   if (sig == (SIGTRAP | 0x80)) { /* the exit of a recorded syscall */
     record_on_syscall_exit(s, t);
-    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
+    /* until ld.so has mapped libc; here rather than at the seccomp stop, which could
+     * still move the thread back onto a syscall instruction about to be patched away */
+    sysbuf_try_libc(s);
+    if (!collecting) resume_thread(s, t, t->stepping || t->stepping_over, 0);
     return false;
   }
 
@@ -515,7 +536,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
 
   /* rdtsc while recording: emulated and recorded, the program goes on */
   if (sig == SIGSEGV && si.si_code == SI_KERNEL && record_on_sigsegv(s, t)) {
-    if (!collecting) resume_thread(t, t->stepping || t->stepping_over, 0);
+    if (!collecting) resume_thread(s, t, t->stepping || t->stepping_over, 0);
     return false;
   }
 
@@ -603,7 +624,7 @@ int resume_all(struct cryo_session *s) {
     t->over_addr = r.rip;
     int sig = t->pending_sig;
     t->pending_sig = 0;
-    return resume_thread(t, true, sig);
+    return resume_thread(s, t, true, sig);
   }
   s->resume_all_pending = false;
   int rc = CRYO_OK;
@@ -614,7 +635,7 @@ int resume_all(struct cryo_session *s) {
     if (t->state != T_STOPPED) continue;
     int sig = t->pending_sig;
     t->pending_sig = 0;
-    int r = resume_thread(t, false, sig);
+    int r = resume_thread(s, t, false, sig);
     if (r != CRYO_OK) rc = r;
   }
   return rc;

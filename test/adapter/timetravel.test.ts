@@ -194,8 +194,11 @@ describe('time travel', () => {
     const stepLine = readFileSync(src, 'utf8').split('\n').findIndex((l) => l.includes('void step(long i)')) + 1;
     const stop = await launchTo(dc, { program: prog, args: ['syscalls', String(N)], timeTravel: { periodMs: 20 } }, src, [{ line: stepLine, condition: `i == ${N - 1}` }]);
     assert.equal(stop.body.reason, 'breakpoint');
-    const r = (await dc.customRequest('cryo/checkpoints')).body.timeline;
+    const body = (await dc.customRequest('cryo/checkpoints')).body;
+    const r = body.timeline;
     assert.ok(r.positions >= 4, `periodic positions were kept during the run: ${JSON.stringify(r)}`);
+    // the writes went through the in-process buffer; the periodic stops trapped
+    assert.ok(body.record.buffered > N / 2, `buffered: ${JSON.stringify(body.record)}`);
     await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: stepLine, condition: `i == ${K}` }] });
     const back = await act(dc, 'reverse');
     assert.equal(back.body.reason, 'breakpoint');
@@ -313,6 +316,9 @@ describe('time travel', () => {
     await new Promise((r) => setTimeout(r, 200));
     const printed = term.output();
     assert.equal(printed.split('\n').filter(Boolean).length, 3);
+    // stdin's reads, getrandom, the vDSO clock and the writes went through the buffer
+    const rec = (await dc.customRequest('cryo/checkpoints')).body.record;
+    assert.ok(rec.buffered >= 9, `buffered: ${JSON.stringify(rec)}`);
     // back to mark(1): the breakpoint hits before, in reverse
     await act(dc, 'reverse');
     assert.deepEqual(await globals(), seen[1]);

@@ -89,6 +89,8 @@ describe('record and replay', () => {
     await new Promise((r) => setTimeout(r, 100));
     const printed = out.text();
     assert.equal(printed.split('\n').filter(Boolean).length, 3);
+    // a line each: read, getrandom, the vDSO clock, write through the in-process buffer
+    assert.ok(s.recordStats().buffered >= 9, `buffered: ${JSON.stringify(s.recordStats())}`);
 
     // back to mark(1), replaying forward: same inputs, no output
     const np = s.restore(cp);
