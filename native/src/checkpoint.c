@@ -466,6 +466,10 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   }
   cp->xstate = realloc(xs, cp->xstate_len);
   if (!cp->xstate) cp->xstate = xs;
+  /* stopped inside a sleep (or poll) the kernel would finish through its restart block:
+   * a copy has none (it would see EINTR), so the copy runs the syscall itself again,
+   * its arguments still in the registers (ERESTARTNOINTR) */
+  if ((int64_t)cp->regs.rax == -516 && (int64_t)cp->regs.orig_rax >= 0) cp->regs.rax = (unsigned long long)-513;
   /* A delta's pages are copied after returning (settle_checkpoint), where a changed
    * layout also turns it into a FULL copy. A first checkpoint is forked now, since a fork
    * is what it is measured against; only the tracker's arming waits. */

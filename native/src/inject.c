@@ -52,6 +52,7 @@ static int step_syscall(struct cryo_session *s, pid_t tid, pid_t *child) {
 int seccomp_unenter(struct cryo_session *s, struct thread *t) {
   if (!t || !t->at_seccomp) return CRYO_OK;
   pid_t tid = t->tid;
+  bool pending = t->rec_pending;
   t->at_seccomp = false;
   t->rec_pending = false;
   struct user_regs_struct r;
@@ -60,6 +61,9 @@ int seccomp_unenter(struct cryo_session *s, struct thread *t) {
   if (r.orig_rax == (unsigned long long)-1) return CRYO_OK; /* annulled by a replay: it returns as it is */
   r.rip -= 2;
   r.rax = r.orig_rax;
+  /* the rest of an interrupted sleep: the sleep itself again (its arguments are still in
+   * the registers), since a copy has no restart block to finish it with */
+  if (r.orig_rax == SYS_restart_syscall && pending) r.rax = t->rec_entry.nr;
   r.orig_rax = (unsigned long long)-1;
   rc = regs_set(tid, &r);
   if (rc != CRYO_OK) return rc;

@@ -42,6 +42,8 @@ struct thread {
   bool interrupt_pending; /* PTRACE_INTERRUPT sent, its stop not seen yet */
   bool reported;          /* its stop was reported: resuming steps over a breakpoint at pc */
   bool rec_pending;       /* a recorded syscall is running: its exit stop will come */
+  bool rec_restart;       /* rec_entry was interrupted with -ERESTART_RESTARTBLOCK: the kernel
+                             finishes it through restart_syscall, which then completes the entry */
   bool at_seccomp;        /* stopped at a seccomp stop, its syscall not yet run */
   struct rec_entry rec_entry;
   bool fresh;             /* created by clone, first stop not seen: debug registers to set */

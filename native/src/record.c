@@ -42,6 +42,7 @@ static const int RECORDED[] = {
     SYS_recvmsg, SYS_getpid, SYS_getppid, SYS_gettid, SYS_time, SYS_gettimeofday, SYS_clock_gettime, SYS_getrandom,
     SYS_nanosleep, SYS_clock_nanosleep, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_wait,
     SYS_epoll_pwait, SYS_sysinfo, SYS_getrusage, SYS_times,
+    SYS_restart_syscall, /* the rest of a recorded sleep the kernel interrupted (rec_restart) */
 };
 #define NRECORDED (sizeof RECORDED / sizeof RECORDED[0])
 
@@ -205,10 +206,33 @@ static void begin_entry(struct thread *t, const struct user_regs_struct *r) {
 /* A seccomp stop. Returns the ptrace request to resume with (PTRACE_SYSCALL to see
  * the exit of a recorded syscall, PTRACE_CONT otherwise), or -1 for a divergence
  * that must be reported. */
+/* The interrupted syscall of t whose restart did not come (a signal handler ran: the
+ * program saw EINTR): logged as it ended. */
+static void restart_abandoned(struct cryo_session *s, struct thread *t) {
+  if (!t->rec_restart) return;
+  t->rec_restart = false;
+  struct rec_entry e = t->rec_entry;
+  e.ret = -EINTR;
+  e.out_off = s->rec_blob_len;
+  if (record_outputs(s, t->tid, &e) != CRYO_OK) dbg("record: %s", cryo_last_error());
+  e.out_len = s->rec_blob_len - e.out_off;
+  log_push(s, &e);
+  s->rec_cursor = s->rec_n;
+}
+
 int record_on_seccomp(struct cryo_session *s, struct thread *t) {
   struct user_regs_struct r;
   if (regs_get(t->tid, &r) != CRYO_OK) return PTRACE_CONT;
   if (r.orig_rax == SYS_exit_group) return PTRACE_CONT; /* stopped only to drain the buffer (build_filter) */
+  if (r.orig_rax == SYS_restart_syscall) {
+    /* the rest of a recorded syscall: its exit completes the entry begun before, under the
+     * syscall's own number (a replay annuls that syscall, which then never restarts) */
+    if (!t->rec_restart || s->rec_mode != REC_RECORD) return PTRACE_CONT;
+    t->rec_restart = false;
+    t->rec_pending = true;
+    return PTRACE_SYSCALL;
+  }
+  restart_abandoned(s, t);
   if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
     struct rec_entry *e = &s->rec_log[s->rec_cursor];
     if (e->nr != (uint32_t)r.orig_rax) {
@@ -250,7 +274,9 @@ void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
   struct user_regs_struct r;
   if (regs_get(t->tid, &r) != CRYO_OK) return;
   int64_t ret = (int64_t)r.rax;
-  /* interrupted and about to restart: its seccomp stop will come again */
+  /* interrupted and about to restart: its seccomp stop will come again, or (a sleep's
+   * restart block) restart_syscall's */
+  if (ret == -516) t->rec_restart = true;
   if (ret == -512 || ret == -513 || ret == -514 || ret == -516) return;
   struct rec_entry e = t->rec_entry;
   e.ret = ret;

@@ -62,6 +62,50 @@ describe('record and replay', () => {
     }
   });
 
+  test('a checkpoint taken while the program sleeps: the sleep is recorded, and a replay from the checkpoint sees the same clock', async () => {
+    const prog = buildFixture('napper.c');
+    const s = session();
+    const l = s.launch({ program: prog, stdout: { mode: 'null' } });
+    s.recordStart();
+    const mark = symbolAddress(l.pid, prog, 'mark');
+    const seenAt = symbolAddress(l.pid, prog, 'seen');
+    s.insertBreakpoint(mark);
+    // a first checkpoint at tick(0): the one at the pause is then a delta, built from a copy
+    // of this one (which was not sleeping)
+    const tick = symbolAddress(l.pid, prog, 'tick');
+    s.insertBreakpoint(tick);
+    s.continue();
+    assert.equal((await stop(s, 'tick(0)')).kind, 'stopped');
+    s.removeBreakpoint(tick);
+    s.checkpoint();
+    // paused inside a sleep: rax holds the kernel's -ERESTART_RESTARTBLOCK (tried until so)
+    let inSleep = false;
+    for (let tries = 0; tries < 10 && !inSleep; tries++) {
+      s.continue();
+      await new Promise((r) => setTimeout(r, 130));
+      s.interrupt();
+      const paused = await stop(s, 'the pause');
+      assert.equal(paused.kind, 'stopped');
+      inSleep = BigInt.asIntN(64, s.registers(l.pid).rax) === -516n;
+    }
+    assert.ok(inSleep, 'paused inside a sleep');
+    const cp = s.checkpoint();
+    assert.equal(s.checkpoints().find((c) => c.id === cp)?.kind, s.checkpointMode().incremental ? 'delta' : 'full');
+    const pos = s.recordPosition();
+    s.continue();
+    assert.equal((await stop(s, 'mark')).kind, 'stopped');
+    const seen = s.readMemory(seenAt, 48);
+    const end = s.recordPosition();
+    s.restore(cp);
+    s.replayFrom(pos);
+    s.continue();
+    const again = await stop(s, 'mark, replayed');
+    assert.equal(again.kind, 'stopped');
+    assert.equal((again as { reason: string }).reason, 'breakpoint', `no divergence: ${(again as { reason: string }).reason}`);
+    assert.ok(s.readMemory(seenAt, 48).equals(seen), 'the same clock readings');
+    assert.equal(s.recordPosition(), end);
+  });
+
   test('replay after a restore gives the program the same stdin, random bytes, time (syscall and vDSO), TSC and pid, and prints nothing twice', async () => {
     const prog = buildFixture('inputs.c');
     const s = session();
