@@ -17,6 +17,7 @@
 #include "image.h"
 
 #include <elf.h>
+#include <sched.h>
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -43,6 +44,10 @@ static const int RECORDED[] = {
     SYS_nanosleep, SYS_clock_nanosleep, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_wait,
     SYS_epoll_pwait, SYS_sysinfo, SYS_getrusage, SYS_times,
     SYS_restart_syscall, /* the rest of a recorded sleep the kernel interrupted (rec_restart) */
+    /* processes: a replay makes no child (the fork returns the recorded pid) and waits
+     * for none (the wait returns the recorded status); clone is filtered on its flags
+     * (build_filter), clone3 here (record_on_seccomp): a new thread is not recorded */
+    SYS_fork, SYS_vfork, SYS_clone3, SYS_wait4, SYS_waitid,
 };
 #define NRECORDED (sizeof RECORDED / sizeof RECORDED[0])
 
@@ -163,6 +168,23 @@ static int record_outputs(struct cryo_session *s, pid_t pid, const struct rec_en
     return blob_add(s, pid, a[1], 144);
   case SYS_times:
     return blob_add(s, pid, a[0], 32);
+  case SYS_clone:
+    return a[0] & CLONE_PARENT_SETTID ? blob_add(s, pid, a[2], 4) : CRYO_OK;
+  case SYS_clone3: {
+    uint64_t ca[4] = {0}; /* flags, pidfd, child_tid, parent_tid */
+    if (mem_read_raw(s, pid, a[0], ca, sizeof ca) != (ssize_t)sizeof ca) return CRYO_OK;
+    int rc = ca[0] & CLONE_PARENT_SETTID ? blob_add(s, pid, ca[3], 4) : CRYO_OK;
+    if (rc == CRYO_OK && (ca[0] & CLONE_PIDFD)) rc = blob_add(s, pid, ca[1], 4);
+    return rc;
+  }
+  case SYS_wait4: {
+    int rc = r > 0 && a[1] ? blob_add(s, pid, a[1], 4) : CRYO_OK;
+    return rc == CRYO_OK && a[3] ? blob_add(s, pid, a[3], 144) : rc;
+  }
+  case SYS_waitid: {
+    int rc = a[2] ? blob_add(s, pid, a[2], 128) : CRYO_OK;
+    return rc == CRYO_OK && a[4] ? blob_add(s, pid, a[4], 144) : rc;
+  }
   default:
     return CRYO_OK;
   }
@@ -231,6 +253,11 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t) {
     t->rec_restart = false;
     t->rec_pending = true;
     return PTRACE_SYSCALL;
+  }
+  if (r.orig_rax == SYS_clone3) {
+    uint64_t flags = 0;
+    if (mem_read_raw(s, t->tid, r.rdi, &flags, sizeof flags) == (ssize_t)sizeof flags && (flags & CLONE_THREAD))
+      return PTRACE_CONT; /* a thread: not recorded, in a replay as in the recorded run */
   }
   restart_abandoned(s, t);
   if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
@@ -327,6 +354,12 @@ static size_t build_filter(struct sock_filter *f, uint64_t ip) {
   f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
   f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  /* clone: traced when it makes a process, not a thread */
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   /* with the buffer, exit_group stops too (not recorded): what the program buffered
    * since its last stop goes into the log before its memory is gone */
   size_t nj = NRECORDED + (ip ? 1 : 0);

@@ -41,6 +41,47 @@ describe('record and replay', () => {
     assert.equal(out.text(), bare.stdout);
   });
 
+  test('a replay across forks makes no child: each fork gives the recorded pid, each wait the recorded status, and nothing prints twice', async () => {
+    const prog = buildFixture('forker.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['2'], stdout: { mode: 'pipe' } });
+    const out = collect(l.stdout!);
+    s.recordStart();
+    const addrs = new Map(['before_forks', 'after_forks', 'kids'].map((n) => [n, symbolAddress(l.pid, prog, n)]));
+    const at = (name: string) => addrs.get(name)!; // the same in every copy of the process
+    s.insertBreakpoint(at('before_forks'));
+    s.insertBreakpoint(at('after_forks'));
+    const toBreakpoint = async (what: string) => {
+      for (;;) {
+        s.continue(); // SIGCHLD stops the program: delivered on resume
+        const e = await stop(s, what);
+        if (e.kind === 'stopped' && e.reason === 'signal' && e.signo === 17) continue;
+        return e;
+      }
+    };
+    assert.equal((await toBreakpoint('before_forks')).kind, 'stopped');
+    const cp = s.checkpoint();
+    const pos = s.recordPosition();
+    const e1 = await toBreakpoint('after_forks');
+    assert.equal(e1.kind === 'stopped' && e1.reason, 'breakpoint');
+    const kids = s.readMemory(at('kids'), 64);
+    assert.ok(kids.readInt32LE(0) > 0 && kids.readInt32LE(4) > 0, 'two children were waited for');
+    await new Promise((r) => setTimeout(r, 100));
+    const printed = out.text();
+    assert.match(printed, /child 1 ended: exit 11/);
+    const end = s.recordPosition();
+    const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    s.restore(cp);
+    s.replayFrom(pos);
+    const e2 = await toBreakpoint('after_forks, replayed');
+    assert.equal(e2.kind === 'stopped' && e2.reason, 'breakpoint', 'no divergence');
+    assert.ok(s.readMemory(at('kids'), 64).equals(kids), 'the recorded pids and statuses');
+    assert.equal(s.recordPosition(), end);
+    assert.equal(children(s.pid), '', 'no child was made');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(out.text(), printed, 'nothing printed twice');
+  });
+
   test('a child the recorded program leaves behind runs on while the session lasts, and ends with it', async () => {
     const prog = buildFixture('forker.c');
     const s = new Session();
