@@ -166,7 +166,6 @@ struct cryo_image {
   uint32_t nfiles;
   struct img_sigaction *sigs;
   uint32_t nsigs;
-  bool pages_cached;           /* restore: its page data was in the page cache at the start */
   uint64_t data_off, data_len; /* the PAGES section */
   /* field bundles: checkpoints embedded in the file, and the record log from the first */
   struct img_history *history;

@@ -503,27 +503,6 @@ static bool has_data(const struct img_mapping *m) {
 
 enum { FILL_READ, FILL_READ_REPROTECT, FILL_POKE };
 
-/* Whether this kernel gives transparent huge pages only where asked (madvise). */
-static bool thp_on_request(void) {
-  char buf[128] = "";
-  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n > 0) buf[n] = 0;
-  return strstr(buf, "[madvise]") != NULL;
-}
-
-/* Anonymous memory read in bulk from an image in the page cache is faulted in 2 MiB
- * at a time (one fault and one clear per 512 pages, which is most of such a restore's
- * time) when the mapping asks for huge pages while it is filled: 512 MiB of data in
- * 150 ms rather than 220 ms here. Afterwards it is set back to no huge pages on fault,
- * which on a kernel in "madvise" mode is what a mapping that never asked gets (smaps
- * shows the "nh" flag). With "always" the kernel does this by itself; with "never" it
- * cannot. Not when the data comes from the disk: reading into huge pages was slower
- * there (250 ms became 500-1400 ms on this machine's disk). */
-#define HUGE_FILL_MIN (2ull << 20)
-
 static int map_all(struct builder *b) {
   struct cryo_image *img = b->img;
   int64_t r;
@@ -540,13 +519,6 @@ static int map_all(struct builder *b) {
   }
   fill->b = b;
   fill->fd = b->img_fd;
-  uint8_t *huge = calloc(img->nmaps ? img->nmaps : 1, 1);
-  bool thp = img->pages_cached && thp_on_request();
-  if (!huge) {
-    free(fill);
-    free(how);
-    return cryo_fail(CRYO_EFAIL, "out of memory");
-  }
   /* every mapping first (those to be filled writable), then the contents, then the
    * protections: one read can fill runs of many mappings */
   for (uint32_t i = 0; i < img->nmaps; i++) {
@@ -601,10 +573,6 @@ static int map_all(struct builder *b) {
                      (unsigned long long)m->start, (unsigned long long)r);
       goto out;
     }
-    if (thp && how[i] == FILL_READ && !shared && !from_file && m->pages[PK_DATA] * IMG_PAGE >= HUGE_FILL_MIN) {
-      /* refused (e.g. THP compiled out): filled page by page as before */
-      if (sys(b, SYS_madvise, m->start, len, MADV_HUGEPAGE, 0, 0, 0, &r) == CRYO_OK && r == 0) huge[i] = 1;
-    }
   }
   if (cur_fd >= 0) sys(b, SYS_close, (uint64_t)cur_fd, 0, 0, 0, 0, 0, &r);
   /* contents: data pages read from the image, zeros written over file pages; fresh
@@ -632,12 +600,6 @@ static int map_all(struct builder *b) {
   }
   if (fill->n && (rc = fill_flush(fill))) goto out;
   for (uint32_t i = 0; i < img->nmaps; i++) {
-    if (!huge[i]) continue;
-    struct img_mapping *m = &img->maps[i];
-    if ((rc = sys_ok(b, "madvise(MADV_NOHUGEPAGE)", SYS_madvise, m->start, m->end - m->start, MADV_NOHUGEPAGE, 0, 0, 0, &r)))
-      goto out;
-  }
-  for (uint32_t i = 0; i < img->nmaps; i++) {
     struct img_mapping *m = &img->maps[i];
     if (how[i] != FILL_READ_REPROTECT) continue;
     char what[128];
@@ -651,7 +613,6 @@ out:
   b->img_fd = -1;
   free(fill);
   free(how);
-  free(huge);
   return rc;
 }
 
@@ -883,23 +844,7 @@ static void *pages_check_run(void *arg) {
   return NULL;
 }
 
-/* Whether (nearly) all of the image's page data is in the page cache: mincore on the
- * restorer's mapping of it, before the checksum starts reading. */
-static bool pages_cached(struct cryo_image *img) {
-  if (!img->data_len) return false;
-  uintptr_t a = (uintptr_t)(img->map + img->data_off) & ~(uintptr_t)(IMG_PAGE - 1);
-  size_t len = (size_t)((uintptr_t)(img->map + img->data_off + img->data_len) - a);
-  size_t pages = (len + IMG_PAGE - 1) / IMG_PAGE, in = 0;
-  unsigned char *v = malloc(pages);
-  if (!v) return false;
-  if (mincore((void *)a, len, v) == 0)
-    for (size_t i = 0; i < pages; i++) in += v[i] & 1;
-  free(v);
-  return in * 10 >= pages * 9;
-}
-
 static void pages_check_start(struct pages_check *pc, struct cryo_image *img) {
-  img->pages_cached = pages_cached(img);
   memset(pc, 0, sizeof *pc);
   pc->img = img;
   pc->ok = true;

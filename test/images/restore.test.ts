@@ -184,107 +184,90 @@ describe('dump and restore', () => {
     const d = cryo(['dump', String(p.pid), '-o', img, '--kill']);
     assert.equal(d.status, 0, d.stderr);
     await exited(p);
-    // twice: from the disk (the dump writes O_DIRECT), then with the image in the page
-    // cache, where anonymous memory is filled through huge pages (one fault per 2 MiB)
-    const thpMadvise = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[madvise]');
-    for (const cached of [false, true]) {
-      if (cached) readFileSync(img);
-      // its stdout (a pipe at dump time) becomes cryo's: a file here, so nothing waits on it
-      const outFd = openSync(join(dir, 'restore.out'), 'w+');
-      const errFd = openSync(join(dir, 'restore.err'), 'w+');
-      const r = spawnSync(cryoBin, ['restore', img], { encoding: 'utf8', stdio: ['ignore', outFd, errFd], timeout: 30_000 });
-      closeSync(errFd);
-      closeSync(outFd);
-      assert.equal(r.status, 0, readFileSync(join(dir, 'restore.err'), 'utf8'));
-      const pid = Number(readFileSync(join(dir, 'restore.out'), 'utf8').split('\n')[0]);
-      assert.ok(pid > 0 && isAlive(pid), `restored pid ${r.stdout}`);
+    // its stdout (a pipe at dump time) becomes cryo's: a file here, so nothing waits on it
+    const outFd = openSync(join(dir, 'restore.out'), 'w+');
+    const errFd = openSync(join(dir, 'restore.err'), 'w+');
+    const r = spawnSync(cryoBin, ['restore', img], { encoding: 'utf8', stdio: ['ignore', outFd, errFd], timeout: 30_000 });
+    closeSync(errFd);
+    closeSync(outFd);
+    assert.equal(r.status, 0, readFileSync(join(dir, 'restore.err'), 'utf8'));
+    const pid = Number(readFileSync(join(dir, 'restore.out'), 'utf8').split('\n')[0]);
+    assert.ok(pid > 0 && isAlive(pid), `restored pid ${r.stdout}`);
+    try {
+      const j = inspectJson(img);
+      const imgFd = openSync(img, 'r');
+      const mem = openSync(`/proc/${pid}/mem`, 'r');
+      let compared = 0;
       try {
-        const j = inspectJson(img);
-        const imgFd = openSync(img, 'r');
-        const mem = openSync(`/proc/${pid}/mem`, 'r');
-        let compared = 0;
-        try {
-          for (const m of j.mappings) {
-            if (m.kind === 'vdso' || m.kind.startsWith('vvar') || m.kind === 'vsyscall') continue;
-            let addr = BigInt(m.start);
-            for (const [kind, npages, off] of m.runs) {
-              const len = npages * 4096;
-              if (kind === 'data' || kind === 'zero' || kind === 'file') {
-                const want = Buffer.alloc(len);
-                if (kind === 'data') readSync(imgFd, want, 0, len, off);
-                if (kind === 'file') {
-                  const ff = openSync(m.path, 'r');
-                  readSync(ff, want, 0, len, Number(BigInt(m.offset) + addr - BigInt(m.start)));
-                  closeSync(ff);
-                }
-                const got = Buffer.alloc(len);
-                const n = readSync(mem, got, 0, len, addr);
-                // the kernel owns the rseq area's cpu fields: they say where the new process runs
-                const rs = j.threads[0].rseq;
-                if (rs) {
-                  const ra = BigInt(rs.address);
-                  if (ra >= addr && ra < addr + BigInt(len)) {
-                    const o = Number(ra - addr);
-                    got.fill(0, o, o + rs.size);
-                    want.fill(0, o, o + rs.size);
-                  }
-                }
-                assert.equal(n, len, `read ${len} bytes at 0x${addr.toString(16)}`);
-                if (!got.equals(want)) {
-                  let i = 0;
-                  while (got[i] === want[i]) i++;
-                  assert.fail(`memory differs at 0x${(addr + BigInt(i)).toString(16)} in ${m.path || m.kind} (${m.perms})`);
-                }
-                compared += len;
-              }
-              addr += BigInt(len);
-            }
-          }
-        } finally {
-          closeSync(mem);
-          closeSync(imgFd);
-        }
-        assert.ok(compared > 4 << 20, `compared ${compared} bytes`);
-        const kinds = new Set(j.mappings.flatMap((m) => m.runs.map((r) => `${m.kind}:${r[0]}`)));
-        for (const k of ['anon:data', 'anon:zero', 'file:file', 'file:data', 'heap:data']) assert.ok(kinds.has(k), `the image has ${k} pages`);
-        assert.ok(j.mappings.some((m) => m.perms === 'rw-s' && m.content_stored && m.pages.data === 2), 'shared anonymous memory is stored');
-        // restored by a read in the new process, which honours protection: mapped writable first
-        assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r--p' && m.pages.data === 1), 'read-only anonymous data');
-        assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === '---p' && m.pages.data === 1 && m.pages.absent === 1), 'PROT_NONE anonymous data');
-        assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r-xp' && m.pages.data === 1), 'code written at run time');
-        assert.ok(j.mappings.some((m) => m.path === prog && m.perms === 'rw-p' && m.pages.file === 1 && m.pages.data === 1), 'private file mapping: one clean page, one copied');
-        // the layout: every recorded mapping is where it was, with its protection (the
-        // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
-        const live = readFileSync(`/proc/${pid}/maps`, 'utf8')
-          .split('\n')
-          .filter((l) => l)
-          .map((l) => {
-            const [range, perms] = l.split(/\s+/);
-            const [a, b] = range.split('-').map((x) => BigInt('0x' + x));
-            return { a, b, perms };
-          });
         for (const m of j.mappings) {
-          const a = BigInt(m.start);
-          const b = BigInt(m.end);
-          const cover = live.find((l) => l.a <= a && b <= l.b);
-          assert.ok(cover, `mapping ${m.start}-${m.end} (${m.path || m.kind}) is there`);
-          assert.equal(cover.perms, m.perms, `protection of ${m.start} (${m.path || m.kind})`);
-        }
-        if (cached && thpMadvise) {
-          // the 4 MiB mapping came in huge pages, and asks for none from now on, as a
-          // mapping that never asked (VmFlags nh, not hg)
-          const big = j.mappings.filter((m) => m.kind === 'anon').sort((x, y) => y.pages.data - x.pages.data)[0];
-          const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
-          const entry = smaps.find((e) => e.startsWith(`${BigInt(big.start).toString(16)}-`));
-          assert.ok(entry, `smaps has the mapping at ${big.start}`);
-          assert.match(entry, /AnonHugePages:\s+[1-9]\d* kB/, entry);
-          const flags = /VmFlags:(.*)/.exec(entry)![1].split(' ');
-          assert.ok(flags.includes('nh') && !flags.includes('hg'), `VmFlags:${flags.join(' ')}`);
+          if (m.kind === 'vdso' || m.kind.startsWith('vvar') || m.kind === 'vsyscall') continue;
+          let addr = BigInt(m.start);
+          for (const [kind, npages, off] of m.runs) {
+            const len = npages * 4096;
+            if (kind === 'data' || kind === 'zero' || kind === 'file') {
+              const want = Buffer.alloc(len);
+              if (kind === 'data') readSync(imgFd, want, 0, len, off);
+              if (kind === 'file') {
+                const ff = openSync(m.path, 'r');
+                readSync(ff, want, 0, len, Number(BigInt(m.offset) + addr - BigInt(m.start)));
+                closeSync(ff);
+              }
+              const got = Buffer.alloc(len);
+              const n = readSync(mem, got, 0, len, addr);
+              // the kernel owns the rseq area's cpu fields: they say where the new process runs
+              const rs = j.threads[0].rseq;
+              if (rs) {
+                const ra = BigInt(rs.address);
+                if (ra >= addr && ra < addr + BigInt(len)) {
+                  const o = Number(ra - addr);
+                  got.fill(0, o, o + rs.size);
+                  want.fill(0, o, o + rs.size);
+                }
+              }
+              assert.equal(n, len, `read ${len} bytes at 0x${addr.toString(16)}`);
+              if (!got.equals(want)) {
+                let i = 0;
+                while (got[i] === want[i]) i++;
+                assert.fail(`memory differs at 0x${(addr + BigInt(i)).toString(16)} in ${m.path || m.kind} (${m.perms})`);
+              }
+              compared += len;
+            }
+            addr += BigInt(len);
+          }
         }
       } finally {
-        process.kill(pid, 'SIGKILL');
-        await waitGone(pid);
+        closeSync(mem);
+        closeSync(imgFd);
       }
+      assert.ok(compared > 4 << 20, `compared ${compared} bytes`);
+      const kinds = new Set(j.mappings.flatMap((m) => m.runs.map((r) => `${m.kind}:${r[0]}`)));
+      for (const k of ['anon:data', 'anon:zero', 'file:file', 'file:data', 'heap:data']) assert.ok(kinds.has(k), `the image has ${k} pages`);
+      assert.ok(j.mappings.some((m) => m.perms === 'rw-s' && m.content_stored && m.pages.data === 2), 'shared anonymous memory is stored');
+      // restored by a read in the new process, which honours protection: mapped writable first
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r--p' && m.pages.data === 1), 'read-only anonymous data');
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === '---p' && m.pages.data === 1 && m.pages.absent === 1), 'PROT_NONE anonymous data');
+      assert.ok(j.mappings.some((m) => m.kind === 'anon' && m.perms === 'r-xp' && m.pages.data === 1), 'code written at run time');
+      assert.ok(j.mappings.some((m) => m.path === prog && m.perms === 'rw-p' && m.pages.file === 1 && m.pages.data === 1), 'private file mapping: one clean page, one copied');
+      // the layout: every recorded mapping is where it was, with its protection (the
+      // kernel may merge neighbours that now look alike, e.g. RELRO after .rodata)
+      const live = readFileSync(`/proc/${pid}/maps`, 'utf8')
+        .split('\n')
+        .filter((l) => l)
+        .map((l) => {
+          const [range, perms] = l.split(/\s+/);
+          const [a, b] = range.split('-').map((x) => BigInt('0x' + x));
+          return { a, b, perms };
+        });
+      for (const m of j.mappings) {
+        const a = BigInt(m.start);
+        const b = BigInt(m.end);
+        const cover = live.find((l) => l.a <= a && b <= l.b);
+        assert.ok(cover, `mapping ${m.start}-${m.end} (${m.path || m.kind}) is there`);
+        assert.equal(cover.perms, m.perms, `protection of ${m.start} (${m.path || m.kind})`);
+      }
+    } finally {
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid);
     }
   });
 
