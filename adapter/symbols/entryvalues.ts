@@ -78,9 +78,15 @@ export function entryOf(fn: Die): bigint | undefined {
   return (fn.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? fn.ranges()[0]?.[0];
 }
 
+/** A frame's position in its stack (frames may be copies: then by their index). */
+function indexIn(stack: Frame[], frame: Frame): number {
+  const i = stack.indexOf(frame);
+  return i >= 0 ? i : stack[frame.index]?.pc === frame.pc ? frame.index : -1;
+}
+
 /** The physical frame of a frame: itself, or the function an inlined frame is part of. */
 function physicalFrame(frame: Frame, stack: Frame[]): Frame {
-  let i = stack.indexOf(frame);
+  let i = indexIn(stack, frame);
   if (i < 0) return frame;
   while (stack[i].inlined && !stack[i].tailCall && i + 1 < stack.length) i++;
   return stack[i];
@@ -110,7 +116,8 @@ function siteTargets(p: Program, site: Die, m: Module, callerFrame: Frame | unde
     if (t.flag(DW.AT_declaration) && !t.has(DW.AT_specification)) {
       const name = t.str(DW.AT_linkage_name) ?? t.str(DW.AT_MIPS_linkage_name) ?? t.name;
       for (const mod of name ? p.modules : []) {
-        const a = mod.elfSymbols(name!, true);
+        // undefined symbols (value 0) are not where the function is
+        const a = mod.elfSymbols(name!, true).filter((x) => x !== mod.bias);
         if (a.length) return [a[0]];
       }
       throw new NoEntryValue(`Cannot find function "${name}" for a call site target`);
@@ -122,16 +129,37 @@ function siteTargets(p: Program, site: Die, m: Module, callerFrame: Frame | unde
   throw new NoEntryValue('DW_AT_call_target is not specified at DW_TAG_call_site');
 }
 
+// verdicts of verifyNoSelfTailCall (a bt asks for every parameter of every frame); keyed by
+// the module list's length too, since a library loaded later may resolve a target
+const tailCallVerdicts = new WeakMap<Program, Map<string, string | null>>();
+
 /** gdb trusts no entry value of a function that may tail-call itself (directly or in a chain). */
 function verifyNoSelfTailCall(p: Program, m: Module, fnEntry: bigint): void {
+  let cache = tailCallVerdicts.get(p);
+  if (!cache) tailCallVerdicts.set(p, cache = new Map());
+  const key = `${m.path}:${fnEntry}:${p.modules.length}`;
+  let verdict = cache.get(key);
+  if (verdict === undefined) {
+    try { searchSelfTailCall(p, m, fnEntry); verdict = null; } catch (e) {
+      if (!(e instanceof NoEntryValue)) throw e;
+      verdict = e.message;
+    }
+    cache.set(key, verdict);
+  }
+  if (verdict !== null) throw new NoEntryValue(verdict);
+}
+
+function searchSelfTailCall(p: Program, m: Module, fnEntry: bigint): void {
   const todo = [fnEntry];
   const seen = new Set<bigint>([fnEntry]);
   while (todo.length) {
     const addr = todo.pop()!;
-    const fn = m.functionAt(addr);
-    if (!fn || (entryOf(fn) ?? -1n) + m.bias !== addr) throw new NoEntryValue(`DW_TAG_call_site resolving failed to find function name for address 0x${addr.toString(16)}`);
+    // a tail call may leave the module (a library function found by its name)
+    const mod = p.moduleFor(addr) ?? m;
+    const fn = mod.functionAt(addr);
+    if (!fn || (entryOf(fn) ?? -1n) + mod.bias !== addr) throw new NoEntryValue(`DW_TAG_call_site resolving failed to find function name for address 0x${addr.toString(16)}`);
     for (const site of callSites(fn, true)) {
-      for (const t of siteTargets(p, site, m, undefined)) {
+      for (const t of siteTargets(p, site, mod, undefined)) {
         if (t === fnEntry) throw new NoEntryValue(`DW_OP_entry_value resolving has found function "${fn.name}" at 0x${fnEntry.toString(16)} can call itself via tail calls`);
         if (!seen.has(t)) { seen.add(t); todo.push(t); }
       }
@@ -147,7 +175,8 @@ function entryParameter(p: Program, frame: Frame, stack: Frame[], slot: Slot): {
   const phys = physicalFrame(frame, stack);
   const fnEntry = frameFunc(phys);
   // gdb does not unwind past main: main has no caller
-  const caller = phys.function === 'main' && !phys.tailCall ? undefined : stack[stack.indexOf(phys) + 1];
+  const at = indexIn(stack, phys);
+  const caller = at < 0 || (phys.function === 'main' && !phys.tailCall) ? undefined : stack[at + 1];
   if (!caller || fnEntry === undefined) throw new NoEntryValue('DW_OP_entry_value resolving requires caller of the function');
   const cm = caller.module;
   const site = cm && caller.physDie && !caller.signalFrame ? callSiteAt(caller.physDie, caller.pc - cm.bias) : undefined;
@@ -158,7 +187,8 @@ function entryParameter(p: Program, frame: Frame, stack: Frame[], slot: Slot): {
     const loc = param.attr(DW.AT_location);
     if (!loc || !Buffer.isBuffer(loc.v)) continue;
     if ('reg' in slot ? singleReg(loc.v) === slot.reg : spOffset(loc.v) === slot.fbOffset) {
-      const evalFrame = stack[stack.indexOf(frame) + 1] ?? caller;
+      const fi = indexIn(stack, frame);
+      const evalFrame = (fi >= 0 ? stack[fi + 1] : undefined) ?? caller;
       return { param, evalFrame };
     }
   }
