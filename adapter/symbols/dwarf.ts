@@ -586,6 +586,16 @@ export class CompUnit {
     return out.filter(([s, e]) => e > s);
   }
 
+  /**
+   * The expression of a location list at a link-time pc, as gdb picks it: the first entry
+   * covering pc, or an empty one at pc when pc is its function's entry (`fnEntry`), where GCC
+   * puts the location a breakpoint on the function sees first (location views).
+   */
+  locAt(a: Attr, pc: bigint, fnEntry?: bigint): Buffer | undefined {
+    for (const e of this.locList(a)) if ((pc >= e.lo && pc < e.hi) || (e.lo === e.hi && pc === e.lo && pc === fnEntry)) return e.expr;
+    return undefined;
+  }
+
   /** Location list entries: [lo, hi) -> expression; `null` on a DIE with an exprloc. */
   locList(a: Attr): { lo: bigint; hi: bigint; expr: Buffer }[] {
     const out: { lo: bigint; hi: bigint; expr: Buffer }[] = [];

@@ -21,24 +21,104 @@ export interface ExprContext {
   tls?(offset: bigint): bigint;
   /** load bias to add to DW_OP_addr */
   bias?: bigint;
+  /** the base type at a unit-relative DIE offset (DW_OP_convert, DW_OP_regval_type ...) */
+  baseType?(unitOffset: number): BaseType | undefined;
+}
+
+/** A typed DWARF stack entry's type (DW_ATE_* encoding, bytes); untyped entries are generic. */
+export interface BaseType { enc: number; size: number }
+
+const ATE_float = 4, ATE_signed = 5, ATE_signed_char = 6;
+
+function isFloat(t: BaseType | undefined): boolean { return !!t && t.enc === ATE_float; }
+
+function toNumber(v: bigint, t: BaseType): number {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, v));
+  if (t.size === 4) return b.readFloatLE(0);
+  if (t.size === 8) return b.readDoubleLE(0);
+  throw new ExprError(`unsupported ${t.size}-byte floating-point type on the DWARF stack`);
+}
+
+function fromNumber(x: number, t: BaseType): bigint {
+  const b = Buffer.alloc(8);
+  if (t.size === 4) b.writeFloatLE(x, 0);
+  else if (t.size === 8) b.writeDoubleLE(x, 0);
+  else throw new ExprError(`unsupported ${t.size}-byte floating-point type on the DWARF stack`);
+  return b.readBigUInt64LE(0);
+}
+
+/** An integer entry's value (generic entries are signed 64-bit, as gdb's address type). */
+function intOf(v: bigint, t: BaseType | undefined): bigint {
+  if (!t) return BigInt.asIntN(64, v);
+  const bits = t.size * 8;
+  return t.enc === ATE_signed || t.enc === ATE_signed_char ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v);
+}
+
+/** DW_OP_convert: the numeric value in another type (gdb's value_cast). */
+function convert(v: bigint, from: BaseType | undefined, to: BaseType | undefined): bigint {
+  if (to && isFloat(to)) return fromNumber(from && isFloat(from) ? toNumber(v, from) : Number(intOf(v, from)), to);
+  const n = from && isFloat(from) ? BigInt(Math.trunc(toNumber(v, from))) : intOf(v, from);
+  return to ? BigInt.asUintN(to.size * 8, n) : u64(n);
 }
 
 export class ExprError extends Error {}
 
 export function evalExpr(expr: Buffer, ctx: ExprContext, initial: bigint[] = []): Loc {
   const st: bigint[] = [...initial];
+  // types of typed entries (DWARF 5 typed stack), parallel to st; undefined: generic
+  const ty: (BaseType | undefined)[] = initial.map(() => undefined);
   const c = new Cursor(expr);
   const pieces: { loc: Loc; bits: number }[] = [];
   let cur: Loc | null = null; // register / implicit location set by the last op
   const pop = (): bigint => {
     const v = st.pop();
+    ty.pop();
     if (v === undefined) throw new ExprError('DWARF expression stack underflow');
     return v;
   };
-  const push = (v: bigint) => st.push(u64(v));
+  const push = (v: bigint) => { st.push(u64(v)); ty.push(undefined); };
+  const pushTyped = (v: bigint, t: BaseType | undefined) => { st.push(t ? BigInt.asUintN(t.size * 8, v) : u64(v)); ty.push(t); };
+  const typeAt = (off: number): BaseType | undefined => {
+    if (off === 0) return undefined;
+    const t = ctx.baseType?.(off);
+    if (!t) throw new ExprError(`DWARF expression: no base type at unit offset 0x${off.toString(16)}`);
+    return t;
+  };
+  const bits = (b: Buffer, n: number): bigint => { let v = 0n; for (let i = Math.min(n, 8) - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]); return v; };
   const bias = ctx.bias ?? 0n;
+  function typedOp(op: number): boolean {
+    const unary = op === 0x1f || op === 0x19;
+    const binary = [0x1b, 0x1c, 0x1e, 0x22, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e].includes(op);
+    if (!unary && !binary) return false;
+    const tb = ty[ty.length - 1], b = pop();
+    if (unary) {
+      if (tb && isFloat(tb)) { const x = toNumber(b, tb); pushTyped(fromNumber(op === 0x1f ? -x : Math.abs(x), tb), tb); }
+      else { const x = intOf(b, tb); pushTyped(op === 0x1f ? -x : x < 0n ? -x : x, tb); }
+      return true;
+    }
+    const ta = ty[ty.length - 1], a = pop();
+    const t = ta ?? tb;
+    if (op >= 0x29) { // comparisons give a generic boolean
+      const [x, y] = t && isFloat(t) ? [toNumber(a, t), toNumber(b, t)] : [intOf(a, t), intOf(b, t)];
+      const r = op === 0x29 ? x === y : op === 0x2a ? x >= y : op === 0x2b ? x > y : op === 0x2c ? x <= y : op === 0x2d ? x < y : x !== y;
+      push(r ? 1n : 0n);
+      return true;
+    }
+    if (t && isFloat(t)) {
+      const x = toNumber(a, t), y = toNumber(b, t);
+      pushTyped(fromNumber(op === 0x22 ? x + y : op === 0x1c ? x - y : op === 0x1e ? x * y : x / y, t), t);
+      return true;
+    }
+    const x = intOf(a, t), y = intOf(b, t);
+    if (op === 0x1b && y === 0n) throw new ExprError('division by zero in DWARF expression');
+    pushTyped(op === 0x22 ? x + y : op === 0x1c ? x - y : op === 0x1e ? x * y : x / y, t);
+    return true;
+  }
   while (c.pos < c.end) {
     const op = c.u8();
+    // arithmetic on typed entries follows their type (floating-point, narrow integers)
+    if (st.length && (ty[ty.length - 1] || (st.length > 1 && ty[ty.length - 2])) && typedOp(op)) continue;
     if (op >= 0x30 && op <= 0x4f) { push(BigInt(op - 0x30)); continue; } // lit0..31
     if (op >= 0x50 && op <= 0x6f) { cur = { kind: 'register', reg: op - 0x50 }; continue; } // reg0..31
     if (op >= 0x70 && op <= 0x8f) { push(ctx.reg(op - 0x70) + c.slebBig()); continue; } // breg0..31
@@ -55,12 +135,12 @@ export function evalExpr(expr: Buffer, ctx: ExprContext, initial: bigint[] = [])
       case 0x0f: push(c.i64()); break;
       case 0x10: push(c.ulebBig()); break;
       case 0x11: push(c.slebBig()); break;
-      case 0x12: push(st[st.length - 1]); break; // dup
+      case 0x12: pushTyped(st[st.length - 1], ty[ty.length - 1]); break; // dup
       case 0x13: pop(); break; // drop
-      case 0x14: push(st[st.length - 2]); break; // over
-      case 0x15: { const i = c.u8(); push(st[st.length - 1 - i]); break; } // pick
-      case 0x16: { const a = pop(), b = pop(); push(a); push(b); break; } // swap
-      case 0x17: { const a = pop(), b = pop(), d = pop(); push(a); push(d); push(b); break; } // rot
+      case 0x14: pushTyped(st[st.length - 2], ty[ty.length - 2]); break; // over
+      case 0x15: { const i = c.u8(); pushTyped(st[st.length - 1 - i], ty[ty.length - 1 - i]); break; } // pick
+      case 0x16: { const ta = ty[ty.length - 1], a = pop(), tb = ty[ty.length - 1], b = pop(); pushTyped(a, ta); pushTyped(b, tb); break; } // swap
+      case 0x17: { const ta = ty[ty.length - 1], a = pop(), tb = ty[ty.length - 1], b = pop(), td = ty[ty.length - 1], d = pop(); pushTyped(a, ta); pushTyped(d, td); pushTyped(b, tb); break; } // rot
       case 0x19: { const a = s64(pop()); push(a < 0n ? -a : a); break; } // abs
       case 0x1a: { const b = pop(), a = pop(); push(a & b); break; }
       case 0x1b: { const b = s64(pop()), a = s64(pop()); if (b === 0n) throw new ExprError('division by zero in DWARF expression'); push(a / b); break; }
@@ -110,7 +190,10 @@ export function evalExpr(expr: Buffer, ctx: ExprContext, initial: bigint[] = [])
       case 0xa3: case 0xf3: { // entry_value
         const n = c.uleb(); const sub = c.bytes(n);
         if (!ctx.entryValue) throw new ExprError('entry value unavailable');
-        push(ctx.entryValue(sub));
+        // DW_OP_entry_value(DW_OP_regval_type R T): the entry value has type T
+        let t: BaseType | undefined;
+        if (sub[0] === 0xa5 || sub[0] === 0xf5) { const sc = new Cursor(sub, 1); sc.uleb(); t = typeAt(sc.uleb()); }
+        pushTyped(ctx.entryValue(sub), t);
         break;
       }
       case 0xa1: case 0xfb: { // addrx / GNU_addr_index
@@ -120,11 +203,11 @@ export function evalExpr(expr: Buffer, ctx: ExprContext, initial: bigint[] = [])
       case 0xe0: case 0x9b: { // GNU_push_tls_address / form_tls_address
         const off = pop(); if (!ctx.tls) throw new ExprError('thread-local storage unavailable'); push(ctx.tls(off)); break;
       }
-      case 0xa8: case 0xf7: { c.uleb(); c.uleb(); break; } // convert: keep value (approximation)
-      case 0xa9: case 0xf9: { c.uleb(); break; } // reinterpret
-      case 0xa4: case 0xf4: { const n = c.u8(); c.uleb(); const b = c.bytes(n); let v = 0n; for (let i = Math.min(n, 8) - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]); push(v); break; } // const_type
-      case 0xa5: case 0xf5: { const r = c.uleb(); c.uleb(); push(ctx.reg(r)); break; } // regval_type
-      case 0xa6: case 0xf6: { const n = c.u8(); c.uleb(); const a = pop(); const b = ctx.mem(a, n); let v = 0n; for (let i = Math.min(n, 8) - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]); push(v); break; }
+      case 0xa8: case 0xf7: { const to = typeAt(c.uleb()); const from = ty[ty.length - 1]; pushTyped(convert(pop(), from, to), to); break; } // convert
+      case 0xa9: case 0xf9: { const to = typeAt(c.uleb()); pushTyped(pop(), to); break; } // reinterpret
+      case 0xa4: case 0xf4: { const t = typeAt(c.uleb()); const n = c.u8(); pushTyped(bits(c.bytes(n), n), t); break; } // const_type
+      case 0xa5: case 0xf5: { const r = c.uleb(); const t = typeAt(c.uleb()); pushTyped(ctx.reg(r), t); break; } // regval_type
+      case 0xa6: case 0xf6: { const n = c.u8(); const t = typeAt(c.uleb()); const a = pop(); pushTyped(bits(ctx.mem(a, n), n), t); break; } // deref_type
       default:
         throw new ExprError(`unsupported DWARF operation 0x${op.toString(16)}`);
     }

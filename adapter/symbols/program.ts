@@ -10,6 +10,8 @@ import { fileMatches, inRanges, Module, qualifiedName, SourceLocation } from './
 import { AT_BASE, AT_ENTRY, AT_PHDR, AT_SYSINFO_EHDR, Reg, Registers, Target } from './target';
 import { Member, setDeclarationResolver, strip, Type, typeOf } from './types';
 import { Evaluator } from './expr';
+import { callSiteAt, callSites, returnPc, targetDie, targetExpr } from './callsites';
+import { entryOf, entryOpValue, NoEntryValue, paramEntryValue } from './entryvalues';
 import { formatValue, OptimizedOut, setStaticMemberResolver, summaryForFrameArgs, Value, ValueContext } from './values';
 
 export interface Frame {
@@ -462,24 +464,9 @@ export class Program {
   // ---- tail calls (as gdb's tailcall frames): a caller's call site whose target is not the
   // callee but reaches it through a unique chain of DW_AT_call_tail_call sites
 
-  private callSiteAt(fn: Die, retAddr: bigint): Die | undefined {
-    let site: Die | undefined;
-    const walk = (d: Die) => {
-      for (const ch of d.children) {
-        if (site) return;
-        if (ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) {
-          const rp = ch.attr(DW.AT_call_return_pc) ?? ch.attr(DW.AT_low_pc);
-          if (rp && rp.v === retAddr) { site = ch; return; }
-        } else if (ch.children.length) walk(ch);
-      }
-    };
-    walk(fn);
-    return site;
-  }
-
   /** Link-time entry address of a call site's target, when it is known statically. */
   private siteTarget(m: Module, site: Die, callerFrame?: Frame): { addr: bigint; fn?: Die } | undefined {
-    const o = site.ref(DW.AT_call_origin) ?? site.ref(DW.AT_abstract_origin);
+    const o = targetDie(site);
     if (o) {
       let def: Die | undefined = o;
       if (!o.ranges().length) {
@@ -492,7 +479,7 @@ export class Program {
       const lo = (def.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? def.ranges()[0]?.[0];
       return lo === undefined ? undefined : { addr: lo, fn: def };
     }
-    const t = site.attr(0x83) ?? site.attr(0x2113); // DW_AT_call_target, DW_AT_GNU_call_site_target
+    const t = targetExpr(site);
     if (t && callerFrame) {
       try {
         const l = this.locationOf({ ...t, at: DW.AT_location }, site.cu, callerFrame);
@@ -515,7 +502,7 @@ export class Program {
       const m = caller.module;
       if (!m || m !== callee.module || !caller.physDie || !callee.physDie) continue;
       try {
-        const site = this.callSiteAt(caller.physDie, caller.pc - m.bias);
+        const site = callSiteAt(caller.physDie, caller.pc - m.bias);
         if (!site) continue;
         const calleeLo = (callee.physDie.attr(DW.AT_low_pc)?.v as bigint | undefined) ?? callee.physDie.ranges()[0]?.[0];
         const target = this.siteTarget(m, site, caller);
@@ -524,10 +511,7 @@ export class Program {
         const chains: { fn: Die; site: Die }[][] = [];
         const dfs = (fn: Die, path: { fn: Die; site: Die }[], depth: number) => {
           if (depth > 6 || chains.length > 1) return;
-          const sites: Die[] = [];
-          const walk = (d: Die) => { for (const ch of d.children) { if ((ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) && (ch.flag(0x82) || ch.flag(0x2115))) sites.push(ch); else if (ch.children.length && ch.tag !== DW.TAG_subprogram) walk(ch); } };
-          walk(fn);
-          for (const st of sites) {
+          for (const st of callSites(fn, true)) {
             const t = this.siteTarget(m, st);
             if (!t) continue;
             const p = [...path, { fn, site: st }];
@@ -539,7 +523,7 @@ export class Program {
         if (chains.length !== 1) continue;
         // innermost first: the function that tail-called the callee comes right above it
         for (const link of [...chains[0]].reverse()) {
-          const rp = (link.site.attr(DW.AT_call_return_pc) ?? link.site.attr(DW.AT_low_pc))!.v as bigint;
+          const rp = returnPc(link.site)!;
           const pc = rp + m.bias;
           // gdb names a tail-call frame by the innermost (inlined) function at its pc
           const chain = m.scopeChain(pc - 1n);
@@ -694,8 +678,8 @@ export class Program {
     if (a.cls === VClass.Block) expr = a.v as Buffer;
     else if (a.cls === VClass.SecOffset || a.cls === VClass.LocListX) {
       if (!frame) return { kind: 'optimized' };
-      const pc = frame.lookupPc - bias;
-      for (const e of die.cu.locList(a)) if (pc >= e.lo && pc < e.hi) { expr = e.expr; break; }
+      const fn = frame.physDie;
+      expr = die.cu.locAt(a, frame.lookupPc - bias, fn && entryOf(fn));
     }
     if (!expr || !expr.length) return { kind: 'optimized' };
     const ctx: ExprContext = {
@@ -705,7 +689,11 @@ export class Program {
       addrx: (i) => die.cu.addrx(i),
       frameBase: () => this.frameBase(frame!),
       cfa: () => { if (frame?.cfa === undefined) throw new OptimizedOut(); return frame.cfa; },
-      entryValue: (sub) => this.entryValue(frame!, sub, stack),
+      entryValue: (sub) => entryOpValue(this, frame!, stack, sub),
+      baseType: (off) => {
+        const d = cu.dwarf.dieAt(cu.offset + off);
+        return d?.tag === DW.TAG_base_type ? { enc: d.num(DW.AT_encoding) ?? 0, size: d.num(DW.AT_byte_size) ?? 8 } : undefined;
+      },
       tls: (off) => this.tlsAddress(off, frame, m),
     };
     return evalExpr(expr, ctx);
@@ -765,102 +753,16 @@ export class Program {
     throw new OptimizedOut();
   }
 
-  /** DW_OP_entry_value: the caller's DW_TAG_call_site_parameter value for the register. */
-  private entryValue(frame: Frame, sub: Buffer, stack?: Frame[], checkTarget = false): bigint {
-    // gdb does not unwind past main, so main's entry values are never known
-    if (!stack || frame.function === 'main') throw new OptimizedOut();
-    const callee = stack.filter((f) => f.physIndex === frame.physIndex);
-    const callerFrame = stack.find((f) => f.physIndex === frame.physIndex + 1 && !f.inlined) ?? stack.find((f) => f.physIndex === frame.physIndex + 1);
-    if (!callerFrame || !callerFrame.module || !callee.length) throw new OptimizedOut();
-    if (!(sub.length === 1 && sub[0] >= 0x50 && sub[0] <= 0x6f) && !(sub[0] === 0x90)) throw new OptimizedOut();
-    const regNo = sub[0] === 0x90 ? sub[1] : sub[0] - 0x50;
-    const cm = callerFrame.module;
-    const ret = callerFrame.pc - cm.bias;
-    const phys = callerFrame.physDie;
-    if (!phys) throw new OptimizedOut();
-    let site: Die | undefined;
-    const walk = (d: Die) => {
-      for (const ch of d.children) {
-        if (site) return;
-        if (ch.tag === DW.TAG_call_site || ch.tag === DW.TAG_GNU_call_site) {
-          const rp = ch.attr(DW.AT_call_return_pc) ?? ch.attr(DW.AT_low_pc);
-          if (rp && rp.v === ret) { site = ch; return; }
-        }
-        walk(ch);
-      }
-    };
-    walk(phys);
-    if (!site) throw new OptimizedOut();
-    if (checkTarget && !this.callSiteCalls(site, callee[callee.length - 1])) throw new OptimizedOut();
-    for (const p of site.children) {
-      const loc = p.attr(DW.AT_location);
-      if (!loc || !Buffer.isBuffer(loc.v)) continue;
-      const b = loc.v;
-      const r = b[0] >= 0x50 && b[0] <= 0x6f ? b[0] - 0x50 : b[0] === 0x90 ? b[1] : -1;
-      if (r !== regNo) continue;
-      const val = p.attr(DW.AT_call_value) ?? p.attr(DW.AT_GNU_call_site_value);
-      if (!val || !Buffer.isBuffer(val.v)) throw new OptimizedOut();
-      const l = this.locationOf(val, p.cu, callerFrame, stack);
-      if (l.kind === 'value') return l.value;
-      if (l.kind === 'register') { const v = callerFrame.regs.get(l.reg); if (v === undefined) throw new OptimizedOut(); return v; }
-      if (l.kind === 'memory') return l.addr;
-      throw new OptimizedOut();
-    }
-    throw new OptimizedOut();
-  }
-
-  /**
-   * A parameter's value at the function's entry, as gdb finds it (`x@entry`): only when its
-   * location at the frame's pc is a register (gdb also takes DW_OP_fbreg, which GCC does not
-   * give call sites for), from the caller's DW_TAG_call_site_parameter for that register.
-   * undefined when not known (gdb's NO_ENTRY_VALUE_ERROR, silent in `bt`).
-   */
-  paramEntryValue(die: Die, frame: Frame, stack?: Frame[]): Value | undefined {
-    const a = die.attr(DW.AT_location);
-    if (!a || !stack) return undefined;
-    let expr: Buffer | undefined;
-    if (a.cls === VClass.Block) expr = a.v as Buffer;
-    else if (a.cls === VClass.SecOffset || a.cls === VClass.LocListX) {
-      const bias = (die.cu.dwarf.owner as Module | undefined)?.bias ?? frame.module?.bias ?? 0n;
-      const pc = frame.lookupPc - bias;
-      for (const e of die.cu.locList(a)) if (pc >= e.lo && pc < e.hi) { expr = e.expr; break; }
-    }
-    if (!expr || !expr.length) return undefined;
-    // DW_OP_entry_value(DW_OP_regN) DW_OP_stack_value: the value is the entry value itself
-    if (expr.length === 4 && expr[0] === 0xa3 && expr[1] === 1 && expr[2] >= 0x50 && expr[2] <= 0x6f && expr[3] === 0x9f) expr = expr.subarray(2, 3);
-    const plainReg = (expr.length === 1 && expr[0] >= 0x50 && expr[0] <= 0x6f) || (expr.length === 2 && expr[0] === 0x90 && (expr[1] & 0x80) === 0);
-    if (!plainReg) return undefined;
-    const type = typeOf(die.lookup(DW.AT_type)?.ref(DW.AT_type));
-    // a reference's entry value needs DW_AT_call_data_value (not read): gdb shows none without it
-    if (strip(type).k === 'ref') return undefined;
-    try {
-      const v = this.entryValue(frame, expr, stack, true);
-      return Value.fromLoc(type, { kind: 'value', value: v }, this.valueContext(frame));
-    } catch (e) {
-      if (e instanceof OptimizedOut) return undefined;
-      throw e;
-    }
+  /** A parameter's value at its function's entry (`x@entry`, see entryvalues.ts); throws NoEntryValue when unknown. */
+  paramEntryValue(die: Die, frame: Frame, stack?: Frame[]): Value {
+    return paramEntryValue(this, die, frame, stack);
   }
 
   /** `name@entry` in an expression. */
   lookupEntryValue(name: string, frame: Frame | undefined, stack?: Frame[]): Value {
     const d = frame?.funcDie ? this.collect(frame.funcDie, true).find((x) => x.name === name) : undefined;
     if (!frame || !d) throw new Error(`@entry can be used only for function parameters, not for "${name}"`);
-    const v = this.paramEntryValue(d, frame, stack);
-    if (!v) throw new Error(`Cannot resolve the entry value of parameter "${name}"`);
-    return v;
-  }
-
-  /** Whether a call site calls the frame's function (gdb checks this before trusting its parameters). */
-  private callSiteCalls(site: Die, callee: Frame): boolean {
-    const origin = site.ref(DW.AT_call_origin) ?? site.ref(DW.AT_abstract_origin) /* DW_TAG_GNU_call_site */;
-    const fn = callee.physDie;
-    if (!origin || !fn) return false;
-    const same = (x: Die | undefined, y: Die | undefined) => !!x && !!y && x.cu === y.cu && x.offset === y.offset;
-    const chain = [fn, fn.ref(DW.AT_abstract_origin), fn.ref(DW.AT_specification), fn.ref(DW.AT_abstract_origin)?.ref(DW.AT_specification)];
-    if (chain.some((d) => same(d, origin))) return true;
-    const name = (d: Die | undefined) => d?.lookup(DW.AT_linkage_name)?.str(DW.AT_linkage_name) ?? (d ? qualifiedName(d) : undefined);
-    return name(origin) !== undefined && name(origin) === name(fn);
+    return this.paramEntryValue(d, frame, stack);
   }
 
   /** Value of a variable or parameter DIE in a frame. */
@@ -1085,15 +987,20 @@ export class Program {
     };
     return this.args(frame, stack).map((a) => {
       const val = text(a.value);
-      // `print entry-values default`: the entry value too when known, `x=x@entry=V` when equal
-      let entry: Value | undefined;
-      try { entry = this.paramEntryValue(a.die, frame, stack); } catch { entry = undefined; }
-      if (!entry) return `${a.name}=${val}`;
-      let equal = false;
-      try { equal = a.value.bytes().equals(entry.bytes()); } catch { equal = false; }
-      // an inlined function's register may have been reused since the outer function's entry:
-      // gdb shows no entry value there (seen at -O2, sym_cpp.cc area()); we keep only equal ones
-      if (frame.inlined && !equal) return `${a.name}=${val}`;
+      // `print entry-values default` (gdb's read_frame_arg): the entry value too when known,
+      // `x=x@entry=V` when it equals the current value (a reference: both the address and
+      // what it points to); silent when gdb finds none
+      let entry: Value;
+      try { entry = this.paramEntryValue(a.die, frame, stack); } catch (e) {
+        if (e instanceof OptimizedOut) return `${a.name}=${val}`;
+        return `${a.name}=${val}, ${a.name}@entry=<error: ${(e as Error).message}>`;
+      }
+      if (entry.optimized) return `${a.name}=${val}`;
+      const same = (x: Value, y: Value) => { try { return x.bytes().equals(y.bytes()); } catch { return false; } };
+      let equal = same(a.value, entry);
+      if (equal && strip(a.value.type).k === 'ref') {
+        try { equal = same(a.value.deref(), entry.deref()); } catch (e) { equal = e instanceof NoEntryValue; }
+      }
       return equal ? `${a.name}=${a.name}@entry=${val}` : `${a.name}=${val}, ${a.name}@entry=${text(entry)}`;
     }).join(', ');
   }

@@ -22,6 +22,8 @@ export class Value {
   error?: string;
   /** byte ranges [start, end) whose contents are optimized out (from DW_OP_piece without a location) */
   unavailable?: [number, number][];
+  /** a reference's referent when it is not in memory (an entry value: DW_AT_call_data_value) */
+  referent?: Value;
   constructor(
     readonly type: Type,
     readonly ctx: ValueContext,
@@ -156,6 +158,7 @@ export class Value {
     if (t.k !== 'ptr' && t.k !== 'ref') throw new Error('Attempt to take contents of a non-pointer value.');
     const to = t.to;
     if (strip(to).k === 'void') throw new Error('Attempt to take contents of a non-pointer value.');
+    if (this.referent) return this.referent;
     return new Value(to, this.ctx, BigInt.asUintN(64, this.int()));
   }
 }

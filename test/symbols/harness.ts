@@ -316,23 +316,34 @@ export function compareFrames(program: Program, stack: Frame[], gdbFrames: GdbFr
     if (g.pc !== undefined && g.pc !== o.pc) diffs.push(`${label} #${i}: pc ours 0x${o.pc.toString(16)} gdb 0x${g.pc.toString(16)}`);
     if (g.file && basename(g.file).startsWith('sym_')) {
       const args = program.frameArgs(o, stack);
-      // known gap while stepping at -O1 (sym_recurse.c fact): gdb finds `n=n@entry=5` where we do not,
-      // so the compact form is compared as the plain value here (stops compare it exactly)
-      const compact = (x: string) => norm(x).replace(/(\w+)=\1@entry=/g, '$1=');
-      if (compact(args) !== compact(g.args)) diffs.push(`${label} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
+      if (norm(args) !== norm(g.args)) diffs.push(`${label} #${i} ${g.func} args: ours ${args} gdb ${g.args}`);
     }
   }
   return diffs;
 }
 
-/** Stops at `breakSpec`, then single-steps `steps` instructions; at each one compares our stack with gdb's. */
-export function checkStepping(binary: string, breakSpec: string, steps: number, args: string[] = []): string[] {
+export interface StepOptions {
+  /** gdb's stepping command between stops (default `stepi`; `next`, `step` stop at lines) */
+  command?: string;
+  /** expressions printed at each stop (frame 0) and compared, e.g. `n@entry` */
+  prints?: string[];
+  /** commands before the breakpoint (e.g. `handle`) */
+  pre?: string[];
+}
+
+/** Stops at `breakSpec`, then steps `steps` times (stepi unless told); at each stop compares our stack with gdb's. */
+export function checkStepping(binary: string, breakSpec: string, steps: number, args: string[] = [], opts: StepOptions = {}): string[] {
   const dir = join(buildDir, `sym-cores-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const base = join(dir, `${basename(binary)}-step${coreSeq++}`);
-  const cmds = ['handle SIGSEGV nostop noprint pass', 'set breakpoint pending on', `break ${breakSpec}`, 'run'];
-  for (let k = 0; k < steps; k++) cmds.push(`echo \\n@@STEP ${k}\\n`, 'bt', `echo \\n@@ARGS ${k}\\n`, 'info args', `echo \\n@@LOCALS ${k}\\n`, 'info locals', `echo \\n@@GC ${k}\\n`, `gcore ${base}.${k}`, 'stepi');
-  cmds.push('echo \\n@@END\\n', 'kill');
+  const prints = opts.prints ?? [];
+  const cmds = ['handle SIGSEGV nostop noprint pass', ...(opts.pre ?? []), 'set breakpoint pending on', `break ${breakSpec}`, 'run'];
+  for (let k = 0; k < steps; k++) {
+    cmds.push(`echo \n@@STEP ${k}\n`, 'bt', `echo \n@@ARGS ${k}\n`, 'info args', `echo \n@@LOCALS ${k}\n`, 'info locals');
+    prints.forEach((e, i) => cmds.push(`echo \n@@PRINT ${k} ${i}\n`, `print ${e}`));
+    cmds.push(`echo \n@@GC ${k}\n`, `gcore ${base}.${k}`, opts.command ?? 'stepi');
+  }
+  cmds.push('echo \n@@END\n', 'kill');
   let out = gdbRun(binary, cmds, args);
   if (/SIGKILL/.test(out)) out = gdbRun(binary, cmds, args); // see stopAt
   const diffs: string[] = [];
@@ -364,6 +375,14 @@ export function checkStepping(binary: string, breakSpec: string, steps: number, 
           const ol = program.locals(stack[0], stack).map((v) => norm(`${v.name} = ${program.format(v.value)}`));
           if (JSON.stringify(ga) !== JSON.stringify(oa)) diffs.push(`${label} info args:\n   ours ${oa.join(' | ')}\n   gdb  ${ga.join(' | ')}`);
           if (JSON.stringify(gl) !== JSON.stringify(ol)) diffs.push(`${label} info locals:\n   ours ${ol.join(' | ')}\n   gdb  ${gl.join(' | ')}`);
+          prints.forEach((e, i) => {
+            const g = (secs.get(`PRINT ${m[1]} ${i}`) ?? '').trim();
+            const gm = /^\$\d+ = ([\s\S]*)$/.exec(g);
+            let ours: string | undefined;
+            try { ours = program.format(program.evaluate(e, stack[0], stack), true); } catch { ours = undefined; }
+            // gdb refused (no entry value known): we must refuse too
+            if ((gm ? norm(gm[1]) : undefined) !== (ours === undefined ? undefined : norm(ours))) diffs.push(`${label} print ${e}: ours ${ours ?? '(error)'} gdb ${g}`);
+          });
         }
       }
     } finally { core.close(); rmSync(path, { force: true }); }
