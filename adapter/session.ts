@@ -560,6 +560,15 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       case 'watchpoint':
         this.report('data breakpoint', ev.tid);
         return true;
+      case 'diverged': {
+        // re-execution left the recorded run: from here the program runs live, and says why
+        const n = Number(BigInt.asIntN(64, ev.addr));
+        const why = n < 0
+          ? `the recorded run received ${signame(-n)} here, a signal from outside, which re-execution cannot give at the same instruction`
+          : `the program made syscall ${n} where the recorded run made another`;
+        this.report('diverged', ev.tid, `Re-execution left the recorded run: ${why}. From here the program runs live, and what it does is recorded anew.`);
+        return true;
+      }
       case 'exec':
         this.program = new Program((this.target = new LiveTarget(this.engine, this.engine.pid)));
         return false;

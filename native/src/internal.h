@@ -276,6 +276,7 @@ void record_free(struct cryo_session *s);
 int record_patch_vdso(struct cryo_session *s, pid_t pid);
 int record_unpatch_vdso(struct cryo_session *s, pid_t pid);
 bool record_on_sigsegv(struct cryo_session *s, struct thread *t);
+void record_on_signal(struct cryo_session *s, struct thread *t, int sig);
 void record_buffered(struct cryo_session *s, pid_t pid, const struct rec_entry *e, uint64_t outaddr, uint32_t outlen,
                      const uint8_t *data);
 /* the program's own code in pid for an image (vDSO, libc sites), and ours back after */

@@ -51,6 +51,55 @@ static const int RECORDED[] = {
 };
 #define NRECORDED (sizeof RECORDED / sizeof RECORDED[0])
 
+/* Log entries that are not syscalls: an rdtsc (ret: the counter), and a signal from
+ * outside delivered to the program (ret: its number), which a replay cannot give at the
+ * same instruction: reaching it ends the replay with a DIVERGED stop that says so. */
+#define REC_RDTSC 0x10000u
+#define REC_SIGNAL 0x10001u
+
+static int log_push(struct cryo_session *s, const struct rec_entry *e);
+
+/* A signal the program's own instruction raised (a fault, a trap) comes again in a
+ * replay; any other (kill, a timer, a child's end, a broken pipe) does not. */
+static bool signal_from_outside(int sig, const siginfo_t *si) {
+  bool fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP || sig == SIGSYS;
+  return !(fault && si->si_signo == sig && si->si_code > 0);
+}
+
+/* Whether delivering sig changes what the program does: a handler runs, or the default
+ * action ends or stops it. An ignored signal (SIG_IGN, or a default of ignoring, as a
+ * child's SIGCHLD) does nothing, in the recorded run as in a replay without it. */
+static bool signal_matters(pid_t pid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return true;
+  unsigned long long cgt = 0, ign = 0;
+  while (fgets(line, sizeof line, f)) {
+    sscanf(line, "SigCgt: %llx", &cgt);
+    sscanf(line, "SigIgn: %llx", &ign);
+  }
+  fclose(f);
+  unsigned long long bit = 1ull << (sig - 1);
+  if (cgt & bit) return true;
+  if (ign & bit) return false;
+  return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
+}
+
+void record_on_signal(struct cryo_session *s, struct thread *t, int sig) {
+  if (!sig || !s->rec_filter || !signal_from_outside(sig, &t->si) || !signal_matters(t->tid, sig)) return;
+  if (s->rec_mode == REC_REPLAY && s->rec_cursor < s->rec_n) {
+    /* delivered in the replay too (sent again): where the recorded run had it, it counts */
+    struct rec_entry *e = &s->rec_log[s->rec_cursor];
+    if (e->nr == REC_SIGNAL && e->ret == sig && ++s->rec_cursor == s->rec_n) s->rec_mode = REC_RECORD;
+    return;
+  }
+  if (s->rec_mode != REC_RECORD) return;
+  struct rec_entry e = {.nr = REC_SIGNAL, .ret = sig, .out_off = s->rec_blob_len, .out_len = 0};
+  log_push(s, &e);
+  s->rec_cursor = s->rec_n;
+}
+
 static bool fd_is_file(pid_t pid, long fd) {
   char path[64];
   struct stat st;
@@ -264,7 +313,8 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t) {
     struct rec_entry *e = &s->rec_log[s->rec_cursor];
     if (e->nr != (uint32_t)r.orig_rax) {
       dbg("replay diverged at entry %zu: syscall %llu, log has %u", s->rec_cursor, (unsigned long long)r.orig_rax, e->nr);
-      s->rec_diverged_nr = (int)r.orig_rax;
+      /* the recorded run got a signal from outside here: not replayed, so not exact */
+      s->rec_diverged_nr = e->nr == REC_SIGNAL ? -(int)e->ret : (int)r.orig_rax;
       s->rec_n = s->rec_cursor; /* the old future is gone */
       s->rec_blob_len = s->rec_n ? s->rec_log[s->rec_n - 1].out_off + s->rec_log[s->rec_n - 1].out_len : 0;
       s->rec_mode = REC_RECORD;
@@ -380,7 +430,7 @@ static size_t build_filter(struct sock_filter *f, uint64_t ip) {
 
 /* rdtsc and rdtscp under PR_TSC_SIGSEGV fault with SIGSEGV: emulate them, recording
  * the value given to the program (replaying it later). Returns true when handled. */
-#define REC_RDTSC 0x10000u
+
 bool record_on_sigsegv(struct cryo_session *s, struct thread *t) {
   if (!s->rec_filter || s->rec_mode == REC_OFF) return false;
   struct user_regs_struct r;

@@ -97,6 +97,7 @@ static int resume_thread(struct cryo_session *s, struct thread *t, bool step, in
   /* a recorded syscall in flight: its exit must be seen (then a step goes on) */
   int req = t->rec_pending ? PTRACE_SYSCALL : step ? PTRACE_SINGLESTEP : PTRACE_CONT;
   sysbuf_sync(s); /* buffer or trap, as the mode and the thread count now say */
+  record_on_signal(s, t, sig);
   long rc = ptrace(req, t->tid, 0, (void *)(long)sig);
   if (rc < 0) return cryo_fail_errno("ptrace(%s, %d)", step ? "PTRACE_SINGLESTEP" : "PTRACE_CONT", t->tid);
   t->at_seccomp = false;

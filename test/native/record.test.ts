@@ -82,6 +82,40 @@ describe('record and replay', () => {
     assert.equal(out.text(), printed, 'nothing printed twice');
   });
 
+  test('a signal the recorded run received from outside ends a replay that reaches it with a divergence that names it, not a silently different past', async () => {
+    // raise() sends SIGUSR1 to the pid getpid() gave: in a replay, the recorded pid, which
+    // is not the copy's, so the handler would not run again; the replay must say so
+    const prog = buildFixture('signals.c');
+    const s = session();
+    const l = s.launch({ program: prog, args: ['3'], stdout: { mode: 'null' } });
+    s.recordStart();
+    const main = symbolAddress(l.pid, prog, 'main');
+    s.insertBreakpoint(main);
+    s.continue();
+    assert.equal((await stop(s, 'main')).kind, 'stopped');
+    s.removeBreakpoint(main);
+    const cp = s.checkpoint();
+    const pos = s.recordPosition();
+    let signals = 0;
+    for (;;) {
+      s.continue(); // each SIGUSR1 stops the program; the resume delivers it
+      const e = await stop(s, 'the end');
+      if (e.kind === 'stopped' && e.reason === 'signal' && e.signo === 10) signals++;
+      else {
+        assert.deepEqual(e, { kind: 'exited', pid: l.pid, code: 0 });
+        break;
+      }
+    }
+    assert.equal(signals, 3);
+    s.restore(cp);
+    s.replayFrom(pos);
+    s.continue();
+    const d = await stop(s, 'the divergence');
+    assert.equal(d.kind === 'stopped' && d.reason, 'diverged');
+    assert.equal(BigInt.asIntN(64, (d as { addr: bigint }).addr), -10n, 'SIGUSR1 named');
+    assert.equal(s.recordStats().mode, 'recording', 'live from there');
+  });
+
   test('a child the recorded program leaves behind runs on while the session lasts, and ends with it', async () => {
     const prog = buildFixture('forker.c');
     const s = new Session();
