@@ -487,6 +487,7 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   cp->id = s->next_cp_id++;
   cp->created_ns = now_ns(CLOCK_REALTIME);
   cp->create_ns = now_ns(CLOCK_MONOTONIC) - t0;
+  dbg("create: %.3f ms (%s)", cp->create_ns / 1e6, cp->kind == CP_FULL ? "full" : "delta");
   pthread_mutex_lock(&s->lock);
   s->cps[s->ncps++] = cp;
   s->settling = cp;

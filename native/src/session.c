@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -100,6 +101,9 @@ static void *tracer_main(void *arg) {
         s->settle = NULL;
         s->settle_running = true;
         pthread_mutex_unlock(&s->lock);
+        /* the caller just woken must not wait for this work on our CPU (seen: the
+         * checkpoint call taking the whole copy's time in one call of two) */
+        sched_yield();
         settle(s);
         pthread_mutex_lock(&s->lock);
         s->settle_running = false;
