@@ -57,18 +57,19 @@ export class Module {
     if (this.dwarfCache !== undefined) return this.dwarfCache;
     const e = this.dwarfElf;
     const g = (n: string) => e.sectionData(n);
-    const s: DwarfSections = {
-      info: g('.debug_info'), abbrev: g('.debug_abbrev'), str: g('.debug_str'), lineStr: g('.debug_line_str'),
-      strOffsets: g('.debug_str_offsets'), addr: g('.debug_addr'), rnglists: g('.debug_rnglists'),
-      loclists: g('.debug_loclists'), ranges: g('.debug_ranges'), loc: g('.debug_loc'), line: g('.debug_line'),
-      aranges: g('.debug_aranges'),
-    };
+    const s = lazySections(g);
     this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
     if (this.dwarfCache) {
       this.dwarfCache.owner = this;
       this.dwarfCache.openSplit = (sk) => this.openSplit(sk, s);
       const types = g('.debug_types');
-      if (types) { this.dwarfCache.types = new Dwarf({ ...s, info: types }, true); this.dwarfCache.types.owner = this; }
+      if (types) {
+        // the same sections, but the type units as .debug_info (the others still read on first use)
+        const t: DwarfSections = Object.create(s);
+        Object.defineProperty(t, 'info', { value: types });
+        this.dwarfCache.types = new Dwarf(t, true);
+        this.dwarfCache.types.owner = this;
+      }
     }
     return this.dwarfCache;
   }
@@ -358,3 +359,27 @@ export function qualifiedName(die: Die): string {
 }
 
 export function fileExists(p: string): boolean { return existsSync(p); }
+
+const SECTION_NAMES: Record<keyof DwarfSections, string> = {
+  info: '.debug_info', abbrev: '.debug_abbrev', str: '.debug_str', lineStr: '.debug_line_str',
+  strOffsets: '.debug_str_offsets', addr: '.debug_addr', rnglists: '.debug_rnglists', loclists: '.debug_loclists',
+  ranges: '.debug_ranges', loc: '.debug_loc', line: '.debug_line', aranges: '.debug_aranges',
+};
+
+/** The DWARF sections, each read (and decompressed: debug files are often zlib-compressed)
+ * on first use: a stack through libc needs its .debug_info, not its location lists. */
+function lazySections(g: (name: string) => Buffer | null): DwarfSections {
+  const s = {} as DwarfSections;
+  for (const [key, name] of Object.entries(SECTION_NAMES) as [keyof DwarfSections, string][]) {
+    Object.defineProperty(s, key, {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        const v = g(name);
+        Object.defineProperty(s, key, { value: v, enumerable: true });
+        return v;
+      },
+    });
+  }
+  return s;
+}
