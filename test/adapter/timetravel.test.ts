@@ -158,6 +158,31 @@ describe('time travel', () => {
     }
   });
 
+  test('going forward again past a signal the program got from outside stops where the replay leaves the recorded run, and says why', async () => {
+    // raise() sends SIGUSR1 to the pid getpid() gave, which a replay answers with the
+    // recorded pid: the signal cannot come again, so the replay must stop and say so
+    const prog = buildFixture('signals.c');
+    const src = join(fixturesDir, 'signals.c');
+    const dc = await client();
+    const first = await launchTo(dc, { program: prog, args: ['3'] }, src, [{ line: 16 }]);
+    const tid = first.body.threadId!;
+    const snap = (await dc.customRequest('cryo/snapshot', { name: 'before the signals' })).body;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 17 }] });
+    const at17 = dc.waitForEvent('stopped');
+    await dc.continueRequest({ threadId: tid });
+    await at17;
+    const received = async () => (await dc.evaluateRequest({ expression: 'received', context: 'watch', frameId: (await dc.stackTraceRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id })).body.stackFrames[0].id })).body.result;
+    assert.equal(await received(), '3');
+    const restored = dc.waitForEvent('stopped');
+    await dc.customRequest('cryo/restore', { id: snap.id });
+    await restored;
+    const diverged = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+    const ev = await diverged;
+    assert.equal(ev.body.reason, 'diverged');
+    assert.match(ev.body.description ?? '', /received SIGUSR1 here.*runs live/);
+  });
+
   test('step back from a crash (SIGSEGV three frames deep): the line before the fault, then forward again to the same fault', async () => {
     const prog = buildFixture('crash.c');
     const dc = await client();
