@@ -68,7 +68,8 @@ export const Event = koffi.struct('cryo_event', {
   siginfo: koffi.array('uint8_t', 128, 'Typed'),
   regs: koffi.array('uint64_t', 27, 'Typed'),
   has_regs: 'int32_t',
-  pad2: 'int32_t',
+  has_pos: 'int32_t',
+  record_pos: 'uint64_t',
 });
 
 /** sizeof(cryo_checkpoint_info): int32 id, pid; uint64 pc, created_ns, create_ns; int32 kind, parent; uint64 bytes */
@@ -90,6 +91,9 @@ export interface RawEvent {
   /** STOPPED: tid's registers at the stop, when has_regs is 1 */
   regs: BigUint64Array;
   has_regs: number;
+  /** STOPPED while recorded: the record position at the stop, when has_pos is 1 */
+  has_pos: number;
+  record_pos: bigint | number;
 }
 
 export interface RawLaunchOpts {

@@ -183,10 +183,13 @@ export class Session {
    * engine event) forgets them. */
   private regCache = new Map<number, Registers>();
   private xCache = new Map<number, Buffer>();
+  /** The record position at the last stop (it came with the event), until anything runs. */
+  private posCache?: bigint;
 
   private forgetRegisters(): void {
     this.regCache.clear();
     this.xCache.clear();
+    this.posCache = undefined;
   }
 
   constructor() {
@@ -430,11 +433,13 @@ export class Session {
 
   /** Starts recording the syscall results that make a run nondeterministic. */
   recordStart(): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_record_start(this.h()) as number, 'start recording');
   }
 
   /** The position in the record log (tag checkpoints with it). */
   recordPosition(): bigint {
+    if (this.posCache !== undefined) return this.posCache;
     const p = [0n];
     this.check(this.lib.cryo_record_position(this.h(), p) as number, 'record position');
     return BigInt(p[0]);
@@ -454,6 +459,7 @@ export class Session {
 
   /** Drops the recorded future beyond `pos`. */
   recordTruncate(pos: bigint): void {
+    this.forgetRegisters();
     this.check(this.lib.cryo_record_truncate(this.h(), pos) as number, 'truncate the record');
   }
 
@@ -537,11 +543,12 @@ export class Session {
     }
   }
 
-  private dispatch(e: EngineEvent, regs?: BigUint64Array): void {
+  private dispatch(e: EngineEvent, regs?: BigUint64Array, pos?: bigint): void {
     this.forgetRegisters();
-    // the stopped thread's registers came with the event: the first thing a stop's
-    // inspection asks for, without a trip to the tracer thread
+    // the stopped thread's registers and the record position came with the event: what a
+    // stop's inspection and the timeline ask for first, without a trip to the tracer thread
     if (regs && e.kind === 'stopped') this.regCache.set(e.tid, registersOf(regs));
+    if (pos !== undefined && e.kind === 'stopped') this.posCache = pos;
     for (const l of this.listeners) l(e);
     const w = this.waiters.shift();
     if (w) w(e);
@@ -562,7 +569,8 @@ export class Session {
             resolve();
             return;
           }
-          if (rc === Status.OK) this.dispatch(convertEvent(ev), ev.has_regs === 1 ? BigUint64Array.from(ev.regs) : undefined);
+          if (rc === Status.OK)
+            this.dispatch(convertEvent(ev), ev.has_regs === 1 ? BigUint64Array.from(ev.regs) : undefined, ev.has_pos === 1 ? BigInt(ev.record_pos) : undefined);
           // Stop pumping when nobody listens and the debuggee is gone, so an idle
           // session does not keep Node alive; launch/attach/nextEvent restart it.
           if (!this.listeners.length && !this.waiters.length && !this.keepPumping && rc === Status.ETIMEDOUT) {

@@ -80,7 +80,8 @@ typedef struct cryo_event {
    * them: a caller inspecting the stop needs them first, without a trip to the tracer */
   uint64_t regs[CRYO_NREGS];
   int32_t has_regs;
-  int32_t pad2;
+  int32_t has_pos; /* STOPPED while recorded: record_pos is cryo_record_position at the stop */
+  uint64_t record_pos;
 } cryo_event;
 
 /* stdio of a launched program */

@@ -127,6 +127,11 @@ static void report(struct cryo_session *s, struct thread *t) {
     memcpy(ev.regs, &r, sizeof ev.regs < sizeof r ? sizeof ev.regs : sizeof r);
     ev.has_regs = 1;
   }
+  if (s->rec_filter) {
+    /* the ring was drained at this stop (classify): the log is whole */
+    ev.record_pos = s->rec_mode == REC_REPLAY ? s->rec_cursor : s->rec_n;
+    ev.has_pos = 1;
+  }
   t->has_report = false;
   t->reported = true;
   push_event(s, &ev);

@@ -67,7 +67,8 @@ describe('field bundles: cryo run --checkpoint-every', () => {
     assert.equal(h.checkpoints.length, 3);
     assert.equal(h.checkpoints[0].position, 0, 'positions count from the oldest checkpoint');
     for (let i = 1; i < 3; i++) {
-      assert.ok(h.checkpoints[i].position > h.checkpoints[i - 1].position, `positions increase: ${JSON.stringify(h.checkpoints)}`);
+      // equal when no syscall completed between two periodic checkpoints (a slow machine)
+      assert.ok(h.checkpoints[i].position >= h.checkpoints[i - 1].position, `positions never go back: ${JSON.stringify(h.checkpoints)}`);
       assert.ok(h.checkpoints[i].time_ns > h.checkpoints[i - 1].time_ns, 'times increase');
     }
     // the newest checkpoint may stand after the last syscall (stopped at that syscall's exit)
