@@ -1579,11 +1579,17 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         if (!meta) throw new Error(`There is no checkpoint ${id}.`);
         const pid = this.engine.restore(id);
         // re-execution from here replays what was recorded after the snapshot
-        if (meta.pos !== undefined) this.engine.replayFrom(meta.pos);
+        let live = '';
+        try {
+          if (meta.pos !== undefined) this.engine.replayFrom(meta.pos);
+        } catch {
+          // the log was cut before it (a divergence): the state is the snapshot's, the rest live
+          live = ': what was recorded after it is gone, so the program runs live from here';
+        }
         this.ended = false;
         this.invalidate();
         this.currentTid = pid;
-          this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}`);
+          this.report('restore', pid, `Restored ${this.checkpointMeta.get(id)?.name ?? `checkpoint ${id}`}${live}`);
         return { pid };
       }
       case 'saveImage': {
