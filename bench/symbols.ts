@@ -4,7 +4,8 @@
 // The amalgamation comes from the npm registry (better-sqlite3 ships it), cached in bench/.build.
 //   npx tsx bench/symbols.ts [path/to/sqlite3.c]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { DebugClient } from '@vscode/debugadapter-testsupport';
 import { join, resolve } from 'node:path';
 import { executableTarget, Program } from '../adapter/symbols';
 
@@ -63,6 +64,48 @@ if (process.argv[2] === '--one') {
   process.exit(0);
 }
 
+/** Memory of a process as /proc/PID/smaps_rollup gives it (MB): resident, proportional
+ * (shared pages divided among the processes that map them) and private. */
+function memoryOf(text: string): { rss: number; pss: number; priv: number } {
+  const f = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN) / 1024;
+  return { rss: f('Rss'), pss: f('Pss'), priv: f('Private_Clean') + f('Private_Dirty') };
+}
+
+/** The adapter, as the editor starts it: launch to the first stop at `break sqlite3_open`
+ * and the stack the editor asks for then; its time and the adapter process's memory. */
+async function adapterFirstStop(bin: string): Promise<{ ms: number; mem: ReturnType<typeof memoryOf> }> {
+  const t0 = performance.now();
+  const dc = new DebugClient('node', join(__dirname, '..', 'dist', 'adapter.js'), 'cryo');
+  dc.defaultTimeout = 120_000;
+  await dc.start();
+  try {
+    await dc.initializeRequest();
+    const initialized = dc.waitForEvent('initialized');
+    const launched = dc.launch({ program: bin, stopAtEntry: false });
+    await initialized;
+    const stopped = dc.waitForEvent('stopped');
+    await dc.setFunctionBreakpointsRequest({ breakpoints: [{ name: 'sqlite3_open' }] });
+    await dc.configurationDoneRequest();
+    await launched;
+    const st = await stopped;
+    await dc.stackTraceRequest({ threadId: st.body.threadId, levels: 20 });
+    const ms = performance.now() - t0;
+    const pid = (dc as unknown as { _adapterProcess: { pid: number } })._adapterProcess.pid;
+    return { ms, mem: memoryOf(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')) };
+  } finally {
+    await dc.disconnectRequest({ terminateDebuggee: true }).catch(() => undefined);
+    await dc.stop();
+  }
+}
+
+/** gdb -batch doing the same: run to `break sqlite3_open`, bt; its time and memory there. */
+function gdbFirstStop(bin: string): { ms: number; mem: ReturnType<typeof memoryOf> } {
+  const t0 = performance.now();
+  const out = execFileSync('gdb', ['-nx', '-batch', '-ex', 'set startup-with-shell off', '-ex', 'break sqlite3_open', '-ex', 'run', '-ex', 'bt',
+    '-ex', 'python import sys; sys.stdout.write("SMAPS\\n" + open("/proc/self/smaps_rollup").read())', '-ex', 'kill', bin], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { ms: performance.now() - t0, mem: memoryOf(out.slice(out.indexOf('SMAPS'))) };
+}
+
 const src = amalgamation();
 const rows: string[][] = [['binary', 'question', 'cryo ms', 'cryo answer', 'gdb ms', 'gdb answer', 'cryo MB (growth / process)', 'gdb MB (growth / process)']];
 const gdbBase = gdbMaxRss('/bin/true', []);
@@ -85,3 +128,18 @@ for (const [name, flags] of [['sqlite-O0', ['-O0', '-g']], ['sqlite-O2', ['-O2',
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i])).join('  '));
 console.log(`\n(memory: what the question added to the process's resident memory, then the process's whole; gdb: its peak minus its peak on /bin/true (${gdbBase.toFixed(0)} MB), then its peak. cryo's process here is Node with tsx loaded; the adapter's own process starts smaller)`);
+
+(async () => {
+  const frows: string[][] = [['binary', 'cryo ms', 'gdb ms', 'cryo MB (rss / pss / private)', 'gdb MB (rss / pss / private)']];
+  for (const name of ['sqlite-O0', 'sqlite-O2']) {
+    const bin = join(dir, name);
+    const o = await adapterFirstStop(bin);
+    const g = gdbFirstStop(bin);
+    const m = (x: ReturnType<typeof memoryOf>) => `${x.rss.toFixed(1)} / ${x.pss.toFixed(1)} / ${x.priv.toFixed(1)}`;
+    frows.push([name, o.ms.toFixed(0), g.ms.toFixed(0), m(o.mem), m(g.mem)]);
+  }
+  const fw = frows[0].map((_, i) => Math.max(...frows.map((r) => r[i].length)));
+  console.log('\nLaunch to the first stop at `break sqlite3_open` and the stack there: the adapter (Node, started fresh) against gdb -batch (break, run, bt), and each process\'s memory at that stop');
+  for (const r of frows) console.log(r.map((c, i) => c.padEnd(fw[i])).join('  '));
+  console.log('(pss: shared pages divided among the processes mapping them, as the machine pays for them; rss counts the Node binary\'s and libraries\' pages whole)');
+})();
