@@ -263,6 +263,17 @@ export class CompUnit {
     return out;
   }
 
+  /** Moves c past the attribute values of a DIE with this abbrev (by its fixed size when it has one). */
+  private skipValues(c: Cursor, ab: Abbrev, code: number, sizes: number[]): void {
+    const fixed = sizes[code];
+    if (fixed >= 0) { c.pos += fixed; return; }
+    for (const sp of ab.specs) {
+      let form = sp.form;
+      if (form === F.indirect) form = c.uleb();
+      skipForm(c, form, this);
+    }
+  }
+
   /** All DIEs of the unit, parsed on first call. */
   allDies(): Die[] {
     if (this.dies) return this.dies;
@@ -285,15 +296,7 @@ export class CompUnit {
       const ab = abbrevs.get(code);
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
       const attrPos = c.pos;
-      const fixed = sizes[code];
-      if (fixed >= 0) c.pos += fixed;
-      else {
-        for (const sp of ab.specs) {
-          let form = sp.form;
-          if (form === F.indirect) form = c.uleb();
-          skipForm(c, form, this);
-        }
-      }
+      this.skipValues(c, ab, code, sizes);
       let die = loose?.get(off);
       if (die) die.kids = undefined; // relinked below as in a subtree built before
       else die = new Die(this, off, ab.tag, null, ab, attrPos);
@@ -324,16 +327,7 @@ export class CompUnit {
     const topAb = abbrevs.get(topCode);
     if (!topAb || !topAb.children) { top.subtreeBuilt = true; return; }
     const sizes = this.fixedSizes();
-    const skipValues = (ab: Abbrev, code: number) => {
-      const fixed = sizes[code];
-      if (fixed >= 0) { c.pos += fixed; return; }
-      for (const sp of ab.specs) {
-        let form = sp.form;
-        if (form === F.indirect) form = c.uleb();
-        skipForm(c, form, this);
-      }
-    };
-    skipValues(topAb, topCode);
+    this.skipValues(c, topAb, topCode, sizes);
     const loose = (this.loose ??= new Map());
     const made: Die[] = [top];
     top.kids = undefined;
@@ -345,7 +339,7 @@ export class CompUnit {
       const ab = abbrevs.get(code);
       if (!ab) throw new Error(`bad DWARF: unknown abbrev ${code} at 0x${off.toString(16)}`);
       const attrPos = c.pos;
-      skipValues(ab, code);
+      this.skipValues(c, ab, code, sizes);
       let die = loose.get(off);
       if (die) die.kids = undefined;
       else { die = new Die(this, off, ab.tag, null, ab, attrPos); loose.set(off, die); }

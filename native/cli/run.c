@@ -29,16 +29,9 @@ static bool fatal(int sig) {
 
 /* A signal the program handles itself is not a crash. */
 static bool handled_by_program(pid_t pid, int sig) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "re");
-  if (!f) return false;
-  unsigned long long cgt = 0, ign = 0;
-  while (fgets(line, sizeof line, f)) {
-    sscanf(line, "SigCgt: %llx", &cgt);
-    sscanf(line, "SigIgn: %llx", &ign);
-  }
-  fclose(f);
+  uint64_t cgt = 0, ign = 0;
+  proc_status(pid, "SigCgt", 16, &cgt);
+  proc_status(pid, "SigIgn", 16, &ign);
   return ((cgt | ign) >> (sig - 1)) & 1;
 }
 

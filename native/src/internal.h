@@ -266,6 +266,9 @@ int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
 int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
 int seccomp_unenter(struct cryo_session *s, struct thread *t);
+/* process.c: a field of /proc/PID/status, as a number in base ("SigCgt", 16; "Tgid", 10);
+ * false when the process or the field is not there. */
+bool proc_status(pid_t pid, const char *key, int base, uint64_t *out);
 /* process.c: fds 0-2 of a new process by cryo_stdio_mode (launch, revive). */
 int stdio_open(const int32_t mode[3], const int32_t fd[3], const char *const path[3], int child_fd[3], int parent_fd[3]);
 

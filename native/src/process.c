@@ -259,23 +259,32 @@ CRYO_API int cryo_launch(cryo_session *s, cryo_launch_opts *o, int32_t *pid) {
   return rc;
 }
 
+bool proc_status(pid_t pid, const char *key, int base, uint64_t *out) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return false;
+  size_t n = strlen(key);
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f))
+    if (!strncmp(line, key, n) && line[n] == ':') {
+      *out = strtoull(line + n + 1, NULL, base);
+      found = true;
+    }
+  fclose(f);
+  return found;
+}
+
 /* Why the kernel refused an attach, in words a user can act on. */
 static int explain_attach_failure(pid_t pid) {
   int e = errno;
-  char path[64], line[256];
-  pid_t tracer = 0;
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "r");
-  if (f) {
-    while (fgets(line, sizeof line, f))
-      if (sscanf(line, "TracerPid: %d", &tracer) == 1) break;
-    fclose(f);
-  }
+  uint64_t tracer = 0;
+  proc_status(pid, "TracerPid", 10, &tracer);
   if (e == ESRCH) return cryo_fail(CRYO_ENOPROC, "attach to %d: no such process", pid);
   if (tracer > 0)
-    return cryo_fail(CRYO_EPERM, "attach to %d refused: it is already traced by process %d (a process has one tracer; detach that debugger first)", pid, tracer);
+    return cryo_fail(CRYO_EPERM, "attach to %d refused: it is already traced by process %d (a process has one tracer; detach that debugger first)", pid, (int)tracer);
   int scope = -1;
-  f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+  FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
   if (f) {
     if (fscanf(f, "%d", &scope) != 1) scope = -1;
     fclose(f);

@@ -70,17 +70,10 @@ static bool signal_from_outside(int sig, const siginfo_t *si) {
  * action ends or stops it. An ignored signal (SIG_IGN, or a default of ignoring, as a
  * child's SIGCHLD) does nothing, in the recorded run as in a replay without it. */
 static bool signal_matters(pid_t pid, int sig) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "re");
-  if (!f) return true;
-  unsigned long long cgt = 0, ign = 0;
-  while (fgets(line, sizeof line, f)) {
-    sscanf(line, "SigCgt: %llx", &cgt);
-    sscanf(line, "SigIgn: %llx", &ign);
-  }
-  fclose(f);
-  unsigned long long bit = 1ull << (sig - 1);
+  uint64_t cgt = 0, ign = 0;
+  if (!proc_status(pid, "SigCgt", 16, &cgt)) return true;
+  proc_status(pid, "SigIgn", 16, &ign);
+  uint64_t bit = 1ull << (sig - 1);
   if (cgt & bit) return true;
   if (ign & bit) return false;
   return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;

@@ -170,19 +170,8 @@ static void passenger_remove(struct cryo_session *s, pid_t pid) {
 
 /* The thread group, and the parent, of a task (from /proc): 0 when gone. */
 static pid_t proc_field(pid_t tid, const char *field) {
-  char path[64], line[128];
-  snprintf(path, sizeof path, "/proc/%d/status", tid);
-  FILE *f = fopen(path, "re");
-  if (!f) return 0;
-  size_t n = strlen(field);
-  pid_t v = 0;
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, field, n) && line[n] == ':') {
-      v = (pid_t)atoi(line + n + 1);
-      break;
-    }
-  fclose(f);
-  return v;
+  uint64_t v = 0;
+  return proc_status(tid, field, 10, &v) ? (pid_t)v : 0;
 }
 
 /* rdtsc in a passenger (PR_SET_TSC is inherited): the real counter, not recorded. */
