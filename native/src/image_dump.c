@@ -971,7 +971,16 @@ static int do_dump(struct cryo_session *s, void *arg) {
     snprintf(tp, sizeof tp, "/proc/%d/task/%d/status", pid, tid);
     char *ts = slurp(tp, NULL);
     if (ts) {
-      img_tlv_u64(&thr, TH_PENDING, status_hex(ts, "\nSigPnd:"));
+      uint64_t pend = status_hex(ts, "\nSigPnd:");
+      /* a signal the session took out of the kernel at its delivery stop and holds for
+       * the next resume (the dump's own attach can catch one on its way): pending for
+       * the image too, else a restore loses it. Not a crash's own signal: that is the
+       * image's reason. */
+      struct thread *held = tg ? NULL : thread_find(s, tid);
+      if (held && held->pending_sig > 0 && held->pending_sig < 65 &&
+          !(a->o->reason == REASON_CRASH && a->o->crash_tid == tid))
+        pend |= 1ull << (held->pending_sig - 1);
+      img_tlv_u64(&thr, TH_PENDING, pend);
       free(ts);
     }
     struct {
