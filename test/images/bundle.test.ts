@@ -21,7 +21,8 @@ afterEach(() => {
 after(() => assertNoImageProcesses('after suite'));
 
 const session = sessionPool();
-const ROUNDS = 40;
+// long enough (about 0.3 s recorded) for more than --keep checkpoints at --checkpoint-every 20
+const ROUNDS = 200;
 const input = Array.from({ length: ROUNDS }, (_, i) => `input line ${i}`).join('\n') + '\n';
 
 interface HistoryJson {
