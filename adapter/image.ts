@@ -39,6 +39,6 @@ export class ImageTarget implements Target {
   }
 
   dwarfRegisters(tid: number): Registers {
-    return dwarfRegisters(this.image.registers(tid), this.image.xstate(tid));
+    return dwarfRegisters(this.image.registers(tid), this.image.xmm(tid));
   }
 }

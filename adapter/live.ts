@@ -56,14 +56,14 @@ const ORDER: [keyof EngineRegisters, number][] = [
   ['fs_base', Reg.fs_base], ['gs_base', Reg.gs_base],
 ];
 
-/** Engine registers (and xmm0-15 from the xsave area) by DWARF register number. */
-export function dwarfRegisters(r: EngineRegisters, xsave?: Buffer): Registers {
+/** Engine registers and xmm0-15 (16 bytes each) by DWARF register number. */
+export function dwarfRegisters(r: EngineRegisters, xmm?: Buffer): Registers {
   const m: Registers = new Map();
   for (const [name, num] of ORDER) m.set(num, r[name]);
-  if (xsave && xsave.length >= 160 + 256) {
+  if (xmm && xmm.length >= 256) {
     for (let i = 0; i < 16; i++) {
-      const lo = xsave.readBigUInt64LE(160 + i * 16);
-      const hi = xsave.readBigUInt64LE(168 + i * 16);
+      const lo = xmm.readBigUInt64LE(i * 16);
+      const hi = xmm.readBigUInt64LE(8 + i * 16);
       m.set(17 + i, (hi << 64n) | lo);
     }
   }

@@ -67,6 +67,9 @@ const SIGNALS: Record<number, [string, string]> = {
 const signame = (n: number) => SIGNALS[n]?.[0] ?? `SIG${n}`;
 
 const DEFAULT_STOP_SIGNALS = ['SIGSEGV', 'SIGABRT', 'SIGFPE', 'SIGBUS', 'SIGILL'];
+/** A step's stop usually comes within microseconds: wait for it awake that long (holding
+ * the event loop at most this much) rather than pay three threads' wake-ups. */
+const STEP_SPIN_US = 500;
 const EXCEPTION_FILTERS: DebugProtocol.ExceptionBreakpointsFilter[] = [
   ...DEFAULT_STOP_SIGNALS.map((s) => ({ filter: s, label: s, default: true, description: `Stop when the program receives ${s}` })),
   { filter: 'other', label: 'Other signals', default: false, description: 'Stop on every other signal the program receives (SIGUSR1, SIGPIPE, ...)' },
@@ -113,7 +116,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   private configure!: () => void;
   private stopSignals = new Set(DEFAULT_STOP_SIGNALS);
   private stopOtherSignals = false;
-  private stacks = new Map<number, { frames: Frame[]; complete: boolean }>();
+  private stacks = new Map<number, { frames: Frame[]; complete: boolean; gen: number }>();
   private frameIds = new Handles<{ tid: number; index: number }>();
   private varRefs = new Handles<VarRef>();
   private lastSignal = new Map<number, SignalStop>();
@@ -442,7 +445,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.imageFile = undefined;
     try {
       if (this.engine) {
-        const kill = args.terminateDebuggee ?? this.launched;
+        const kill = args?.terminateDebuggee ?? this.launched; // the arguments are optional in DAP
         if (this.engine.pid && !kill) this.engine.detach();
         // the engine kills what it launched itself; a program started in a terminal it attached to
         if (this.engine.pid && kill) this.engine.kill();
@@ -708,12 +711,18 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   // StepHost
   async singleStep(tid: number): Promise<EngineEvent> {
     this.engine.step(tid);
-    return this.engine.waitStop();
+    return this.engine.waitStop(STEP_SPIN_US);
   }
 
-  async stepRange(tid: number, lo: bigint, hi: bigint): Promise<EngineEvent> {
-    this.engine.stepRange(tid, lo, hi);
-    return this.engine.waitStop();
+  async stepRange(tid: number, lo: bigint, hi: bigint, over: boolean): Promise<EngineEvent> {
+    this.engine.stepRange(tid, lo, hi, { overCalls: over });
+    return this.engine.waitStop(STEP_SPIN_US);
+  }
+
+  async resumeStep(tid: number): Promise<EngineEvent> {
+    void tid;
+    this.engine.continue({ keepStep: true });
+    return this.engine.waitStop(STEP_SPIN_US);
   }
 
   async runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd> {
@@ -721,7 +730,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     try {
       for (;;) {
         this.engine.continue();
-        const ev = await this.engine.waitStop();
+        const ev = await this.engine.waitStop(STEP_SPIN_US);
         if (ev.kind === 'stopped' && ev.reason === 'breakpoint' && ev.addr === addr && ev.tid === tid && this.engine.registers(tid).rsp >= minSp) {
           // a user breakpoint at the same place counts too
           if (this.bps.at(addr).length) this.countRaw(addr);
@@ -741,7 +750,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   /** A stop during a step that the user does not see: internal breakpoints, passing signals, false conditions. */
-  private async isSilent(ev: EngineEvent): Promise<boolean> {
+  async isSilent(ev: EngineEvent): Promise<boolean> {
     if (ev.kind !== 'stopped') return false;
     if (ev.reason === 'breakpoint') {
       const kind = this.internal.get(ev.addr);
@@ -763,7 +772,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   dwarfRegs(tid: number): Map<number, bigint> {
     if (this.frozen) return this.frozen.dwarfRegisters(tid);
-    return dwarfRegisters(this.engine.registers(tid), this.engine.xstate(tid));
+    return dwarfRegisters(this.engine.registers(tid), this.engine.xmm(tid));
   }
 
   // what inspection reads: the image until it is revived, then the live process
@@ -1036,10 +1045,13 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
 
   /** The stack of tid, unwound as deep as `need` frames (the editor first asks for one). */
   private stack(tid: number, need = 256): Frame[] {
+    // unwound once per stop: a stop on the way that the user does not see (a logpoint, a
+    // false condition) is another state, which the engine's generation tells apart
+    const gen = this.frozen ? -1 : (this.engine?.generation ?? -1);
     const c = this.stacks.get(tid);
-    if (c && (c.frames.length >= need || c.complete)) return c.frames;
+    if (c && c.gen === gen && (c.frames.length >= need || c.complete)) return c.frames;
     const frames = this.program.backtrace(this.dwarfRegs(tid), need);
-    this.stacks.set(tid, { frames, complete: frames.length < need });
+    this.stacks.set(tid, { frames, complete: frames.length < need, gen });
     return frames;
   }
 

@@ -14,8 +14,14 @@ export interface StepHost {
   program: Program;
   /** one single-step of tid; resolves with the engine event that ended it */
   singleStep(tid: number): Promise<EngineEvent>;
-  /** steps tid while its pc is in [lo, hi), in the engine; stops early right after a call */
-  stepRange(tid: number, lo: bigint, hi: bigint): Promise<EngineEvent>;
+  /** steps tid while its pc is in [lo, hi), in the engine; stops early right after a call,
+   * or with `over` runs each call to its return and steps on */
+  stepRange(tid: number, lo: bigint, hi: bigint, over: boolean): Promise<EngineEvent>;
+  /** goes on with a step over a call that a stop interrupted (the stop had inStep) */
+  resumeStep(tid: number): Promise<EngineEvent>;
+  /** a stop the user does not see (a false condition, a signal passed to the program,
+   * the adapter's own breakpoints); its hit counted */
+  isSilent(ev: EngineEvent): Promise<boolean>;
   /** runs until the temporary breakpoint at addr is hit by tid with rsp above minSp, or another stop */
   runTo(tid: number, addr: bigint, minSp: bigint): Promise<StepEnd>;
   /** registers of tid by DWARF number, for unwinding */
@@ -52,8 +58,13 @@ export async function stepLine(h: StepHost, tid: number, into: boolean): Promise
   const frameSp = regs.rsp;
   for (let n = 0; n < MAX_STEPS; n++) {
     const spBefore = regs.rsp;
-    const ev = pc >= range[0] && pc < range[1] ? await h.stepRange(tid, range[0], range[1]) : await h.singleStep(tid);
-    if (!isStepStop(ev, tid)) return { kind: 'event', event: ev };
+    let ev = pc >= range[0] && pc < range[1] ? await h.stepRange(tid, range[0], range[1], !into) : await h.singleStep(tid);
+    // a stop the user does not see, inside a call stepped over or on the way: go on with the step
+    while (!isStepStop(ev, tid)) {
+      if (ev.kind !== 'stopped' || ev.tid !== tid || !(await h.isSilent(ev))) return { kind: 'event', event: ev };
+      if (!ev.inStep) break; // the step ended there (the call's return): carry on from this pc
+      ev = await h.resumeStep(tid);
+    }
     regs = h.engine.registers(tid);
     pc = regs.rip;
     const ret = enteredCall(h, range, pc, regs.rsp, spBefore);

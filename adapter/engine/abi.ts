@@ -3,7 +3,7 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 export const Status = {
   OK: 0,
@@ -25,9 +25,12 @@ export const EventKind = { STOPPED: 1, EXITED: 2, SIGNALED: 3, THREAD_NEW: 4, TH
 export const StopReason = { BREAKPOINT: 1, STEP: 2, WATCHPOINT: 3, SIGNAL: 4, INTERRUPT: 5, EXEC: 6, DIVERGED: 7, SYSCALL: 8 } as const;
 export const StdioMode = { INHERIT: 0, NULL: 1, FILE: 2, PIPE: 3, FD: 4 } as const;
 export const LaunchFlags = { NO_ASLR: 1 } as const;
-export const ResumeFlags = { DISCARD_SIGNAL: 1 } as const;
+export const ResumeFlags = { DISCARD_SIGNAL: 1, KEEP_STEP: 2 } as const;
+export const StepFlags = { OVER_CALLS: 1 } as const;
 export const NREGS = 27;
 export const XSTATE_MAX = 16384;
+/** where xmm0-15 sit in the xsave area (its legacy fxsave part) */
+export const XMM_OFFSET = 160;
 
 /** Where libcryo.so is: beside the sources in a checkout, beside the bundle in a package. */
 export function findLibrary(): string {
@@ -63,13 +66,17 @@ export const Event = koffi.struct('cryo_event', {
   signo: 'int32_t',
   code: 'int32_t',
   slot: 'int32_t',
-  pad: 'int32_t',
+  in_step: 'int32_t',
   addr: 'uint64_t',
   siginfo: koffi.array('uint8_t', 128, 'Typed'),
   regs: koffi.array('uint64_t', 27, 'Typed'),
   has_regs: 'int32_t',
   has_pos: 'int32_t',
   record_pos: 'uint64_t',
+  seq: 'uint64_t',
+  xmm: koffi.array('uint64_t', 32, 'Typed'),
+  has_xmm: 'int32_t',
+  pad2: 'int32_t',
 });
 
 /** sizeof(cryo_checkpoint_info): int32 id, pid; uint64 pc, created_ns, create_ns; int32 kind, parent; uint64 bytes */
@@ -86,6 +93,8 @@ export interface RawEvent {
   signo: number;
   code: number;
   slot: number;
+  /** STOPPED: 1 while tid still steps over a call (continue with KEEP_STEP goes on) */
+  in_step: number;
   addr: bigint | number;
   siginfo: Uint8Array;
   /** STOPPED: tid's registers at the stop, when has_regs is 1 */
@@ -94,6 +103,11 @@ export interface RawEvent {
   /** STOPPED while recorded: the record position at the stop, when has_pos is 1 */
   has_pos: number;
   record_pos: bigint | number;
+  /** the event's number in the session, from 1 */
+  seq: bigint | number;
+  /** STOPPED: xmm0-15 of tid (low, high quadword each), when has_xmm is 1 */
+  xmm: BigUint64Array;
+  has_xmm: number;
 }
 
 export interface RawLaunchOpts {
@@ -127,6 +141,7 @@ export interface Lib {
   cryo_pid: Fn;
   cryo_threads: Fn;
   cryo_wait_event: Fn;
+  cryo_poll_event: Fn;
   cryo_continue: Fn;
   cryo_step: Fn;
   cryo_step_range: Fn;
@@ -210,6 +225,7 @@ export function load(): Lib {
     cryo_pid: f('int32_t', 'cryo_pid', [S]),
     cryo_threads: f('int', 'cryo_threads', [S, 'int32_t *', 'int32_t', koffi.out(koffi.pointer('int32_t'))]),
     cryo_wait_event: f('int', 'cryo_wait_event', [S, koffi.out(koffi.pointer(Event)), 'int32_t']),
+    cryo_poll_event: f('int', 'cryo_poll_event', [S, koffi.out(koffi.pointer(Event)), 'uint64_t', 'int32_t']),
     cryo_continue: f('int', 'cryo_continue', [S, 'uint32_t']),
     cryo_step: f('int', 'cryo_step', [S, 'int32_t', 'uint32_t']),
     cryo_step_range: f('int', 'cryo_step_range', [S, 'int32_t', 'uint64_t', 'uint64_t', 'uint32_t']),

@@ -12,11 +12,13 @@ import {
   load,
   NREGS,
   ResumeFlags,
+  StepFlags,
   Status,
   StatusName,
   StdioMode,
   StopReason,
   XSTATE_MAX,
+  XMM_OFFSET,
   type Lib,
   type RawEvent,
   type RawReviveOpts,
@@ -77,7 +79,7 @@ export interface Launched {
 export type StopKind = 'breakpoint' | 'step' | 'watchpoint' | 'signal' | 'interrupt' | 'exec' | 'diverged' | 'syscall';
 
 export type EngineEvent =
-  | { kind: 'stopped'; pid: number; tid: number; reason: StopKind; addr: bigint; signo: number; code: number; slot: number; siginfo: Buffer }
+  | { kind: 'stopped'; pid: number; tid: number; reason: StopKind; addr: bigint; signo: number; code: number; slot: number; siginfo: Buffer; inStep?: boolean }
   | { kind: 'exited'; pid: number; code: number }
   | { kind: 'signaled'; pid: number; signo: number }
   | { kind: 'threadNew'; pid: number; tid: number }
@@ -135,6 +137,10 @@ function registersOf(buf: BigUint64Array): Registers {
   return r;
 }
 
+/** the read cache's block (not the MMU's page): a stop reads a few bytes here and there */
+const PAGE = 512;
+const PAGE_MASK = BigInt(PAGE - 1);
+
 function convertEvent(raw: RawEvent): EngineEvent {
   switch (raw.kind) {
     case EventKind.STOPPED:
@@ -148,6 +154,7 @@ function convertEvent(raw: RawEvent): EngineEvent {
         code: raw.code,
         slot: raw.slot,
         siginfo: Buffer.from(raw.siginfo),
+        ...(raw.in_step === 1 ? { inStep: true } : {}),
       };
     case EventKind.EXITED:
       return { kind: 'exited', pid: raw.pid, code: raw.code };
@@ -183,12 +190,28 @@ export class Session {
    * engine event) forgets them. */
   private regCache = new Map<number, Registers>();
   private xCache = new Map<number, Buffer>();
+  /** xmm0-15 of the stopped thread, as the stop event brought them */
+  private xmmCache = new Map<number, Buffer>();
+  /** Blocks of memory read since the last stop: a stop's unwinding and variables read a
+   * few bytes at a time from the same places, and a read in the middle of other work
+   * costs several microseconds. Forgotten with the registers, whenever anything may
+   * change memory. */
+  private pageCache = new Map<bigint, Buffer>();
+  /** the seq of the last event dispatched: events are dispatched in the engine's order */
+  private lastSeq = 0;
   /** The record position at the last stop (it came with the event), until anything runs. */
   private posCache?: bigint;
 
+  /** Counts the changes of state (anything that forgets the registers): what was computed
+   * from the debuggee's state at one generation holds until it changes. */
+  generation = 0;
+
   private forgetRegisters(): void {
+    this.generation++;
     this.regCache.clear();
     this.xCache.clear();
+    this.xmmCache.clear();
+    this.pageCache.clear();
     this.posCache = undefined;
   }
 
@@ -271,9 +294,11 @@ export class Session {
     return Array.from(buf.subarray(0, Math.min(n[0], buf.length)));
   }
 
-  continue(opts: { discardSignal?: boolean } = {}): void {
+  /** keepStep: a step over a call that a stop interrupted (its event had inStep) goes on. */
+  continue(opts: { discardSignal?: boolean; keepStep?: boolean } = {}): void {
     this.forgetRegisters();
-    this.check(this.lib.cryo_continue(this.h(), opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'continue');
+    const flags = (opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) | (opts.keepStep ? ResumeFlags.KEEP_STEP : 0);
+    this.check(this.lib.cryo_continue(this.h(), flags) as number, 'continue');
   }
 
   step(tid: number, opts: { discardSignal?: boolean } = {}): void {
@@ -281,10 +306,11 @@ export class Session {
     this.check(this.lib.cryo_step(this.h(), tid, opts.discardSignal ? ResumeFlags.DISCARD_SIGNAL : 0) as number, 'step');
   }
 
-  /** Steps tid while its pc stays in [lo, hi), stopping early right after a call instruction. */
-  stepRange(tid: number, lo: bigint, hi: bigint): void {
+  /** Steps tid while its pc stays in [lo, hi), stopping early right after a call
+   * instruction, or with overCalls running each call to its return and stepping on. */
+  stepRange(tid: number, lo: bigint, hi: bigint, opts: { overCalls?: boolean } = {}): void {
     this.forgetRegisters();
-    this.check(this.lib.cryo_step_range(this.h(), tid, lo, hi, 0) as number, 'step range');
+    this.check(this.lib.cryo_step_range(this.h(), tid, lo, hi, opts.overCalls ? StepFlags.OVER_CALLS : 0) as number, 'step range');
   }
 
   interrupt(): void {
@@ -330,6 +356,14 @@ export class Session {
     return Buffer.from(x);
   }
 
+  /** xmm0-15 of tid, 16 bytes each: what unwinding and most variables need of the
+   * vector registers (from the stop event when it brought them, else the xsave area). */
+  xmm(tid: number): Buffer {
+    const x = this.xmmCache.get(tid);
+    if (x) return Buffer.from(x);
+    return this.xstate(tid).subarray(XMM_OFFSET, XMM_OFFSET + 256);
+  }
+
   setXstate(tid: number, data: Buffer): void {
     this.forgetRegisters();
     this.check(this.lib.cryo_set_xstate(this.h(), tid, data, data.length) as number, 'set xstate');
@@ -343,7 +377,28 @@ export class Session {
 
   /** Reads up to len bytes; the result is shorter where memory is unmapped. */
   readMemory(addr: bigint, len: number): Buffer {
-    const buf = Buffer.alloc(len);
+    if (len > 0 && len <= PAGE && !this.closed) {
+      const first = addr & ~PAGE_MASK;
+      const a = this.page(first);
+      const off = Number(addr - first);
+      if (off + len <= PAGE || a.length < PAGE) return Buffer.from(a.subarray(off, off + len));
+      const b = this.page(first + BigInt(PAGE));
+      return Buffer.concat([a.subarray(off), b.subarray(0, off + len - PAGE)]);
+    }
+    return this.readUncached(addr, len);
+  }
+
+  private page(at: bigint): Buffer {
+    let p = this.pageCache.get(at);
+    if (!p) {
+      p = this.readUncached(at, PAGE);
+      this.pageCache.set(at, p);
+    }
+    return p;
+  }
+
+  private readUncached(addr: bigint, len: number): Buffer {
+    const buf = Buffer.allocUnsafe(len); // only the n bytes read are returned
     const n = [0];
     this.check(this.lib.cryo_read_memory(this.h(), addr, buf, len, n) as number, 'read memory');
     return buf.subarray(0, Number(n[0]));
@@ -534,8 +589,11 @@ export class Session {
     return new Promise((res) => this.waiters.push(res));
   }
 
-  /** Waits for the next stop or end of the process, skipping thread events. */
-  async waitStop(): Promise<EngineEvent> {
+  /** Waits for the next stop or end of the process, skipping thread events. spinUs:
+   * right after resuming a step, wait that long for the stop awake (the event loop is
+   * held that long at most) instead of through the pump's wake-ups. */
+  async waitStop(spinUs = 0): Promise<EngineEvent> {
+    if (spinUs > 0 && !this.queue.length && !this.closed) this.poll(spinUs);
     for (;;) {
       const e = await this.nextEvent();
       if (!e) throw new EngineError(Status.ECLOSED, 'the session closed while waiting for a stop');
@@ -543,12 +601,22 @@ export class Session {
     }
   }
 
-  private dispatch(e: EngineEvent, regs?: BigUint64Array, pos?: bigint): void {
+  private poll(spinUs: number): void {
+    const ev = {} as RawEvent;
+    if ((this.lib.cryo_poll_event(this.handle, ev, this.lastSeq + 1, spinUs) as number) === Status.OK) this.dispatch(ev);
+  }
+
+  private dispatch(raw: RawEvent): void {
     this.forgetRegisters();
-    // the stopped thread's registers and the record position came with the event: what a
-    // stop's inspection and the timeline ask for first, without a trip to the tracer thread
-    if (regs && e.kind === 'stopped') this.regCache.set(e.tid, registersOf(regs));
-    if (pos !== undefined && e.kind === 'stopped') this.posCache = pos;
+    this.lastSeq = Number(raw.seq);
+    const e = convertEvent(raw);
+    // the stopped thread's registers, xmm and the record position came with the event: what
+    // a stop's inspection and the timeline ask for first, without a trip to the tracer thread
+    if (e.kind === 'stopped') {
+      if (raw.has_regs === 1) this.regCache.set(e.tid, registersOf(BigUint64Array.from(raw.regs)));
+      if (raw.has_xmm === 1) this.xmmCache.set(e.tid, Buffer.from(BigUint64Array.from(raw.xmm).buffer));
+      if (raw.has_pos === 1) this.posCache = BigInt(raw.record_pos);
+    }
     for (const l of this.listeners) l(e);
     const w = this.waiters.shift();
     if (w) w(e);
@@ -570,7 +638,7 @@ export class Session {
             return;
           }
           if (rc === Status.OK)
-            this.dispatch(convertEvent(ev), ev.has_regs === 1 ? BigUint64Array.from(ev.regs) : undefined, ev.has_pos === 1 ? BigInt(ev.record_pos) : undefined);
+            this.dispatch(ev);
           // Stop pumping when nobody listens and the debuggee is gone, so an idle
           // session does not keep Node alive; launch/attach/nextEvent restart it.
           if (!this.listeners.length && !this.waiters.length && !this.keepPumping && rc === Status.ETIMEDOUT) {
@@ -678,6 +746,11 @@ export class Image {
     const r = {} as Registers;
     REGISTER_NAMES.forEach((n, i) => (r[n] = buf[i]));
     return r;
+  }
+
+  /** xmm0-15 of tid, 16 bytes each (see Session.xmm). */
+  xmm(tid: number): Buffer {
+    return this.xstate(tid).subarray(XMM_OFFSET, XMM_OFFSET + 256);
   }
 
   xstate(tid: number): Buffer {

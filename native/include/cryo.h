@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 8
+#define CRYO_ABI_VERSION 9
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -73,7 +73,9 @@ typedef struct cryo_event {
   int32_t signo;
   int32_t code;   /* exit code, or si_code of the signal */
   int32_t slot;   /* watchpoint slot */
-  int32_t pad;
+  /* STOPPED: 1 while tid is still stepping over a call for cryo_step_range
+   * (CRYO_STEP_OVER_CALLS): cryo_continue with CRYO_RESUME_KEEP_STEP goes on with it */
+  int32_t in_step;
   uint64_t addr;  /* breakpoint / watch address, or si_addr of a fault */
   uint8_t siginfo[128];
   /* STOPPED: the registers of tid at the stop (has_regs 1), as cryo_get_regs would give
@@ -82,6 +84,12 @@ typedef struct cryo_event {
   int32_t has_regs;
   int32_t has_pos; /* STOPPED while recorded: record_pos is cryo_record_position at the stop */
   uint64_t record_pos;
+  uint64_t seq;    /* 1 for the session's first event, then one more for each */
+  /* STOPPED: xmm0-15 of tid (low, high quadword each), has_xmm 1: what unwinding and
+   * variables ask of the vector registers, without the whole xsave area */
+  uint64_t xmm[32];
+  int32_t has_xmm;
+  int32_t pad2;
 } cryo_event;
 
 /* stdio of a launched program */
@@ -141,18 +149,32 @@ CRYO_API int cryo_threads(cryo_session *s, int32_t *tids, int32_t max, int32_t *
 
 /* Waits up to timeout_ms (-1: forever) for the next event. */
 CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms);
+/* Takes the event numbered seq (see cryo_event.seq), waiting for it awake for at most
+ * spin_us microseconds: for a caller that just resumed a step and will get its stop
+ * sooner than a sleeping thread wakes. CRYO_ETIMEDOUT if it has not come, or if an
+ * earlier event is still queued or taken by a cryo_wait_event caller (take those first,
+ * in order). spin_us is capped at 2000. */
+CRYO_API int cryo_poll_event(cryo_session *s, cryo_event *ev, uint64_t seq, int32_t spin_us);
 
 enum cryo_resume_flags {
-  CRYO_RESUME_DISCARD_SIGNAL = 1 /* do not deliver the pending signal of the stopped thread */
+  CRYO_RESUME_DISCARD_SIGNAL = 1, /* do not deliver the pending signal of the stopped thread */
+  CRYO_RESUME_KEEP_STEP = 2       /* a step over a call that a stop interrupted goes on (in_step) */
 };
 /* Resumes every thread; a thread at a breakpoint steps over it first. */
 CRYO_API int cryo_continue(cryo_session *s, uint32_t flags);
 /* Single-steps tid alone (others stay stopped); a STOPPED event (STEP) follows. */
 CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags);
+enum cryo_step_flags {
+  /* a call made from the range runs (every thread resumed) to its return into the same
+   * frame, and the stepping goes on from there; a breakpoint or signal on the way stops
+   * with in_step 1. Without it, the step stops in the callee. Single-threaded processes
+   * only: with several threads it stops in the callee as without it. */
+  CRYO_STEP_OVER_CALLS = 1
+};
 /* Steps tid alone while its pc stays in [lo, hi) (a source line), in the engine, without
  * a round trip per instruction. A STOPPED event (STEP) follows when the pc leaves the
  * range, or right after a call instruction was executed (the pc is then in the callee:
- * the caller decides whether to step into it or over it). */
+ * the caller decides whether to step into it or over it), unless CRYO_STEP_OVER_CALLS. */
 CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags);
 /* Stops every running thread; a STOPPED event (INTERRUPT) follows. */
 CRYO_API int cryo_interrupt(cryo_session *s);

@@ -401,7 +401,9 @@ static void settle_checkpoint(struct cryo_session *s) {
   pid_t tid = s->threads[0].tid;
   int rc = CRYO_OK;
   if (cp->kind == CP_DELTA) {
-    int d = same_layout(s) ? take_delta(s, cp) : 0;
+    bool same = same_layout(s);
+    dbg("settle: layout check %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+    int d = same ? take_delta(s, cp) : 0;
     if (d < 0) rc = CRYO_EFAIL;
     else if (d == 0) {
       delta_to_full(s, cp);
@@ -409,7 +411,9 @@ static void settle_checkpoint(struct cryo_session *s) {
     }
   }
   if (rc == CRYO_OK && cp->kind == CP_FULL) arm_tracking(s, tid);
+  uint64_t tf = now_ns(CLOCK_MONOTONIC);
   if (rc == CRYO_OK) record_fds(s->pid, cp);
+  dbg("settle: fds %.3f ms, total %.3f ms", (now_ns(CLOCK_MONOTONIC) - tf) / 1e6, (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
   if (rc != CRYO_OK) {
     /* the checkpoint cannot be completed: it goes, and asking for it says why */
     char msg[1024];

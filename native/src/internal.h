@@ -36,6 +36,10 @@ struct thread {
   uint64_t range_lo, range_hi; /* range stepping: keep stepping while lo <= pc < hi */
   uint64_t range_sp;      /* rsp before the last step, to see a call being entered */
   uint64_t range_prev_pc; /* pc before the last step */
+  uint32_t step_flags;    /* CRYO_STEP_* of the range step under way */
+  uint64_t call_ret;      /* stepping over a call: its return address, where this thread holds
+                             a breakpoint reference (0: none) */
+  uint64_t call_sp;       /* ... and rsp once the call has returned to that frame */
   bool stepping_over;     /* single-stepping over a breakpoint before a continue */
   uint64_t over_addr;     /* the breakpoint lifted while this thread steps (0: none) */
   bool over_done;         /* already stepped over a breakpoint during this resume */
@@ -155,6 +159,8 @@ struct cryo_session {
   struct command *cmd_head, *cmd_tail;
   struct event_node *ev_head, *ev_tail;
   bool closing, closed, in_wait;
+  bool nospin; /* CRYO_SPIN=0: hand-offs sleep at once (to measure what spinning buys) */
+  uint64_t ev_seq; /* events pushed so far: each event's seq */
   int waiters;
 
   /* everything below is owned by the tracer thread; readers on other threads take lock */
@@ -227,6 +233,8 @@ void cryo_set_error_text(const char *msg);
 int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg);
 void push_event(struct cryo_session *s, const cryo_event *ev);
 uint64_t now_ns(int clock);
+/* Waits up to ns, awake, for ready(arg) (see session.c); without the lock held. */
+bool spin_wait(const struct cryo_session *s, uint64_t ns, bool (*ready)(const void *), const void *arg);
 
 /* threads.c */
 struct thread *thread_find(struct cryo_session *s, pid_t tid);
@@ -250,6 +258,10 @@ struct breakpoint *bp_find(struct cryo_session *s, uint64_t addr);
 int bps_lift(struct cryo_session *s, pid_t pid);
 int bps_apply(struct cryo_session *s, pid_t pid);
 int bp_lift_one(struct cryo_session *s, uint64_t addr);
+int bp_add_ref(struct cryo_session *s, uint64_t addr);
+int bp_drop_ref(struct cryo_session *s, uint64_t addr);
+/* Ends a step over a call (drops its breakpoint reference). */
+void step_over_cancel(struct cryo_session *s, struct thread *t);
 void bp_restore_one(struct cryo_session *s, uint64_t addr);
 
 /* regs.c */

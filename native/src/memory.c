@@ -129,8 +129,13 @@ struct mem_args {
   size_t len;
 };
 
-static int do_bp_insert(struct cryo_session *s, void *arg) {
-  struct mem_args *a = arg;
+static int do_bp_insert(struct cryo_session *s, void *arg) { return bp_add_ref(s, ((struct mem_args *)arg)->addr); }
+
+static int do_bp_remove(struct cryo_session *s, void *arg) { return bp_drop_ref(s, ((struct mem_args *)arg)->addr); }
+
+/* Breakpoints are counted: the adapter's own and the user's at one address, a step's. */
+int bp_add_ref(struct cryo_session *s, uint64_t addr) {
+  struct mem_args a0 = {addr, NULL, 1}, *a = &a0;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
   struct breakpoint *bp = bp_find(s, a->addr);
   if (bp) {
@@ -156,8 +161,8 @@ static int do_bp_insert(struct cryo_session *s, void *arg) {
   return CRYO_OK;
 }
 
-static int do_bp_remove(struct cryo_session *s, void *arg) {
-  struct mem_args *a = arg;
+int bp_drop_ref(struct cryo_session *s, uint64_t addr) {
+  struct mem_args a0 = {addr, NULL, 1}, *a = &a0;
   struct breakpoint *bp = bp_find(s, a->addr);
   if (!bp) return cryo_fail(CRYO_ENOENT, "no breakpoint at 0x%llx", (unsigned long long)a->addr);
   if (--bp->refs > 0) return CRYO_OK;

@@ -452,6 +452,11 @@ static int do_continue(struct cryo_session *s, void *arg) {
   if (rc) return rc;
   if (flags & CRYO_RESUME_DISCARD_SIGNAL)
     for (int i = 0; i < s->nthreads; i++) s->threads[i].pending_sig = 0;
+  if (!(flags & CRYO_RESUME_KEEP_STEP))
+    for (int i = 0; i < s->nthreads; i++) {
+      step_over_cancel(s, &s->threads[i]);
+      s->threads[i].range_lo = s->threads[i].range_hi = 0;
+    }
   return resume_all(s);
 }
 
@@ -462,8 +467,9 @@ CRYO_API int cryo_continue(cryo_session *s, uint32_t flags) {
 
 struct step_args {
   pid_t tid;
-  uint32_t flags;
+  uint32_t flags; /* CRYO_RESUME_* */
   uint64_t lo, hi;
+  uint32_t step_flags; /* CRYO_STEP_* */
 };
 
 static int do_step(struct cryo_session *s, void *arg) {
@@ -472,6 +478,7 @@ static int do_step(struct cryo_session *s, void *arg) {
   if (rc) return rc;
   struct thread *t = thread_find(s, a->tid);
   if (!t) return cryo_fail(CRYO_ENOTHREAD, "no thread %d in process %d", a->tid, s->pid);
+  for (int i = 0; i < s->nthreads; i++) step_over_cancel(s, &s->threads[i]);
   struct user_regs_struct r;
   rc = regs_get(t->tid, &r);
   if (rc) return rc;
@@ -485,6 +492,7 @@ static int do_step(struct cryo_session *s, void *arg) {
   t->stepping = true;
   t->range_lo = a->lo;
   t->range_hi = a->hi;
+  t->step_flags = a->step_flags;
   t->range_sp = r.rsp;
   t->range_prev_pc = r.rip;
   if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, (void *)(long)sig) != 0) {
@@ -499,14 +507,14 @@ static int do_step(struct cryo_session *s, void *arg) {
 
 CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step: null session");
-  struct step_args a = {tid, flags, 0, 0};
+  struct step_args a = {tid, flags, 0, 0, 0};
   return run_on_tracer(s, do_step, &a);
 }
 
 CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step_range: null session");
   if (hi <= lo) return cryo_fail(CRYO_EINVAL, "cryo_step_range: empty range 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)hi);
-  struct step_args a = {tid, flags, lo, hi};
+  struct step_args a = {tid, 0, lo, hi, flags};
   return run_on_tracer(s, do_step, &a);
 }
 

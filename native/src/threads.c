@@ -48,7 +48,20 @@ struct thread *thread_add(struct cryo_session *s, pid_t tid, int state) {
   return t;
 }
 
+void step_over_cancel(struct cryo_session *s, struct thread *t) {
+  if (!t->call_ret) return;
+  if (s->pid) bp_drop_ref(s, t->call_ret);
+  else {
+    struct breakpoint *bp = bp_find(s, t->call_ret);
+    if (bp && bp->refs > 1) bp->refs--; /* no process to write: the last reference is dropped with it below */
+    else if (bp) *bp = s->bps[--s->nbps];
+  }
+  t->call_ret = 0;
+}
+
 void thread_remove(struct cryo_session *s, pid_t tid) {
+  struct thread *gone = thread_find(s, tid);
+  if (gone) step_over_cancel(s, gone);
   pthread_mutex_lock(&s->lock);
   for (int i = 0; i < s->nthreads; i++) {
     if (s->threads[i].tid == tid) {
@@ -68,6 +81,7 @@ bool any_running(struct cryo_session *s) {
 }
 
 void process_gone(struct cryo_session *s) {
+  for (int i = 0; i < s->nthreads; i++) step_over_cancel(s, &s->threads[i]);
   checkpoints_forget_live(s); /* its memory, which the tracker followed, is gone */
   if (s->memfd >= 0) close(s->memfd);
   pthread_mutex_lock(&s->lock);
@@ -115,6 +129,7 @@ static void report(struct cryo_session *s, struct thread *t) {
   ev.reason = t->report_reason;
   ev.addr = t->report_addr;
   ev.slot = t->report_slot;
+  ev.in_step = t->call_ret != 0;
   if (t->report_reason == CRYO_STOP_SIGNAL) {
     ev.signo = t->si.si_signo;
     ev.code = t->si.si_code;
@@ -126,6 +141,11 @@ static void report(struct cryo_session *s, struct thread *t) {
   if (regs_get(t->tid, &r) == CRYO_OK) {
     memcpy(ev.regs, &r, sizeof ev.regs < sizeof r ? sizeof ev.regs : sizeof r);
     ev.has_regs = 1;
+  }
+  struct user_fpregs_struct fp;
+  if (ptrace(PTRACE_GETFPREGS, t->tid, 0, &fp) == 0) {
+    memcpy(ev.xmm, fp.xmm_space, sizeof ev.xmm);
+    ev.has_xmm = 1;
   }
   if (s->rec_filter) {
     /* the ring was drained at this stop (classify): the log is whole */
@@ -282,22 +302,67 @@ static bool is_job_control_stop(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
-/* Range stepping: after one step inside [lo,hi), step again unless the pc left the
- * range or a call was just entered (rsp went down by 8 and holds a return address just
- * after the previous pc). Returns true when it stepped again. */
-static bool range_continues(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
-  if (r->rip < t->range_lo || r->rip >= t->range_hi) return false;
-  if (r->rsp == t->range_sp - 8) {
-    uint64_t ret = 0;
-    if (mem_read_raw(s, t->tid, r->rsp, &ret, 8) == 8 && ret > t->range_prev_pc && ret <= t->range_prev_pc + 15) return false;
-  }
+enum range_next { RANGE_DONE, RANGE_STEPPED, RANGE_OVER, RANGE_BP_ENTRY };
+
+/* Steps on inside [lo, hi) from where the pc is (stepping already set up). */
+static enum range_next range_step(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
+  if (r->rip < t->range_lo || r->rip >= t->range_hi) return RANGE_DONE;
   /* a breakpoint inside the range is the user's: step onto it and report it */
-  if (bp_find(s, r->rip)) return false;
+  if (bp_find(s, r->rip)) return RANGE_DONE;
   t->range_sp = r->rsp;
   t->range_prev_pc = r->rip;
-  if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) != 0) return false;
-  t->state = T_RUNNING;
-  return true;
+  t->stepping = true;
+  if (resume_thread(s, t, true, 0) != CRYO_OK) return RANGE_DONE;
+  return RANGE_STEPPED;
+}
+
+/* Range stepping: after one step inside [lo,hi), step again unless the pc left the
+ * range or a call was just entered (rsp went down by 8 and holds a return address just
+ * after the previous pc). Over calls (CRYO_STEP_OVER_CALLS), a call runs to its return
+ * instead, with a breakpoint there (a reference of this thread's), and stepping goes on
+ * from it (call_returned). */
+static enum range_next range_continues(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
+  if (r->rsp == t->range_sp - 8) {
+    uint64_t ret = 0;
+    if (mem_read_raw(s, t->tid, r->rsp, &ret, 8) == 8 && ret > t->range_prev_pc && ret <= t->range_prev_pc + 15) {
+      if (!(t->step_flags & CRYO_STEP_OVER_CALLS) || s->nthreads != 1 || bp_add_ref(s, ret) != CRYO_OK) return RANGE_DONE;
+      t->call_ret = ret;
+      t->call_sp = r->rsp + 8;
+      t->stepping = false;
+      /* a breakpoint at the callee's first instruction is hit by the call: report it */
+      if (bp_find(s, r->rip)) return RANGE_BP_ENTRY;
+      if (resume_thread(s, t, false, 0) != CRYO_OK) {
+        step_over_cancel(s, t);
+        return RANGE_DONE;
+      }
+      return RANGE_OVER;
+    }
+  }
+  return range_step(s, t, r);
+}
+
+enum call_back { CALL_REPORT_BP, CALL_REPORT_STEP, CALL_HANDLED };
+
+/* The breakpoint at a stepped-over call's return address was hit by t (rip rewound). */
+static enum call_back call_returned(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
+  struct breakpoint *bp = bp_find(s, r->rip);
+  bool others = bp && bp->refs > 1; /* the user's (or the adapter's) breakpoint here too */
+  if (r->rsp < t->call_sp) {
+    /* a deeper call of the same function returned here, not the frame that called */
+    if (others) return CALL_REPORT_BP;
+    if (bp_lift_one(s, r->rip) != CRYO_OK) return CALL_REPORT_STEP;
+    t->stepping_over = true;
+    t->over_addr = r->rip;
+    s->resume_all_pending = true; /* after stepping over it, run on */
+    return resume_thread(s, t, true, 0) == CRYO_OK ? CALL_HANDLED : CALL_REPORT_STEP;
+  }
+  step_over_cancel(s, t);
+  if (others) {
+    t->range_lo = t->range_hi = 0;
+    return CALL_REPORT_BP;
+  }
+  if (s->nthreads != 1) return CALL_REPORT_STEP; /* threads appeared: stepping alone is not for here */
+  return range_step(s, t, r) == RANGE_STEPPED ? CALL_HANDLED : CALL_REPORT_STEP;
 }
 
 /* Classifies one waitpid status. Returns true when tid stopped with something to
@@ -491,6 +556,18 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
       r.rip -= 1;
       regs_set(tid, &r);
       if (collecting) return false; /* it will hit it again after resuming */
+      if (t->call_ret && r.rip == t->call_ret) {
+        enum call_back k = call_returned(s, t, &r);
+        if (k == CALL_HANDLED) return false;
+        if (k == CALL_REPORT_STEP) {
+          t->range_lo = t->range_hi = 0;
+          t->stepping = false;
+          t->has_report = true;
+          t->report_reason = CRYO_STOP_STEP;
+          t->report_addr = r.rip;
+          return true;
+        }
+      }
       t->has_report = true;
       t->report_reason = CRYO_STOP_BREAKPOINT;
       t->report_addr = r.rip;
@@ -519,7 +596,16 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
         if (s->resume_all_pending && !collecting) resume_all(s);
         return false;
       }
-      if (t->range_hi && have_regs && !collecting && range_continues(s, t, &r)) return false;
+      if (t->range_hi && have_regs && !collecting) {
+        enum range_next k = range_continues(s, t, &r);
+        if (k == RANGE_STEPPED || k == RANGE_OVER) return false;
+        if (k == RANGE_BP_ENTRY) {
+          t->has_report = true;
+          t->report_reason = CRYO_STOP_BREAKPOINT;
+          t->report_addr = r.rip;
+          return true;
+        }
+      }
       t->range_lo = t->range_hi = 0;
       t->stepping = false;
       t->has_report = true;

@@ -57,6 +57,23 @@ describe('breakpoint options', () => {
     assert.equal(out.text('console').split('\n').filter((l) => l.startsWith('i=')).join('\n'), 'i=0 total=0\ni=1 total=0\ni=2 total=1\ni=3 total=3');
   });
 
+  test('after a logpoint and a false condition on the way, a stop shows its own place, as gdb does', async () => {
+    const prog = buildFixture('counter.c');
+    const g = gdbBatch(prog, ['set startup-with-shell off', 'dprintf counter.c:11,"log %ld\\n",i', 'break counter.c:10 if i == 99', 'break counter.c:21', 'run', 'bt', 'print i'], ['4']);
+    const dc = await client();
+    const out = collectOutput(dc);
+    const stop = await launchTo(dc, { program: prog, args: ['4'] }, counterSrc, [{ line: 11, logMessage: 'log {i}' }, { line: 10, condition: 'i == 99' }, { line: 21 }]);
+    const tid = stop.body.threadId!;
+    const st = await dc.stackTraceRequest({ threadId: tid });
+    const gdbTop = /^#0\s+(\w+) \(.*at .*:(\d+)$/m.exec(g)!;
+    assert.deepEqual([st.body.stackFrames[0].name, st.body.stackFrames[0].line], [gdbTop[1], Number(gdbTop[2])]);
+    assert.equal(st.body.stackFrames.length >= 2 && st.body.stackFrames[1].name, '__libc_start_call_main'); // main's caller, not tick's
+    const logged = out.text('console').split('\n').filter((l) => l.startsWith('log '));
+    assert.deepEqual(logged, g.split('\n').filter((l) => l.startsWith('log ')));
+    const i = await dc.evaluateRequest({ expression: 'i', frameId: st.body.stackFrames[0].id, context: 'watch' });
+    assert.equal(i.body.result, /^\$1 = (\d+)/m.exec(g)![1]);
+  });
+
   test('a function breakpoint and a bad hit condition', async () => {
     const prog = buildFixture('counter.c');
     const dc = await client();

@@ -108,6 +108,50 @@ describe('launch, breakpoints, stack and variables', () => {
     assert.equal(gdbLines.length, seq.length + 1);
     assert.deepEqual(lines, gdbLines);
   });
+
+  test('next over a recursive call, and over calls with a false condition and a logpoint inside, ends where gdb`s next ends', async () => {
+    const prog = buildFixture('sym_recurse.c');
+    const src = join(fixturesDir, 'sym_recurse.c');
+    const lineOf = (o: string) => [...o.matchAll(/^(\d+)\t/gm)].map((m) => Number(m[1])).at(-1);
+    // the return address of a recursive call is reached first by the deeper frames
+    const a = gdbBatch(prog, [...GDB, 'break sym_recurse.c:14', 'run', 'delete', 'next', 'print n', 'print track->depth', 'bt']);
+    const b = gdbBatch(prog, [...GDB, 'break sym_recurse.c:21', 'run', 'break sym_recurse.c:11 if n == 99', 'dprintf sym_recurse.c:8,"depth %d\\n",track->depth', 'next', 'print r']);
+    const values = (o: string) => [...o.matchAll(/^\$\d+ = (.*)$/gm)].map((m) => m[1]);
+
+    let dc = await client();
+    let stop = await launchTo(dc, { program: prog }, src, [{ line: 14 }]);
+    let tid = stop.body.threadId!;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    let stopped = dc.waitForEvent('stopped');
+    await dc.nextRequest({ threadId: tid });
+    await stopped;
+    let frames = await topFrame(dc, tid);
+    const ev = async (expression: string) => (await dc.evaluateRequest({ expression, frameId: frames[0].id, context: 'watch' })).body.result;
+    assert.equal(frames[0].line, lineOf(a));
+    assert.deepEqual([await ev('n'), await ev('track->depth')], values(a));
+    // the same frame as before the next: gdb's backtrace (which ends at main)
+    const gdbBt = [...a.matchAll(/^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(/gm)].map((m) => m[1]);
+    const ours = frames.map((f) => f.name);
+    assert.deepEqual(ours.slice(0, ours.indexOf('main') + 1), gdbBt);
+    await dc.disconnectRequest({ terminateDebuggee: true });
+
+    dc = await client();
+    const out = collectOutput(dc);
+    stop = await launchTo(dc, { program: prog }, src, [{ line: 21 }]);
+    tid = stop.body.threadId!;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: 11, condition: 'n == 99' }, { line: 8, logMessage: 'depth {track->depth}' }] });
+    stopped = dc.waitForEvent('stopped');
+    await dc.nextRequest({ threadId: tid });
+    await stopped;
+    frames = await topFrame(dc, tid);
+    assert.equal(frames[0].line, lineOf(b));
+    assert.deepEqual([await ev('r')], values(b));
+    const logged = out.text('console').split('\n').filter((l) => l.startsWith('depth '));
+    const printed = b.split('\n').filter((l) => l.startsWith('depth '));
+    assert.equal(printed.length, 5);
+    assert.deepEqual(logged, printed);
+    await dc.disconnectRequest({ terminateDebuggee: true });
+  });
 });
 
 describe('memory, disassembly, modules', () => {

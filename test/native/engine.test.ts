@@ -167,6 +167,47 @@ describe('stepping, registers and memory against gdb', () => {
     s.kill();
   });
 
+  test('range stepping over calls ends where gdb`s next ends; a breakpoint in the callee stops with inStep, and the step goes on', async () => {
+    const prog = buildFixture('sym_recurse.c');
+    // from line 14 at n == 5: the call's return address is reached first by the deeper
+    // frames; gdb's next and dprintf at line 8 say where it ends and how often line 8 runs
+    const g = gdbBatch(prog, [...GDB_PRELUDE, 'break sym_recurse.c:14', 'run', 'info line sym_recurse.c:14', 'info line sym_recurse.c:15', 'info line sym_recurse.c:8', 'delete', 'dprintf sym_recurse.c:8,"hit\\n"', 'next', 'p/x $pc', 'p n']);
+    const lines = [...g.matchAll(/starts at address (0x[0-9a-f]+) <[^>]*> and ends at (0x[0-9a-f]+)/g)].map((m) => [BigInt(m[1]), BigInt(m[2])]);
+    // line 14 is several rows of the line table; its code runs up to line 15's
+    const [[lo], [hi], [line8]] = lines;
+    const gdbPc = BigInt(/^\$1 = (0x[0-9a-f]+)/m.exec(g)![1]);
+    const gdbHits = g.split('\n').filter((l) => l === 'hit').length;
+    assert.equal(gdbHits, 4); // fact(4) .. fact(1)
+
+    for (const withBreak of [false, true]) {
+      const s = session();
+      const l = s.launch({ program: prog, stdout: { mode: 'null' }, noAslr: true });
+      s.insertBreakpoint(lo);
+      s.continue();
+      assert.equal((await stop(s, 'line 14')).kind, 'stopped');
+      s.removeBreakpoint(lo);
+      if (withBreak) s.insertBreakpoint(line8);
+      s.stepRange(l.pid, lo, hi, { overCalls: true });
+      let e = await stop(s, 'the step');
+      let hits = 0;
+      while (e.kind === 'stopped' && e.reason === 'breakpoint') {
+        assert.equal(e.addr, line8);
+        assert.equal(e.inStep, true);
+        hits++;
+        s.continue({ keepStep: true });
+        e = await stop(s, 'the step, going on');
+      }
+      assert.equal(e.kind === 'stopped' && e.reason, 'step');
+      assert.equal(hits, withBreak ? gdbHits : 0);
+      assert.equal(s.registers(l.pid).rip, gdbPc);
+      assert.equal((e as { inStep?: boolean }).inStep, undefined);
+      // the step's own breakpoint at the return address is gone: the program runs to its end
+      if (withBreak) s.removeBreakpoint(line8);
+      s.continue();
+      assert.deepEqual(await stop(s, 'exit'), { kind: 'exited', pid: l.pid, code: 0 });
+    }
+  });
+
   test('registers and memory read back what gdb reads at the same stop', async () => {
     const prog = buildFixture('memory.c');
     const regNames = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags', 'cs', 'ss', 'fs_base'] as const;
