@@ -202,12 +202,15 @@ export class Session {
   /** The record position at the last stop (it came with the event), until anything runs. */
   private posCache?: bigint;
 
+  private gen = 0;
   /** Counts the changes of state (anything that forgets the registers): what was computed
    * from the debuggee's state at one generation holds until it changes. */
-  generation = 0;
+  get generation(): number {
+    return this.gen;
+  }
 
   private forgetRegisters(): void {
-    this.generation++;
+    this.gen++;
     this.regCache.clear();
     this.xCache.clear();
     this.xmmCache.clear();

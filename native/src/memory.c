@@ -135,25 +135,24 @@ static int do_bp_remove(struct cryo_session *s, void *arg) { return bp_drop_ref(
 
 /* Breakpoints are counted: the adapter's own and the user's at one address, a step's. */
 int bp_add_ref(struct cryo_session *s, uint64_t addr) {
-  struct mem_args a0 = {addr, NULL, 1}, *a = &a0;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
-  struct breakpoint *bp = bp_find(s, a->addr);
+  struct breakpoint *bp = bp_find(s, addr);
   if (bp) {
     bp->refs++;
     return CRYO_OK;
   }
   if (s->nbps >= MAX_BREAKPOINTS) return cryo_fail(CRYO_EINVAL, "too many breakpoints (%d)", MAX_BREAKPOINTS);
   uint8_t orig;
-  if (mem_read_raw(s, s->pid, a->addr, &orig, 1) != 1)
-    return cryo_fail_errno("breakpoint at 0x%llx in pid %d: address not readable", (unsigned long long)a->addr, s->pid);
-  int rc = mem_write_raw(s, s->pid, a->addr, &INT3, 1);
+  if (mem_read_raw(s, s->pid, addr, &orig, 1) != 1)
+    return cryo_fail_errno("breakpoint at 0x%llx in pid %d: address not readable", (unsigned long long)addr, s->pid);
+  int rc = mem_write_raw(s, s->pid, addr, &INT3, 1);
   if (rc != CRYO_OK) return rc;
   if (!s->bps) {
     s->bps = calloc(MAX_BREAKPOINTS, sizeof *s->bps);
     if (!s->bps) return cryo_fail(CRYO_EFAIL, "out of memory");
   }
   pthread_mutex_lock(&s->lock);
-  s->bps[s->nbps].addr = a->addr;
+  s->bps[s->nbps].addr = addr;
   s->bps[s->nbps].orig = orig;
   s->bps[s->nbps].refs = 1;
   s->nbps++;
@@ -162,14 +161,13 @@ int bp_add_ref(struct cryo_session *s, uint64_t addr) {
 }
 
 int bp_drop_ref(struct cryo_session *s, uint64_t addr) {
-  struct mem_args a0 = {addr, NULL, 1}, *a = &a0;
-  struct breakpoint *bp = bp_find(s, a->addr);
-  if (!bp) return cryo_fail(CRYO_ENOENT, "no breakpoint at 0x%llx", (unsigned long long)a->addr);
+  struct breakpoint *bp = bp_find(s, addr);
+  if (!bp) return cryo_fail(CRYO_ENOENT, "no breakpoint at 0x%llx", (unsigned long long)addr);
   if (--bp->refs > 0) return CRYO_OK;
   int rc = s->pid ? mem_write_raw(s, s->pid, bp->addr, &bp->orig, 1) : CRYO_OK;
   /* threads stepping over it must not put it back */
   for (int i = 0; i < s->nthreads; i++)
-    if (s->threads[i].over_addr == a->addr) s->threads[i].over_addr = 0;
+    if (s->threads[i].over_addr == addr) s->threads[i].over_addr = 0;
   pthread_mutex_lock(&s->lock);
   *bp = s->bps[--s->nbps];
   pthread_mutex_unlock(&s->lock);

@@ -50,12 +50,7 @@ struct thread *thread_add(struct cryo_session *s, pid_t tid, int state) {
 
 void step_over_cancel(struct cryo_session *s, struct thread *t) {
   if (!t->call_ret) return;
-  if (s->pid) bp_drop_ref(s, t->call_ret);
-  else {
-    struct breakpoint *bp = bp_find(s, t->call_ret);
-    if (bp && bp->refs > 1) bp->refs--; /* no process to write: the last reference is dropped with it below */
-    else if (bp) *bp = s->bps[--s->nbps];
-  }
+  bp_drop_ref(s, t->call_ret); /* without a process (it is gone) only the table changes */
   t->call_ret = 0;
 }
 
