@@ -1,6 +1,6 @@
 // x86-64 disassembly with Capstone (its wasm build from npm), in AT&T syntax as gdb
 // shows it by default, annotated with symbols and source lines from adapter/symbols.
-import { Capstone, Const, loadCapstone } from 'capstone-wasm';
+import type { Capstone } from 'capstone-wasm';
 import type { Program } from './symbols';
 
 let cs: Capstone | undefined;
@@ -8,7 +8,9 @@ let loading: Promise<Capstone> | undefined;
 
 async function capstone(): Promise<Capstone> {
   if (cs) return cs;
-  loading ??= loadCapstone().then(() => {
+  // loaded on the first disassembly, not with the adapter: most sessions never ask
+  loading ??= import('capstone-wasm').then(async ({ Capstone, Const, loadCapstone }) => {
+    await loadCapstone();
     const c = new Capstone(Const.CS_ARCH_X86, Const.CS_MODE_64);
     c.setOption(Const.CS_OPT_SYNTAX, Const.CS_OPT_SYNTAX_ATT);
     cs = c;

@@ -23,5 +23,38 @@ if (summaryAt > 0) {
   }).listen(port, '127.0.0.1', () => process.stderr.write(`cryo adapter listening on 127.0.0.1:${port}\n`));
 } else {
   const s = new CryoSession();
-  s.start(process.stdin, process.stdout);
+  s.start(process.stdin, batched(process.stdout));
+}
+
+/**
+ * The messages one turn of the event loop sends, written to `out` in one write: a step
+ * that ends at once sends its response and its stopped event together. Each write to the
+ * editor's pipe wakes the editor's process, which costs the writer 20-60 us on a VM.
+ */
+function batched(out: NodeJS.WriteStream): NodeJS.WritableStream {
+  let pending: string[] = [];
+  const flush = () => {
+    if (!pending.length) return;
+    const data = pending.length === 1 ? pending[0] : pending.join('');
+    pending = [];
+    out.write(data, 'utf8');
+  };
+  process.on('exit', flush);
+  // the protocol server calls only these (and listens for the stream's errors)
+  const w = {
+    on(event: string, listener: (...a: unknown[]) => void) {
+      out.on(event, listener);
+      return w;
+    },
+    write(data: string | Uint8Array): boolean {
+      if (!pending.length) setImmediate(flush);
+      pending.push(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
+      return true;
+    },
+    end(): void {
+      flush();
+      out.end();
+    },
+  };
+  return w as unknown as NodeJS.WritableStream;
 }

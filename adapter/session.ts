@@ -192,7 +192,9 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.sendEvent(new InitializedEvent());
       await this.configured;
       // the first position of the timeline: the program before its first instruction
-      this.timeline?.onStop(this.engine.pid, 'other');
+      // (no frame: nothing steps back from it, and unwinding the loader's entry, which
+      // has no CFI, would read the loader's DWARF before the first stop)
+      this.timeline?.onStop(this.engine.pid, 'other', undefined);
       await this.run(() => this.engine.continue());
     } catch (e) {
       this.sendErrorResponse(response, 1001, `Cannot launch: ${(e as Error).message}`);
@@ -558,7 +560,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         return true;
       case 'syscall':
         // a periodic position (not the user's stop): kept, and the program goes on
-        this.timeline?.onStop(ev.tid, 'periodic');
+        this.timeline?.onStop(ev.tid, 'periodic', this.stack(ev.tid, 1)[0]?.cfa);
         return false;
       case 'watchpoint':
         this.report('data breakpoint', ev.tid);
@@ -654,8 +656,10 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     if (keep && this.timeline && this.engine?.pid) {
       const sig = reason === 'exception' ? this.lastSignal.get(tid)?.signo : undefined;
       const via: Via = reason === 'breakpoint' ? 'breakpoint' : reason === 'step' ? 'step' : sig ? 'signal' : 'other';
-      // the top frames the editor asks for first, unwound once: the timeline keeps the CFA
-      this.timeline.onStop(tid, via, this.stack(tid, 2)[0]?.cfa, sig);
+      // the top frame, which the editor asks for first, unwound once: the timeline keeps
+      // its CFA (from the CFI alone: the caller's module, often libc with its large
+      // DWARF, is read only when the editor asks for the rest of the stack)
+      this.timeline.onStop(tid, via, this.stack(tid, 1)[0]?.cfa, sig);
       this.reachChangedSoon(); // the view shows how far back the timeline reaches
     }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
@@ -870,7 +874,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     }
     const engine = this.engine;
     try {
-      this.timeline!.onStop(r.pid, 'other'); // the earliest position: the checkpoint
+      this.timeline!.onStop(r.pid, 'other', undefined); // the earliest position: the checkpoint
       // forward, replaying, to the same fault; breakpoints passed on the way only count
       engine.continue();
       for (;;) {
@@ -880,7 +884,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
           this.lastSignal.set(ev.tid, { signo: ev.signo, code: ev.code, addr: ev.addr });
           this.currentTid = ev.tid;
           this.invalidate();
-          this.timeline!.onStop(ev.tid, 'signal', this.stack(ev.tid, 2)[0]?.cfa, ev.signo);
+          this.timeline!.onStop(ev.tid, 'signal', this.stack(ev.tid, 1)[0]?.cfa, ev.signo);
           this.imageState();
           this.sendEvent(new OutputEvent(`cryo: replayed ${name} from its oldest checkpoint (${hist[0].time.toISOString()}) to the crash: stepping back goes that far\n`, 'console'));
           return ev.tid;
@@ -1081,7 +1085,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   protected override stackTraceRequest(response: DebugProtocol.StackTraceResponse, args: DebugProtocol.StackTraceArguments): void {
     try {
       const start = args.startFrame ?? 0;
-      const frames = this.stack(args.threadId, args.levels ? start + args.levels + 1 : 256);
+      // as deep as asked, no deeper: whether there is more is left open (totalFrames below)
+      const frames = this.stack(args.threadId, args.levels ? start + args.levels : 256);
       const count = args.levels || frames.length;
       const complete = this.stacks.get(args.threadId)?.complete;
       response.body = {

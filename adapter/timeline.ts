@@ -103,8 +103,9 @@ export class Timeline {
   }
 
   /** A stop was reported: keep it as a position. Going forward from the past forgets
-   * the positions ahead (re-execution replays the log, so they come back the same). */
-  onStop(tid: number, via: Via, cfa = this.h.frameCfa(tid), signo?: number): void {
+   * the positions ahead (re-execution replays the log, so they come back the same).
+   * `cfa`: the frame the stop is in, for the positions step back can start from. */
+  onStop(tid: number, via: Via, cfa: bigint | undefined, signo?: number): void {
     const e = this.h.engine;
     if (!e.pid) return;
     try {
