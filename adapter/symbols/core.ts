@@ -34,7 +34,7 @@ export class CoreFile implements MemoryReader {
     if (this.elf.type !== ET_CORE) throw new Error(`${path}: not a core file`);
     for (const s of this.elf.segments) {
       if (s.type === PT_LOAD) this.loads.push({ vaddr: s.vaddr, memsz: BigInt(s.memsz), filesz: BigInt(s.filesz), offset: s.offset });
-      else if (s.type === PT_NOTE) this.parseNotes(this.elf.data.subarray(s.offset, s.offset + s.filesz));
+      else if (s.type === PT_NOTE) this.parseNotes(this.elf.bytes(s.offset, s.filesz));
     }
     this.loads.sort((a, b) => (a.vaddr < b.vaddr ? -1 : 1));
   }
@@ -112,7 +112,7 @@ export class CoreFile implements MemoryReader {
         const avail = Number(l.vaddr + l.filesz - a);
         const k = Math.min(n, avail);
         const off = l.offset + Number(a - l.vaddr);
-        this.elf.data.copy(out, at, off, off + k);
+        this.elf.bytes(off, k).copy(out, at);
         return k;
       }
       // not in the core: from the mapped file, else zero

@@ -1,6 +1,6 @@
 // ELF64 little-endian reader: sections (with SHF_COMPRESSED), program headers, symbols,
 // notes (build-id), dynamic section, and the search for separate debug files.
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { Cursor, cstrAt } from './reader';
@@ -20,8 +20,17 @@ export const PT_LOAD = 1, PT_DYNAMIC = 2, PT_NOTE = 4, PT_PHDR = 6;
 export const STT_OBJECT = 1, STT_FUNC = 2, STT_GNU_IFUNC = 10;
 export const ET_EXEC = 2, ET_DYN = 3, ET_CORE = 4;
 
+// A file's descriptor is closed when its ElfFile is collected (one opened only to read a
+// build-id is not kept open for the session).
+const closer = new FinalizationRegistry<number>((fd) => {
+  try { closeSync(fd); } catch { /* closed */ }
+});
+
 export class ElfFile {
-  readonly data: Buffer;
+  /** the whole file, when it was given in memory (the vDSO, a core file) */
+  private readonly whole?: Buffer;
+  private readonly fd?: number;
+  readonly size: number;
   readonly type: number;
   readonly entry: bigint;
   readonly sections: Section[] = [];
@@ -30,9 +39,21 @@ export class ElfFile {
   private symsCache?: ElfSymbol[];
   private byName?: Map<string, ElfSymbol[]>;
 
+  /**
+   * A file is read by the parts asked for (headers, then a section at a time), not whole:
+   * most of a library (its code, and a debug file's compressed sections once inflated) is
+   * never needed in the debugger's memory.
+   */
   constructor(readonly path: string, data?: Buffer) {
-    this.data = data ?? readFileSync(path);
-    const d = this.data;
+    if (data) {
+      this.whole = data;
+      this.size = data.length;
+    } else {
+      this.fd = openSync(path, 'r');
+      closer.register(this, this.fd);
+      this.size = fstatSync(this.fd).size;
+    }
+    const d = this.bytes(0, Math.min(this.size, 64));
     if (d.length < 64 || d.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${path}: not an ELF file`);
     if (d[4] !== 2 || d[5] !== 1) throw new Error(`${path}: not a 64-bit little-endian ELF file`);
     this.type = d.readUInt16LE(16);
@@ -43,32 +64,67 @@ export class ElfFile {
     const shentsize = d.readUInt16LE(58);
     let shnum = d.readUInt16LE(60);
     let shstrndx = d.readUInt16LE(62);
+    const ph = this.bytes(phoff, phnum * phentsize);
     for (let i = 0; i < phnum; i++) {
-      const c = new Cursor(d, phoff + i * phentsize);
+      const c = new Cursor(ph, i * phentsize);
       const type = c.u32(), flags = c.u32(), offset = c.u64n(), vaddr = c.u64();
       c.u64(); const filesz = c.u64n(), memsz = c.u64n();
       this.segments.push({ type, flags, offset, vaddr, filesz, memsz });
     }
-    if (shoff && shoff < d.length) {
-      if (shnum === 0) shnum = Number(d.readBigUInt64LE(shoff + 32));
-      if (shstrndx === 0xffff) shstrndx = d.readUInt32LE(shoff + 40);
+    if (shoff && shoff < this.size) {
+      const first = this.bytes(shoff, 64);
+      if (shnum === 0) shnum = Number(first.readBigUInt64LE(32));
+      if (shstrndx === 0xffff) shstrndx = first.readUInt32LE(40);
+      const sh = this.bytes(shoff, shnum * shentsize);
       const raw: (Section & { nameOff: number })[] = [];
       for (let i = 0; i < shnum; i++) {
-        const c = new Cursor(d, shoff + i * shentsize);
+        const c = new Cursor(sh, i * shentsize);
         const nameOff = c.u32(), type = c.u32(), flags = c.u64(), addr = c.u64(), offset = c.u64n(), size = c.u64n();
         const link = c.u32(), info = c.u32(); c.u64(); const entsize = c.u64n();
         raw.push({ name: '', nameOff, type, flags, addr, offset, size, link, info, entsize });
       }
       const rs = raw;
       const strsec = rs[shstrndx];
+      const names = strsec ? this.bytes(strsec.offset, strsec.size) : undefined;
       for (const r of rs) {
-        const name = strsec ? cstrAt(d, strsec.offset + r.nameOff) : '';
+        const name = names ? cstrAt(names, r.nameOff) : '';
         this.sections.push({ name, type: r.type, flags: r.flags, addr: r.addr, offset: r.offset, size: r.size, link: r.link, info: r.info, entsize: r.entsize });
       }
     }
   }
 
   get isPie(): boolean { return this.type === ET_DYN; }
+
+  /** The file's bytes [off, off + len) (fewer at its end). */
+  bytes(off: number, len: number): Buffer {
+    if (this.whole) return this.whole.subarray(off, off + len);
+    len = Math.max(0, Math.min(len, this.size - off));
+    const b = Buffer.allocUnsafeSlow(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(this.fd!, b, got, len - got, off + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    return got === len ? b : b.subarray(0, got);
+  }
+
+  /** A section's raw bytes (as in the file). */
+  private raw(s: Section): Buffer {
+    return this.bytes(s.offset, s.size);
+  }
+
+  /** The raw bytes of the symbol and string tables (by section index), read once. */
+  private tables = new Map<number, Buffer | null>();
+  private sectionAt(i: number): Buffer | null {
+    let b = this.tables.get(i);
+    if (b === undefined) {
+      const s = this.sections[i];
+      b = s && s.type !== 8 ? this.raw(s) : null;
+      this.tables.set(i, b);
+    }
+    return b;
+  }
 
   section(name: string): Section | undefined { return this.sections.find((s) => s.name === name); }
 
@@ -78,11 +134,14 @@ export class ElfFile {
     const s = this.section(name);
     let out: Buffer | null = null;
     if (s && s.type !== 8 /* NOBITS */) {
-      out = this.data.subarray(s.offset, s.offset + s.size);
+      out = this.raw(s);
       if (s.flags & 0x800n) { // SHF_COMPRESSED
         const chType = out.readUInt32LE(0);
         if (chType !== 1) throw new Error(`${this.path}: section ${name} uses unsupported compression ${chType}`);
-        out = inflateSync(out.subarray(24));
+        // into one buffer of the size the header gives (one byte more, so zlib sees the
+        // end without asking for another chunk): no growing chunks, copied and joined
+        const size = Number(out.readBigUInt64LE(8));
+        out = inflateSync(out.subarray(24), { chunkSize: Math.max(64, Math.min(size + 1, 0x3fffffff)) });
       }
     }
     this.secCache.set(name, out);
@@ -101,8 +160,7 @@ export class ElfFile {
     for (const s of this.segments) {
       if (s.type !== PT_LOAD) continue;
       if (vaddr >= s.vaddr && vaddr + BigInt(size) <= s.vaddr + BigInt(s.filesz)) {
-        const off = s.offset + Number(vaddr - s.vaddr);
-        return this.data.subarray(off, off + size);
+        return this.bytes(s.offset + Number(vaddr - s.vaddr), size);
       }
     }
     return null;
@@ -121,8 +179,8 @@ export class ElfFile {
       }
       return undefined;
     };
-    for (const s of this.sections) if (s.type === 7) { const r = scan(this.data.subarray(s.offset, s.offset + s.size)); if (r) return r; }
-    for (const p of this.segments) if (p.type === PT_NOTE) { const r = scan(this.data.subarray(p.offset, p.offset + p.filesz)); if (r) return r; }
+    for (const s of this.sections) if (s.type === 7) { const r = scan(this.bytes(s.offset, s.size)); if (r) return r; }
+    for (const p of this.segments) if (p.type === PT_NOTE) { const r = scan(this.bytes(p.offset, p.filesz)); if (r) return r; }
     return undefined;
   }
 
@@ -139,15 +197,17 @@ export class ElfFile {
     for (const sn of ['.symtab', '.dynsym']) {
       const s = this.section(sn);
       if (!s || s.type === 8) continue;
-      const strs = this.sections[s.link];
-      for (let off = s.offset; off + 24 <= s.offset + s.size; off += 24) {
-        const nameOff = this.data.readUInt32LE(off);
-        const info = this.data[off + 4];
-        const shndx = this.data.readUInt16LE(off + 6);
-        const value = this.data.readBigUInt64LE(off + 8);
-        const size = Number(this.data.readBigUInt64LE(off + 16));
+      const tab = this.sectionAt(this.sections.indexOf(s));
+      const strs = this.sectionAt(s.link);
+      if (!tab || !strs) continue;
+      for (let off = 0; off + 24 <= tab.length; off += 24) {
+        const nameOff = tab.readUInt32LE(off);
+        const info = tab[off + 4];
+        const shndx = tab.readUInt16LE(off + 6);
+        const value = tab.readBigUInt64LE(off + 8);
+        const size = Number(tab.readBigUInt64LE(off + 16));
         if (!nameOff || shndx === 0) continue;
-        let name = cstrAt(this.data, strs.offset + nameOff);
+        let name = cstrAt(strs, nameOff);
         const at = name.indexOf('@'); if (at > 0) name = name.slice(0, at);
         const key = name + '@' + value;
         if (seen.has(key)) continue;
@@ -169,18 +229,21 @@ export class ElfFile {
     const out: ElfSymbol[] = [];
     const dynsym = this.section('.dynsym');
     if (!dynsym || dynsym.type === 8) return out;
-    const dynstr = this.sections[dynsym.link];
+    const syms = this.sectionAt(this.sections.indexOf(dynsym));
+    const dynstr = this.sectionAt(dynsym.link);
+    if (!syms || !dynstr) return out;
     const slot = new Map<bigint, string>();
     for (const rn of ['.rela.plt', '.rela.dyn']) {
       const r = this.section(rn);
       if (!r || r.type !== 4) continue;
-      for (let o = r.offset; o + 24 <= r.offset + r.size; o += 24) {
-        const off = this.data.readBigUInt64LE(o);
-        const info = this.data.readBigUInt64LE(o + 8);
+      const rel = this.raw(r);
+      for (let o = 0; o + 24 <= rel.length; o += 24) {
+        const off = rel.readBigUInt64LE(o);
+        const info = rel.readBigUInt64LE(o + 8);
         const type = Number(info & 0xffffffffn), symIdx = Number(info >> 32n);
-        if ((type !== 7 && type !== 6) || !symIdx) continue; // JUMP_SLOT, GLOB_DAT
-        const nameOff = this.data.readUInt32LE(dynsym.offset + symIdx * 24);
-        let name = cstrAt(this.data, dynstr.offset + nameOff);
+        if ((type !== 7 && type !== 6) || !symIdx || symIdx * 24 + 4 > syms.length) continue; // JUMP_SLOT, GLOB_DAT
+        const nameOff = syms.readUInt32LE(symIdx * 24);
+        let name = cstrAt(dynstr, nameOff);
         const at = name.indexOf('@'); if (at > 0) name = name.slice(0, at);
         if (name) slot.set(off, name);
       }
@@ -190,8 +253,9 @@ export class ElfFile {
       if (sec.name !== '.plt' && sec.name !== '.plt.sec' && sec.name !== '.plt.got') continue;
       const step = sec.name === '.plt.got' && sec.entsize === 8 ? 8 : 16;
       const shndx = this.sections.indexOf(sec);
-      for (let e = 0; e + step <= sec.size; e += step) {
-        const code = this.data.subarray(sec.offset + e, sec.offset + e + step);
+      const plt = this.raw(sec);
+      for (let e = 0; e + step <= plt.length; e += step) {
+        const code = plt.subarray(e, e + step);
         const j = code.indexOf(Buffer.from([0xff, 0x25]));
         if (j < 0 || j + 6 > code.length) continue;
         const disp = BigInt(code.readInt32LE(j + 2));
@@ -224,15 +288,16 @@ export class ElfFile {
     for (const sn of ['.symtab', '.dynsym']) {
       const s = this.section(sn);
       if (!s || s.type === 8) continue;
-      const strs = this.sections[s.link];
+      const table = this.sectionAt(s.link);
+      const tab = this.sectionAt(this.sections.indexOf(s));
+      if (!table || !tab) continue;
       const offs = new Set<number>();
-      const table = this.data.subarray(strs.offset, strs.offset + strs.size);
       for (let o = table.indexOf(text); o >= 0; o = table.indexOf(text, o + 1)) offs.add(o);
       if (!offs.size) continue;
-      for (let off = s.offset; off + 24 <= s.offset + s.size; off += 24) {
-        if (!offs.has(this.data.readUInt32LE(off))) continue;
-        const type = this.data[off + 4] & 0xf;
-        if ((type === STT_FUNC || type === STT_GNU_IFUNC) && this.data.readBigUInt64LE(off + 8) === vaddr) return true;
+      for (let off = 0; off + 24 <= tab.length; off += 24) {
+        if (!offs.has(tab.readUInt32LE(off))) continue;
+        const type = tab[off + 4] & 0xf;
+        if ((type === STT_FUNC || type === STT_GNU_IFUNC) && tab.readBigUInt64LE(off + 8) === vaddr) return true;
       }
     }
     return false;
@@ -279,9 +344,10 @@ export class ElfFile {
     const out: { tag: bigint; val: bigint; vaddr: bigint }[] = [];
     const p = this.segments.find((s) => s.type === PT_DYNAMIC);
     if (!p) return out;
-    for (let off = 0; off + 16 <= p.filesz; off += 16) {
-      const tag = this.data.readBigInt64LE(p.offset + off);
-      const val = this.data.readBigUInt64LE(p.offset + off + 8);
+    const dyn = this.bytes(p.offset, p.filesz);
+    for (let off = 0; off + 16 <= dyn.length; off += 16) {
+      const tag = dyn.readBigInt64LE(off);
+      const val = dyn.readBigUInt64LE(off + 8);
       out.push({ tag, val, vaddr: p.vaddr + BigInt(off) });
       if (tag === 0n) break;
     }

@@ -132,7 +132,7 @@ export class Program {
   private interpreterPath(): string {
     const seg = this.exe.elf.segments.find((s) => s.type === 3);
     if (!seg) return '';
-    return this.exe.elf.data.toString('latin1', seg.offset, seg.offset + seg.filesz).replace(/\0.*$/s, '');
+    return this.exe.elf.bytes(seg.offset, seg.filesz).toString('latin1').replace(/\0.*$/s, '');
   }
 
   private openModule(path: string, bias: bigint): Module | undefined {
@@ -1030,10 +1030,11 @@ function installResolvers(): void {
 
 function tlsAlign(m: Module): number {
   // p_align of PT_TLS (not kept in Segment): read the program header again
-  const d = m.elf.data;
-  const phoff = Number(d.readBigUInt64LE(32)), phentsize = d.readUInt16LE(54), phnum = d.readUInt16LE(56);
+  const h = m.elf.bytes(0, 64);
+  const phoff = Number(h.readBigUInt64LE(32)), phentsize = h.readUInt16LE(54), phnum = h.readUInt16LE(56);
+  const d = m.elf.bytes(phoff, phnum * phentsize);
   for (let i = 0; i < phnum; i++) {
-    const o = phoff + i * phentsize;
+    const o = i * phentsize;
     if (d.readUInt32LE(o) === 7) return Number(d.readBigUInt64LE(o + 48));
   }
   return 1;
