@@ -191,7 +191,9 @@ int cli_run(int argc, char **argv) {
   /* without checkpoints nothing is done at the exec stop: the program is resumed in the
    * launch request itself (with them, recording starts first) */
   if (!hist.on) o.flags |= CRYO_LAUNCH_RUN;
-  cryo_session *s = cryo_session_new();
+  /* without checkpoints this thread only waits while the program runs: it is the tracer
+   * itself (no thread to start, no hand-offs); checkpoints need timed waits and interrupts */
+  cryo_session *s = hist.on ? cryo_session_new() : cryo_session_new_inline();
   if (!s) {
     fprintf(stderr, "cryo run: %s\n", cryo_last_error());
     return 1;

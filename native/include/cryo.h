@@ -128,6 +128,11 @@ CRYO_API const char *cryo_version(void);
 CRYO_API const char *cryo_last_error(void);
 
 CRYO_API cryo_session *cryo_session_new(void);
+/* A session without a tracer thread: the calling thread is the tracer, every call runs
+ * on it at once, and cryo_wait_event blocks in waitpid itself (timeout -1 only). Only
+ * that thread may use the session. For a supervisor that does nothing while its program
+ * runs (`cryo run`): no thread to start and no hand-offs, about 0.3 ms less per run. */
+CRYO_API cryo_session *cryo_session_new_inline(void);
 /* Kills a launched debuggee and every checkpoint, detaches an attached one, stops
  * the tracer thread and wakes cryo_wait_event callers with CRYO_ECLOSED. */
 CRYO_API int cryo_session_close(cryo_session *s);

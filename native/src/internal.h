@@ -154,6 +154,7 @@ struct cryo_session {
   pthread_t tracer;
   pid_t tracer_tid;
   bool tracer_started;
+  bool inline_mode; /* cryo_session_new_inline: the caller's thread is the tracer */
   pthread_mutex_t lock;
   pthread_cond_t cmd_cv, done_cv, ev_cv;
   struct command *cmd_head, *cmd_tail;

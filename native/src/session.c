@@ -169,8 +169,26 @@ static void *tracer_main(void *arg) {
   return NULL;
 }
 
+/* An inline session's command, on the caller's thread (which is the tracer). */
+static int run_inline(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg) {
+  if (s->closed) return cryo_fail(CRYO_ECLOSED, "the session is closed");
+  if ((pid_t)syscall(SYS_gettid) != s->tracer_tid)
+    return cryo_fail(CRYO_EINVAL, "an inline session is used from the thread that made it only");
+  cryo_clear_error();
+  int rc = fn(s, arg);
+  if (s->settle) {
+    void (*settle)(struct cryo_session *) = s->settle;
+    s->settle = NULL;
+    settle(s);
+    s->settling = NULL;
+  }
+  if (rc == CRYO_OK) cryo_clear_error();
+  return rc;
+}
+
 /* Runs fn on the tracer thread and waits for it; the error message follows back. */
 int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void *), void *arg) {
+  if (s->inline_mode) return run_inline(s, fn, arg);
   struct command c;
   memset(&c, 0, sizeof c);
   c.fn = fn;
@@ -211,11 +229,10 @@ int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void 
 CRYO_API int cryo_abi_version(void) { return CRYO_ABI_VERSION; }
 CRYO_API const char *cryo_version(void) { return "0.1.0"; }
 
-CRYO_API cryo_session *cryo_session_new(void) {
-  pthread_once(&wake_once, install_wake_signal);
+static struct cryo_session *session_alloc(const char *who) {
   struct cryo_session *s = calloc(1, sizeof *s);
   if (!s) {
-    cryo_fail(CRYO_EFAIL, "cryo_session_new: out of memory");
+    cryo_fail(CRYO_EFAIL, "%s: out of memory", who);
     return NULL;
   }
   s->memfd = -1;
@@ -228,6 +245,21 @@ CRYO_API cryo_session *cryo_session_new(void) {
   pthread_cond_init(&s->cmd_cv, NULL);
   pthread_cond_init(&s->done_cv, NULL);
   pthread_cond_init(&s->ev_cv, NULL);
+  return s;
+}
+
+CRYO_API cryo_session *cryo_session_new_inline(void) {
+  struct cryo_session *s = session_alloc("cryo_session_new_inline");
+  if (!s) return NULL;
+  s->inline_mode = true;
+  s->tracer_tid = (pid_t)syscall(SYS_gettid);
+  return s;
+}
+
+CRYO_API cryo_session *cryo_session_new(void) {
+  pthread_once(&wake_once, install_wake_signal);
+  struct cryo_session *s = session_alloc("cryo_session_new");
+  if (!s) return NULL;
   /* The tracer starts with the wake signal blocked; it unblocks it for itself only. */
   sigset_t set, old;
   sigemptyset(&set);
@@ -332,8 +364,35 @@ CRYO_API int cryo_poll_event(cryo_session *s, cryo_event *ev, uint64_t seq, int3
   return rc;
 }
 
+/* An inline session's wait: the caller serves waitpid until an event is queued. */
+static int wait_inline(struct cryo_session *s, cryo_event *ev, int32_t timeout_ms) {
+  if (timeout_ms >= 0) return cryo_fail(CRYO_EINVAL, "an inline session waits without a timeout (-1)");
+  pthread_mutex_lock(&s->lock);
+  while (!s->ev_head) {
+    if (s->closed) {
+      pthread_mutex_unlock(&s->lock);
+      return cryo_fail(CRYO_ECLOSED, "the session is closed");
+    }
+    if (!((s->pid && any_running(s)) || s->npass)) {
+      pthread_mutex_unlock(&s->lock);
+      return cryo_fail(CRYO_EFAIL, "nothing runs: no event can come (resume the process first)");
+    }
+    serve_waitpid(s); /* returns unlocked */
+    pthread_mutex_lock(&s->lock);
+  }
+  struct event_node *n = s->ev_head;
+  s->ev_head = n->next;
+  if (!s->ev_head) s->ev_tail = NULL;
+  *ev = n->ev;
+  free(n);
+  pthread_mutex_unlock(&s->lock);
+  cryo_clear_error();
+  return CRYO_OK;
+}
+
 CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms) {
   if (!s || !ev) return cryo_fail(CRYO_EINVAL, "cryo_wait_event: null argument");
+  if (s->inline_mode) return wait_inline(s, ev, timeout_ms);
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
   if (timeout_ms >= 0) {
