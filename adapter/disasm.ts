@@ -9,13 +9,15 @@ let loading: Promise<Capstone> | undefined;
 async function capstone(): Promise<Capstone> {
   if (cs) return cs;
   // loaded on the first disassembly, not with the adapter: most sessions never ask
-  loading ??= import('capstone-wasm').then(async ({ Capstone, Const, loadCapstone }) => {
+  // (required, not imported: the package's CommonJS build is the one shipped)
+  loading ??= (async () => {
+    const { Capstone, Const, loadCapstone } = require('capstone-wasm') as typeof import('capstone-wasm');
     await loadCapstone();
     const c = new Capstone(Const.CS_ARCH_X86, Const.CS_MODE_64);
     c.setOption(Const.CS_OPT_SYNTAX, Const.CS_OPT_SYNTAX_ATT);
     cs = c;
     return c;
-  });
+  })();
   return loading;
 }
 
