@@ -59,6 +59,9 @@ export interface DwarfSections {
   info: Buffer | null; abbrev: Buffer | null; str: Buffer | null; lineStr: Buffer | null;
   strOffsets: Buffer | null; addr: Buffer | null; rnglists: Buffer | null; loclists: Buffer | null;
   ranges: Buffer | null; loc: Buffer | null; line: Buffer | null; aranges: Buffer | null;
+  /** `info` is valid only as far as this was asked to go (a compressed section inflated on
+   * demand); absent: it is whole */
+  ensureInfo?: (end: number) => void;
 }
 
 const NO_DIES: Die[] = [];
@@ -643,11 +646,16 @@ export const LINK_BASE = 2 ** 40;
 const TYPES_BASE = LINK_BASE;
 
 export class Dwarf {
-  readonly units: CompUnit[] = [];
+  /** the units read so far, in order; `units` reads them all */
+  private list: CompUnit[] = [];
+  /** where the next unit's header is */
+  private scanned = 0;
   /** the module this debug information belongs to (set by Module) */
   owner?: unknown;
   private abbrevCache = new Map<number, Map<number, Abbrev>>();
-  private aranges?: { lo: bigint; hi: bigint; cu: CompUnit }[];
+  private aranges?: { lo: bigint; hi: bigint; cuOff: number }[];
+  /** the aranges table completed with the ranges of the units it does not list */
+  private completed = false;
 
   /** DWARF 4 type units live in .debug_types: a second Dwarf over that section */
   types?: Dwarf;
@@ -656,14 +664,25 @@ export class Dwarf {
   /** how to open the split unit of a skeleton (set by Module) */
   openSplit?: (skeleton: CompUnit) => Dwarf | undefined;
 
-  constructor(readonly s: DwarfSections, readonly isTypesSection = false) {
-    const info = s.info;
+  constructor(readonly s: DwarfSections, readonly isTypesSection = false) {}
+
+  /** Every unit (the whole section read). */
+  get units(): CompUnit[] {
+    this.scanTo(Infinity);
+    return this.list;
+  }
+
+  /** Reads unit headers in order until the unit holding `offset` (and its bytes) is in. */
+  private scanTo(offset: number): void {
+    const info = this.s.info;
     if (!info) return;
-    let off = 0;
-    while (off + 11 < info.length) {
-      const cu = new CompUnit(this, off);
-      this.units.push(cu);
-      off = cu.end;
+    while (this.scanned <= offset && this.scanned + 11 < info.length) {
+      this.s.ensureInfo?.(this.scanned + 24);
+      const cu = new CompUnit(this, this.scanned);
+      if (cu.end <= this.scanned) break;
+      this.s.ensureInfo?.(cu.end);
+      this.list.push(cu);
+      this.scanned = cu.end;
     }
   }
 
@@ -704,10 +723,11 @@ export class Dwarf {
   }
 
   unitAt(offset: number): CompUnit | undefined {
-    let lo = 0, hi = this.units.length - 1;
+    this.scanTo(offset);
+    let lo = 0, hi = this.list.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const u = this.units[mid];
+      const u = this.list[mid];
       if (offset < u.offset) hi = mid - 1;
       else if (offset >= u.end) lo = mid + 1;
       else return u;
@@ -757,11 +777,35 @@ export class Dwarf {
     return su;
   }
 
-  /** Address ranges -> unit, from .debug_aranges, completed by unit DIE ranges. */
-  private rangeTable(): { lo: bigint; hi: bigint; cu: CompUnit }[] {
-    if (this.aranges) return this.aranges;
-    const out: { lo: bigint; hi: bigint; cu: CompUnit }[] = [];
-    const covered = new Set<CompUnit>();
+  /**
+   * Address ranges -> unit offset, from .debug_aranges; completed by the DIE ranges of the
+   * units it does not list only when an address is not found there (that reads every
+   * unit, which a stack through a library's aranges-listed code does not need).
+   */
+  private rangeTable(complete: boolean): { lo: bigint; hi: bigint; cuOff: number }[] {
+    if (this.aranges && (this.completed || !complete)) return this.aranges;
+    const out: { lo: bigint; hi: bigint; cuOff: number }[] = this.aranges ?? [];
+    if (!this.aranges) this.readAranges(out);
+    if (complete) {
+      this.completed = true;
+      const covered = new Set<number>();
+      for (const r of out) {
+        const cu = this.unitAt(r.cuOff);
+        if (cu) covered.add(cu.offset);
+      }
+      for (const cu of this.units) {
+        if (covered.has(cu.offset)) continue;
+        try {
+          for (const [lo, hi] of cu.dieRanges(cu.unitDie)) out.push({ lo, hi, cuOff: cu.offset });
+        } catch { /* ignore broken units */ }
+      }
+    }
+    out.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+    this.aranges = out;
+    return out;
+  }
+
+  private readAranges(out: { lo: bigint; hi: bigint; cuOff: number }[]): void {
     const ar = this.s.aranges;
     if (ar) {
       let off = 0;
@@ -775,37 +819,34 @@ export class Dwarf {
         const asz = c.u8(); c.u8();
         const hdr = c.pos - off;
         c.pos = off + Math.ceil(hdr / (2 * asz)) * 2 * asz;
-        const cu = this.unitAt(cuOff);
-        while (c.pos + 2 * asz <= end && cu) {
+        while (c.pos + 2 * asz <= end) {
           const s = c.uN(asz), l = c.uN(asz);
           if (s === 0n && l === 0n) break;
-          out.push({ lo: s, hi: s + l, cu });
-          covered.add(cu);
+          out.push({ lo: s, hi: s + l, cuOff });
         }
+        if (end <= off) break;
         off = end;
       }
     }
-    for (const cu of this.units) {
-      if (covered.has(cu)) continue;
-      try {
-        for (const [lo, hi] of cu.dieRanges(cu.unitDie)) out.push({ lo, hi, cu });
-      } catch { /* ignore broken units */ }
-    }
-    out.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
-    this.aranges = out;
-    return out;
   }
 
   /** The unit whose code covers a link-time address. */
   unitForAddr(addr: bigint): CompUnit | undefined {
-    const t = this.rangeTable();
-    let lo = 0, hi = t.length - 1, best = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (t[mid].lo <= addr) { best = mid; lo = mid + 1; } else hi = mid - 1;
-    }
-    for (let i = best; i >= 0 && i > best - 32; i--) if (addr >= t[i].lo && addr < t[i].hi) return t[i].cu;
-    return undefined;
+    const find = (t: { lo: bigint; hi: bigint; cuOff: number }[]) => {
+      let lo = 0, hi = t.length - 1, best = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (t[mid].lo <= addr) { best = mid; lo = mid + 1; } else hi = mid - 1;
+      }
+      for (let i = best; i >= 0 && i > best - 32; i--) {
+        if (addr >= t[i].lo && addr < t[i].hi) {
+          const cu = this.unitAt(t[i].cuOff);
+          if (cu) return cu;
+        }
+      }
+      return undefined;
+    };
+    return find(this.rangeTable(false)) ?? (this.completed ? undefined : find(this.rangeTable(true)));
   }
 }
 

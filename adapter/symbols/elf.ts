@@ -2,7 +2,7 @@
 // notes (build-id), dynamic section, and the search for separate debug files.
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { inflateSync } from 'node:zlib';
+import { constants as zc, inflateSync } from 'node:zlib';
 import { Cursor, cstrAt } from './reader';
 
 export interface Section {
@@ -131,21 +131,46 @@ export class ElfFile {
   /** Contents of a section (decompressed), or null when absent or NOBITS. */
   sectionData(name: string): Buffer | null {
     if (this.secCache.has(name)) return this.secCache.get(name)!;
+    const part = this.partials.get(name);
+    if (part) {
+      part.ensure(Infinity);
+      this.secCache.set(name, part.data);
+      return part.data;
+    }
     const s = this.section(name);
     let out: Buffer | null = null;
     if (s && s.type !== 8 /* NOBITS */) {
       out = this.raw(s);
       if (s.flags & 0x800n) { // SHF_COMPRESSED
-        const chType = out.readUInt32LE(0);
-        if (chType !== 1) throw new Error(`${this.path}: section ${name} uses unsupported compression ${chType}`);
+        const { stream, size } = compressed(this.path, name, out);
         // into one buffer of the size the header gives (one byte more, so zlib sees the
         // end without asking for another chunk): no growing chunks, copied and joined
-        const size = Number(out.readBigUInt64LE(8));
-        out = inflateSync(out.subarray(24), { chunkSize: Math.max(64, Math.min(size + 1, 0x3fffffff)) });
+        out = inflateSync(stream, { chunkSize: Math.max(64, Math.min(size + 1, 0x3fffffff)) });
       }
     }
     this.secCache.set(name, out);
     return out;
+  }
+
+  private partials = new Map<string, Inflating>();
+
+  /**
+   * A section whose bytes are valid as far as `ensure` was asked: a compressed one is
+   * inflated only that far (a stack through libc reads the first units of its 5.8 MB
+   * .debug_info: its start code is compiled first), the others are read whole.
+   */
+  sectionPartial(name: string): PartialSection | null {
+    const part = this.partials.get(name);
+    if (part) return part;
+    const s = this.section(name);
+    if (this.secCache.has(name) || !s || s.type === 8 || !(s.flags & 0x800n)) {
+      const data = this.sectionData(name);
+      return data ? { data, ensure: () => undefined } : null;
+    }
+    const { stream, size } = compressed(this.path, name, this.raw(s));
+    const p = new Inflating(`${this.path}: section ${name}`, stream, size);
+    this.partials.set(name, p);
+    return p;
   }
 
   /** Lowest p_vaddr of the PT_LOAD segments (page-aligned). */
@@ -352,6 +377,54 @@ export class ElfFile {
       if (tag === 0n) break;
     }
     return out;
+  }
+}
+
+/** A compressed section's zlib stream and the size it inflates to. */
+function compressed(path: string, name: string, raw: Buffer): { stream: Buffer; size: number } {
+  const chType = raw.readUInt32LE(0);
+  if (chType !== 1) throw new Error(`${path}: section ${name} uses unsupported compression ${chType}`);
+  return { stream: raw.subarray(24), size: Number(raw.readBigUInt64LE(8)) };
+}
+
+/** A section's bytes, valid up to where `ensure` was last asked to go. */
+export interface PartialSection {
+  readonly data: Buffer;
+  ensure(end: number): void;
+}
+
+/** A zlib stream inflated into a buffer of its full size only as far as asked: the pages
+ * past that are never written, so they take no memory. Node's synchronous inflate cannot
+ * be resumed, so going further inflates a longer prefix of the stream again, from its
+ * start, at least twice as long each time: at most about twice the work of inflating it
+ * all, and much less when the readers stay near its start. */
+class Inflating implements PartialSection {
+  readonly data: Buffer;
+  private done = 0;
+  /** compressed bytes the last prefix took */
+  private used = 0;
+
+  constructor(private readonly what: string, private readonly stream: Buffer, size: number) {
+    this.data = Buffer.allocUnsafeSlow(size);
+  }
+
+  ensure(end: number): void {
+    const want = Math.min(end, this.data.length);
+    while (this.done < want) {
+      if (this.used >= this.stream.length) throw new Error(`${this.what}: inflates to ${this.done} bytes, its header says ${this.data.length}`);
+      // enough input for `want` at the ratio seen so far (with a margin), at least double
+      const ratio = this.done > 0 ? this.done / this.used : 3;
+      const k = Math.min(this.stream.length, Math.max(this.used * 2, 65536, Math.ceil((want / ratio) * 1.2)));
+      const whole = k >= this.stream.length;
+      const out = inflateSync(this.stream.subarray(0, k), {
+        finishFlush: whole ? zc.Z_FINISH : zc.Z_SYNC_FLUSH,
+        chunkSize: Math.max(64, Math.min(this.data.length + 1, Math.ceil(k * ratio * 1.1), 0x3fffffff)),
+      });
+      if (out.length > this.data.length) throw new Error(`${this.what}: inflates to more than its header says`);
+      out.copy(this.data, this.done, this.done);
+      this.done = out.length;
+      this.used = k;
+    }
   }
 }
 

@@ -59,6 +59,10 @@ export class Module {
     const e = this.dwarfElf;
     const g = (n: string) => e.sectionData(n);
     const s = lazySections(g);
+    // .debug_info inflated (if compressed) only as far as its units are read
+    const info = e.sectionPartial('.debug_info');
+    Object.defineProperty(s, 'info', { value: info?.data ?? null, enumerable: true });
+    if (info) s.ensureInfo = (end) => info.ensure(end);
     this.dwarfCache = s.info && s.abbrev ? new Dwarf(s) : null;
     if (this.dwarfCache) {
       this.dwarfCache.owner = this;
@@ -68,6 +72,7 @@ export class Module {
         // the same sections, but the type units as .debug_info (the others still read on first use)
         const t: DwarfSections = Object.create(s);
         Object.defineProperty(t, 'info', { value: types });
+        Object.defineProperty(t, 'ensureInfo', { value: undefined });
         this.dwarfCache.types = new Dwarf(t, true);
         this.dwarfCache.types.owner = this;
       }
@@ -246,7 +251,11 @@ export class Module {
       const s = this.dwarf!.s;
       const b = Buffer.from(base);
       const holds = (x: Buffer | null | undefined) => !!x && x.indexOf(b) >= 0;
-      v = holds(s.line) || holds(s.lineStr) || holds(s.str) || (!onlyDwarf5Lines(s.line) && holds(s.info));
+      const wholeInfo = () => {
+        s.ensureInfo?.(Infinity);
+        return s.info;
+      };
+      v = holds(s.line) || holds(s.lineStr) || holds(s.str) || (!onlyDwarf5Lines(s.line) && holds(wholeInfo()));
       this.nameSeen.set(base, v);
     }
     return v;
@@ -400,7 +409,7 @@ export function qualifiedName(die: Die): string {
 
 export function fileExists(p: string): boolean { return existsSync(p); }
 
-const SECTION_NAMES: Record<keyof DwarfSections, string> = {
+const SECTION_NAMES: Record<Exclude<keyof DwarfSections, 'ensureInfo'>, string> = {
   info: '.debug_info', abbrev: '.debug_abbrev', str: '.debug_str', lineStr: '.debug_line_str',
   strOffsets: '.debug_str_offsets', addr: '.debug_addr', rnglists: '.debug_rnglists', loclists: '.debug_loclists',
   ranges: '.debug_ranges', loc: '.debug_loc', line: '.debug_line', aranges: '.debug_aranges',
@@ -410,7 +419,7 @@ const SECTION_NAMES: Record<keyof DwarfSections, string> = {
  * on first use: a stack through libc needs its .debug_info, not its location lists. */
 function lazySections(g: (name: string) => Buffer | null): DwarfSections {
   const s = {} as DwarfSections;
-  for (const [key, name] of Object.entries(SECTION_NAMES) as [keyof DwarfSections, string][]) {
+  for (const [key, name] of Object.entries(SECTION_NAMES) as [Exclude<keyof DwarfSections, 'ensureInfo'>, string][]) {
     Object.defineProperty(s, key, {
       configurable: true,
       enumerable: true,

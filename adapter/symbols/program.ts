@@ -224,7 +224,8 @@ export class Program {
   resolveDeclaration(d: Die): Die | undefined {
     const name = qualifiedName(d);
     if (!name) return undefined;
-    const mods = [this.modules.find((m) => m.dwarf && m.dwarf.units.includes(d.cu)), ...this.modules];
+    // its own object first (the DWARF's owner: asking every object for its units would read them all)
+    const mods = [this.modules.find((m) => m === d.cu.dwarf.owner), ...this.modules];
     for (const m of mods) {
       if (!m) continue;
       for (const t of m.typesNamed(name)) if (t.tag === d.tag && !t.flag(DW.AT_declaration)) return t;
