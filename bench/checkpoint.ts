@@ -28,6 +28,17 @@ function churnArgs(touchedMiB: number): string[] {
   return [String(touchedMiB * 2), String(ROUNDS + 2), String(pages)];
 }
 
+/** One checkpoint: ms until the call returns, and until it is complete (the engine
+ * finishes a checkpoint on its tracer thread after returning, copying a delta's pages or
+ * arming the tracker; listing waits for that). */
+function timedCheckpoint(s: Session): [number, number] {
+  const t0 = process.hrtime.bigint();
+  s.checkpoint();
+  const call = Number(process.hrtime.bigint() - t0) / 1e6;
+  s.checkpoints();
+  return [call, Number(process.hrtime.bigint() - t0) / 1e6];
+}
+
 async function ours(prog: string, touchedMiB: number) {
   const s = new Session();
   try {
@@ -40,13 +51,9 @@ async function ours(prog: string, touchedMiB: number) {
       s.continue();
       const e = await s.waitStop();
       if (e.kind !== 'stopped') throw new Error(`churn ended early: ${e.kind}`);
-      const t0 = process.hrtime.bigint();
-      s.checkpoint();
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      // the engine finishes a checkpoint on its tracer thread after returning (copying a
-      // delta's pages, arming the tracker); listing waits for that: the time it is complete
-      s.checkpoints();
-      settled.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      const [call, complete] = timedCheckpoint(s);
+      times.push(call);
+      settled.push(complete);
     }
     const list = s.checkpoints();
     kinds = list.map((c) => c.kind);
@@ -137,11 +144,9 @@ async function firstCheckpoint(prog: string, touchedMiB: number): Promise<{ firs
       s.continue();
       const e = await s.waitStop();
       if (e.kind !== 'stopped') throw new Error(`churn ended early: ${e.kind}`);
-      const t0 = process.hrtime.bigint();
-      s.checkpoint();
-      t.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      s.checkpoints(); // waits for the tracker's arming
-      done.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      const [call, complete] = timedCheckpoint(s);
+      t.push(call);
+      done.push(complete);
     } finally {
       await s.close();
     }
