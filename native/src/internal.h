@@ -133,7 +133,8 @@ struct sysbuf {
   uint8_t code[4096];   /* the trampolines, at common_len (a copy from before they existed gets them) */
   int nsites;
   struct sb_site sites[SB_MAX_SITES];
-  uint8_t *ring;        /* the tracer's copy while draining */
+  uint8_t *ring;        /* the tracer's copy of a piece of the ring while draining */
+  size_t ring_cap;      /* its size */
 };
 
 struct event_node {

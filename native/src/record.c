@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -100,6 +101,28 @@ static bool fd_is_file(pid_t pid, long fd) {
   return stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
+/* The log and its data live in their own mappings. A drain of the syscall buffer
+ * appends thousands of entries while the debuggee waits: realloc copied the log at each
+ * doubling and then faulted its new pages one at a time. mremap moves page tables
+ * instead of bytes, and MADV_POPULATE_WRITE (Linux 5.14; older kernels fault the pages
+ * as before) maps the new part at once. */
+static size_t page_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+static void *log_grow(void *p, size_t old_bytes, size_t new_bytes) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  size_t o = p ? page_round(old_bytes) : 0, n = page_round(new_bytes);
+  void *q = p ? mremap(p, o, n, MREMAP_MAYMOVE) : mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q == MAP_FAILED) return NULL;
+  if (n > o) madvise((uint8_t *)q + o, n - o, MADV_POPULATE_WRITE);
+  return q;
+}
+
+static void log_release(void *p, size_t bytes) {
+  if (p) munmap(p, page_round(bytes));
+}
+
 /* The blob of recorded memory: (u64 addr, u32 len, data) runs. The bytes are read from
  * pid, or given (data) when the syscall buffer already copied them. */
 static int blob_put(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t len, const uint8_t *data) {
@@ -109,7 +132,7 @@ static int blob_put(struct cryo_session *s, pid_t pid, uint64_t addr, uint64_t l
   if (need > s->rec_blob_cap) {
     size_t cap = s->rec_blob_cap ? s->rec_blob_cap : 65536;
     while (cap < need) cap *= 2;
-    uint8_t *b = realloc(s->rec_blob, cap);
+    uint8_t *b = log_grow(s->rec_blob, s->rec_blob_cap, cap);
     if (!b) return cryo_fail(CRYO_EFAIL, "out of memory for the syscall log");
     s->rec_blob = b;
     s->rec_blob_cap = cap;
@@ -250,7 +273,7 @@ static bool annul_on_replay(pid_t pid, const struct rec_entry *e) {
 static int log_push(struct cryo_session *s, const struct rec_entry *e) {
   if (s->rec_n == s->rec_cap) {
     size_t cap = s->rec_cap ? s->rec_cap * 2 : 4096;
-    struct rec_entry *n = realloc(s->rec_log, cap * sizeof *n);
+    struct rec_entry *n = log_grow(s->rec_log, s->rec_cap * sizeof *n, cap * sizeof *n);
     if (!n) return cryo_fail(CRYO_EFAIL, "out of memory for the syscall log");
     s->rec_log = n;
     s->rec_cap = cap;
@@ -734,11 +757,12 @@ static int do_record_load(struct cryo_session *s, void *arg) {
   int rc = img_log_parse(a->p, a->len, &lg, "the record log");
   if (rc) return rc;
   size_t n = (size_t)lg.count;
-  struct rec_entry *log = malloc((n ? n : 1) * sizeof *log);
-  uint8_t *blob = malloc(lg.data_len ? (size_t)lg.data_len : 1);
+  size_t cap = n ? n : 1, blob_cap = lg.data_len ? (size_t)lg.data_len : 1;
+  struct rec_entry *log = log_grow(NULL, 0, cap * sizeof *log);
+  uint8_t *blob = log_grow(NULL, 0, blob_cap);
   if (!log || !blob) {
-    free(log);
-    free(blob);
+    log_release(log, cap * sizeof *log);
+    log_release(blob, blob_cap);
     return cryo_fail(CRYO_EFAIL, "out of memory for a record log of %zu syscalls", n);
   }
   for (size_t i = 0; i < n; i++) {
@@ -758,19 +782,19 @@ static int do_record_load(struct cryo_session *s, void *arg) {
     /* a revived process has no filter and the kernel's vDSO: as at the recording's start */
     rc = do_record_start(s, NULL);
     if (rc) {
-      free(log);
-      free(blob);
+      log_release(log, cap * sizeof *log);
+      log_release(blob, blob_cap);
       return rc;
     }
   }
-  free(s->rec_log);
-  free(s->rec_blob);
+  log_release(s->rec_log, s->rec_cap * sizeof *s->rec_log);
+  log_release(s->rec_blob, s->rec_blob_cap);
   s->rec_log = log;
   s->rec_n = n;
-  s->rec_cap = n ? n : 1;
+  s->rec_cap = cap;
   s->rec_blob = blob;
   s->rec_blob_len = (size_t)lg.data_len;
-  s->rec_blob_cap = lg.data_len ? (size_t)lg.data_len : 1;
+  s->rec_blob_cap = blob_cap;
   s->rec_cursor = 0;
   s->rec_mode = n ? REC_REPLAY : REC_RECORD;
   for (int i = 0; i < s->nthreads; i++) s->threads[i].rec_pending = false;
@@ -784,8 +808,8 @@ CRYO_API int cryo_record_load(cryo_session *s, const uint8_t *log, size_t len) {
 }
 
 void record_free(struct cryo_session *s) {
-  free(s->rec_log);
-  free(s->rec_blob);
+  log_release(s->rec_log, s->rec_cap * sizeof *s->rec_log);
+  log_release(s->rec_blob, s->rec_blob_cap);
   s->rec_log = NULL;
   s->rec_blob = NULL;
   s->rec_n = s->rec_cap = s->rec_blob_len = s->rec_blob_cap = 0;

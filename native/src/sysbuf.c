@@ -362,7 +362,13 @@ void sysbuf_try_libc(struct cryo_session *s) {
 /* ---- at stops ---- */
 
 /* The ring's entries into the log, in order; the ring is empty afterwards. Only while
- * every thread that could append is stopped (one thread, or all trapping). */
+ * every thread that could append is stopped (one thread, or all trapping).
+ *
+ * The debuggee waits while a full ring (14,000 writes' entries) is drained, and the
+ * drain is bound by memory bandwidth: so the ring is read in pieces that stay in the
+ * cache while they are parsed, rather than copied whole to memory and read back. */
+#define DRAIN_CHUNK (128u << 10)
+
 void sysbuf_drain(struct cryo_session *s) {
   if (!s->sb.base || !s->sb.mapped || !s->pid) return;
   uint64_t used = 0; /* one small read per stop; single steps resume without sysbuf_sync */
@@ -371,20 +377,49 @@ void sysbuf_drain(struct cryo_session *s) {
     dbg("sysbuf: ring of %d says %llu bytes", s->pid, (unsigned long long)used);
     used = 0;
   }
-  if (!s->sb.ring && !(s->sb.ring = malloc(SB_RING_CAP))) return;
-  if (mem_read_raw(s, s->pid, s->sb.base + SB_RING, s->sb.ring, used) != (ssize_t)used) return;
+  /* the buffer grows only for an entry larger than a chunk (a big read's bytes) */
+  if (!s->sb.ring && !(s->sb.ring = malloc(DRAIN_CHUNK))) return;
+  if (!s->sb.ring_cap) s->sb.ring_cap = DRAIN_CHUNK;
+  uint64_t base = 0, have = 0; /* the buffer holds the ring's bytes [base, base + have) */
   for (uint64_t off = 0; off + SBE_HDR <= used;) {
-    const uint8_t *p = s->sb.ring + off;
+    if (off + SBE_HDR > base + have) {
+      /* the rest of the buffer (a part of an entry) to its start, then the next piece */
+      uint64_t keep = off < base + have ? base + have - off : 0;
+      if (keep) memmove(s->sb.ring, s->sb.ring + (off - base), keep);
+      base = off;
+      have = keep;
+      uint64_t n = used - (base + have);
+      if (n > s->sb.ring_cap - have) n = s->sb.ring_cap - have;
+      if (mem_read_raw(s, s->pid, s->sb.base + SB_RING + base + have, s->sb.ring + have, n) != (ssize_t)n) return;
+      have += n;
+    }
+    const uint8_t *p = s->sb.ring + (off - base);
+    uint32_t outlen;
+    memcpy(&outlen, p + SBE_OUTLEN, 4);
+    if (off + SBE_HDR + outlen > used) break;
+    if (off + SBE_HDR + outlen > base + have) {
+      /* an entry longer than what is left of the piece: a buffer big enough, and the rest of it */
+      uint64_t need = SBE_HDR + outlen, keep = base + have - off;
+      if (need > s->sb.ring_cap) {
+        uint8_t *b = realloc(s->sb.ring, need);
+        if (!b) return;
+        s->sb.ring = b;
+        s->sb.ring_cap = need;
+      }
+      memmove(s->sb.ring, s->sb.ring + (off - base), keep);
+      if (mem_read_raw(s, s->pid, s->sb.base + SB_RING + off + keep, s->sb.ring + keep, need - keep) != (ssize_t)(need - keep)) return;
+      base = off;
+      have = need;
+      p = s->sb.ring;
+      dbg("sysbuf: an entry of %llu bytes drained whole", (unsigned long long)need);
+    }
     struct rec_entry e;
     memset(&e, 0, sizeof e);
-    uint32_t outlen;
     uint64_t outaddr;
     memcpy(&e.nr, p + SBE_NR, 4);
-    memcpy(&outlen, p + SBE_OUTLEN, 4);
     memcpy(&e.ret, p + SBE_RET, 8);
     memcpy(e.args, p + SBE_ARGS, 48);
     memcpy(&outaddr, p + SBE_OUTADDR, 8);
-    if (off + SBE_HDR + outlen > used) break;
     record_buffered(s, s->pid, &e, outaddr, outlen, p + SBE_HDR);
     off += (SBE_HDR + outlen + 7) & ~7ull;
   }

@@ -116,7 +116,10 @@ cryo_sb_done:
 	and $-8, %r11
 	add .Lb+SB_USED(%rip), %r11
 	add $SBE_HDR, %rdi
+	/* a rep movsb of nothing still pays the string unit's start-up, on every write */
+	jrcxz 7f
 	rep movsb
+7:
 cryo_sb_commit:
 	mov %r11, .Lb+SB_USED(%rip)
 cryo_sb_committed:

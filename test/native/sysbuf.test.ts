@@ -3,6 +3,7 @@
 // buffered syscalls (and past the ring's overflow) as through trapped ones.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, mkdtempSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +44,7 @@ async function recorded(prog: string, buffer = true) {
   s.continue();
   assert.equal((await stop(s, 'mark(1)')).kind, 'stopped');
   const g = (pid: number, name: string, n: number) => s.readMemory(symbolAddress(pid, prog, name), n);
-  const globals = (pid: number) => ({ errno: g(pid, 'last_errno', 4).readInt32LE(0), rand: g(pid, 'last_rand', 8).toString('hex'), mono: g(pid, 'last_mono', 16).toString('hex'), pid: g(pid, 'last_pid', 8).toString('hex') });
+  const globals = (pid: number) => ({ errno: g(pid, 'last_errno', 4).readInt32LE(0), rand: g(pid, 'last_rand', 8).toString('hex'), block: createHash('sha256').update(g(pid, 'rand_block', (256 << 10) + 1000)).digest('hex'), mono: g(pid, 'last_mono', 16).toString('hex'), pid: g(pid, 'last_pid', 8).toString('hex') });
   return { s, l, out, mark, globals };
 }
 
