@@ -117,26 +117,37 @@ int sysbuf_setup(struct cryo_session *s, pid_t tid, uint64_t at) {
 
 /* ---- finding libc's sites ---- */
 
-/* The value and size of the dynamic symbol `name` (a function) in an ELF image. */
-static bool elf_func(const uint8_t *img, size_t len, const char *name, uint64_t *value, uint64_t *size) {
+#define NCALLS (sizeof LIBC_CALLS / sizeof LIBC_CALLS[0])
+
+/* The value and size of each of LIBC_CALLS' functions in an ELF image's dynamic
+ * symbols (size 0: not there), in one pass over them. */
+static void elf_funcs(const uint8_t *img, size_t len, uint64_t value[NCALLS], uint64_t size[NCALLS]) {
+  memset(size, 0, NCALLS * sizeof size[0]);
   const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
   if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > len)
-    return false;
+    return;
   const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
   for (int i = 0; i < eh->e_shnum; i++) {
     if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum) continue;
     const Elf64_Shdr *str = &sh[sh[i].sh_link];
     if (sh[i].sh_offset + sh[i].sh_size > len || str->sh_offset + str->sh_size > len) continue;
     const Elf64_Sym *sym = (const Elf64_Sym *)(img + sh[i].sh_offset);
+    const char *names = (const char *)img + str->sh_offset;
     for (size_t k = 0; k < sh[i].sh_size / sizeof *sym; k++) {
       if (sym[k].st_name >= str->sh_size || ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || !sym[k].st_value) continue;
-      if (strcmp((const char *)img + str->sh_offset + sym[k].st_name, name)) continue;
-      *value = sym[k].st_value;
-      *size = sym[k].st_size;
-      return true;
+      /* the string table's end is checked: a name is read only up to it */
+      const char *nm = names + sym[k].st_name;
+      size_t room = str->sh_size - sym[k].st_name;
+      bool whole = false; /* the name ends within the table: looked at once, when it may match */
+      for (size_t c = 0; c < NCALLS; c++) {
+        if (size[c] || nm[0] != LIBC_CALLS[c].name[0]) continue;
+        if (!whole && !(whole = strnlen(nm, room) < room)) break;
+        if (strcmp(nm, LIBC_CALLS[c].name)) continue;
+        value[c] = sym[k].st_value;
+        size[c] = sym[k].st_size;
+      }
     }
   }
-  return false;
 }
 
 /* libc as the process maps it: its path and load bias, or false when not mapped (yet). */
@@ -168,27 +179,22 @@ static bool find_libc(pid_t pid, char *path, size_t plen, uint64_t *bias) {
   return found && exec;
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
+/* A file mapped read-only: only the pages looked at (headers, symbols) are read, where
+ * reading libc whole (2 MB) was most of the time patching took. */
+static uint8_t *map_file(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   struct stat st;
-  uint8_t *buf = NULL;
-  if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20)) {
-    buf = malloc((size_t)st.st_size);
-    size_t done = 0;
-    while (buf && done < (size_t)st.st_size) {
-      ssize_t r = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
-      if (r <= 0) break;
-      done += (size_t)r;
+  uint8_t *img = NULL;
+  if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (1ll << 30)) {
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m != MAP_FAILED) {
+      img = m;
+      *len = (size_t)st.st_size;
     }
-    if (buf && done != (size_t)st.st_size) {
-      free(buf);
-      buf = NULL;
-    }
-    *len = done;
   }
   close(fd);
-  return buf;
+  return img;
 }
 
 static bool rel32_ok(uint64_t from_next, uint64_t to) {
@@ -321,17 +327,20 @@ void sysbuf_try_libc(struct cryo_session *s) {
   }
   s->sb.libc_done = true;
   size_t flen = 0;
-  uint8_t *img = read_file(path, &flen);
+  uint8_t *img = map_file(path, &flen);
   if (!img) {
     dbg("sysbuf: cannot read %s", path);
     return;
   }
+  uint64_t values[NCALLS], sizes[NCALLS];
+  elf_funcs(img, flen, values, sizes);
+  munmap(img, flen);
   uint8_t *code = s->sb.code;
   size_t clen = s->sb.code_len;
   s->sb.nsites = 0;
-  for (size_t c = 0; c < sizeof LIBC_CALLS / sizeof LIBC_CALLS[0] && s->sb.nsites < SB_MAX_SITES; c++) {
-    uint64_t value, size;
-    if (!elf_func(img, flen, LIBC_CALLS[c].name, &value, &size) || size < 4) continue;
+  for (size_t c = 0; c < NCALLS && s->sb.nsites < SB_MAX_SITES; c++) {
+    uint64_t value = values[c], size = sizes[c];
+    if (size < 4) continue;
     uint8_t fn[256];
     size_t n = size < sizeof fn ? (size_t)size : sizeof fn;
     if (mem_read_raw(s, s->pid, bias + value, fn, n) != (ssize_t)n) continue;
@@ -345,7 +354,6 @@ void sysbuf_try_libc(struct cryo_session *s) {
     clen = (clen + k + 15) & ~(size_t)15;
     s->sb.nsites++;
   }
-  free(img);
   /* the trampolines first, then the jumps to them */
   int rc = mem_write_raw(s, s->pid, s->sb.base + s->sb.code_len, code + s->sb.code_len, clen - s->sb.code_len);
   if (rc == CRYO_OK) rc = sysbuf_patch_sites(s, s->pid);
