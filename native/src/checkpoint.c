@@ -206,26 +206,34 @@ static void tracking_start(struct cryo_session *s, pid_t tid) {
 
 /* ---- taking checkpoints ---- */
 
-static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid) {
+/* A FULL checkpoint: the frozen copy is cloned now; with `later`, waiting for the
+ * copy's first stop and reading the layout are left to settle_checkpoint (the debuggee
+ * stays stopped until then, so neither changes). */
+static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid, bool later) {
   /* the copy must hold the program's own bytes, not our int3s */
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   int rc = bps_lift(s, s->pid);
-  pid_t child = 0;
+  struct frozen_copy fc = {0};
   uint64_t t1 = now_ns(CLOCK_MONOTONIC);
-  if (rc == CRYO_OK) rc = fork_frozen_copy(s, tid, &child);
+  if (rc == CRYO_OK) rc = fork_frozen_start(s, tid, &fc);
   uint64_t t2 = now_ns(CLOCK_MONOTONIC);
   int rc2 = bps_apply(s, s->pid);
   dbg("full: lift %.3f ms, fork %.3f ms, apply %.3f ms", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
   if (rc == CRYO_OK) rc = rc2;
-  if (rc != CRYO_OK) {
-    if (child > 0) kill_and_reap(s, child);
-    return rc;
+  if (rc == CRYO_OK && !later) rc = fork_frozen_finish(s, &fc);
+  else if (rc != CRYO_OK && fc.child > 0) {
+    kill(fc.child, SIGKILL);
+    int st;
+    wait_for_stop(s, fc.child, &st);
   }
+  if (rc != CRYO_OK) return rc;
   pthread_mutex_lock(&s->lock);
   cp->kind = CP_FULL;
-  cp->pid = child;
+  cp->pid = fc.child;
+  s->settling_copy = fc;
+  s->settling_copy_pending = later;
   pthread_mutex_unlock(&s->lock);
-  cp->maps = read_maps(s->pid);
+  if (!later) cp->maps = read_maps(s->pid);
   return CRYO_OK;
 }
 
@@ -400,6 +408,13 @@ static void settle_checkpoint(struct cryo_session *s) {
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   pid_t tid = s->threads[0].tid;
   int rc = CRYO_OK;
+  if (s->settling_copy_pending) {
+    s->settling_copy_pending = false;
+    rc = fork_frozen_finish(s, &s->settling_copy);
+    if (rc != CRYO_OK) cp->pid = 0; /* killed */
+    else cp->maps = read_maps(s->pid);
+    dbg("settle: the copy's first stop %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+  }
   if (cp->kind == CP_DELTA) {
     bool same = same_layout(s);
     dbg("settle: layout check %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
@@ -407,7 +422,7 @@ static void settle_checkpoint(struct cryo_session *s) {
     if (d < 0) rc = CRYO_EFAIL;
     else if (d == 0) {
       delta_to_full(s, cp);
-      rc = take_full(s, cp, tid);
+      rc = take_full(s, cp, tid, false);
     }
   }
   if (rc == CRYO_OK && cp->kind == CP_FULL) arm_tracking(s, tid);
@@ -482,7 +497,7 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
     cp->parent = s->head;
     s->head->children++;
   } else {
-    rc = take_full(s, cp, tid);
+    rc = take_full(s, cp, tid, true);
     if (rc != CRYO_OK) {
       free_cp(cp);
       return rc;

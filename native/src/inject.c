@@ -112,7 +112,7 @@ static int finish_syscall(struct cryo_session *s, pid_t tid, struct user_regs_st
 }
 
 static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret, pid_t *child,
-                  struct user_regs_struct *saved_out) {
+                  struct user_regs_struct *saved_out, uint8_t orig_out[2]) {
   struct user_regs_struct saved, r;
   int rc = seccomp_unenter(s, thread_find(s, tid));
   if (rc != CRYO_OK) return rc;
@@ -123,6 +123,7 @@ static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6
   uint8_t orig[2];
   if (mem_read_raw(s, tid, pc, orig, 2) != 2)
     return cryo_fail_errno("injecting a syscall in %d: cannot read the code at 0x%llx", tid, (unsigned long long)pc);
+  if (orig_out) memcpy(orig_out, orig, 2);
   rc = mem_write_raw(s, tid, pc, SYSCALL_INSN, 2);
   if (rc != CRYO_OK) return rc;
   r = saved;
@@ -148,23 +149,27 @@ static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6
 }
 
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret) {
-  return inject(s, tid, nr, a, ret, NULL, NULL);
+  return inject(s, tid, nr, a, ret, NULL, NULL, NULL);
 }
 
 /* Makes a frozen copy of single-threaded process `tid` with clone(CLONE_PARENT):
  * a sibling rather than a child, so the program's own wait() never sees it and a
  * copy revived later has the same parent. The copy stays in its first ptrace stop
- * with the original registers and code. */
-int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child) {
+ * with the original registers and code.
+ *
+ * In two halves: the clone (the state is taken there, and tid is as before once it
+ * returns), then the copy's first stop and its repair. A first checkpoint returns to
+ * the debugger between the two and finishes the copy on the tracer thread after. */
+int fork_frozen_start(struct cryo_session *s, pid_t tid, struct frozen_copy *fc) {
   /* CLONE_PTRACE traces the copy from its birth, stopped before its first instruction,
    * without the fork event stop that PTRACE_O_TRACEFORK would add to the parent: one
    * round trip to the tracee less (about 60 us of a first checkpoint's 0.45 ms here) */
   uint64_t a[6] = {CLONE_PARENT | CLONE_PTRACE | SIGCHLD, 0, 0, 0, 0, 0};
   int64_t ret = 0;
   pid_t c = 0;
-  struct user_regs_struct saved;
+  memset(fc, 0, sizeof *fc);
   bool quiet = ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)(long)(TRACE_OPTIONS & ~(PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE))) == 0;
-  int rc = inject(s, tid, SYS_clone, a, &ret, &c, &saved);
+  int rc = inject(s, tid, SYS_clone, a, &ret, &c, &fc->regs, fc->code);
   if (quiet && ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)(long)TRACE_OPTIONS) != 0 && rc == CRYO_OK)
     rc = cryo_fail_errno("ptrace(PTRACE_SETOPTIONS, %d)", tid);
   if (rc != CRYO_OK) {
@@ -179,23 +184,34 @@ int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child) {
     errno = (int)-ret;
     return cryo_fail_errno("clone in process %d", tid);
   }
-  if (c <= 0) c = (pid_t)ret;
+  fc->child = c > 0 ? c : (pid_t)ret;
+  return CRYO_OK;
+}
+
+/* The copy at its first stop, with the code the syscall was planted over (as tid had it
+ * then: breakpoints may be back in tid since) and tid's registers. On failure the copy
+ * is killed. */
+int fork_frozen_finish(struct cryo_session *s, const struct frozen_copy *fc) {
+  pid_t c = fc->child;
   int st;
-  rc = wait_for_stop(s, c, &st);
+  int rc = wait_for_stop(s, c, &st);
   if (rc != CRYO_OK) return rc;
-  if (!WIFSTOPPED(st)) return cryo_fail(CRYO_EFAIL, "the copy %d of process %d died at birth", c, tid);
-  /* the copy was made while the syscall instruction was planted: undo it there too */
-  uint8_t orig[2];
-  rc = mem_read_raw(s, tid, saved.rip, orig, 2) == 2 ? CRYO_OK : CRYO_EFAIL;
-  if (rc == CRYO_OK) rc = mem_write_raw(s, c, saved.rip, orig, 2);
-  if (rc == CRYO_OK) rc = regs_set(c, &saved);
+  if (!WIFSTOPPED(st)) return cryo_fail(CRYO_EFAIL, "the copy %d died at birth", c);
+  rc = mem_write_raw(s, c, fc->regs.rip, fc->code, 2);
+  if (rc == CRYO_OK) rc = regs_set(c, &fc->regs);
   if (rc != CRYO_OK) {
     kill(c, SIGKILL);
     wait_for_stop(s, c, &st);
-    return rc;
   }
-  *child = c;
-  return CRYO_OK;
+  return rc;
+}
+
+int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child) {
+  struct frozen_copy fc;
+  int rc = fork_frozen_start(s, tid, &fc);
+  if (rc == CRYO_OK) rc = fork_frozen_finish(s, &fc);
+  if (rc == CRYO_OK) *child = fc.child;
+  return rc;
 }
 
 struct inj_args {

@@ -29,6 +29,13 @@ struct rec_entry {
   size_t out_off, out_len;
 };
 
+/* A frozen copy cloned, its first stop not yet waited for (inject.c). */
+struct frozen_copy {
+  pid_t child;
+  struct user_regs_struct regs; /* the parent's, at the clone */
+  uint8_t code[2];              /* the parent's bytes at regs.rip, under the planted syscall */
+};
+
 struct thread {
   pid_t tid;
   int state;
@@ -191,6 +198,8 @@ struct cryo_session {
    * rest of a checkpoint); every later command waits behind it */
   void (*settle)(struct cryo_session *s);
   struct checkpoint *settling;
+  struct frozen_copy settling_copy; /* settling's copy, when its first stop is still to be waited for */
+  bool settling_copy_pending;
   bool settle_running;
   int settle_failed_id;   /* the last checkpoint that could not be completed, and why */
   char settle_error[1100];
@@ -279,6 +288,8 @@ int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
 int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
+int fork_frozen_start(struct cryo_session *s, pid_t tid, struct frozen_copy *fc);
+int fork_frozen_finish(struct cryo_session *s, const struct frozen_copy *fc);
 int seccomp_unenter(struct cryo_session *s, struct thread *t);
 /* process.c: a field of /proc/PID/status, as a number in base ("SigCgt", 16; "Tgid", 10);
  * false when the process or the field is not there. */
