@@ -591,6 +591,7 @@ static int write_pages(struct cryo_session *s, pid_t pid, struct checkpoint *cp)
 static int build_copy(struct cryo_session *s, struct checkpoint *cp, pid_t *child) {
   int rc = fork_frozen_copy(s, root_of(cp)->pid, child);
   if (rc != CRYO_OK) return rc;
+  pin_copy(s, *child);
   struct checkpoint *path[MAX_CHECKPOINTS];
   int depth = 0;
   for (struct checkpoint *c = cp; c->kind == CP_DELTA && depth < MAX_CHECKPOINTS; c = c->parent) path[depth++] = c;

@@ -4,6 +4,7 @@
 
 #include "../include/cryo.h"
 
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -187,6 +188,12 @@ struct cryo_session {
   int nbps;
   struct watchpoint wps[4];
 
+  /* pin.c: the caller, the tracer and a single-threaded recorded debuggee on one CPU */
+  bool pinned, pin_known;
+  int pin_cpu;
+  pid_t pin_caller;
+  cpu_set_t pin_was, pin_caller_was; /* the tracer's mask before (the debuggee's too), the caller's */
+
   struct checkpoint *cps[MAX_CHECKPOINTS]; /* every live node, hidden ones included */
   int ncps, next_cp_id;
   struct checkpoint *head; /* live memory = head's state + pages the tracker saw written */
@@ -284,6 +291,12 @@ int wps_apply_thread(struct cryo_session *s, pid_t tid);
 int wp_hit_slot(pid_t tid);
 int xstate_get(pid_t tid, uint8_t *buf, size_t cap, size_t *len);
 int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
+
+/* pin.c */
+void pin_start(struct cryo_session *s);
+void pin_stop(struct cryo_session *s);
+void pin_copy(struct cryo_session *s, pid_t pid);
+void pin_getaffinity_exit(struct cryo_session *s, pid_t tid, const struct rec_entry *e);
 
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);

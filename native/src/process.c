@@ -360,6 +360,7 @@ static int detach_now(struct cryo_session *s) {
   int rc = stop_all_threads(s);
   if (rc != CRYO_OK) return rc;
   if (!s->pid) return CRYO_OK;
+  pin_stop(s);
   bps_lift(s, s->pid);
   sysbuf_detach(s);
   for (int i = 0; i < s->nthreads; i++) {

@@ -44,6 +44,7 @@ static const int RECORDED[] = {
     SYS_recvmsg, SYS_getpid, SYS_getppid, SYS_gettid, SYS_time, SYS_gettimeofday, SYS_clock_gettime, SYS_getrandom,
     SYS_nanosleep, SYS_clock_nanosleep, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_wait,
     SYS_epoll_pwait, SYS_sysinfo, SYS_getrusage, SYS_times,
+    SYS_sched_getaffinity, /* while pinned (pin.c), it answers the program's own mask */
     SYS_restart_syscall, /* the rest of a recorded sleep the kernel interrupted (rec_restart) */
     /* processes: a replay makes no child (the fork returns the recorded pid) and waits
      * for none (the wait returns the recorded status); clone is filtered on its flags
@@ -203,6 +204,8 @@ static int record_outputs(struct cryo_session *s, pid_t pid, const struct rec_en
   }
   case SYS_clock_gettime:
     return blob_add(s, pid, a[1], 16);
+  case SYS_sched_getaffinity:
+    return blob_add(s, pid, a[2], (uint64_t)r);
   case SYS_gettimeofday: {
     int rc = blob_add(s, pid, a[0], 16);
     return rc == CRYO_OK ? blob_add(s, pid, a[1], 8) : rc;
@@ -374,6 +377,7 @@ void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
   struct rec_entry e = t->rec_entry;
   e.ret = ret;
   e.out_off = s->rec_blob_len;
+  if (e.nr == SYS_sched_getaffinity) pin_getaffinity_exit(s, t->tid, &e);
   if (record_outputs(s, t->tid, &e) != CRYO_OK) dbg("record: %s", cryo_last_error());
   e.out_len = s->rec_blob_len - e.out_off;
   log_push(s, &e);
@@ -647,11 +651,13 @@ static int do_record_start(struct cryo_session *s, void *arg) {
   inject_syscall(s, tid, SYS_prctl, tsc, &ret);
   rc = record_patch_vdso(s, s->pid);
   sysbuf_try_libc(s); /* a revived process has it already; a launched one once ld.so mapped it */
+  pin_start(s);
   return rc;
 }
 
 CRYO_API int cryo_record_start(cryo_session *s) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_record_start: null session");
+  if (!s->inline_mode) s->pin_caller = (pid_t)syscall(SYS_gettid); /* to share the debuggee's CPU (pin.c) */
   return run_on_tracer(s, do_record_start, NULL);
 }
 
@@ -804,6 +810,7 @@ static int do_record_load(struct cryo_session *s, void *arg) {
 CRYO_API int cryo_record_load(cryo_session *s, const uint8_t *log, size_t len) {
   if (!s || (!log && len)) return cryo_fail(CRYO_EINVAL, "cryo_record_load: null argument");
   struct load_args a = {log, len};
+  if (!s->inline_mode) s->pin_caller = (pid_t)syscall(SYS_gettid);
   return run_on_tracer(s, do_record_load, &a);
 }
 

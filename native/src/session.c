@@ -283,6 +283,7 @@ int session_shutdown_tracees(struct cryo_session *s);
 
 static int shutdown_cmd(struct cryo_session *s, void *arg) {
   (void)arg;
+  pin_stop(s); /* the caller's thread gets its mask back */
   return session_shutdown_tracees(s);
 }
 

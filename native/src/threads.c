@@ -431,6 +431,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
       n = thread_add(s, (pid_t)msg, T_RUNNING);
       if (n) n->interrupt_pending = n->fresh = true; /* its initial PTRACE_EVENT_STOP is coming */
     }
+    pin_stop(s); /* several threads run where the kernel likes (pin.c) */
     t = thread_find(s, tid); /* the table may have moved */
     cryo_event ev;
     memset(&ev, 0, sizeof ev);

@@ -21,6 +21,35 @@ function collect(fd: number): { text: () => string } {
 }
 
 describe('record and replay', () => {
+  test('a recorded program shares the tracer`s CPU while it has one thread, and still sees its own CPU mask; its second thread ends that', async () => {
+    const prog = buildFixture('affinity.c');
+    const bare = spawnSync(prog, [], { encoding: 'utf8' });
+    assert.equal(bare.status, 0, bare.stderr);
+    const allowed = (pid: number) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
+    const mine = allowed(process.pid);
+    const s = session();
+    const l = s.launch({ program: prog, stdout: { mode: 'pipe' } });
+    const out = collect(l.stdout!);
+    s.recordStart();
+    s.insertBreakpoint(symbolAddress(l.pid, prog, 'mark'));
+    s.continue();
+    assert.equal((await stop(s, 'mark(1)')).kind, 'stopped');
+    // pinned, where there is more than one CPU to choose from
+    if (mine.includes('-') || mine.includes(',')) assert.match(allowed(l.pid), /^\d+$/, `pinned: ${allowed(l.pid)} (the tracer's: ${mine})`);
+    s.continue();
+    assert.equal((await stop(s, 'mark(2)')).kind, 'stopped');
+    assert.equal(allowed(l.pid), mine, 'two threads: the mask it had');
+    s.removeBreakpoint(symbolAddress(l.pid, prog, 'mark'));
+    let end;
+    do {
+      s.continue();
+      end = await stop(s, 'exit');
+    } while (end.kind === 'stopped');
+    assert.deepEqual(end, { kind: 'exited', pid: l.pid, code: 0 });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(out.text(), bare.stdout, 'the CPU count it printed, pinned and not, is the bare run`s');
+  });
+
   test('a program that forks while recorded: its children (which inherit the filter) run as they do bare, and end with it', async () => {
     const prog = buildFixture('forker.c');
     const bare = spawnSync(prog, ['3'], { encoding: 'utf8' });
