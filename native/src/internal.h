@@ -296,6 +296,7 @@ int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 void pin_start(struct cryo_session *s);
 void pin_stop(struct cryo_session *s);
 void pin_copy(struct cryo_session *s, pid_t pid);
+void pin_child(struct cryo_session *s, pid_t pid);
 void pin_getaffinity_exit(struct cryo_session *s, pid_t tid, const struct rec_entry *e);
 
 /* inject.c */

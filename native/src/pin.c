@@ -5,7 +5,7 @@
  * caller and back. On a VM whose idle vCPUs halt, a hand-off across CPUs costs a
  * wake-up of 40-100 us; on one CPU it is a context switch. They seldom want the CPU at
  * the same time (the debuggee runs while the others wait for its next stop), and a
- * recorded debuggee runs one thread anyway. rr does the same, for the same reason.
+ * recorded debuggee runs one thread anyway. Its children are not pinned (pin_child). rr does the same, for the same reason.
  *
  * The program must not behave differently for it: sched_getaffinity is recorded, and
  * while pinned it answers the mask the program had (pin_getaffinity_exit), so that a
@@ -68,6 +68,12 @@ void pin_copy(struct cryo_session *s, pid_t pid) {
   } else {
     set_mask(pid, &s->pin_was);
   }
+}
+
+/* A child of the pinned debuggee (a passenger) inherited the one CPU: it gets the mask
+ * the program had, so that a program forking workers does not run them all on one CPU. */
+void pin_child(struct cryo_session *s, pid_t pid) {
+  if (s->pinned && pid > 0) set_mask(pid, &s->pin_was);
 }
 
 /* sched_getaffinity(pid, len, mask) returned: about the program itself, it answers the

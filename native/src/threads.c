@@ -455,6 +455,7 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
       bps_lift(s, s->pid);
       s->vfork_bps_lifted = true;
     }
+    pin_child(s, (pid_t)msg); /* a child runs where the kernel likes (pin.c) */
     handle_fork_child(s, (pid_t)msg, event == PTRACE_EVENT_VFORK);
     if (!collecting) resume_thread(s, t, false, 0);
     return false;
