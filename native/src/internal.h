@@ -189,10 +189,10 @@ struct cryo_session {
   struct watchpoint wps[4];
 
   /* pin.c: the caller, the tracer and a single-threaded recorded debuggee on one CPU */
-  bool pinned, pin_known;
+  bool pinned, pin_known, pin_caller_held;
   int pin_cpu;
   pid_t pin_caller;
-  cpu_set_t pin_was, pin_caller_was; /* the tracer's mask before (the debuggee's too), the caller's */
+  cpu_set_t pin_was; /* the tracer's mask before (the debuggee's too) */
 
   struct checkpoint *cps[MAX_CHECKPOINTS]; /* every live node, hidden ones included */
   int ncps, next_cp_id;
@@ -293,6 +293,7 @@ int xstate_get(pid_t tid, uint8_t *buf, size_t cap, size_t *len);
 int xstate_set(pid_t tid, const uint8_t *buf, size_t len);
 
 /* pin.c */
+void pin_thread_init(void);
 void pin_start(struct cryo_session *s);
 void pin_stop(struct cryo_session *s);
 void pin_copy(struct cryo_session *s, pid_t pid);

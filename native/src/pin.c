@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -26,22 +27,53 @@ static bool set_mask(pid_t tid, const cpu_set_t *m) {
   return false;
 }
 
+/* The caller's thread may serve several sessions: it is pinned while any of them holds
+ * it, and gets its own mask back from the last. A tracer thread started meanwhile would
+ * inherit the caller's one CPU (and a program it launches, from it): pin_thread_init. */
+static pthread_mutex_t caller_lock = PTHREAD_MUTEX_INITIALIZER;
+static int caller_refs;
+static pid_t caller_tid;
+static cpu_set_t caller_orig;
+
+void pin_thread_init(void) {
+  pthread_mutex_lock(&caller_lock);
+  if (caller_refs) set_mask(0, &caller_orig);
+  pthread_mutex_unlock(&caller_lock);
+}
+
+static bool caller_hold(pid_t tid, const cpu_set_t *one) {
+  bool held = false;
+  pthread_mutex_lock(&caller_lock);
+  if (!caller_refs && sched_getaffinity(tid, sizeof caller_orig, &caller_orig) == 0) caller_tid = tid;
+  if (caller_tid == tid && (caller_refs || CPU_COUNT(&caller_orig) > 0)) {
+    caller_refs++;
+    set_mask(tid, one);
+    held = true;
+  }
+  pthread_mutex_unlock(&caller_lock);
+  return held;
+}
+
+static void caller_release(void) {
+  pthread_mutex_lock(&caller_lock);
+  if (caller_refs > 0 && --caller_refs == 0) set_mask(caller_tid, &caller_orig);
+  pthread_mutex_unlock(&caller_lock);
+}
+
 /* On the tracer thread; s->pin_caller was set by the caller's API call. */
 void pin_start(struct cryo_session *s) {
   const char *env = getenv("CRYO_PIN");
   if (s->pinned || (env && !strcmp(env, "0")) || !s->pid || s->nthreads != 1) return;
   int cpu = sched_getcpu();
-  cpu_set_t was, caller_was, one;
+  cpu_set_t was, one;
   if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof was, &was) != 0 || CPU_COUNT(&was) < 2 || !CPU_ISSET(cpu, &was))
     return;
-  if (s->pin_caller && sched_getaffinity(s->pin_caller, sizeof caller_was, &caller_was) != 0) s->pin_caller = 0;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
   if (!set_mask(s->threads[0].tid, &one)) return;
   set_mask(0, &one);
-  if (s->pin_caller) set_mask(s->pin_caller, &one);
+  s->pin_caller_held = s->pin_caller && caller_hold(s->pin_caller, &one);
   s->pin_was = was;
-  s->pin_caller_was = caller_was;
   s->pin_cpu = cpu;
   s->pinned = s->pin_known = true;
   dbg("pin: process %d, the tracer and the caller on CPU %d", s->pid, cpu);
@@ -52,7 +84,8 @@ void pin_stop(struct cryo_session *s) {
   s->pinned = false;
   for (int i = 0; i < s->nthreads; i++) set_mask(s->threads[i].tid, &s->pin_was);
   set_mask(0, &s->pin_was);
-  if (s->pin_caller) set_mask(s->pin_caller, &s->pin_caller_was);
+  if (s->pin_caller_held) caller_release();
+  s->pin_caller_held = false;
   dbg("pin: off (process %d has %d threads)", s->pid, s->nthreads);
 }
 

@@ -115,6 +115,7 @@ static void serve_waitpid(struct cryo_session *s) {
 static void *tracer_main(void *arg) {
   struct cryo_session *s = arg;
   s->tracer_tid = (pid_t)syscall(SYS_gettid);
+  pin_thread_init(); /* not the one CPU of a caller that another session pinned */
   sigset_t set;
   sigemptyset(&set);
   if (wake_signal > 0) sigaddset(&set, wake_signal);
