@@ -221,11 +221,7 @@ static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid, b
   dbg("full: lift %.3f ms, fork %.3f ms, apply %.3f ms", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
   if (rc == CRYO_OK) rc = rc2;
   if (rc == CRYO_OK && !later) rc = fork_frozen_finish(s, &fc);
-  else if (rc != CRYO_OK && fc.child > 0) {
-    kill(fc.child, SIGKILL);
-    int st;
-    wait_for_stop(s, fc.child, &st);
-  }
+  else if (rc != CRYO_OK) kill_and_reap(s, fc.child);
   if (rc != CRYO_OK) return rc;
   pthread_mutex_lock(&s->lock);
   cp->kind = CP_FULL;

@@ -38,7 +38,10 @@ void dbg(const char *fmt, ...) {
   if (!on) return;
   va_list ap;
   va_start(ap, fmt);
-  { static uint64_t t0; uint64_t t = now_ns(CLOCK_MONOTONIC); if (!t0) t0 = t; fprintf(stderr, "[cryo %6llu] ", (unsigned long long)(t - t0) / 1000); }
+  static uint64_t t0; /* microseconds since the first line: where a stop's time goes */
+  uint64_t t = now_ns(CLOCK_MONOTONIC);
+  if (!t0) t0 = t;
+  fprintf(stderr, "[cryo %6llu] ", (unsigned long long)(t - t0) / 1000);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);

@@ -5,7 +5,8 @@
  * caller and back. On a VM whose idle vCPUs halt, a hand-off across CPUs costs a
  * wake-up of 40-100 us; on one CPU it is a context switch. They seldom want the CPU at
  * the same time (the debuggee runs while the others wait for its next stop), and a
- * recorded debuggee runs one thread anyway. Its children are not pinned (pin_child). rr does the same, for the same reason.
+ * recorded debuggee runs one thread anyway. rr does the same, for the same reason. Its
+ * children are not pinned (pin_child).
  *
  * The program must not behave differently for it: sched_getaffinity is recorded, and
  * while pinned it answers the mask the program had (pin_getaffinity_exit), so that a

@@ -377,6 +377,29 @@ void sysbuf_try_libc(struct cryo_session *s) {
  * cache while they are parsed, rather than copied whole to memory and read back. */
 #define DRAIN_CHUNK (128u << 10)
 
+/* The ring's bytes [off, off + need) in the tracer's buffer, which holds [*base, *base +
+ * *have): what is kept moves to the buffer's start, the buffer grows only for an entry
+ * longer than a piece (a big read's bytes), and the next piece (up to the ring's end,
+ * `used`) is read after it. NULL when the debuggee's memory cannot be read. */
+static const uint8_t *drain_window(struct cryo_session *s, uint64_t *base, uint64_t *have, uint64_t off, uint64_t need,
+                                   uint64_t used) {
+  if (off + need <= *base + *have) return s->sb.ring + (off - *base);
+  uint64_t keep = off < *base + *have ? *base + *have - off : 0;
+  if (need > s->sb.ring_cap) {
+    uint8_t *b = realloc(s->sb.ring, need);
+    if (!b) return NULL;
+    s->sb.ring = b;
+    s->sb.ring_cap = need;
+  }
+  if (keep) memmove(s->sb.ring, s->sb.ring + (off - *base), keep);
+  uint64_t n = used - (off + keep);
+  if (n > s->sb.ring_cap - keep) n = s->sb.ring_cap - keep;
+  if (mem_read_raw(s, s->pid, s->sb.base + SB_RING + off + keep, s->sb.ring + keep, n) != (ssize_t)n) return NULL;
+  *base = off;
+  *have = keep + n;
+  return s->sb.ring;
+}
+
 void sysbuf_drain(struct cryo_session *s) {
   if (!s->sb.base || !s->sb.mapped || !s->pid) return;
   uint64_t used = 0; /* one small read per stop; single steps resume without sysbuf_sync */
@@ -385,41 +408,19 @@ void sysbuf_drain(struct cryo_session *s) {
     dbg("sysbuf: ring of %d says %llu bytes", s->pid, (unsigned long long)used);
     used = 0;
   }
-  /* the buffer grows only for an entry larger than a chunk (a big read's bytes) */
   if (!s->sb.ring && !(s->sb.ring = malloc(DRAIN_CHUNK))) return;
   if (!s->sb.ring_cap) s->sb.ring_cap = DRAIN_CHUNK;
-  uint64_t base = 0, have = 0; /* the buffer holds the ring's bytes [base, base + have) */
+  uint64_t base = 0, have = 0;
   for (uint64_t off = 0; off + SBE_HDR <= used;) {
-    if (off + SBE_HDR > base + have) {
-      /* the rest of the buffer (a part of an entry) to its start, then the next piece */
-      uint64_t keep = off < base + have ? base + have - off : 0;
-      if (keep) memmove(s->sb.ring, s->sb.ring + (off - base), keep);
-      base = off;
-      have = keep;
-      uint64_t n = used - (base + have);
-      if (n > s->sb.ring_cap - have) n = s->sb.ring_cap - have;
-      if (mem_read_raw(s, s->pid, s->sb.base + SB_RING + base + have, s->sb.ring + have, n) != (ssize_t)n) return;
-      have += n;
-    }
-    const uint8_t *p = s->sb.ring + (off - base);
-    uint32_t outlen;
-    memcpy(&outlen, p + SBE_OUTLEN, 4);
-    if (off + SBE_HDR + outlen > used) break;
-    if (off + SBE_HDR + outlen > base + have) {
-      /* an entry longer than what is left of the piece: a buffer big enough, and the rest of it */
-      uint64_t need = SBE_HDR + outlen, keep = base + have - off;
-      if (need > s->sb.ring_cap) {
-        uint8_t *b = realloc(s->sb.ring, need);
-        if (!b) return;
-        s->sb.ring = b;
-        s->sb.ring_cap = need;
-      }
-      memmove(s->sb.ring, s->sb.ring + (off - base), keep);
-      if (mem_read_raw(s, s->pid, s->sb.base + SB_RING + off + keep, s->sb.ring + keep, need - keep) != (ssize_t)(need - keep)) return;
-      base = off;
-      have = need;
-      p = s->sb.ring;
-      dbg("sysbuf: an entry of %llu bytes drained whole", (unsigned long long)need);
+    const uint8_t *p = drain_window(s, &base, &have, off, SBE_HDR, used);
+    uint32_t outlen = 0;
+    if (p) memcpy(&outlen, p + SBE_OUTLEN, 4);
+    if (p && off + SBE_HDR + outlen > used) break;
+    if (p) p = drain_window(s, &base, &have, off, SBE_HDR + outlen, used);
+    if (!p) {
+      /* the process is gone, or its memory is: what is logged stays, the rest is lost */
+      dbg("sysbuf: the ring of %d is not readable at %llu: %s", s->pid, (unsigned long long)off, cryo_last_error());
+      return;
     }
     struct rec_entry e;
     memset(&e, 0, sizeof e);

@@ -26,6 +26,14 @@ describe('record and replay', () => {
     const bare = spawnSync(prog, [], { encoding: 'utf8' });
     assert.equal(bare.status, 0, bare.stderr);
     const allowed = (pid: number) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
+    const toExit = async (t: Session, pid: number, what: string) => {
+      let end;
+      do {
+        t.continue(); // past the child's SIGCHLD
+        end = await stop(t, what);
+      } while (end.kind === 'stopped');
+      assert.deepEqual(end, { kind: 'exited', pid, code: 0 });
+    };
     const mine = allowed(process.pid);
     const s = session();
     const l = s.launch({ program: prog, stdout: { mode: 'pipe' } });
@@ -51,22 +59,12 @@ describe('record and replay', () => {
     const l2 = s2.launch({ program: prog, stdout: { mode: 'pipe' } });
     const out2 = collect(l2.stdout!);
     s2.recordStart();
-    let end2;
-    do {
-      s2.continue();
-      end2 = await stop(s2, 'the second program`s exit');
-    } while (end2.kind === 'stopped');
-    assert.deepEqual(end2, { kind: 'exited', pid: l2.pid, code: 0 });
+    await toExit(s2, l2.pid, 'the second program`s exit');
     await s2.close();
     await toMark('mark(2)');
     assert.equal(allowed(l.pid), mine, 'two threads: the mask it had');
     s.removeBreakpoint(symbolAddress(l.pid, prog, 'mark'));
-    let end;
-    do {
-      s.continue();
-      end = await stop(s, 'exit');
-    } while (end.kind === 'stopped');
-    assert.deepEqual(end, { kind: 'exited', pid: l.pid, code: 0 });
+    await toExit(s, l.pid, 'exit');
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(out.text(), bare.stdout, 'the CPU count it printed, pinned and not, is the bare run`s');
     assert.equal(out2.text(), bare.stdout, 'the second session`s program too');
