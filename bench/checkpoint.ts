@@ -117,41 +117,47 @@ function gdb(prog: string, touchedMiB: number) {
   return { first: cps[0], successive: median(cps.slice(1)), restoreLatest: restore ? Number(restore[1]) : NaN, restartFailure: restore ? undefined : rs.failed ?? 'no figure' };
 }
 
-/** A bare fork() of the same process at its first stop, timed by the program itself
- * (median of three runs): the first fork of freshly touched memory is the one a first
- * checkpoint compares with, since later forks find the page tables already shared once. */
+/** A bare fork() of the same process at its first stop, timed by the program itself:
+ * the first fork of freshly touched memory is the one a first checkpoint compares with,
+ * since later forks find the page tables already shared once. */
 function bareFork(prog: string, touchedMiB: number): number {
-  const firsts: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const r = spawnSync(prog, churnArgs(touchedMiB), { env: { ...process.env, CHURN_FORK_PROBE: '1' }, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-    const t = [...(r.stderr ?? '').matchAll(/^fork ([\d.]+)/gm)].map((m) => Number(m[1]));
-    if (t.length !== ROUNDS + 2) throw new Error(`churn's fork probe printed ${t.length} figures: ${r.stderr}`);
-    firsts.push(t[0]);
-  }
-  return median(firsts);
+  const r = spawnSync(prog, churnArgs(touchedMiB), { env: { ...process.env, CHURN_FORK_PROBE: '1' }, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const t = [...(r.stderr ?? '').matchAll(/^fork ([\d.]+)/gm)].map((m) => Number(m[1]));
+  if (t.length !== ROUNDS + 2) throw new Error(`churn's fork probe printed ${t.length} figures: ${r.stderr}`);
+  return t[0];
 }
 
-/** A first checkpoint of a fresh process at its first stop: the median of three
- * processes, as the bare fork it is compared with (one figure was too noisy here). */
-async function firstCheckpoint(prog: string, touchedMiB: number): Promise<{ first: number; complete: number }> {
-  const t: number[] = [];
-  const done: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const s = new Session();
-    try {
-      const { pid } = s.launch({ program: prog, args: churnArgs(touchedMiB), stdout: { mode: 'null' } });
-      s.insertBreakpoint(symbolAddress(pid, prog, 'stop_here'));
-      s.continue();
-      const e = await s.waitStop();
-      if (e.kind !== 'stopped') throw new Error(`churn ended early: ${e.kind}`);
-      const [call, complete] = timedCheckpoint(s);
-      t.push(call);
-      done.push(complete);
-    } finally {
-      await s.close();
-    }
+/** A first checkpoint of a fresh process at its first stop. */
+async function firstCheckpoint(prog: string, touchedMiB: number): Promise<[number, number]> {
+  const s = new Session();
+  try {
+    const { pid } = s.launch({ program: prog, args: churnArgs(touchedMiB), stdout: { mode: 'null' } });
+    s.insertBreakpoint(symbolAddress(pid, prog, 'stop_here'));
+    s.continue();
+    const e = await s.waitStop();
+    if (e.kind !== 'stopped') throw new Error(`churn ended early: ${e.kind}`);
+    return timedCheckpoint(s);
+  } finally {
+    await s.close();
   }
-  return { first: median(t), complete: median(done) };
+}
+
+const FIRST_SAMPLES = 5;
+
+/** First checkpoints and bare forks sampled alternately, so that both meet the same
+ * moments of this machine (run one after the other, their medians differed by more
+ * than a third from one minute to the next). */
+async function firstVsFork(prog: string, touchedMiB: number): Promise<{ first: number; complete: number; fork: number }> {
+  const first: number[] = [];
+  const complete: number[] = [];
+  const fork: number[] = [];
+  for (let i = 0; i < FIRST_SAMPLES; i++) {
+    const [call, done] = await firstCheckpoint(prog, touchedMiB);
+    first.push(call);
+    complete.push(done);
+    fork.push(bareFork(prog, touchedMiB));
+  }
+  return { first: median(first), complete: median(complete), fork: median(fork) };
 }
 
 export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
@@ -159,23 +165,27 @@ export async function benchCheckpoints(sizes = [16, 256, 1024]): Promise<void> {
   const rows: Row[] = [];
   const notes = new Set<string>();
   let mode = '';
+  const firsts = new Map<number, { first: number; complete: number; fork: number }>();
   for (const [mib, rate] of sizes.flatMap((m) => [[m, 0.01], [m, 0.001]])) {
     writeRate = rate;
     const o = await ours(prog, mib);
-    ({ first: o.first, complete: o.firstSettled } = await firstCheckpoint(prog, mib));
+    // a first checkpoint does not depend on the write rate: sample it once per size
+    if (!firsts.has(mib)) firsts.set(mib, await firstVsFork(prog, mib));
+    const { first, complete, fork } = firsts.get(mib)!;
+    o.first = first;
+    o.firstSettled = complete;
     const g = gdb(prog, mib);
-    const fork = bareFork(prog, mib);
     mode = o.mode.why;
     if (g.restartFailure) notes.add(`gdb's restart gave no figure: ${g.restartFailure}`);
     rows.push({
       touched: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
       'written/stop': `${rate * 100}%`,
-      'first cp (ms, median of 3)': ms(o.first),
+      [`first cp (ms, median of ${FIRST_SAMPLES})`]: ms(o.first),
       'gdb first (ms)': ms(g.first),
       'first ratio': ratio(o.first, g.first),
-      'bare 1st fork (ms)': ms(fork),
+      [`bare 1st fork (ms, median of ${FIRST_SAMPLES}, interleaved)`]: ms(fork),
       'vs fork': ratio(o.first, fork),
-      'first complete (ms, median of 3)': ms(o.firstSettled),
+      [`first complete (ms, median of ${FIRST_SAMPLES})`]: ms(o.firstSettled),
       'next cps (ms, median)': ms(o.successive),
       'gdb next (ms)': ms(g.successive),
       'next ratio': ratio(o.successive, g.successive),
