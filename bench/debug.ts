@@ -1,11 +1,13 @@
 // The debugger's own speed: launch to the first breakpoint stop, and time per `next`,
 // against gdb -batch doing the same on the same binary. Both measured from outside:
 // gdb from its spawn, ours from the adapter process's spawn (Node's start included).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import type { DebugProtocol } from '@vscode/debugprotocol';
 import { buildFixture, fixturesDir, repoRoot } from '../test/helpers/fixtures';
+import { killProcessesOf } from './checkpoint';
 import { median, ms, printTable, ratio } from './table';
 
 const NEXTS = 40;
@@ -55,12 +57,54 @@ function gdb(prog: string, file: string, line: number, args: string[]) {
   return { first: total - (b - a) * 1000, next: nextMs };
 }
 
+/** gdb driven as cpptools drives it in the editor: the MI interpreter on pipes, each
+ * `next` (-exec-next) followed by the top frame (-stack-list-frames 0 0), as our figure
+ * includes the stackTrace the editor asks for. */
+async function gdbMi(prog: string, file: string, line: number, args: string[]): Promise<number> {
+  const gdb = spawn('gdb', ['-nx', '--interpreter=mi3', '--args', prog, ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const lines = createInterface({ input: gdb.stdout! });
+  let want: { test: (l: string) => boolean; done: () => void } | undefined;
+  lines.on('line', (l) => {
+    if (want?.test(l)) {
+      const w = want;
+      want = undefined;
+      w.done();
+    }
+  });
+  const send = (cmd: string, until: (l: string) => boolean) =>
+    new Promise<void>((done) => {
+      want = { test: until, done };
+      gdb.stdin!.write(cmd + '\n');
+    });
+  const stopped = (l: string) => l.startsWith('*stopped');
+  const done = (l: string) => l.startsWith('^done') || l.startsWith('^error');
+  try {
+    await send('-gdb-set startup-with-shell off', done);
+    await send(`-break-insert ${file}:${line}`, done);
+    await send('-exec-run', stopped);
+    await send('-break-delete', done);
+    const times: number[] = [];
+    for (let i = 0; i < NEXTS; i++) {
+      const t = performance.now();
+      await send('-exec-next', stopped);
+      await send('-stack-list-frames 0 0', done);
+      times.push(performance.now() - t);
+    }
+    return median(times);
+  } finally {
+    gdb.kill('SIGKILL');
+    await new Promise((r) => gdb.once('exit', r));
+    killProcessesOf(prog);
+  }
+}
+
 export async function benchDebug(): Promise<void> {
   const prog = buildFixture('counter.c');
   const src = join(fixturesDir, 'counter.c');
   const rows = [];
   const o = await ours(prog, src, 20, ['100000']);
   const g = gdb(prog, src, 20, ['100000']);
+  const mi = await gdbMi(prog, src, 20, ['100000']);
   rows.push({
     program: 'counter.c (-O0 -g)',
     'to 1st stop (ms)': ms(o.first),
@@ -69,7 +113,9 @@ export async function benchDebug(): Promise<void> {
     'per next (ms)': ms(o.next),
     'gdb next (ms)': ms(g.next),
     'next ratio': ratio(o.next, g.next),
+    'gdb/MI next + frame (ms)': ms(mi),
+    'MI ratio': ratio(o.next, mi),
   });
   printTable(`Debugging: launch to the first breakpoint, and \`next\` (median of ${NEXTS}; ours includes the stackTrace the editor asks for)`, rows);
-  console.log('\n(gdb`s first-stop time includes gdb`s exit after the run; ours includes starting Node for the adapter)');
+  console.log('\n(gdb`s first-stop time includes gdb`s exit after the run; ours includes starting Node for the adapter; gdb/MI: gdb on pipes as cpptools drives it, each next followed by the top frame)');
 }
