@@ -1,6 +1,7 @@
 // The debugger's own speed: launch to the first breakpoint stop, and time per `next`,
-// against gdb -batch doing the same on the same binary. Both measured from outside:
-// gdb from its spawn, ours from the adapter process's spawn (Node's start included).
+// against gdb -batch doing the same on the same binary, and (for `next`) against gdb on
+// MI pipes as cpptools drives it. Measured from outside: gdb from its spawn, ours from
+// the adapter process's spawn (Node's start included).
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -63,21 +64,25 @@ function gdb(prog: string, file: string, line: number, args: string[]) {
 async function gdbMi(prog: string, file: string, line: number, args: string[]): Promise<number> {
   const gdb = spawn('gdb', ['-nx', '--interpreter=mi3', '--args', prog, ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
   const lines = createInterface({ input: gdb.stdout! });
-  let want: { test: (l: string) => boolean; done: () => void } | undefined;
+  let want: { cmd: string; test: (l: string) => boolean; done: () => void; fail: (e: Error) => void } | undefined;
+  const settle = (f: (w: NonNullable<typeof want>) => void) => {
+    const w = want;
+    want = undefined;
+    if (w) f(w);
+  };
+  // an error or gdb's exit ends the wait with a message, rather than a figure or a hang
   lines.on('line', (l) => {
-    if (want?.test(l)) {
-      const w = want;
-      want = undefined;
-      w.done();
-    }
+    if (l.startsWith('^error')) settle((w) => w.fail(new Error(`gdb/MI: ${w.cmd}: ${l}`)));
+    else if (want?.test(l)) settle((w) => w.done());
   });
+  gdb.once('exit', (code) => settle((w) => w.fail(new Error(`gdb/MI exited (${code}) during ${w.cmd}`))));
   const send = (cmd: string, until: (l: string) => boolean) =>
-    new Promise<void>((done) => {
-      want = { test: until, done };
+    new Promise<void>((done, fail) => {
+      want = { cmd, test: until, done, fail };
       gdb.stdin!.write(cmd + '\n');
     });
   const stopped = (l: string) => l.startsWith('*stopped');
-  const done = (l: string) => l.startsWith('^done') || l.startsWith('^error');
+  const done = (l: string) => l.startsWith('^done');
   try {
     await send('-gdb-set startup-with-shell off', done);
     await send(`-break-insert ${file}:${line}`, done);
@@ -92,8 +97,11 @@ async function gdbMi(prog: string, file: string, line: number, args: string[]): 
     }
     return median(times);
   } finally {
-    gdb.kill('SIGKILL');
-    await new Promise((r) => gdb.once('exit', r));
+    if (gdb.exitCode === null && gdb.signalCode === null) {
+      const exited = new Promise((r) => gdb.once('exit', r));
+      gdb.kill('SIGKILL');
+      await exited;
+    }
     killProcessesOf(prog);
   }
 }
