@@ -353,6 +353,8 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     else if (record) {
       try {
         this.engine.recordStart();
+        if (!this.engine.recordStats().tscRecorded)
+          this.sendEvent(new OutputEvent('cryo: this machine does not make rdtsc fault (PR_SET_TSC is not honoured, as under some hypervisors): code that reads the TSC directly sees the live counter when stepped back and replayed; everything else replays as recorded.\n', 'console'));
       } catch (e) {
         this.timeline.unavailable = `recording could not start: ${(e as Error).message}`;
       }

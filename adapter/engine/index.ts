@@ -532,12 +532,14 @@ export class Session {
     this.check(this.lib.cryo_record_load(this.h(), log, log.length) as number, 'load the record log');
   }
 
-  recordStats(): { mode: 'off' | 'recording' | 'replaying'; entries: number; cursor: number; bytes: number; replayed: number; buffered: number; trapped: number } {
+  recordStats(): { mode: 'off' | 'recording' | 'replaying'; tscRecorded: boolean; entries: number; cursor: number; bytes: number; replayed: number; buffered: number; trapped: number } {
     const b = Buffer.alloc(56);
     this.check(this.lib.cryo_record_stats(this.h(), b) as number, 'record stats');
     const mode = b.readInt32LE(0);
     return {
       mode: mode === 2 ? 'replaying' : mode === 1 ? 'recording' : 'off',
+      // rdtsc is recorded only where the machine makes it fault (CRYO_RECORD_TSC)
+      tscRecorded: (b.readInt32LE(4) & 1) !== 0,
       entries: Number(b.readBigUInt64LE(8)),
       cursor: Number(b.readBigUInt64LE(16)),
       bytes: Number(b.readBigUInt64LE(24)),

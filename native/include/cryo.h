@@ -247,9 +247,10 @@ CRYO_API int cryo_checkpoint_list(cryo_session *s, cryo_checkpoint_info *out, in
 /* Record and replay of the inputs that make a run nondeterministic (syscall results:
  * reads, time, randomness, pids; output syscalls so they are not repeated). */
 enum cryo_record_mode { CRYO_RECORD_OFF = 0, CRYO_RECORD_ON = 1, CRYO_RECORD_REPLAYING = 2 };
+enum { CRYO_RECORD_TSC = 1 }; /* flags: rdtsc is recorded (the machine makes it fault) */
 typedef struct cryo_record_stats {
   int32_t mode;
-  int32_t pad;
+  int32_t flags;
   uint64_t entries;  /* syscalls in the log */
   uint64_t cursor;   /* the position: entries replayed or recorded so far */
   uint64_t bytes;    /* memory the log holds */

@@ -187,6 +187,13 @@ uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ---- phase timing (image_format.c): with CRYO_TIMING=1 in the environment, each call
  * prints to stderr the milliseconds since the previous one and what ended then ---- */
+/* XCR0: the XSAVE components this CPU's kernel has enabled (the layout of TH_XSAVE). */
+static inline uint64_t xgetbv0(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+
 void img_timing(const char *what);
 
 /* ---- growable buffer and TLV writer (image_format.c) ---- */

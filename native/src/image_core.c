@@ -6,7 +6,8 @@
  * segments' content, each starting on a page boundary. Notes come in the kernel's order:
  * for the first thread (the crashing one for a crash) NT_PRSTATUS, then the process-wide
  * NT_PRPSINFO, NT_SIGINFO (crash only), NT_AUXV, NT_FILE, then its NT_FPREGSET and
- * NT_X86_XSTATE; every other thread follows with NT_PRSTATUS, NT_FPREGSET, NT_X86_XSTATE.
+ * NT_X86_XSTATE; every other thread follows with NT_PRSTATUS, NT_FPREGSET, NT_X86_XSTATE;
+ * last, NT_X86_XSAVE_LAYOUT (where each XSAVE component sits), when it can be known.
  *
  * Memory comes through cryo_image_read_memory, so it is what the image's reader says:
  * data pages, zero pages, clean file pages read from the mapped files. Pages that hold
@@ -111,6 +112,31 @@ static void note_regsets(struct img_buf *b, const struct img_thread *t) {
   note(b, "LINUX", NT_X86_XSTATE, t->xsave, t->xsave_len);
 }
 
+/* NT_X86_XSAVE_LAYOUT, as Linux 6.12 and later write it: type, size, offset and flags of
+ * each extended component of NT_X86_XSTATE. AMD and Intel place AVX-512 differently, and
+ * the size alone does not always tell which (2432 bytes on an AMD CPU without PKU), so
+ * a reader needs it. The layout is read off this CPU: written only when the image was
+ * taken with the same XSAVE configuration (XCR0 and size) as this one has. */
+#define NT_X86_XSAVE_LAYOUT 0x205
+static void note_xsave_layout(struct img_buf *b, const struct cryo_image *img) {
+  uint32_t a, bx, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  if (!((c >> 27) & 1)) return; /* OSXSAVE */
+  uint64_t xcr0 = xgetbv0();
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
+  if (xcr0 != img->xcr0 || bx != img->xsave_size) return;
+  struct xfeat {
+    uint32_t type, size, offset, flags;
+  } comp[64];
+  uint32_t n = 0;
+  for (uint32_t i = 2; i < 64; i++) {
+    if (!((xcr0 >> i) & 1)) continue;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0xd), "c"(i));
+    if (a) comp[n++] = (struct xfeat){i, a, bx, c};
+  }
+  if (n) note(b, "LINUX", NT_X86_XSAVE_LAYOUT, comp, n * sizeof comp[0]);
+}
+
 static void note_prpsinfo(struct img_buf *b, struct cryo_image *img) {
   struct elf_prpsinfo ps;
   memset(&ps, 0, sizeof ps);
@@ -179,6 +205,7 @@ static int build_notes(struct cryo_image *img, struct img_buf *b) {
     }
     note_regsets(b, t);
   }
+  note_xsave_layout(b, img);
   if (b->oom) return cryo_fail(CRYO_EFAIL, "out of memory building the notes of the core");
   return CRYO_OK;
 }

@@ -104,12 +104,6 @@ static int own_specials(pid_t pid, struct own_special *out, int max) {
 
 static bool is_vdso_kind(uint64_t k) { return k == MK_VDSO || k == MK_VVAR || k == MK_VVAR_VCLOCK; }
 
-static uint64_t xgetbv0(void) {
-  uint32_t lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  return ((uint64_t)hi << 32) | lo;
-}
-
 static void check_into(struct cryo_image *img, struct problems *p) {
   if (img->machine && strcmp(img->machine, "x86_64"))
     problem(p, "the image is of a %s machine; this is x86_64", img->machine);

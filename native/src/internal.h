@@ -229,6 +229,7 @@ struct cryo_session {
   uint64_t rec_stop_at; /* cryo_record_stop_at: UINT64_MAX when none */
   bool rec_diverged_now;
   uint64_t rec_buffered, rec_trapped; /* entries logged through the buffer, at ptrace stops */
+  bool rec_tsc; /* rdtsc faults in the debuggee, so it is recorded (else it reads the live counter) */
   struct sysbuf sb;
 };
 
@@ -244,6 +245,27 @@ void cryo_set_error_text(const char *msg);
 /* The ptrace options of every process a session traces (launched, attached, revived):
  * TRACESECCOMP matters to all of them, since a recording filter without it fails the
  * trapped syscalls with ENOSYS. */
+/* A system call without libc, for a child made with clone(CLONE_VM): it shares our
+ * memory, thread pointer included, so it must not touch errno or any other state of
+ * ours. Returns -errno on failure. */
+static inline long raw_syscall(long n, long a, long b, long c, long d) {
+  long r;
+  register long r10 __asm__("r10") = d;
+  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  return r;
+}
+
+/* The kernel's struct sigaction (rt_sigaction with a sigset size of 8). */
+struct kernel_sigaction {
+  void *handler;
+  unsigned long flags;
+  void *restorer;
+  uint64_t mask;
+};
+
+/* Whether rdtsc really faults under PR_TSC_SIGSEGV here (record.c). */
+bool tsc_traps(void);
+
 #define TRACE_OPTIONS                                                                              \
   (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \
    PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACESECCOMP)

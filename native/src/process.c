@@ -108,15 +108,6 @@ struct launch_child {
 
 enum { LAUNCH_STACK = 16384 };
 
-/* A system call without libc: the child shares our memory, thread pointer included, so
- * it must not touch errno or any other state of ours. Returns -errno on failure. */
-static long raw_syscall(long n, long a, long b, long c, long d) {
-  long r;
-  register long r10 __asm__("r10") = d;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return r;
-}
-
 static int launch_child_main(void *arg) {
   const struct launch_child *c = arg;
   long r = 0;
@@ -134,12 +125,7 @@ static int launch_child_main(void *arg) {
   }
   if (c->no_aslr) raw_syscall(SYS_personality, ADDR_NO_RANDOMIZE, 0, 0, 0);
   /* the host (Node) ignores SIGPIPE and blocks signals: a program starts clean */
-  struct {
-    void *handler;
-    unsigned long flags;
-    void *restorer;
-    uint64_t mask;
-  } dfl = {SIG_DFL, 0, NULL, 0};
+  struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
   for (int sig = 1; sig < 65; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) raw_syscall(SYS_rt_sigaction, sig, (long)&dfl, 0, 8);
   uint64_t none = 0;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -602,6 +603,41 @@ CRYO_API int cryo_record_stop_at(cryo_session *s, uint64_t pos) {
   return run_on_tracer(s, do_stop_at, &pos);
 }
 
+/* Some hypervisors do not honour the guest's CR4.TSD, and PR_TSC_SIGSEGV then leaves
+ * rdtsc working: a child sharing our memory (no fork of a large host such as Node) sets
+ * it on itself and reads the counter; a SIGSEGV death means rdtsc can be recorded. */
+static int tsc_probe_main(void *arg) {
+  (void)arg;
+  struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
+  raw_syscall(SYS_rt_sigaction, SIGSEGV, (long)&dfl, 0, 8);
+  uint64_t none = 0;
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+  raw_syscall(SYS_prctl, PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0);
+  uint32_t lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  raw_syscall(SYS_exit, 0, 0, 0, 0);
+  return 0;
+}
+
+bool tsc_traps(void) {
+  static _Atomic int known = -1;
+  if (known >= 0) return known;
+  _Alignas(16) unsigned char stack[8192];
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* exit signal 0: no SIGCHLD for the host; __WALL reaps it (a child of this thread only) */
+  pid_t pid = clone(tsc_probe_main, stack + sizeof stack, CLONE_VM, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) return false;
+  int st = 0;
+  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+  }
+  known = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+  dbg("rdtsc %s under PR_TSC_SIGSEGV", known ? "faults" : "does not fault");
+  return known;
+}
+
 static int do_record_start(struct cryo_session *s, void *arg) {
   (void)arg;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
@@ -648,7 +684,7 @@ static int do_record_start(struct cryo_session *s, void *arg) {
   s->rec_mode = REC_RECORD;
   /* rdtsc faults from now on, so it can be recorded (record_on_sigsegv) */
   uint64_t tsc[6] = {PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0, 0};
-  inject_syscall(s, tid, SYS_prctl, tsc, &ret);
+  s->rec_tsc = inject_syscall(s, tid, SYS_prctl, tsc, &ret) == CRYO_OK && ret == 0 && tsc_traps();
   rc = record_patch_vdso(s, s->pid);
   sysbuf_try_libc(s); /* a revived process has it already; a launched one once ld.so mapped it */
   pin_start(s);
@@ -705,6 +741,7 @@ CRYO_API int cryo_record_truncate(cryo_session *s, uint64_t pos) {
 static int do_record_stats(struct cryo_session *s, void *arg) {
   cryo_record_info *st = arg;
   st->mode = s->rec_mode;
+  st->flags = s->rec_tsc ? CRYO_RECORD_TSC : 0;
   st->entries = s->rec_n;
   st->cursor = s->rec_cursor;
   st->bytes = s->rec_blob_len + s->rec_n * sizeof(struct rec_entry);

@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 int regs_get(pid_t tid, struct user_regs_struct *r) {
   if (ptrace(PTRACE_GETREGS, tid, 0, r) < 0) return cryo_fail_errno("ptrace(PTRACE_GETREGS, %d)", tid);
@@ -195,6 +198,49 @@ static int apply_all_threads(struct cryo_session *s) {
   return CRYO_OK;
 }
 
+/* Some hypervisors accept the debug registers but never deliver their traps (gdb's
+ * `watch` does not fire there either). Found out once per process: a child sharing our
+ * memory stops itself under our trace, gets a write watchpoint on a word of its stack,
+ * writes it, and exits; a SIGTRAP first means watchpoints work. */
+static int dr_probe_main(void *arg) {
+  volatile uint64_t *word = arg;
+  raw_syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
+  raw_syscall(SYS_kill, raw_syscall(SYS_getpid, 0, 0, 0, 0), SIGSTOP, 0, 0);
+  *word = 1;
+  raw_syscall(SYS_exit, 0, 0, 0, 0);
+  return 0;
+}
+
+static bool debugregs_trap(void) {
+  static _Atomic int known = -1;
+  if (known >= 0) return known;
+  _Alignas(16) unsigned char stack[8192];
+  static _Thread_local volatile uint64_t word; /* no other thread of ours writes it */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(dr_probe_main, stack + sizeof stack, CLONE_VM, (void *)&word);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) return false;
+  int st = 0, works = 0;
+  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+  }
+  if (WIFSTOPPED(st) && dr_set(pid, 0, (uint64_t)(uintptr_t)&word) == CRYO_OK &&
+      dr_set(pid, 7, 1 | (1u << 16) | (2u << 18)) == CRYO_OK && ptrace(PTRACE_CONT, pid, 0, 0) == 0) {
+    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+    }
+    works = WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP;
+  }
+  if (WIFSTOPPED(st)) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
+    }
+  }
+  known = works;
+  dbg("debug register traps %s", works ? "are delivered" : "are not delivered");
+  return works;
+}
+
 static int do_wp_set(struct cryo_session *s, void *arg) {
   struct wp_args *a = arg;
   if (!s->pid) return cryo_fail(CRYO_ENOPROC, "no debuggee");
@@ -217,6 +263,8 @@ static int do_wp_set(struct cryo_session *s, void *arg) {
       break;
     }
   if (slot < 0) return cryo_fail(CRYO_EUNSUPPORTED, "all 4 hardware watchpoint slots are in use");
+  if (!debugregs_trap())
+    return cryo_fail(CRYO_EUNSUPPORTED, "this machine does not deliver hardware watchpoint traps (the hypervisor takes the debug registers but never raises their exceptions; gdb's watch does not fire here either): a watchpoint would never stop the program");
   s->wps[slot] = (struct watchpoint){true, a->addr, a->len, a->kind};
   int rc = apply_all_threads(s);
   if (rc != CRYO_OK) {
