@@ -244,6 +244,7 @@ struct builder {
   pid_t last_clone;                  /* from PTRACE_EVENT_CLONE */
   struct cryo_image *img;
   struct img_restore_report *rep;
+  bool no_populate;                  /* the kernel lacks MADV_POPULATE_WRITE */
 };
 
 static void note(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -436,11 +437,24 @@ struct fill {
   uint64_t off, len;          /* file offset and length of the batch */
 };
 
+/* Large runs get their pages allocated in one call before the read: faulting them in
+ * one by one under the read is the larger part of a restore where page faults are dear
+ * (about 2 us each on a paravirtualised guest, half of a 1 GiB restore). A kernel
+ * without MADV_POPULATE_WRITE (before 5.14) refuses it, and the read faults as before. */
+#define FILL_POPULATE_MIN (256u << 10)
+#define MADV_POPULATE_WRITE_ 23
+
 static int fill_flush(struct fill *f) {
   struct builder *b = f->b;
   int rc;
   int first = 0;
   uint64_t off = f->off;
+  for (int i = 0; i < f->n && !b->no_populate; i++) {
+    if (f->iov[i][1] < FILL_POPULATE_MIN) continue;
+    int64_t r;
+    if ((rc = sys(b, SYS_madvise, f->iov[i][0], f->iov[i][1], MADV_POPULATE_WRITE_, 0, 0, 0, &r))) return rc;
+    if (r == -EINVAL) b->no_populate = true;
+  }
   while (first < f->n) {
     if ((rc = poke(b, b->tramp + FILL_IOV_AT, f->iov[first], (size_t)(f->n - first) * sizeof f->iov[0]))) return rc;
     int64_t r;
