@@ -187,6 +187,12 @@ uint32_t img_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ---- phase timing (image_format.c): with CRYO_TIMING=1 in the environment, each call
  * prints to stderr the milliseconds since the previous one and what ended then ---- */
+static inline bool cpu_has_xsave(void) {
+  uint32_t a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  return (c >> 27) & 1; /* OSXSAVE */
+}
+
 /* XCR0: the XSAVE components this CPU's kernel has enabled (the layout of TH_XSAVE). */
 static inline uint64_t xgetbv0(void) {
   uint32_t lo, hi;

@@ -119,9 +119,8 @@ static void note_regsets(struct img_buf *b, const struct img_thread *t) {
  * taken with the same XSAVE configuration (XCR0 and size) as this one has. */
 #define NT_X86_XSAVE_LAYOUT 0x205
 static void note_xsave_layout(struct img_buf *b, const struct cryo_image *img) {
+  if (!cpu_has_xsave()) return;
   uint32_t a, bx, c, d;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-  if (!((c >> 27) & 1)) return; /* OSXSAVE */
   uint64_t xcr0 = xgetbv0();
   __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0xd), "c"(0));
   if (xcr0 != img->xcr0 || bx != img->xsave_size) return;

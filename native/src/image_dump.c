@@ -150,12 +150,6 @@ static void status_ids(const char *status, const char *key, uint64_t out[4]) {
   }
 }
 
-static bool cpu_has_xsave(void) {
-  uint32_t a, b, c, d;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-  return (c >> 27) & 1; /* OSXSAVE */
-}
-
 /* ---- mappings ---- */
 
 struct vma {

@@ -242,9 +242,6 @@ void cryo_copy_error(char *dst, size_t len);
 void cryo_set_error_text(const char *msg);
 
 /* session.c */
-/* The ptrace options of every process a session traces (launched, attached, revived):
- * TRACESECCOMP matters to all of them, since a recording filter without it fails the
- * trapped syscalls with ENOSYS. */
 /* A system call without libc, for a child made with clone(CLONE_VM): it shares our
  * memory, thread pointer included, so it must not touch errno or any other state of
  * ours. Returns -errno on failure. */
@@ -263,8 +260,18 @@ struct kernel_sigaction {
   uint64_t mask;
 };
 
+/* Starts fn(arg) in a child sharing our memory (posix_spawn's way: no page tables
+ * copied, no copy-on-write faults), running on stack[0..len), with our signals blocked
+ * around the clone so that no handler of ours runs on its stack. The child may only use
+ * raw_syscall; stack must stay alive until it has exec'd or is reaped (process.c). */
+pid_t clone_vm(int (*fn)(void *), void *arg, void *stack, size_t len, int exit_signal);
+
 /* Whether rdtsc really faults under PR_TSC_SIGSEGV here (record.c). */
 bool tsc_traps(void);
+
+/* The ptrace options of every process a session traces (launched, attached, revived):
+ * TRACESECCOMP matters to all of them, since a recording filter without it fails the
+ * trapped syscalls with ENOSYS. */
 
 #define TRACE_OPTIONS                                                                              \
   (PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK |                \

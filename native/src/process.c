@@ -144,6 +144,17 @@ fail:;
   return 127;
 }
 
+pid_t clone_vm(int (*fn)(void *), void *arg, void *stack, size_t len, int exit_signal) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(fn, (unsigned char *)stack + len, CLONE_VM | exit_signal, arg);
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return pid;
+}
+
 static int do_launch(struct cryo_session *s, void *arg) {
   cryo_launch_opts *o = arg;
   if (s->pid) return cryo_fail(CRYO_EINVAL, "this session already has a debuggee (pid %d)", s->pid);
@@ -185,18 +196,12 @@ static int do_launch(struct cryo_session *s, void *arg) {
                            .no_aslr = (o->flags & CRYO_LAUNCH_NO_ASLR) != 0, .gate = gate[0], .gate_w = gate[1],
                            .errp = errp[1], .errp_r = errp[0]};
   memcpy(c.fd, child_fd, sizeof c.fd);
-  /* The child shares our memory until its execve (as posix_spawn's does): no page tables
-   * copied, no copy-on-write faults on either side, which a fork of the tracer paid on
-   * every launch. It runs on launch_stack, in this frame, which therefore stays alive
-   * until the child has exec'd or is reaped. Our signals are blocked meanwhile, so no
-   * handler of ours runs on the child's stack before it has reset them. */
+  /* The child shares our memory until its execve, which a fork of the tracer paid for on
+   * every launch (page tables, copy-on-write faults). It runs on launch_stack, in this
+   * frame, which therefore stays alive until the child has exec'd or is reaped. */
   _Alignas(16) unsigned char launch_stack[LAUNCH_STACK];
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = clone(launch_child_main, launch_stack + sizeof launch_stack, CLONE_VM | SIGCHLD, &c);
+  pid_t pid = clone_vm(launch_child_main, &c, launch_stack, sizeof launch_stack, SIGCHLD);
   int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(gate[0]);
   close(errp[1]);
   close_all(child_fd, 3);
@@ -232,8 +237,7 @@ static int do_launch(struct cryo_session *s, void *arg) {
   for (;;) {
     if (wait_for_stop(s, pid, &status) != CRYO_OK) {
       kill(pid, SIGKILL);
-      while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
-      } /* it may still be on our stack */
+      waitpid(pid, NULL, __WALL); /* it may still be on our stack */
       free(argv);
       if (envp != environ) free(envp);
       close(errp[0]);

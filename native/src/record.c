@@ -623,16 +623,10 @@ bool tsc_traps(void) {
   static _Atomic int known = -1;
   if (known >= 0) return known;
   _Alignas(16) unsigned char stack[8192];
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   /* exit signal 0: no SIGCHLD for the host; __WALL reaps it (a child of this thread only) */
-  pid_t pid = clone(tsc_probe_main, stack + sizeof stack, CLONE_VM, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) return false;
+  pid_t pid = clone_vm(tsc_probe_main, NULL, stack, sizeof stack, 0);
   int st = 0;
-  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-  }
+  if (pid < 0 || wait_for_stop(NULL, pid, &st) != CRYO_OK) return false;
   known = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
   dbg("rdtsc %s under PR_TSC_SIGSEGV", known ? "faults" : "does not fault");
   return known;

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -200,8 +199,8 @@ static int apply_all_threads(struct cryo_session *s) {
 
 /* Some hypervisors accept the debug registers but never deliver their traps (gdb's
  * `watch` does not fire there either). Found out once per process: a child sharing our
- * memory stops itself under our trace, gets a write watchpoint on a word of its stack,
- * writes it, and exits; a SIGTRAP first means watchpoints work. */
+ * memory stops itself under our trace, gets a write watchpoint on a word of ours, writes
+ * it, and exits; a SIGTRAP first means watchpoints work. */
 static int dr_probe_main(void *arg) {
   volatile uint64_t *word = arg;
   raw_syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0);
@@ -216,25 +215,16 @@ static bool debugregs_trap(void) {
   if (known >= 0) return known;
   _Alignas(16) unsigned char stack[8192];
   static _Thread_local volatile uint64_t word; /* no other thread of ours writes it */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = clone(dr_probe_main, stack + sizeof stack, CLONE_VM, (void *)&word);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) return false;
+  pid_t pid = clone_vm(dr_probe_main, (void *)&word, stack, sizeof stack, 0);
   int st = 0, works = 0;
-  while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-  }
+  if (pid < 0 || wait_for_stop(NULL, pid, &st) != CRYO_OK) return false;
   if (WIFSTOPPED(st) && dr_set(pid, 0, (uint64_t)(uintptr_t)&word) == CRYO_OK &&
-      dr_set(pid, 7, 1 | (1u << 16) | (2u << 18)) == CRYO_OK && ptrace(PTRACE_CONT, pid, 0, 0) == 0) {
-    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-    }
+      dr_set(pid, 7, 1 | (1u << 16) | (2u << 18)) == CRYO_OK && ptrace(PTRACE_CONT, pid, 0, 0) == 0 &&
+      wait_for_stop(NULL, pid, &st) == CRYO_OK)
     works = WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP;
-  }
   if (WIFSTOPPED(st)) {
     kill(pid, SIGKILL);
-    while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR) {
-    }
+    wait_for_stop(NULL, pid, &st);
   }
   known = works;
   dbg("debug register traps %s", works ? "are delivered" : "are not delivered");
