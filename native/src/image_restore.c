@@ -442,7 +442,9 @@ struct fill {
  * (about 2 us each on a paravirtualised guest, half of a 1 GiB restore). A kernel
  * without MADV_POPULATE_WRITE (before 5.14) refuses it, and the read faults as before. */
 #define FILL_POPULATE_MIN (256u << 10)
-#define MADV_POPULATE_WRITE_ 23
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 static int fill_flush(struct fill *f) {
   struct builder *b = f->b;
@@ -452,7 +454,7 @@ static int fill_flush(struct fill *f) {
   for (int i = 0; i < f->n && !b->no_populate; i++) {
     if (f->iov[i][1] < FILL_POPULATE_MIN) continue;
     int64_t r;
-    if ((rc = sys(b, SYS_madvise, f->iov[i][0], f->iov[i][1], MADV_POPULATE_WRITE_, 0, 0, 0, &r))) return rc;
+    if ((rc = sys(b, SYS_madvise, f->iov[i][0], f->iov[i][1], MADV_POPULATE_WRITE, 0, 0, 0, &r))) return rc;
     if (r == -EINVAL) b->no_populate = true;
   }
   while (first < f->n) {
