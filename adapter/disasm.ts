@@ -40,6 +40,53 @@ export async function decode(bytes: Buffer, address: bigint, count: number): Pro
   }));
 }
 
+/** Loads the decoder ahead of its first use (stepping decodes each line it steps). */
+export function preloadDecoder(): void {
+  capstone().catch(() => {
+    /* reported when a decode needs it */
+  });
+}
+
+// Instructions after which execution may not go on at the next one: jumps, calls,
+// returns, loops, syscalls and traps (by mnemonic: capstone-wasm does not expose groups;
+// its prefixes, as in `bnd jmp`, come first)
+const TRANSFER = /^(?:j|call|ret|lret|iret|loop|syscall|sysenter|sysexit|sysret|int|ud|hlt|xbegin|xabort|xend)/;
+
+/** An instruction of a stepped range that may not fall through; `inner`: a direct jump
+ * to an instruction of the same range (a loop inside the line). */
+export interface Transfer {
+  at: bigint;
+  inner: boolean;
+}
+
+const DIRECT = /^(?:j|loop)/;
+
+/**
+ * The instructions in [lo, hi) (bytes read at lo) that may transfer control, in order;
+ * undefined unless the bytes decode into instructions that tile the range exactly (data
+ * in code, or a range that does not start on an instruction).
+ */
+export async function controlTransfers(bytes: Buffer, lo: bigint, hi: bigint): Promise<Transfer[] | undefined> {
+  if (BigInt(bytes.length) !== hi - lo) return undefined;
+  const c = await capstone();
+  const insns = c.disasm(bytes, { address: lo });
+  let end = lo;
+  const starts = new Set<bigint>();
+  const found: { at: bigint; target?: bigint }[] = [];
+  for (const i of insns) {
+    const at = BigInt(i.address);
+    if (at !== end) return undefined;
+    starts.add(at);
+    end = at + BigInt(i.size);
+    const mnemonic = i.mnemonic.split(' ').pop() ?? '';
+    if (!TRANSFER.test(mnemonic)) continue;
+    const direct = DIRECT.test(mnemonic) && /^0x[0-9a-f]+$/.test(i.opStr) ? BigInt(i.opStr) : undefined;
+    found.push({ at, target: direct });
+  }
+  if (end !== hi) return undefined;
+  return found.map((f) => ({ at: f.at, inner: f.target !== undefined && starts.has(f.target) }));
+}
+
 /**
  * `count` slots around `address`, starting `offset` instructions from it (negative:
  * before it), as DAP wants them: slot -offset is the instruction at `address`; slots

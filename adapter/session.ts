@@ -26,7 +26,7 @@ import { Image, REGISTER_NAMES, Session as Engine, type EngineEvent, type Regist
 import { ImageTarget } from './image';
 import { ElfFile } from './symbols/elf';
 import { encodeFor } from './assign';
-import { decode, disassembleAround } from './disasm';
+import { controlTransfers, decode, disassembleAround, preloadDecoder, type Transfer } from './disasm';
 import { dwarfRegisters, LiveTarget } from './live';
 import { finish, stepLine, type StepEnd, type StepHost } from './stepping';
 import { DEFAULT_LIMITS, Timeline, type TimelineLimits, type Via } from './timeline';
@@ -339,6 +339,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     } finally {
       progress();
     }
+    preloadDecoder(); // stepping decodes the lines it steps
     this.timeline = new Timeline({
       engine: this.engine,
       program: this.program,
@@ -721,8 +722,30 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
   }
 
   async stepRange(tid: number, lo: bigint, hi: bigint, over: boolean): Promise<EngineEvent> {
-    this.engine.stepRange(tid, lo, hi, { overCalls: over });
+    const stops = await this.transfersOf(lo, hi);
+    this.engine.stepRange(tid, lo, hi, { overCalls: over, stops });
     return this.engine.waitStop(STEP_SPIN_US);
+  }
+
+  // the control transfers of the lines stepped, kept with the bytes they were decoded
+  // from: code that changes (a library loaded at the same place, a patch) is decoded again
+  private transfers = new Map<bigint, { hi: bigint; bytes: Buffer; stops: Transfer[] | undefined }>();
+
+  /** Where the range's instructions may leave straight-line order; undefined: unknown. */
+  private async transfersOf(lo: bigint, hi: bigint): Promise<Transfer[] | undefined> {
+    if (hi - lo > 4096n) return undefined; // longer lines are stepped instruction by instruction
+    const bytes = this.engine.readMemory(lo, Number(hi - lo));
+    const known = this.transfers.get(lo);
+    if (known && known.hi === hi && known.bytes.equals(bytes)) return known.stops;
+    let stops: Transfer[] | undefined;
+    try {
+      stops = await controlTransfers(bytes, lo, hi);
+    } catch {
+      stops = undefined; // no decoder: stepped as without it
+    }
+    if (this.transfers.size > 4096) this.transfers.clear();
+    this.transfers.set(lo, { hi, bytes, stops });
+    return stops;
   }
 
   async resumeStep(tid: number): Promise<EngineEvent> {

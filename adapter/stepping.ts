@@ -45,12 +45,22 @@ function enteredCall(h: StepHost, range: [bigint, bigint], pc: bigint, sp: bigin
   return r > range[0] && r <= range[1] ? r : undefined;
 }
 
+/** The range to step through from pc: the rest of its line's rows that follow one
+ * another (one engine step for all of them), within pc's function. */
+function extentOf(h: StepHost, pc: bigint, row: { start: bigint; end: bigint }): [bigint, bigint] {
+  const whole = h.program.lineExtent(pc);
+  const fn = h.program.functionBounds(pc);
+  let end = whole && whole.start === row.start ? whole.end : row.end;
+  if (fn && end > fn.end && row.end <= fn.end) end = fn.end;
+  return [row.start, end];
+}
+
 export async function stepLine(h: StepHost, tid: number, into: boolean): Promise<StepEnd> {
   let regs = h.engine.registers(tid);
   let pc = regs.rip;
   const first = h.program.lineRange(pc);
   if (!first) return finish(h, tid); // no line information here: leave the function, as gdb does
-  let range: [bigint, bigint] = [first.start, first.end];
+  let range = extentOf(h, pc, first);
   const startLine = first.line;
   const startFile = first.file;
   const startFn = h.program.describe(pc).function;
@@ -101,7 +111,7 @@ export async function stepLine(h: StepHost, tid: number, into: boolean): Promise
     }
     if (returned && lr.start === pc) return { kind: 'done' };
     // the middle of a line (or another part of the same line): keep going through it
-    range = [lr.start, lr.end];
+    range = extentOf(h, pc, lr);
   }
   return { kind: 'done' };
 }

@@ -3,7 +3,11 @@ import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const ABI_VERSION = 9;
+export const ABI_VERSION = 10;
+/** CRYO_STEP_MAX_STOPS: the most control transfers cryo_step_range_stops takes. */
+export const MAX_STEP_STOPS = 64;
+/** CRYO_STOP_INNER: or'ed into a stop that is a direct jump within the range. */
+export const STOP_INNER = 1n << 63n;
 
 export const Status = {
   OK: 0,
@@ -145,6 +149,7 @@ export interface Lib {
   cryo_continue: Fn;
   cryo_step: Fn;
   cryo_step_range: Fn;
+  cryo_step_range_stops: Fn;
   cryo_interrupt: Fn;
   cryo_set_signal: Fn;
   cryo_get_regs: Fn;
@@ -229,6 +234,7 @@ export function load(): Lib {
     cryo_continue: f('int', 'cryo_continue', [S, 'uint32_t']),
     cryo_step: f('int', 'cryo_step', [S, 'int32_t', 'uint32_t']),
     cryo_step_range: f('int', 'cryo_step_range', [S, 'int32_t', 'uint64_t', 'uint64_t', 'uint32_t']),
+    cryo_step_range_stops: f('int', 'cryo_step_range_stops', [S, 'int32_t', 'uint64_t', 'uint64_t', 'uint32_t', 'const uint64_t *', 'uint32_t']),
     cryo_interrupt: f('int', 'cryo_interrupt', [S]),
     cryo_set_signal: f('int', 'cryo_set_signal', [S, 'int32_t', 'int32_t']),
     cryo_get_regs: f('int', 'cryo_get_regs', [S, 'int32_t', 'uint64_t *']),

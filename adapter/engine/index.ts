@@ -13,6 +13,8 @@ import {
   NREGS,
   ResumeFlags,
   StepFlags,
+  MAX_STEP_STOPS,
+  STOP_INNER,
   Status,
   StatusName,
   StdioMode,
@@ -310,10 +312,18 @@ export class Session {
   }
 
   /** Steps tid while its pc stays in [lo, hi), stopping early right after a call
-   * instruction, or with overCalls running each call to its return and stepping on. */
-  stepRange(tid: number, lo: bigint, hi: bigint, opts: { overCalls?: boolean } = {}): void {
+   * instruction, or with overCalls running each call to its return and stepping on.
+   * `stops`: the range's control transfers, when decoded (in order; `inner` for a direct
+   * jump to an instruction of the range): the engine then runs from one to the next with
+   * a breakpoint, and through loops inside the range, not a step per instruction. */
+  stepRange(tid: number, lo: bigint, hi: bigint, opts: { overCalls?: boolean; stops?: readonly { at: bigint; inner: boolean }[] } = {}): void {
     this.forgetRegisters();
-    this.check(this.lib.cryo_step_range(this.h(), tid, lo, hi, opts.overCalls ? StepFlags.OVER_CALLS : 0) as number, 'step range');
+    const flags = opts.overCalls ? StepFlags.OVER_CALLS : 0;
+    const stops = opts.stops?.map((x) => (x.inner ? x.at | STOP_INNER : x.at));
+    const rc = stops && stops.length <= MAX_STEP_STOPS
+      ? this.lib.cryo_step_range_stops(this.h(), tid, lo, hi, flags, BigUint64Array.from(stops), stops.length)
+      : this.lib.cryo_step_range(this.h(), tid, lo, hi, flags);
+    this.check(rc as number, 'step range');
   }
 
   interrupt(): void {

@@ -287,6 +287,21 @@ export class Program {
     return { file: r.table.files[r.row.file] ?? '??', line: r.row.line, column: r.row.col, start: r.row.addr + m.bias, end: r.end };
   }
 
+  /** lineRange, reaching on over the rows that follow it without a gap for the same line
+   * of the same file (a line's statements and views, often a dozen rows): the whole of
+   * it that a step goes through without stopping. */
+  lineExtent(addr: bigint): (SourceLocation & { start: bigint; end: bigint }) | undefined {
+    const first = this.lineRange(addr);
+    if (!first) return undefined;
+    let end = first.end;
+    for (let n = 0; n < 256 && end - first.start < 4096n; n++) {
+      const next = this.lineRange(end);
+      if (!next || next.start !== end || next.end <= end || next.line !== first.line || next.file !== first.file) break;
+      end = next.end;
+    }
+    return { ...first, end };
+  }
+
   /** gdb's prologue analysis on x86-64 (endbr64; push %rbp; mov %rsp,%rbp) then the mid-line rule. */
   postPrologue(m: Module, entry: bigint, fnEnd?: bigint): bigint {
     let pc = entry;

@@ -22,7 +22,7 @@ extern "C" {
 
 #define CRYO_API __attribute__((visibility("default")))
 
-#define CRYO_ABI_VERSION 9
+#define CRYO_ABI_VERSION 10
 
 enum cryo_status {
   CRYO_OK = 0,
@@ -181,6 +181,20 @@ enum cryo_step_flags {
  * range, or right after a call instruction was executed (the pc is then in the callee:
  * the caller decides whether to step into it or over it), unless CRYO_STEP_OVER_CALLS. */
 CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags);
+/* cryo_step_range for a range whose instructions the caller has decoded: stops[] (sorted)
+ * are the addresses of every instruction in [lo, hi) that may not fall through to the
+ * next one (jumps, calls, returns, syscalls, traps), with CRYO_STOP_INNER or'ed into
+ * those that are direct jumps to an instruction of the range. The thread then runs to
+ * the next of them, or to hi, with one breakpoint instead of a single-step per
+ * instruction; when that next one is an inner jump (a loop inside the line), it runs
+ * to any of the others or hi instead (up to CRYO_STEP_MAX_ARMED of them). Those
+ * instructions themselves are stepped. More than CRYO_STEP_MAX_STOPS: stepped as
+ * cryo_step_range does. */
+#define CRYO_STEP_MAX_STOPS 64
+#define CRYO_STEP_MAX_ARMED 8
+#define CRYO_STOP_INNER (1ull << 63)
+CRYO_API int cryo_step_range_stops(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags,
+                                   const uint64_t *stops, uint32_t nstops);
 /* Stops every running thread; a STOPPED event (INTERRUPT) follows. */
 CRYO_API int cryo_interrupt(cryo_session *s);
 /* Sets the signal that tid will receive when resumed (0: none). */

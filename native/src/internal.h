@@ -45,6 +45,11 @@ struct thread {
   uint64_t range_sp;      /* rsp before the last step, to see a call being entered */
   uint64_t range_prev_pc; /* pc before the last step */
   uint32_t step_flags;    /* CRYO_STEP_* of the range step under way */
+  int32_t nplan;          /* the range's control transfers, plan[0..nplan) (-1: not known) */
+  uint64_t plan[CRYO_STEP_MAX_STOPS];
+  uint64_t plan_bp[CRYO_STEP_MAX_ARMED + 1]; /* running to the next of them (or to any way out
+                             of the range): this thread's breakpoint references there */
+  int nplan_bp;
   uint64_t call_ret;      /* stepping over a call: its return address, where this thread holds
                              a breakpoint reference (0: none) */
   uint64_t call_sp;       /* ... and rsp once the call has returned to that frame */
@@ -309,6 +314,10 @@ int bp_add_ref(struct cryo_session *s, uint64_t addr);
 int bp_drop_ref(struct cryo_session *s, uint64_t addr);
 /* Ends a step over a call (drops its breakpoint reference). */
 void step_over_cancel(struct cryo_session *s, struct thread *t);
+/* range stepping with the range's control transfers known: runs t from pc to the next */
+bool plan_run(struct cryo_session *s, struct thread *t, uint64_t pc);
+/* ... and with a signal to deliver there: runs its handler over, as a call */
+bool handler_over(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r, int sig);
 void bp_restore_one(struct cryo_session *s, uint64_t addr);
 
 /* regs.c */

@@ -514,6 +514,9 @@ struct step_args {
   uint32_t flags; /* CRYO_RESUME_* */
   uint64_t lo, hi;
   uint32_t step_flags; /* CRYO_STEP_* */
+  bool planned;          /* the range's control transfers are known: stops[0..nstops) */
+  const uint64_t *stops;
+  uint32_t nstops;
 };
 
 static int do_step(struct cryo_session *s, void *arg) {
@@ -537,8 +540,20 @@ static int do_step(struct cryo_session *s, void *arg) {
   t->range_lo = a->lo;
   t->range_hi = a->hi;
   t->step_flags = a->step_flags;
+  t->nplan = -1;
+  if (a->planned && a->nstops <= CRYO_STEP_MAX_STOPS) {
+    t->nplan = (int32_t)a->nstops;
+    if (a->nstops) memcpy(t->plan, a->stops, a->nstops * sizeof *a->stops);
+  }
   t->range_sp = r.rsp;
   t->range_prev_pc = r.rip;
+  bool in_range = r.rip >= a->lo && r.rip < a->hi;
+  /* off a breakpoint and with no signal to deliver, the first instruction need not be
+   * stepped either */
+  if (!sig && !t->over_addr && in_range && plan_run(s, t, r.rip)) return CRYO_OK;
+  /* a signal for the program in the middle of a line: its handler is run over */
+  if (sig && !t->over_addr && in_range && handler_over(s, t, &r, sig)) return CRYO_OK;
+  record_on_signal(s, t, sig); /* delivered by the step, as resume_thread records it */
   if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, (void *)(long)sig) != 0) {
     t->stepping = false;
     bp_restore_one(s, t->over_addr);
@@ -551,14 +566,27 @@ static int do_step(struct cryo_session *s, void *arg) {
 
 CRYO_API int cryo_step(cryo_session *s, int32_t tid, uint32_t flags) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step: null session");
-  struct step_args a = {tid, flags, 0, 0, 0};
+  struct step_args a = {tid, flags, 0, 0, 0, false, NULL, 0};
   return run_on_tracer(s, do_step, &a);
 }
 
 CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags) {
   if (!s) return cryo_fail(CRYO_EINVAL, "cryo_step_range: null session");
   if (hi <= lo) return cryo_fail(CRYO_EINVAL, "cryo_step_range: empty range 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)hi);
-  struct step_args a = {tid, 0, lo, hi, flags};
+  struct step_args a = {tid, 0, lo, hi, flags, false, NULL, 0};
+  return run_on_tracer(s, do_step, &a);
+}
+
+CRYO_API int cryo_step_range_stops(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags,
+                                   const uint64_t *stops, uint32_t nstops) {
+  if (!s || (nstops && !stops)) return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: null argument");
+  if (hi <= lo) return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: empty range 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)hi);
+  for (uint32_t i = 0; i < nstops; i++)
+    if ((stops[i] & ~CRYO_STOP_INNER) < lo || (stops[i] & ~CRYO_STOP_INNER) >= hi ||
+        (i && (stops[i] & ~CRYO_STOP_INNER) <= (stops[i - 1] & ~CRYO_STOP_INNER)))
+      return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: stop %u (0x%llx) is not sorted inside 0x%llx-0x%llx", i,
+                       (unsigned long long)(stops[i] & ~CRYO_STOP_INNER), (unsigned long long)lo, (unsigned long long)hi);
+  struct step_args a = {tid, 0, lo, hi, flags, true, stops, nstops};
   return run_on_tracer(s, do_step, &a);
 }
 

@@ -48,7 +48,19 @@ struct thread *thread_add(struct cryo_session *s, pid_t tid, int state) {
   return t;
 }
 
+/* Drops the breakpoints of a run to the range's next control transfer (plan_run). */
+static void plan_cancel(struct cryo_session *s, struct thread *t) {
+  while (t->nplan_bp > 0) bp_drop_ref(s, t->plan_bp[--t->nplan_bp]);
+}
+
+static bool plan_armed(const struct thread *t, uint64_t pc) {
+  for (int i = 0; i < t->nplan_bp; i++)
+    if (t->plan_bp[i] == pc) return true;
+  return false;
+}
+
 void step_over_cancel(struct cryo_session *s, struct thread *t) {
+  plan_cancel(s, t);
   if (!t->call_ret) return;
   bp_drop_ref(s, t->call_ret); /* without a process (it is gone) only the table changes */
   t->call_ret = 0;
@@ -116,6 +128,7 @@ static int resume_thread(struct cryo_session *s, struct thread *t, bool step, in
 
 static void report(struct cryo_session *s, struct thread *t) {
   dbg("report tid=%d reason=%d", t->tid, t->report_reason);
+  plan_cancel(s, t); /* a stop the user sees: no breakpoint of a step is left behind */
   cryo_event ev;
   memset(&ev, 0, sizeof ev);
   ev.kind = CRYO_EV_STOPPED;
@@ -299,6 +312,74 @@ static bool is_job_control_stop(int sig) {
 
 enum range_next { RANGE_DONE, RANGE_STEPPED, RANGE_OVER, RANGE_BP_ENTRY };
 
+/* Runs t from pc to the next control transfer of its range (or to the range's end) with
+ * one breakpoint, instead of a single-step per instruction: up to there the code falls
+ * through, so nothing else can be reached but a signal's handler, whose signal stops us
+ * first. When that transfer is a jump back into the range (a loop in the line), the
+ * breakpoints go on every way out of the range instead, and the loop runs free. A
+ * breakpoint on the way is stepped onto, as without a plan. False: step. */
+bool plan_run(struct cryo_session *s, struct thread *t, uint64_t pc) {
+  if (t->nplan < 0 || t->nplan_bp) return false;
+  int next = -1;
+  for (int i = 0; i < t->nplan; i++) {
+    uint64_t at = t->plan[i] & ~CRYO_STOP_INNER;
+    if (at == pc) return false; /* a transfer itself is stepped: where it goes is seen */
+    if (at > pc) {
+      next = i;
+      break;
+    }
+  }
+  uint64_t arm[CRYO_STEP_MAX_ARMED + 1];
+  int n = 0;
+  uint64_t from = pc + 1, to = next >= 0 ? t->plan[next] & ~CRYO_STOP_INNER : t->range_hi;
+  if (next >= 0 && (t->plan[next] & CRYO_STOP_INNER)) {
+    for (int i = 0; i < t->nplan && n >= 0; i++) {
+      if (t->plan[i] & CRYO_STOP_INNER) continue;
+      if (n == CRYO_STEP_MAX_ARMED) n = -1; /* too many ways out: to the jump only */
+      else arm[n++] = t->plan[i];
+    }
+    if (n >= 0) {
+      arm[n++] = t->range_hi;
+      from = t->range_lo; /* anything in the range can be reached */
+      to = t->range_hi;
+    }
+  }
+  if (n <= 0) arm[(n = 1) - 1] = to;
+  for (int i = 0; i < s->nbps; i++)
+    if (s->bps[i].addr >= from && s->bps[i].addr < to && s->bps[i].addr != pc) return false;
+  for (int i = 0; i < n; i++) {
+    if (bp_add_ref(s, arm[i]) != CRYO_OK) {
+      plan_cancel(s, t);
+      return false;
+    }
+    t->plan_bp[t->nplan_bp++] = arm[i];
+  }
+  t->stepping = false;
+  if (resume_thread(s, t, false, 0) != CRYO_OK) {
+    plan_cancel(s, t);
+    return false;
+  }
+  return true;
+}
+
+/* A signal delivered in the middle of a range step: its handler runs as a call would
+ * (gdb steps over it too), with the interrupted pc for its return address. The
+ * breakpoint there is hit when the handler has returned to the same frame (a deeper hit
+ * is the handler's own code: call_returned steps over it), and the step goes on from it.
+ * A signal that is ignored hits it at once. False: deliver it with a single-step. */
+bool handler_over(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r, int sig) {
+  if (!sig || !t->range_hi || s->nthreads != 1 || bp_find(s, r->rip)) return false;
+  if (bp_add_ref(s, r->rip) != CRYO_OK) return false;
+  t->call_ret = r->rip;
+  t->call_sp = r->rsp;
+  t->stepping = false;
+  if (resume_thread(s, t, false, sig) != CRYO_OK) {
+    step_over_cancel(s, t);
+    return false;
+  }
+  return true;
+}
+
 /* Steps on inside [lo, hi) from where the pc is (stepping already set up). */
 static enum range_next range_step(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
   if (r->rip < t->range_lo || r->rip >= t->range_hi) return RANGE_DONE;
@@ -306,6 +387,7 @@ static enum range_next range_step(struct cryo_session *s, struct thread *t, cons
   if (bp_find(s, r->rip)) return RANGE_DONE;
   t->range_sp = r->rsp;
   t->range_prev_pc = r->rip;
+  if (plan_run(s, t, r->rip)) return RANGE_STEPPED;
   t->stepping = true;
   if (resume_thread(s, t, true, 0) != CRYO_OK) return RANGE_DONE;
   return RANGE_STEPPED;
@@ -358,6 +440,16 @@ static enum call_back call_returned(struct cryo_session *s, struct thread *t, co
   }
   if (s->nthreads != 1) return CALL_REPORT_STEP; /* threads appeared: stepping alone is not for here */
   return range_step(s, t, r) == RANGE_STEPPED ? CALL_HANDLED : CALL_REPORT_STEP;
+}
+
+/* t's step is over at pc: that is its report. */
+static bool step_ended(struct thread *t, uint64_t pc) {
+  t->range_lo = t->range_hi = 0;
+  t->stepping = false;
+  t->has_report = true;
+  t->report_reason = CRYO_STOP_STEP;
+  t->report_addr = pc;
+  return true;
 }
 
 /* Classifies one waitpid status. Returns true when tid stopped with something to
@@ -553,17 +645,16 @@ static bool classify(struct cryo_session *s, pid_t tid, int status, bool collect
       r.rip -= 1;
       regs_set(tid, &r);
       if (collecting) return false; /* it will hit it again after resuming */
+      if (plan_armed(t, r.rip)) {
+        /* at the range's next control transfer, or its end: step on from there */
+        plan_cancel(s, t);
+        if (t->range_hi && range_step(s, t, &r) == RANGE_STEPPED) return false;
+        return step_ended(t, r.rip);
+      }
       if (t->call_ret && r.rip == t->call_ret) {
         enum call_back k = call_returned(s, t, &r);
         if (k == CALL_HANDLED) return false;
-        if (k == CALL_REPORT_STEP) {
-          t->range_lo = t->range_hi = 0;
-          t->stepping = false;
-          t->has_report = true;
-          t->report_reason = CRYO_STOP_STEP;
-          t->report_addr = r.rip;
-          return true;
-        }
+        if (k == CALL_REPORT_STEP) return step_ended(t, r.rip);
       }
       t->has_report = true;
       t->report_reason = CRYO_STOP_BREAKPOINT;

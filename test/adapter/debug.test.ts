@@ -109,6 +109,48 @@ describe('launch, breakpoints, stack and variables', () => {
     assert.deepEqual(lines, gdbLines);
   });
 
+  test('next through a loop on one line, a line of many rows and a loop a timer signal interrupts lands where gdb`s next does, with gdb`s values', async () => {
+    const prog = buildFixture('step_lines.c');
+    const src = join(fixturesDir, 'step_lines.c');
+    // gdb single-steps every instruction: its loops are kept short (its own steps are slow
+    // enough for the timer to tick in them); ours run the timer loop long enough for its
+    // 2 ms signal to come during the step, which must then go on over the handler
+    const g = gdbBatch(prog, [...GDB, 'break step_lines.c:19', 'run', 'next', 'p a', 'next', 'p sink', ...Array(6).fill('next'), 'next', 'p ticks > 0', 'next'], ['300', '300']);
+    const gdbLines = [...g.matchAll(/^(\d+)\t/gm)].map((m) => Number(m[1]));
+    const gdbValues = [...g.matchAll(/^\$\d+ = (.*)$/gm)].map((m) => m[1]);
+    assert.deepEqual(gdbLines, [19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
+    const args = ['300', '5000000'];
+    const bare = spawnSync(prog, args, { encoding: 'utf8' });
+    assert.match(bare.stdout, /ticked=1/);
+
+    const dc = await client();
+    const out = collectOutput(dc);
+    const stop = await launchTo(dc, { program: prog, args }, src, [{ line: 19 }]);
+    const tid = stop.body.threadId!;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [] });
+    const lines = [(await topFrame(dc, tid))[0].line];
+    const values: string[] = [];
+    const ev = async (expression: string) => {
+      const f = (await topFrame(dc, tid))[0];
+      return (await dc.evaluateRequest({ expression, frameId: f.id, context: 'watch' })).body.result;
+    };
+    for (let i = 0; i < gdbLines.length - 1; i++) {
+      const stopped = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+      await dc.nextRequest({ threadId: tid });
+      assert.equal((await stopped).body.reason, 'step');
+      lines.push((await topFrame(dc, tid))[0].line);
+      if (i === 0) values.push(await ev('a'));
+      if (i === 1) values.push(await ev('sink'));
+      if (i === 8) values.push(await ev('ticks > 0'));
+    }
+    assert.deepEqual(lines, gdbLines);
+    assert.deepEqual(values, gdbValues);
+    const ended = dc.waitForEvent('terminated');
+    await dc.continueRequest({ threadId: tid });
+    await ended;
+    assert.equal(out.text('stdout'), bare.stdout);
+  });
+
   test('next over a recursive call, and over calls with a false condition and a logpoint inside, ends where gdb`s next ends', async () => {
     const prog = buildFixture('sym_recurse.c');
     const src = join(fixturesDir, 'sym_recurse.c');
