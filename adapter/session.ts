@@ -654,7 +654,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     });
   }
 
-  private report(reason: string, tid: number, text?: string, ids?: number[], keep = true): void {
+  private report(reason: string, tid: number, text?: string, ids?: number[], keep = true, ranMs?: number): void {
     // every stop the user sees is a position of the timeline (time travel's own are kept by it)
     if (keep && this.timeline && this.engine?.pid) {
       const sig = reason === 'exception' ? this.lastSignal.get(tid)?.signo : undefined;
@@ -662,7 +662,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       // the top frame, which the editor asks for first, unwound once: the timeline keeps
       // its CFA (from the CFI alone: the caller's module, often libc with its large
       // DWARF, is read only when the editor asks for the rest of the stack)
-      this.timeline.onStop(tid, via, this.stack(tid, 1)[0]?.cfa, sig);
+      this.timeline.onStop(tid, via, this.stack(tid, 1)[0]?.cfa, sig, ranMs);
       this.reachChangedSoon(); // the view shows how far back the timeline reaches
     }
     const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
@@ -822,6 +822,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     this.sendResponse(response);
     this.busy = true;
     this.invalidate();
+    const t0 = performance.now();
     try {
       let end: StepEnd;
       if (granularity === 'instruction' && how !== 'out') {
@@ -829,7 +830,7 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
         end = ev.kind === 'stopped' && ev.reason === 'step' ? { kind: 'done' } : { kind: 'event', event: ev };
       } else if (how === 'out') end = await finish(this, tid);
       else end = await stepLine(this, tid, how === 'in');
-      if (end.kind === 'done') this.report('step', tid);
+      if (end.kind === 'done') this.report('step', tid, undefined, undefined, true, performance.now() - t0);
       else if (!(await this.handleStop(end.event))) await this.run(() => this.engine.continue());
     } catch (e) {
       this.sendEvent(new OutputEvent(`cryo: step failed: ${(e as Error).message}\n`, 'console'));

@@ -11,7 +11,8 @@ import { buildFixture, fixturesDir, repoRoot } from '../test/helpers/fixtures';
 import { killProcessesOf } from './checkpoint';
 import { median, ms, printTable, ratio } from './table';
 
-const NEXTS = 40;
+// enough turns that a median is not one VM hiccup (here single nexts vary 1.3-6 ms)
+const NEXTS = 200;
 
 async function ours(prog: string, file: string, line: number, args: string[]) {
   const t0 = performance.now();

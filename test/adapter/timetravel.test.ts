@@ -58,6 +58,10 @@ describe('time travel', () => {
     }
     const lines = forward.map((f) => f.line);
     assert.ok(new Set(lines).size >= 3, `the steps visit several lines: ${lines}`);
+    // short steps keep no checkpoint of their own: the states below are found again by
+    // re-executing from the few that were taken
+    const tl = (await dc.customRequest('cryo/checkpoints')).body.timeline as { positions: number; checkpoints: number };
+    assert.ok(tl.checkpoints < tl.positions, `checkpoints ${tl.checkpoints} of ${tl.positions} positions`);
     const printedBefore = out.text('stdout');
     for (let i = 4; i >= 0; i--) {
       const ev = await act(dc, 'back');
