@@ -26,7 +26,9 @@ if (summaryAt > 0) {
   }).listen(port, '127.0.0.1', () => process.stderr.write(`cryo adapter listening on 127.0.0.1:${port}\n`));
 } else {
   const s = new CryoSession();
-  s.start(process.stdin, batched(process.stdout));
+  const out = batched(process.stdout);
+  s.flushWith(out.flush);
+  s.start(process.stdin, out);
 }
 
 /**
@@ -34,7 +36,7 @@ if (summaryAt > 0) {
  * that ends at once sends its response and its stopped event together. Each write to the
  * editor's pipe wakes the editor's process, which costs the writer 20-60 us on a VM.
  */
-function batched(out: NodeJS.WriteStream): NodeJS.WritableStream {
+function batched(out: NodeJS.WriteStream): NodeJS.WritableStream & { flush(): void } {
   let pending: string[] = [];
   const flush = () => {
     if (!pending.length) return;
@@ -58,6 +60,7 @@ function batched(out: NodeJS.WriteStream): NodeJS.WritableStream {
       flush();
       out.end();
     },
+    flush,
   };
-  return w as unknown as NodeJS.WritableStream;
+  return w as unknown as NodeJS.WritableStream & { flush(): void };
 }

@@ -654,7 +654,22 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
     });
   }
 
+  private flushOut: () => void = () => {};
+
+  /** How to write out at once what the session has sent (main.ts batches a turn's messages). */
+  flushWith(f: () => void): void {
+    this.flushOut = f;
+  }
+
   private report(reason: string, tid: number, text?: string, ids?: number[], keep = true, ranMs?: number): void {
+    const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
+    e.body.allThreadsStopped = true;
+    if (text) e.body.description = text;
+    if (ids) e.body.hitBreakpointIds = ids;
+    this.sendEvent(e);
+    // out now: the editor takes it in while the stop is kept below (its requests are
+    // served after this turn, when the position and the top frame are ready)
+    this.flushOut();
     // every stop the user sees is a position of the timeline (time travel's own are kept by it)
     if (keep && this.timeline && this.engine?.pid) {
       const sig = reason === 'exception' ? this.lastSignal.get(tid)?.signo : undefined;
@@ -665,11 +680,6 @@ export class CryoSession extends LoggingDebugSession implements StepHost {
       this.timeline.onStop(tid, via, this.stack(tid, 1)[0]?.cfa, sig, ranMs);
       this.reachChangedSoon(); // the view shows how far back the timeline reaches
     }
-    const e = new StoppedEvent(reason, tid, text) as DebugProtocol.StoppedEvent;
-    e.body.allThreadsStopped = true;
-    if (text) e.body.description = text;
-    if (ids) e.body.hitBreakpointIds = ids;
-    this.sendEvent(e);
   }
 
   private end(code: number, how?: string): void {
