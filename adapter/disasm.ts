@@ -53,10 +53,11 @@ export function preloadDecoder(): void {
 const TRANSFER = /^(?:j|call|ret|lret|iret|loop|syscall|sysenter|sysexit|sysret|int|ud|hlt|xbegin|xabort|xend)/;
 
 /** An instruction of a stepped range that may not fall through; `inner`: a direct jump
- * to an instruction of the same range (a loop inside the line). */
+ * to an instruction of the same range (a loop inside the line); `call`: a call, its length. */
 export interface Transfer {
   at: bigint;
   inner: boolean;
+  call?: number;
 }
 
 const DIRECT = /^(?:j|loop)/;
@@ -72,7 +73,7 @@ export async function controlTransfers(bytes: Buffer, lo: bigint, hi: bigint): P
   const insns = c.disasm(bytes, { address: lo });
   let end = lo;
   const starts = new Set<bigint>();
-  const found: { at: bigint; target?: bigint }[] = [];
+  const found: { at: bigint; target?: bigint; call?: number }[] = [];
   for (const i of insns) {
     const at = BigInt(i.address);
     if (at !== end) return undefined;
@@ -81,10 +82,10 @@ export async function controlTransfers(bytes: Buffer, lo: bigint, hi: bigint): P
     const mnemonic = i.mnemonic.split(' ').pop() ?? '';
     if (!TRANSFER.test(mnemonic)) continue;
     const direct = DIRECT.test(mnemonic) && /^0x[0-9a-f]+$/.test(i.opStr) ? BigInt(i.opStr) : undefined;
-    found.push({ at, target: direct });
+    found.push({ at, target: direct, call: /^call/.test(mnemonic) ? i.size : undefined });
   }
   if (end !== hi) return undefined;
-  return found.map((f) => ({ at: f.at, inner: f.target !== undefined && starts.has(f.target) }));
+  return found.map((f) => ({ at: f.at, inner: f.target !== undefined && starts.has(f.target), ...(f.call ? { call: f.call } : {}) }));
 }
 
 /**

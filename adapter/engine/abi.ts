@@ -8,6 +8,8 @@ export const ABI_VERSION = 10;
 export const MAX_STEP_STOPS = 64;
 /** CRYO_STOP_INNER: or'ed into a stop that is a direct jump within the range. */
 export const STOP_INNER = 1n << 63n;
+/** CRYO_STOP_CALL(len): or'ed into a stop that is a call of that length. */
+export const stopCall = (len: number): bigint => (1n << 62n) | (BigInt(len & 15) << 56n);
 
 export const Status = {
   OK: 0,

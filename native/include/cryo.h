@@ -184,7 +184,9 @@ CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t
 /* cryo_step_range for a range whose instructions the caller has decoded: stops[] (sorted)
  * are the addresses of every instruction in [lo, hi) that may not fall through to the
  * next one (jumps, calls, returns, syscalls, traps), with CRYO_STOP_INNER or'ed into
- * those that are direct jumps to an instruction of the range. The thread then runs to
+ * those that are direct jumps to an instruction of the range, and CRYO_STOP_CALL(len)
+ * into calls (len: the call instruction's length; with CRYO_STEP_OVER_CALLS the call
+ * then runs to its return at once, not stepped into first). The thread then runs to
  * the next of them, or to hi, with one breakpoint instead of a single-step per
  * instruction; when that next one is an inner jump (a loop inside the line), it runs
  * to any of the others or hi instead (up to CRYO_STEP_MAX_ARMED of them). Those
@@ -193,6 +195,8 @@ CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t
 #define CRYO_STEP_MAX_STOPS 64
 #define CRYO_STEP_MAX_ARMED 8
 #define CRYO_STOP_INNER (1ull << 63)
+#define CRYO_STOP_CALL(len) ((1ull << 62) | ((unsigned long long)((len) & 15) << 56))
+#define CRYO_STOP_ADDR(stop) ((stop) & ((1ull << 56) - 1))
 CRYO_API int cryo_step_range_stops(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags,
                                    const uint64_t *stops, uint32_t nstops);
 /* Stops every running thread; a STOPPED event (INTERRUPT) follows. */

@@ -315,7 +315,7 @@ int bp_drop_ref(struct cryo_session *s, uint64_t addr);
 /* Ends a step over a call (drops its breakpoint reference). */
 void step_over_cancel(struct cryo_session *s, struct thread *t);
 /* range stepping with the range's control transfers known: runs t from pc to the next */
-bool plan_run(struct cryo_session *s, struct thread *t, uint64_t pc);
+bool plan_run(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r);
 /* ... and with a signal to deliver there: runs its handler over, as a call */
 bool handler_over(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r, int sig);
 void bp_restore_one(struct cryo_session *s, uint64_t addr);

@@ -550,7 +550,7 @@ static int do_step(struct cryo_session *s, void *arg) {
   bool in_range = r.rip >= a->lo && r.rip < a->hi;
   /* off a breakpoint and with no signal to deliver, the first instruction need not be
    * stepped either */
-  if (!sig && !t->over_addr && in_range && plan_run(s, t, r.rip)) return CRYO_OK;
+  if (!sig && !t->over_addr && in_range && plan_run(s, t, &r)) return CRYO_OK;
   /* a signal for the program in the middle of a line: its handler is run over */
   if (sig && !t->over_addr && in_range && handler_over(s, t, &r, sig)) return CRYO_OK;
   record_on_signal(s, t, sig); /* delivered by the step, as resume_thread records it */
@@ -582,10 +582,10 @@ CRYO_API int cryo_step_range_stops(cryo_session *s, int32_t tid, uint64_t lo, ui
   if (!s || (nstops && !stops)) return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: null argument");
   if (hi <= lo) return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: empty range 0x%llx-0x%llx", (unsigned long long)lo, (unsigned long long)hi);
   for (uint32_t i = 0; i < nstops; i++)
-    if ((stops[i] & ~CRYO_STOP_INNER) < lo || (stops[i] & ~CRYO_STOP_INNER) >= hi ||
-        (i && (stops[i] & ~CRYO_STOP_INNER) <= (stops[i - 1] & ~CRYO_STOP_INNER)))
+    if (CRYO_STOP_ADDR(stops[i]) < lo || CRYO_STOP_ADDR(stops[i]) >= hi ||
+        (i && CRYO_STOP_ADDR(stops[i]) <= CRYO_STOP_ADDR(stops[i - 1])))
       return cryo_fail(CRYO_EINVAL, "cryo_step_range_stops: stop %u (0x%llx) is not sorted inside 0x%llx-0x%llx", i,
-                       (unsigned long long)(stops[i] & ~CRYO_STOP_INNER), (unsigned long long)lo, (unsigned long long)hi);
+                       (unsigned long long)CRYO_STOP_ADDR(stops[i]), (unsigned long long)lo, (unsigned long long)hi);
   struct step_args a = {tid, 0, lo, hi, flags, true, stops, nstops};
   return run_on_tracer(s, do_step, &a);
 }

@@ -312,18 +312,40 @@ static bool is_job_control_stop(int sig) {
 
 enum range_next { RANGE_DONE, RANGE_STEPPED, RANGE_OVER, RANGE_BP_ENTRY };
 
+/* At a call of the range, stepping over calls: runs it to its return address in this
+ * frame at once (a breakpoint reference there, as range_continues sets after stepping
+ * into the callee), rather than stepping into it first. False: step it. */
+static bool call_run(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r, uint64_t stop) {
+  unsigned len = (unsigned)(stop >> 56) & 15;
+  if (!(stop & CRYO_STOP_CALL(0)) || !len || !(t->step_flags & CRYO_STEP_OVER_CALLS) || s->nthreads != 1 || t->call_ret)
+    return false;
+  /* a breakpoint at the callee's entry is hit in the run and reported with in_step, as
+   * when the call is stepped into (RANGE_BP_ENTRY) */
+  uint64_t ret = r->rip + len;
+  if (bp_add_ref(s, ret) != CRYO_OK) return false;
+  t->call_ret = ret;
+  t->call_sp = r->rsp; /* rsp once the call has returned to this frame */
+  t->stepping = false;
+  if (resume_thread(s, t, false, 0) != CRYO_OK) {
+    step_over_cancel(s, t);
+    return false;
+  }
+  return true;
+}
+
 /* Runs t from pc to the next control transfer of its range (or to the range's end) with
  * one breakpoint, instead of a single-step per instruction: up to there the code falls
  * through, so nothing else can be reached but a signal's handler, whose signal stops us
  * first. When that transfer is a jump back into the range (a loop in the line), the
  * breakpoints go on every way out of the range instead, and the loop runs free. A
  * breakpoint on the way is stepped onto, as without a plan. False: step. */
-bool plan_run(struct cryo_session *s, struct thread *t, uint64_t pc) {
+bool plan_run(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r) {
+  uint64_t pc = r->rip;
   if (t->nplan < 0 || t->nplan_bp) return false;
   int next = -1;
   for (int i = 0; i < t->nplan; i++) {
-    uint64_t at = t->plan[i] & ~CRYO_STOP_INNER;
-    if (at == pc) return false; /* a transfer itself is stepped: where it goes is seen */
+    uint64_t at = CRYO_STOP_ADDR(t->plan[i]);
+    if (at == pc) return call_run(s, t, r, t->plan[i]); /* else stepped: where it goes is seen */
     if (at > pc) {
       next = i;
       break;
@@ -331,12 +353,12 @@ bool plan_run(struct cryo_session *s, struct thread *t, uint64_t pc) {
   }
   uint64_t arm[CRYO_STEP_MAX_ARMED + 1];
   int n = 0;
-  uint64_t from = pc + 1, to = next >= 0 ? t->plan[next] & ~CRYO_STOP_INNER : t->range_hi;
+  uint64_t from = pc + 1, to = next >= 0 ? CRYO_STOP_ADDR(t->plan[next]) : t->range_hi;
   if (next >= 0 && (t->plan[next] & CRYO_STOP_INNER)) {
     for (int i = 0; i < t->nplan && n >= 0; i++) {
       if (t->plan[i] & CRYO_STOP_INNER) continue;
       if (n == CRYO_STEP_MAX_ARMED) n = -1; /* too many ways out: to the jump only */
-      else arm[n++] = t->plan[i];
+      else arm[n++] = CRYO_STOP_ADDR(t->plan[i]);
     }
     if (n >= 0) {
       arm[n++] = t->range_hi;
@@ -387,7 +409,7 @@ static enum range_next range_step(struct cryo_session *s, struct thread *t, cons
   if (bp_find(s, r->rip)) return RANGE_DONE;
   t->range_sp = r->rsp;
   t->range_prev_pc = r->rip;
-  if (plan_run(s, t, r->rip)) return RANGE_STEPPED;
+  if (plan_run(s, t, r)) return RANGE_STEPPED;
   t->stepping = true;
   if (resume_thread(s, t, true, 0) != CRYO_OK) return RANGE_DONE;
   return RANGE_STEPPED;
