@@ -48,6 +48,7 @@ export interface Position {
 // CPU). A long step (a call stepped over) or a stop of another kind always keeps one.
 const SPARSE_STEPS = 4;
 const SPARSE_RUN_MS = 5;
+const CROSS_SPIN_US = 500;
 
 /** Limits on what the timeline keeps (settings cryo.timeTravel.*). */
 export interface TimelineLimits {
@@ -261,7 +262,8 @@ export class Timeline {
     try {
       for (;;) {
         e.continue();
-        const ev = await e.waitStop();
+        // awake for a moment: crossing a short step's waypoint takes well under a millisecond
+        const ev = await e.waitStop(CROSS_SPIN_US);
         if (ev.kind !== 'stopped') return undefined;
         if (ev.reason === 'syscall') {
           if (isC({ addr: e.registers(ev.tid).rip, cfa: undefined, tid: ev.tid, pos: ev.addr })) return ev.tid;
