@@ -48,9 +48,8 @@ function enteredCall(h: StepHost, range: [bigint, bigint], pc: bigint, sp: bigin
 /** The range to step through from pc: the rest of its line's rows that follow one
  * another (one engine step for all of them), within pc's function. */
 function extentOf(h: StepHost, pc: bigint, row: { start: bigint; end: bigint }): [bigint, bigint] {
-  const whole = h.program.lineExtent(pc);
   const fn = h.program.functionBounds(pc);
-  let end = whole && whole.start === row.start ? whole.end : row.end;
+  let end = h.program.lineExtent(pc)?.end ?? row.end;
   if (fn && end > fn.end && row.end <= fn.end) end = fn.end;
   return [row.start, end];
 }

@@ -312,6 +312,21 @@ static bool is_job_control_stop(int sig) {
 
 enum range_next { RANGE_DONE, RANGE_STEPPED, RANGE_OVER, RANGE_BP_ENTRY };
 
+/* Runs t until it comes back to ret in the frame whose rsp is then sp, with a breakpoint
+ * reference there (call_returned takes the hit; a deeper one is stepped over), delivering
+ * sig on the way. False: nothing was started. */
+static bool run_to_return(struct cryo_session *s, struct thread *t, uint64_t ret, uint64_t sp, int sig) {
+  if (bp_add_ref(s, ret) != CRYO_OK) return false;
+  t->call_ret = ret;
+  t->call_sp = sp;
+  t->stepping = false;
+  if (resume_thread(s, t, false, sig) != CRYO_OK) {
+    step_over_cancel(s, t);
+    return false;
+  }
+  return true;
+}
+
 /* At a call of the range, stepping over calls: runs it to its return address in this
  * frame at once (a breakpoint reference there, as range_continues sets after stepping
  * into the callee), rather than stepping into it first. False: step it. */
@@ -320,17 +335,8 @@ static bool call_run(struct cryo_session *s, struct thread *t, const struct user
   if (!(stop & CRYO_STOP_CALL(0)) || !len || !(t->step_flags & CRYO_STEP_OVER_CALLS) || s->nthreads != 1 || t->call_ret)
     return false;
   /* a breakpoint at the callee's entry is hit in the run and reported with in_step, as
-   * when the call is stepped into (RANGE_BP_ENTRY) */
-  uint64_t ret = r->rip + len;
-  if (bp_add_ref(s, ret) != CRYO_OK) return false;
-  t->call_ret = ret;
-  t->call_sp = r->rsp; /* rsp once the call has returned to this frame */
-  t->stepping = false;
-  if (resume_thread(s, t, false, 0) != CRYO_OK) {
-    step_over_cancel(s, t);
-    return false;
-  }
-  return true;
+   * when the call is stepped into (RANGE_BP_ENTRY); rsp is this frame's once it returns */
+  return run_to_return(s, t, r->rip + len, r->rsp, 0);
 }
 
 /* Runs t from pc to the next control transfer of its range (or to the range's end) with
@@ -391,15 +397,7 @@ bool plan_run(struct cryo_session *s, struct thread *t, const struct user_regs_s
  * A signal that is ignored hits it at once. False: deliver it with a single-step. */
 bool handler_over(struct cryo_session *s, struct thread *t, const struct user_regs_struct *r, int sig) {
   if (!sig || !t->range_hi || s->nthreads != 1 || bp_find(s, r->rip)) return false;
-  if (bp_add_ref(s, r->rip) != CRYO_OK) return false;
-  t->call_ret = r->rip;
-  t->call_sp = r->rsp;
-  t->stepping = false;
-  if (resume_thread(s, t, false, sig) != CRYO_OK) {
-    step_over_cancel(s, t);
-    return false;
-  }
-  return true;
+  return run_to_return(s, t, r->rip, r->rsp, sig);
 }
 
 /* Steps on inside [lo, hi) from where the pc is (stepping already set up). */
