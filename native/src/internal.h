@@ -177,6 +177,7 @@ struct cryo_session {
   bool nospin; /* CRYO_SPIN=0: hand-offs sleep at once (to measure what spinning buys) */
   uint64_t ev_seq; /* events pushed so far: each event's seq */
   int waiters;
+  uint64_t poll_seq; /* the event a cryo_poll_event spins for: cryo_wait_event leaves it */
 
   /* everything below is owned by the tracer thread; readers on other threads take lock */
   pid_t pid;          /* the debuggee's thread-group id, 0 when none */

@@ -346,8 +346,15 @@ CRYO_API int cryo_poll_event(cryo_session *s, cryo_event *ev, uint64_t seq, int3
   if (spin_us < 0) spin_us = 0;
   if (spin_us > 2000) spin_us = 2000;
   struct seq_wait w = {s, seq};
+  /* The async pump (cryo_wait_event on a worker) would otherwise take the stop in about
+   * one step in eight, and the caller would pay the pump's callback on top of its spin. */
+  pthread_mutex_lock(&s->lock);
+  s->poll_seq = seq;
+  pthread_mutex_unlock(&s->lock);
   spin_wait(s, (uint64_t)spin_us * 1000u, event_seq_ready, &w);
   pthread_mutex_lock(&s->lock);
+  s->poll_seq = 0;
+  if (s->waiters) pthread_cond_broadcast(&s->ev_cv);
   int rc = CRYO_ETIMEDOUT;
   struct event_node *n = s->ev_head;
   if (n && n->ev.seq == seq) {
@@ -392,6 +399,11 @@ static int wait_inline(struct cryo_session *s, cryo_event *ev, int32_t timeout_m
   return CRYO_OK;
 }
 
+/* With s->lock held: an event is queued and no poller is spinning for it. */
+static bool takeable(const struct cryo_session *s) {
+  return s->ev_head && !(s->poll_seq && s->ev_head->ev.seq == s->poll_seq);
+}
+
 CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms) {
   if (!s || !ev) return cryo_fail(CRYO_EINVAL, "cryo_wait_event: null argument");
   if (s->inline_mode) return wait_inline(s, ev, timeout_ms);
@@ -408,18 +420,18 @@ CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms
   pthread_mutex_lock(&s->lock);
   s->waiters++;
   int rc = CRYO_OK;
-  while (!s->ev_head) {
+  while (!takeable(s)) {
     if (s->closed) {
       rc = CRYO_ECLOSED;
       break;
     }
     if (timeout_ms < 0) pthread_cond_wait(&s->ev_cv, &s->lock);
     else if (pthread_cond_timedwait(&s->ev_cv, &s->lock, &deadline) == ETIMEDOUT) {
-      if (!s->ev_head) rc = CRYO_ETIMEDOUT;
+      if (!takeable(s)) rc = CRYO_ETIMEDOUT;
       break;
     }
   }
-  if (rc == CRYO_OK && s->ev_head) {
+  if (rc == CRYO_OK && takeable(s)) {
     struct event_node *n = s->ev_head;
     s->ev_head = n->next;
     if (!s->ev_head) s->ev_tail = NULL;
