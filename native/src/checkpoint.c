@@ -206,22 +206,35 @@ static void tracking_start(struct cryo_session *s, pid_t tid) {
 
 /* ---- taking checkpoints ---- */
 
+/* A checkpoint's own memory, allocated and touched ahead (when a process is new, and
+ * after each checkpoint settles): on this VM a first touch of fresh memory is a fault
+ * of about 11 us, and a first checkpoint, often the first allocation in its tracer
+ * thread's arena, paid 35-50 us of them before it could start. */
+void checkpoint_spare(struct cryo_session *s) {
+  if (!s->spare_cp && (s->spare_cp = malloc(sizeof *s->spare_cp))) memset(s->spare_cp, 0, sizeof *s->spare_cp);
+  if (!s->spare_xs && (s->spare_xs = malloc(XSTATE_MAX))) memset(s->spare_xs, 0, XSTATE_MAX);
+}
+
+/* The copy at its first stop, with the program's own bytes where our int3s are: they
+ * are lifted in the copy (its own copy-on-write of their pages, off the critical path)
+ * rather than in the debuggee around the fork, where putting them back broke the
+ * sharing of their pages in the debuggee before the checkpoint returned. On failure
+ * the copy is killed. */
+static int finish_copy(struct cryo_session *s, const struct frozen_copy *fc) {
+  int rc = fork_frozen_finish(s, fc);
+  if (rc != CRYO_OK) return rc;
+  rc = bps_lift(s, fc->child);
+  if (rc != CRYO_OK) kill_and_reap(s, fc->child);
+  return rc;
+}
+
 /* A FULL checkpoint: the frozen copy is cloned now; with `later`, waiting for the
- * copy's first stop and reading the layout are left to settle_checkpoint (the debuggee
- * stays stopped until then, so neither changes). */
+ * copy's first stop, lifting its breakpoints and reading the layout are left to
+ * settle_checkpoint (the debuggee stays stopped until then, so none of them changes). */
 static int take_full(struct cryo_session *s, struct checkpoint *cp, pid_t tid, bool later) {
-  /* the copy must hold the program's own bytes, not our int3s */
-  uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-  int rc = bps_lift(s, s->pid);
   struct frozen_copy fc = {0};
-  uint64_t t1 = now_ns(CLOCK_MONOTONIC);
-  if (rc == CRYO_OK) rc = fork_frozen_start(s, tid, &fc);
-  uint64_t t2 = now_ns(CLOCK_MONOTONIC);
-  int rc2 = bps_apply(s, s->pid);
-  dbg("full: lift %.3f ms, fork %.3f ms, apply %.3f ms", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (now_ns(CLOCK_MONOTONIC) - t2) / 1e6);
-  if (rc == CRYO_OK) rc = rc2;
-  if (rc == CRYO_OK && !later) rc = fork_frozen_finish(s, &fc);
-  else if (rc != CRYO_OK) kill_and_reap(s, fc.child);
+  int rc = fork_frozen_start(s, tid, &fc);
+  if (rc == CRYO_OK && !later) rc = finish_copy(s, &fc);
   if (rc != CRYO_OK) return rc;
   pthread_mutex_lock(&s->lock);
   cp->kind = CP_FULL;
@@ -406,7 +419,7 @@ static void settle_checkpoint(struct cryo_session *s) {
   int rc = CRYO_OK;
   if (s->settling_copy_pending) {
     s->settling_copy_pending = false;
-    rc = fork_frozen_finish(s, &s->settling_copy);
+    rc = finish_copy(s, &s->settling_copy);
     if (rc != CRYO_OK) cp->pid = 0; /* killed */
     else cp->maps = read_maps(s->pid);
     dbg("settle: the copy's first stop %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
@@ -440,6 +453,7 @@ static void settle_checkpoint(struct cryo_session *s) {
     s->head = s->dirty ? cp : NULL;
   }
   collect_hidden(s); /* a hidden former head may be free now */
+  checkpoint_spare(s);
 }
 
 static int do_cp_create(struct cryo_session *s, void *arg) {
@@ -452,8 +466,10 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
                      s->pid, s->nthreads);
   if (s->ncps >= MAX_CHECKPOINTS) return cryo_fail(CRYO_EINVAL, "too many checkpoints (%d)", MAX_CHECKPOINTS);
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-  struct checkpoint *cp = calloc(1, sizeof *cp);
-  uint8_t *xs = malloc(XSTATE_MAX);
+  struct checkpoint *cp = s->spare_cp ? s->spare_cp : calloc(1, sizeof *cp);
+  uint8_t *xs = s->spare_xs ? s->spare_xs : malloc(XSTATE_MAX);
+  s->spare_cp = NULL;
+  s->spare_xs = NULL;
   if (!cp || !xs) {
     free(cp);
     free(xs);

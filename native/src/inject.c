@@ -1,11 +1,16 @@
 /* Running code in a stopped tracee: one syscall at a time, through a `syscall`
- * instruction written over the current pc and single-stepped. Memory and
+ * instruction single-stepped: one of the vDSO's (gadget_for), or, in a process
+ * without a vDSO, one written over the current pc. Memory and
  * registers are put back exactly as they were (orig_rax included, so a syscall
  * the thread was interrupted in still restarts as it would have). */
 #include "internal.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +23,50 @@
 #endif
 
 static const uint8_t SYSCALL_INSN[2] = {0x0f, 0x05};
+
+/* A `syscall` already in the tracee's vDSO, to run injected syscalls through instead of
+ * writing one over the pc: a write into code is a page fault, and after the fork of a
+ * checkpoint the write that puts the code back breaks the copy-on-write sharing of that
+ * page on the debugger's critical path (with the read, 30-50 us of a first checkpoint
+ * here). Any two bytes 0f 05 in an executable mapping will do: the step runs them as a
+ * syscall wherever they sit. Looked up from the process's auxv; 0 when it has no vDSO. */
+static uint64_t find_gadget(struct cryo_session *s, pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/auxv", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  uint64_t av[128], base = 0;
+  ssize_t n = read(fd, av, sizeof av);
+  close(fd);
+  for (ssize_t i = 0; i + 1 < n / 8 && av[i] != AT_NULL; i += 2)
+    if (av[i] == AT_SYSINFO_EHDR) base = av[i + 1];
+  if (!base) return 0;
+  uint8_t text[16384]; /* the vDSO's text is two pages on x86-64 today */
+  ssize_t got = mem_read_raw(s, pid, base, text, sizeof text);
+  for (ssize_t i = 0; i + 1 < got; i++)
+    if (text[i] == SYSCALL_INSN[0] && text[i + 1] == SYSCALL_INSN[1]) return base + (uint64_t)i;
+  return 0;
+}
+
+/* Where thread tid can run a syscall without a write: the session's gadget when tid's
+ * memory still holds `syscall` there (a checkpoint's copy has the debuggee's vDSO, a
+ * recorded debuggee a patched one, an exec a new one: the bytes decide), else one
+ * looked up for its process; 0 when there is none. */
+static uint64_t gadget_for(struct cryo_session *s, pid_t tid) {
+  uint8_t b[2];
+  if (s->gadget && mem_read_raw(s, tid, s->gadget, b, 2) == 2 && !memcmp(b, SYSCALL_INSN, 2)) return s->gadget;
+  pid_t pid = thread_find(s, tid) ? s->pid : tid;
+  if (pid == s->gadget_none) return 0;
+  uint64_t g = find_gadget(s, pid);
+  if (g) s->gadget = g;
+  else s->gadget_none = pid;
+  return g;
+}
+
+void inject_new_space(struct cryo_session *s) {
+  s->gadget_none = 0;
+  if (s->pid && !gadget_for(s, s->pid)) dbg("inject: process %d has no vDSO: injected syscalls are written at the pc", s->pid);
+}
 
 /* Steps over the planted syscall instruction; reports a fork child if one appears. */
 static int step_syscall(struct cryo_session *s, pid_t tid, pid_t *child) {
@@ -112,20 +161,25 @@ static int finish_syscall(struct cryo_session *s, pid_t tid, struct user_regs_st
 }
 
 static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret, pid_t *child,
-                  struct user_regs_struct *saved_out, uint8_t orig_out[2]) {
+                  struct user_regs_struct *saved_out, uint8_t orig_out[2], bool *planted_out) {
   struct user_regs_struct saved, r;
   int rc = seccomp_unenter(s, thread_find(s, tid));
   if (rc != CRYO_OK) return rc;
   rc = regs_get(tid, &saved);
   if (rc == CRYO_OK) rc = finish_syscall(s, tid, &saved);
   if (rc != CRYO_OK) return rc;
-  uint64_t pc = saved.rip;
+  uint64_t pc = gadget_for(s, tid);
   uint8_t orig[2];
-  if (mem_read_raw(s, tid, pc, orig, 2) != 2)
-    return cryo_fail_errno("injecting a syscall in %d: cannot read the code at 0x%llx", tid, (unsigned long long)pc);
-  if (orig_out) memcpy(orig_out, orig, 2);
-  rc = mem_write_raw(s, tid, pc, SYSCALL_INSN, 2);
-  if (rc != CRYO_OK) return rc;
+  bool planted = !pc;
+  if (planted) {
+    pc = saved.rip;
+    if (mem_read_raw(s, tid, pc, orig, 2) != 2)
+      return cryo_fail_errno("injecting a syscall in %d: cannot read the code at 0x%llx", tid, (unsigned long long)pc);
+    if (orig_out) memcpy(orig_out, orig, 2);
+    rc = mem_write_raw(s, tid, pc, SYSCALL_INSN, 2);
+    if (rc != CRYO_OK) return rc;
+  }
+  if (planted_out) *planted_out = planted;
   r = saved;
   r.rax = (unsigned long long)nr;
   r.orig_rax = (unsigned long long)-1;
@@ -141,7 +195,7 @@ static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6
   if (rc == CRYO_OK) rc = regs_get(tid, &r);
   if (rc == CRYO_OK && ret) *ret = (int64_t)r.rax;
   /* put everything back whatever happened */
-  int rc2 = mem_write_raw(s, tid, pc, orig, 2);
+  int rc2 = planted ? mem_write_raw(s, tid, pc, orig, 2) : CRYO_OK;
   int rc3 = regs_set(tid, &saved);
   if (saved_out) *saved_out = saved;
   if (rc == CRYO_OK) rc = rc2 != CRYO_OK ? rc2 : rc3;
@@ -149,7 +203,7 @@ static int inject(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6
 }
 
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret) {
-  return inject(s, tid, nr, a, ret, NULL, NULL, NULL);
+  return inject(s, tid, nr, a, ret, NULL, NULL, NULL, NULL);
 }
 
 /* Makes a frozen copy of single-threaded process `tid` with clone(CLONE_PARENT):
@@ -169,7 +223,7 @@ int fork_frozen_start(struct cryo_session *s, pid_t tid, struct frozen_copy *fc)
   pid_t c = 0;
   memset(fc, 0, sizeof *fc);
   bool quiet = ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)(long)(TRACE_OPTIONS & ~(PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE))) == 0;
-  int rc = inject(s, tid, SYS_clone, a, &ret, &c, &fc->regs, fc->code);
+  int rc = inject(s, tid, SYS_clone, a, &ret, &c, &fc->regs, fc->code, &fc->planted);
   if (quiet && ptrace(PTRACE_SETOPTIONS, tid, 0, (void *)(long)TRACE_OPTIONS) != 0 && rc == CRYO_OK)
     rc = cryo_fail_errno("ptrace(PTRACE_SETOPTIONS, %d)", tid);
   if (rc != CRYO_OK) {
@@ -197,7 +251,7 @@ int fork_frozen_finish(struct cryo_session *s, const struct frozen_copy *fc) {
   int rc = wait_for_stop(s, c, &st);
   if (rc != CRYO_OK) return rc;
   if (!WIFSTOPPED(st)) return cryo_fail(CRYO_EFAIL, "the copy %d died at birth", c);
-  rc = mem_write_raw(s, c, fc->regs.rip, fc->code, 2);
+  if (fc->planted) rc = mem_write_raw(s, c, fc->regs.rip, fc->code, 2);
   if (rc == CRYO_OK) rc = regs_set(c, &fc->regs);
   if (rc != CRYO_OK) {
     kill(c, SIGKILL);

@@ -35,6 +35,7 @@ struct frozen_copy {
   pid_t child;
   struct user_regs_struct regs; /* the parent's, at the clone */
   uint8_t code[2];              /* the parent's bytes at regs.rip, under the planted syscall */
+  bool planted;                 /* the syscall was written at regs.rip (no gadget): put code back */
 };
 
 struct thread {
@@ -189,6 +190,8 @@ struct cryo_session {
   uint32_t resume_flags;
   bool pause_requested;
   bool vfork_bps_lifted;
+  uint64_t gadget;      /* inject.c: a `syscall` already in the debuggee's vDSO, 0 when none known */
+  pid_t gadget_none;    /* the process last found without one (not looked up again) */
 
   struct breakpoint *bps;
   int nbps;
@@ -214,6 +217,8 @@ struct cryo_session {
   struct frozen_copy settling_copy; /* settling's copy, when its first stop is still to be waited for */
   bool settling_copy_pending;
   bool settle_running;
+  struct checkpoint *spare_cp; /* checkpoint_spare: the next checkpoint's memory, touched ahead */
+  uint8_t *spare_xs;
   int settle_failed_id;   /* the last checkpoint that could not be completed, and why */
   char settle_error[1100];
 
@@ -341,6 +346,8 @@ void pin_getaffinity_exit(struct cryo_session *s, pid_t tid, const struct rec_en
 
 /* inject.c */
 int inject_syscall(struct cryo_session *s, pid_t tid, long nr, const uint64_t a[6], int64_t *ret);
+void inject_new_space(struct cryo_session *s); /* a new address space: look its syscall gadget up */
+void checkpoint_spare(struct cryo_session *s);
 int fork_frozen_copy(struct cryo_session *s, pid_t tid, pid_t *child);
 int fork_frozen_start(struct cryo_session *s, pid_t tid, struct frozen_copy *fc);
 int fork_frozen_finish(struct cryo_session *s, const struct frozen_copy *fc);

@@ -24,6 +24,10 @@ int session_open_mem(struct cryo_session *s) {
   s->memfd = fd;
   pthread_mutex_unlock(&s->lock);
   if (old >= 0) close(old);
+  /* a new address space is the debuggee's: what injections and the first checkpoint
+   * need is made ready now, off their critical path */
+  inject_new_space(s);
+  checkpoint_spare(s);
   return CRYO_OK;
 }
 
@@ -96,13 +100,19 @@ struct breakpoint *bp_find(struct cryo_session *s, uint64_t addr) {
 
 static const uint8_t INT3 = 0xcc;
 
-/* Puts the original bytes back in pid (before a fork, a detach, a vfork). */
+/* Puts the original bytes back in pid (a checkpoint's copy, before a detach, a vfork):
+ * through one descriptor of its memory, whoever pid is. */
 int bps_lift(struct cryo_session *s, pid_t pid) {
-  for (int i = 0; i < s->nbps; i++) {
-    int rc = mem_write_raw(s, pid, s->bps[i].addr, &s->bps[i].orig, 1);
-    if (rc != CRYO_OK) return rc;
-  }
-  return CRYO_OK;
+  if (!s->nbps) return CRYO_OK;
+  bool owned;
+  int fd = open_mem_of(s, pid, &owned);
+  if (fd < 0) return cryo_fail_errno("open /proc/%d/mem", pid);
+  int rc = CRYO_OK;
+  for (int i = 0; i < s->nbps && rc == CRYO_OK; i++)
+    if (pwrite(fd, &s->bps[i].orig, 1, (off_t)s->bps[i].addr) != 1)
+      rc = cryo_fail_errno("write the original byte of the breakpoint at 0x%llx in pid %d", (unsigned long long)s->bps[i].addr, pid);
+  if (owned) close(fd);
+  return rc;
 }
 
 int bps_apply(struct cryo_session *s, pid_t pid) {

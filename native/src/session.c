@@ -321,6 +321,8 @@ CRYO_API void cryo_session_free(cryo_session *s) {
   }
   pthread_mutex_unlock(&s->lock);
   free(s->threads);
+  free(s->spare_cp);
+  free(s->spare_xs);
   free(s->pass);
   free(s->bps);
   record_free(s);

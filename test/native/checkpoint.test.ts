@@ -11,6 +11,7 @@ import { symbolAddress, withTimeout } from '../helpers/elf';
 import { sessionPool } from '../helpers/sessions';
 import { buildFixture } from '../helpers/fixtures';
 import { isAlive } from '../helpers/procs';
+import { gdbBatch } from '../helpers/gdb';
 
 const session = sessionPool();
 const dirs: string[] = [];
@@ -110,6 +111,29 @@ describe('checkpoints', () => {
     // and it runs on to the program's own end
     s.removeBreakpoint(here);
     assert.equal(await runToEnd(s), 0);
+  });
+
+  test('a checkpoint`s copy holds the program`s own code under the breakpoints, as the binary has it', async () => {
+    // the engine forks with its int3s in and lifts them in the copy afterwards: a copy
+    // restored with no breakpoint left must read, and run, the code gdb reads in the file
+    const prog = buildFixture('counter.c');
+    const fileBytes = [...gdbBatch(prog, ['x/16xb tick']).matchAll(/0x([0-9a-f]{2})\b/g)].map((m) => parseInt(m[1], 16));
+    assert.equal(fileBytes.length, 16, 'gdb printed the 16 bytes at tick');
+    const s = session();
+    const { pid } = s.launch({ program: prog, args: ['10'], stdout: { mode: 'null' } });
+    const tick = symbolAddress(pid, prog, 'tick');
+    const main = symbolAddress(pid, prog, 'main');
+    s.insertBreakpoint(tick);
+    s.insertBreakpoint(main);
+    await hits(s, 3); // main, tick(0), tick(1)
+    const cp = s.checkpoint();
+    assert.equal(s.checkpoints()[0].kind, 'full');
+    s.removeBreakpoint(tick);
+    s.removeBreakpoint(main);
+    s.restore(cp);
+    assert.deepEqual([...s.readMemory(tick, 16)], fileBytes);
+    assert.notEqual(s.readMemory(main, 1)[0], 0xcc);
+    assert.equal(await runToEnd(s), 45);
   });
 
   test('checkpoints survive the program`s exit, list, and delete; the frozen copies go with them', async () => {

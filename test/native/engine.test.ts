@@ -2,6 +2,9 @@
 // registers, memory and watchpoints, checked against gdb and the programs themselves.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Session, type EngineEvent } from '../../adapter/engine';
 import { controlTransfers } from '../../adapter/disasm';
@@ -49,7 +52,6 @@ describe('launch and exit', () => {
     s.continue();
     const e = await stop(s, 'exit');
     assert.deepEqual(e, { kind: 'exited', pid: l.pid, code: oracle.status });
-    const { readFileSync } = await import('node:fs');
     assert.equal(readFileSync(l.stdout!, 'utf8'), oracle.stdout);
   });
 
@@ -134,7 +136,6 @@ describe('breakpoints', () => {
       assert.equal(e.reason, 'breakpoint');
       hits++;
     }
-    const { readFileSync } = await import('node:fs');
     const out = readFileSync(l.stdout!, 'utf8');
     const done = Number(/done (\d+)/.exec(out)![1]);
     assert.equal(hits, done);
@@ -368,7 +369,6 @@ describe('signals', () => {
       stops++;
     }
     assert.equal(stops, 4);
-    const { readFileSync } = await import('node:fs');
     // the third stop's signal (discarded at the fourth continue) never reached the handler
     assert.equal(readFileSync(l.stdout!, 'utf8'), 'received 3\n');
   });
@@ -408,7 +408,6 @@ describe('threads', () => {
     assert.equal(seen.size, 6);
     assert.equal(created, 6);
     assert.equal(exited, 6);
-    const { readFileSync } = await import('node:fs');
     assert.equal(readFileSync(l.stdout!, 'utf8'), oracle.stdout);
   });
 });
@@ -435,6 +434,40 @@ describe('syscall injection', () => {
     s.continue();
     const e = await stop(s);
     assert.deepEqual(e, { kind: 'exited', pid: l.pid, code: bare(prog, ['2']).status });
+  });
+
+  test('in a process without a vDSO, injected syscalls and a checkpoint`s fork are written at the pc and the code put back', async () => {
+    // the engine runs injected syscalls through a `syscall` of the vDSO; this program
+    // unmapped its own, so the other way is taken: planted over the pc, then removed
+    const prog = buildFixture('novdso.c');
+    const oracle = bare(prog, ['6']);
+    assert.equal(oracle.status, 15);
+    const s = session();
+    const out = join(mkdtempSync(join(tmpdir(), 'cryo-novdso-')), 'out.txt');
+    const l = s.launch({ program: prog, args: ['6'], stdout: { mode: 'file', path: out } });
+    const tick = symbolAddress(l.pid, prog, 'tick');
+    s.insertBreakpoint(tick);
+    s.continue();
+    assert.equal((await stop(s)).kind, 'stopped');
+    assert.ok(!/\[vdso\]/.test(readFileSync(`/proc/${l.pid}/maps`, 'utf8')), 'the fixture unmapped its vDSO');
+    const regs = s.registers(l.pid);
+    const code = s.readMemory(regs.rip - 16n, 64);
+    assert.equal(s.injectSyscall(l.pid, 39 /* getpid */), BigInt(l.pid));
+    assert.deepEqual(s.registers(l.pid), regs);
+    assert.deepEqual(s.readMemory(regs.rip - 16n, 64), code);
+    const cp = s.checkpoint();
+    assert.deepEqual(s.readMemory(regs.rip - 16n, 64), code);
+    s.continue();
+    assert.equal((await stop(s)).kind, 'stopped');
+    const np = s.restore(cp);
+    assert.deepEqual(s.registers(np), regs);
+    s.removeBreakpoint(tick);
+    s.continue();
+    const e = await stop(s);
+    assert.deepEqual(e, { kind: 'exited', pid: np, code: oracle.status });
+    // the restore put the file offset back: iteration 0, printed again, overwrote itself
+    assert.equal(readFileSync(out, 'utf8'), oracle.stdout);
+    rmSync(dirname(out), { recursive: true, force: true });
   });
 
   test('xstate round-trips and a write to it is seen by the program`s registers', async () => {
