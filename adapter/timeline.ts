@@ -130,6 +130,7 @@ export class Timeline {
       const hits = new Map<number, number>();
       for (const b of this.h.breakpoints()) hits.set(b.id, b.hits);
       this.positions.push({ cp, pos, tid, pc: e.registers(tid).rip, cfa, via, signo, hits, raw: new Map(this.h.rawHits), at: Date.now(), ranMs });
+      if (cp !== undefined) this.kept++;
       this.index = this.positions.length - 1;
       this.thin();
       this.unavailable = undefined;
@@ -165,6 +166,7 @@ export class Timeline {
       /* already gone */
     }
     p.cp = undefined;
+    this.kept--;
   }
 
   /** Page data held by the positions' checkpoints. */
@@ -183,12 +185,16 @@ export class Timeline {
    * nearest checkpoint): going back still reaches every stop, just by re-executing
    * longer. The first position always keeps its checkpoint. */
   private stopsSinceBudget = 0;
+  /** positions that hold a checkpoint: counted as they change, so that a stop under the
+   * limits costs no scan of the whole timeline (0.1 ms a stop after 2000 of them) */
+  private kept = 0;
 
   private thin(): void {
     const max = Math.max(4, this.limits.maxPositions);
     // the memory held is asked of the engine now and then, not at every stop (a step's cost)
     const checkBytes = ++this.stopsSinceBudget >= 16;
     if (checkBytes) this.stopsSinceBudget = 0;
+    if (this.kept <= max && !(checkBytes && this.kept > 4)) return;
     for (let round = 0; round < 8; round++) {
       const real = this.positions.map((p, i) => (p.cp !== undefined ? i : -1)).filter((i) => i >= 0);
       const over = real.length > max || (checkBytes && real.length > 4 && this.bytes() > this.limits.budgetBytes);
@@ -302,6 +308,7 @@ export class Timeline {
       for (let j = 0; j <= at; j++) if (scan.order[j] === next.pc) before++;
       next.arrival = scan.cHits - before;
     }
+    this.kept++;
     this.positions.splice(afterIndex + 1, 0, { cp, pos, tid, pc, cfa: this.h.frameCfa(tid), via, hits, raw: new Map(this.h.rawHits), at: Date.now(), arrival: n });
     this.index = afterIndex + 1;
   }
@@ -553,8 +560,7 @@ export class Timeline {
 
   /** How far back the timeline reaches: positions kept, the earliest one, memory held. */
   reach(): { positions: number; checkpoints: number; index: number; earliest?: Position; bytes: number } {
-    const checkpoints = this.positions.filter((p) => p.cp !== undefined).length;
-    return { positions: this.positions.length, checkpoints, index: this.index, earliest: this.positions[0], bytes: this.bytes() };
+    return { positions: this.positions.length, checkpoints: this.kept, index: this.index, earliest: this.positions[0], bytes: this.bytes() };
   }
 
   /** Back to the most recent earlier breakpoint hit, or the earliest position. */
