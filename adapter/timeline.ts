@@ -560,7 +560,9 @@ export class Timeline {
 
   /** How far back the timeline reaches: positions kept, the earliest one, memory held. */
   reach(): { positions: number; checkpoints: number; index: number; earliest?: Position; bytes: number } {
-    return { positions: this.positions.length, checkpoints: this.kept, index: this.index, earliest: this.positions[0], bytes: this.bytes() };
+    // counted afresh (not this.kept): the view's figure stays a check of the count thin() trusts
+    const checkpoints = this.positions.filter((p) => p.cp !== undefined).length;
+    return { positions: this.positions.length, checkpoints, index: this.index, earliest: this.positions[0], bytes: this.bytes() };
   }
 
   /** Back to the most recent earlier breakpoint hit, or the earliest position. */
