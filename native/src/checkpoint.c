@@ -407,6 +407,21 @@ static void delta_to_full(struct cryo_session *s, struct checkpoint *cp) {
   pthread_mutex_unlock(&s->lock);
 }
 
+/* The stopped thread's xsave area into cp, in the spare buffer when there is one. */
+static int read_xstate(struct cryo_session *s, struct checkpoint *cp, pid_t tid) {
+  uint8_t *xs = s->spare_xs ? s->spare_xs : malloc(XSTATE_MAX);
+  s->spare_xs = NULL;
+  if (!xs) return cryo_fail(CRYO_EFAIL, "out of memory");
+  int rc = xstate_get(tid, xs, XSTATE_MAX, &cp->xstate_len);
+  if (rc != CRYO_OK) {
+    free(xs);
+    return rc;
+  }
+  cp->xstate = realloc(xs, cp->xstate_len);
+  if (!cp->xstate) cp->xstate = xs;
+  return CRYO_OK;
+}
+
 /* The rest of a checkpoint, done on the tracer thread after cryo_checkpoint_create has
  * returned: the debuggee stays stopped, and every later command (resume, poke,
  * restore...) queues behind this, so nothing can change the state being taken. What
@@ -424,7 +439,8 @@ static void settle_checkpoint(struct cryo_session *s) {
     else cp->maps = read_maps(s->pid);
     dbg("settle: the copy's first stop %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
   }
-  if (cp->kind == CP_DELTA) {
+  if (rc == CRYO_OK) rc = read_xstate(s, cp, tid);
+  if (rc == CRYO_OK && cp->kind == CP_DELTA) {
     bool same = same_layout(s);
     dbg("settle: layout check %.3f ms", (now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
     int d = same ? take_delta(s, cp) : 0;
@@ -445,6 +461,7 @@ static void settle_checkpoint(struct cryo_session *s) {
     snprintf(s->settle_error, sizeof s->settle_error, "checkpoint %d could not be completed: %s", cp->id, msg);
     s->settle_failed_id = cp->id;
     if (cp->kind == CP_DELTA && cp->parent) cp->parent->children--;
+    if (cp->kind == CP_FULL) kill_and_reap(s, cp->pid); /* a copy no checkpoint holds */
     unlink_cp(s, cp);
     free_cp(cp);
     checkpoints_forget_live(s);
@@ -467,14 +484,8 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   if (s->ncps >= MAX_CHECKPOINTS) return cryo_fail(CRYO_EINVAL, "too many checkpoints (%d)", MAX_CHECKPOINTS);
   uint64_t t0 = now_ns(CLOCK_MONOTONIC);
   struct checkpoint *cp = s->spare_cp ? s->spare_cp : calloc(1, sizeof *cp);
-  uint8_t *xs = s->spare_xs ? s->spare_xs : malloc(XSTATE_MAX);
   s->spare_cp = NULL;
-  s->spare_xs = NULL;
-  if (!cp || !xs) {
-    free(cp);
-    free(xs);
-    return cryo_fail(CRYO_EFAIL, "out of memory");
-  }
+  if (!cp) return cryo_fail(CRYO_EFAIL, "out of memory");
   pid_t tid = s->threads[0].tid;
   /* at the seccomp stop of a syscall being recorded, before it ran: un-enter it, so
    * that the checkpoint (and every copy of it) runs the syscall again and it is recorded
@@ -483,20 +494,17 @@ static int do_cp_create(struct cryo_session *s, void *arg) {
   if (s->threads[0].rec_pending) {
     int rc0 = seccomp_unenter(s, &s->threads[0]);
     if (rc0 != CRYO_OK) {
-      free(xs);
       free(cp);
       return rc0;
     }
   }
+  /* the xsave area (about 1 KiB over ptrace) is read in settle_checkpoint: nothing can
+   * change it before then, and it is off the path the caller waits for */
   int rc = regs_get(tid, &cp->regs);
-  if (rc == CRYO_OK) rc = xstate_get(tid, xs, XSTATE_MAX, &cp->xstate_len);
   if (rc != CRYO_OK) {
-    free(xs);
     free(cp);
     return rc;
   }
-  cp->xstate = realloc(xs, cp->xstate_len);
-  if (!cp->xstate) cp->xstate = xs;
   /* stopped inside a sleep (or poll) the kernel would finish through its restart block:
    * a copy has none (it would see EINTR), so the copy runs the syscall itself again,
    * its arguments still in the registers (ERESTARTNOINTR) */

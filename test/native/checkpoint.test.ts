@@ -100,14 +100,26 @@ describe('checkpoints', () => {
     const mem = s.readMemory(big, 1 << 20);
     const stack = s.readMemory(regs.rsp, 256);
     const cp = s.checkpoint();
-    // scribble over the live process, then go back
+    // scribble over the live process, xmm0 first (the checkpoint reads its xsave area
+    // after returning, so this write must queue behind that read), then go back
+    const xmm0 = 0x1122334455667788n;
+    const scribbled = Buffer.from(xs);
+    scribbled.writeBigUInt64LE(xmm0, 160); // xmm0 low half (legacy area offset 160)
+    scribbled[512] |= 2; // XSTATE_BV: the SSE component is in use
+    s.setXstate(pid, scribbled);
     s.writeMemory(big, Buffer.alloc(1 << 20, 0xee));
     s.setRegisters(pid, { rbx: 0xdeadn, r12: 0xbeefn });
+    const later = s.checkpoint(); // a delta: it has the new xmm0
     const np = s.restore(cp);
     assert.deepEqual(s.registers(np), regs);
     assert.deepEqual(s.xstate(np), xs);
     assert.ok(s.readMemory(big, 1 << 20).equals(mem));
     assert.ok(s.readMemory(regs.rsp, 256).equals(stack));
+    const lp = s.restore(later);
+    assert.equal(s.xstate(lp).readBigUInt64LE(160), xmm0);
+    assert.equal(s.registers(lp).rbx, 0xdeadn);
+    assert.ok(s.readMemory(big, 1 << 20).equals(Buffer.alloc(1 << 20, 0xee)));
+    s.restore(cp);
     // and it runs on to the program's own end
     s.removeBreakpoint(here);
     assert.equal(await runToEnd(s), 0);
