@@ -213,7 +213,7 @@ int run_on_tracer(struct cryo_session *s, int (*fn)(struct cryo_session *, void 
      * it enters waitpid is lost, so keep sending until the command is picked up. */
     if (s->in_wait && wake_signal > 0) syscall(SYS_tgkill, getpid(), s->tracer_tid, wake_signal);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_nsec += 2000000;
     if (ts.tv_nsec >= 1000000000) {
       ts.tv_sec++;
@@ -243,9 +243,15 @@ static struct cryo_session *session_alloc(const char *who) {
   const char *spin = getenv("CRYO_SPIN");
   s->nospin = spin && strcmp(spin, "0") == 0;
   pthread_mutex_init(&s->lock, NULL);
+  /* the timed waits count on the monotonic clock: a step of the wall clock (NTP, a VM
+   * resumed from a snapshot) must not stretch a 250 ms wait into hours */
+  pthread_condattr_t mono;
+  pthread_condattr_init(&mono);
+  pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cmd_cv, NULL);
-  pthread_cond_init(&s->done_cv, NULL);
-  pthread_cond_init(&s->ev_cv, NULL);
+  pthread_cond_init(&s->done_cv, &mono);
+  pthread_cond_init(&s->ev_cv, &mono);
+  pthread_condattr_destroy(&mono);
   return s;
 }
 
@@ -410,7 +416,7 @@ CRYO_API int cryo_wait_event(cryo_session *s, cryo_event *ev, int32_t timeout_ms
   if (!s || !ev) return cryo_fail(CRYO_EINVAL, "cryo_wait_event: null argument");
   if (s->inline_mode) return wait_inline(s, ev, timeout_ms);
   struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
   if (timeout_ms >= 0) {
     deadline.tv_sec += timeout_ms / 1000;
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;

@@ -7,5 +7,6 @@ export function gdbBatch(program: string, commands: string[], args: string[] = [
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 60_000,
+    killSignal: 'SIGKILL', // a gdb stuck at a prompt or in its inferior would outlast SIGTERM's wait
   });
 }

@@ -33,7 +33,7 @@ let gdbWatch: boolean | undefined;
 function gdbWatchFires(prog: string): boolean {
   if (gdbWatch === undefined) {
     const cmds = [...GDB_PRELUDE, 'break main', 'run', 'watch counter', 'continue'].flatMap((c) => ['-ex', c]);
-    const r = spawnSync('gdb', ['-nx', '-batch', ...cmds, '--args', prog, '5'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('gdb', ['-nx', '-batch', ...cmds, '--args', prog, '5'], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
     gdbWatch = /^Hardware watchpoint \d+: counter\s+Old value/m.test(r.stdout);
     if (!gdbWatch) assert.match(r.stdout, /exited (normally|with code)/, `gdb's watch neither fired nor saw the end:\n${r.stdout}${r.stderr}`);
   }
