@@ -53,14 +53,22 @@ export function preloadDecoder(): void {
 const TRANSFER = /^(?:j|call|ret|lret|iret|loop|syscall|sysenter|sysexit|sysret|int|ud|hlt|xbegin|xabort|xend)/;
 
 /** An instruction of a stepped range that may not fall through; `inner`: a direct jump
- * to an instruction of the same range (a loop inside the line); `call`: a call, its length. */
+ * to an instruction of the same range (a loop inside the line); `call`: a call, its length;
+ * `flat`: a call that no instruction before it in the range moves the stack pointer for,
+ * so the frame's rsp at the call is the one anywhere before it (the engine then runs to
+ * its return without stopping at the call first). */
 export interface Transfer {
   at: bigint;
   inner: boolean;
   call?: number;
+  flat?: boolean;
 }
 
 const DIRECT = /^(?:j|loop)/;
+// Instructions that move rsp: by mnemonic, or with rsp as their destination (AT&T: the
+// last operand); anything that merely reads it, or addresses memory through it, does not.
+const MOVES_SP = /^(?:push|pop|leave|enter|call|ret|xchg|xadd|cmpxchg)/;
+const SP_DEST = /(?:^|,\s*)%(?:rsp|esp|sp|spl)$/;
 
 /**
  * The instructions in [lo, hi) (bytes read at lo) that may transfer control, in order;
@@ -73,19 +81,27 @@ export async function controlTransfers(bytes: Buffer, lo: bigint, hi: bigint): P
   const insns = c.disasm(bytes, { address: lo });
   let end = lo;
   const starts = new Set<bigint>();
-  const found: { at: bigint; target?: bigint; call?: number }[] = [];
+  const found: { at: bigint; target?: bigint; call?: number; flat: boolean }[] = [];
+  let spMoved = false;
   for (const i of insns) {
     const at = BigInt(i.address);
     if (at !== end) return undefined;
     starts.add(at);
     end = at + BigInt(i.size);
     const mnemonic = i.mnemonic.split(' ').pop() ?? '';
-    if (!TRANSFER.test(mnemonic)) continue;
-    const direct = DIRECT.test(mnemonic) && /^0x[0-9a-f]+$/.test(i.opStr) ? BigInt(i.opStr) : undefined;
-    found.push({ at, target: direct, call: /^call/.test(mnemonic) ? i.size : undefined });
+    const transfer = TRANSFER.test(mnemonic);
+    if (transfer) {
+      const direct = DIRECT.test(mnemonic) && /^0x[0-9a-f]+$/.test(i.opStr) ? BigInt(i.opStr) : undefined;
+      found.push({ at, target: direct, call: /^call/.test(mnemonic) ? i.size : undefined, flat: !spMoved });
+    }
+    if (MOVES_SP.test(mnemonic) || SP_DEST.test(i.opStr.trim()) || (transfer && !/^call/.test(mnemonic))) spMoved = true;
   }
   if (end !== hi) return undefined;
-  return found.map((f) => ({ at: f.at, inner: f.target !== undefined && starts.has(f.target), ...(f.call ? { call: f.call } : {}) }));
+  return found.map((f) => ({
+    at: f.at,
+    inner: f.target !== undefined && starts.has(f.target),
+    ...(f.call ? { call: f.call, ...(f.flat ? { flat: true } : {}) } : {}),
+  }));
 }
 
 /**

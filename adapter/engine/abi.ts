@@ -10,6 +10,8 @@ export const MAX_STEP_STOPS = 64;
 export const STOP_INNER = 1n << 63n;
 /** CRYO_STOP_CALL(len): or'ed into a stop that is a call of that length. */
 export const stopCall = (len: number): bigint => (1n << 62n) | (BigInt(len & 15) << 56n);
+/** CRYO_STOP_FLAT: or'ed into a call no instruction before it in the range moves rsp for. */
+export const STOP_FLAT = 1n << 60n;
 
 export const Status = {
   OK: 0,

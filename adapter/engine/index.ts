@@ -14,6 +14,7 @@ import {
   ResumeFlags,
   StepFlags,
   MAX_STEP_STOPS,
+  STOP_FLAT,
   STOP_INNER,
   stopCall,
   Status,
@@ -317,10 +318,10 @@ export class Session {
    * `stops`: the range's control transfers, when decoded (in order; `inner` for a direct
    * jump to an instruction of the range): the engine then runs from one to the next with
    * a breakpoint, and through loops inside the range, not a step per instruction. */
-  stepRange(tid: number, lo: bigint, hi: bigint, opts: { overCalls?: boolean; stops?: readonly { at: bigint; inner: boolean; call?: number }[] } = {}): void {
+  stepRange(tid: number, lo: bigint, hi: bigint, opts: { overCalls?: boolean; stops?: readonly { at: bigint; inner: boolean; call?: number; flat?: boolean }[] } = {}): void {
     this.forgetRegisters();
     const flags = opts.overCalls ? StepFlags.OVER_CALLS : 0;
-    const stops = opts.stops?.map((x) => x.at | (x.inner ? STOP_INNER : 0n) | (x.call ? stopCall(x.call) : 0n));
+    const stops = opts.stops?.map((x) => x.at | (x.inner ? STOP_INNER : 0n) | (x.call ? stopCall(x.call) | (x.flat ? STOP_FLAT : 0n) : 0n));
     const rc = stops && stops.length <= MAX_STEP_STOPS
       ? this.lib.cryo_step_range_stops(this.h(), tid, lo, hi, flags, BigUint64Array.from(stops), stops.length)
       : this.lib.cryo_step_range(this.h(), tid, lo, hi, flags);

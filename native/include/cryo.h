@@ -196,6 +196,10 @@ CRYO_API int cryo_step_range(cryo_session *s, int32_t tid, uint64_t lo, uint64_t
 #define CRYO_STEP_MAX_ARMED 8
 #define CRYO_STOP_INNER (1ull << 63)
 #define CRYO_STOP_CALL(len) ((1ull << 62) | ((unsigned long long)((len) & 15) << 56))
+/* or'ed into a call: no instruction of the range before it moves rsp, so the frame's rsp
+ * at the call is the one at any pc before it. With CRYO_STEP_OVER_CALLS the thread then
+ * runs from there to the call's return at once, without stopping at the call. */
+#define CRYO_STOP_FLAT (1ull << 60)
 #define CRYO_STOP_ADDR(stop) ((stop) & ((1ull << 56) - 1))
 CRYO_API int cryo_step_range_stops(cryo_session *s, int32_t tid, uint64_t lo, uint64_t hi, uint32_t flags,
                                    const uint64_t *stops, uint32_t nstops);

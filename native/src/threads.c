@@ -335,8 +335,20 @@ static bool call_run(struct cryo_session *s, struct thread *t, const struct user
   if (!(stop & CRYO_STOP_CALL(0)) || !len || !(t->step_flags & CRYO_STEP_OVER_CALLS) || s->nthreads != 1 || t->call_ret)
     return false;
   /* a breakpoint at the callee's entry is hit in the run and reported with in_step, as
-   * when the call is stepped into (RANGE_BP_ENTRY); rsp is this frame's once it returns */
-  return run_to_return(s, t, r->rip + len, r->rsp, 0);
+   * when the call is stepped into (RANGE_BP_ENTRY); rsp is this frame's once it returns.
+   * From before a flat call (CRYO_STOP_FLAT), the rsp at the call is this one already:
+   * one run to the return, without a stop at the call on the way. */
+  return run_to_return(s, t, CRYO_STOP_ADDR(stop) + len, r->rsp, 0);
+}
+
+/* The next transfer from pc is a flat call with nothing of ours in between (a breakpoint
+ * on the way, or on the call itself, is stepped onto as without a plan). */
+static bool flat_call_ahead(const struct cryo_session *s, uint64_t pc, uint64_t stop) {
+  if (!(stop & CRYO_STOP_FLAT) || (stop & CRYO_STOP_INNER) || !(stop & CRYO_STOP_CALL(0))) return false;
+  uint64_t at = CRYO_STOP_ADDR(stop);
+  for (int i = 0; i < s->nbps; i++)
+    if (s->bps[i].addr > pc && s->bps[i].addr <= at) return false;
+  return true;
 }
 
 /* Runs t from pc to the next control transfer of its range (or to the range's end) with
@@ -357,6 +369,7 @@ bool plan_run(struct cryo_session *s, struct thread *t, const struct user_regs_s
       break;
     }
   }
+  if (next >= 0 && flat_call_ahead(s, pc, t->plan[next]) && call_run(s, t, r, t->plan[next])) return true;
   uint64_t arm[CRYO_STEP_MAX_ARMED + 1];
   int n = 0;
   uint64_t from = pc + 1, to = next >= 0 ? CRYO_STOP_ADDR(t->plan[next]) : t->range_hi;

@@ -208,6 +208,8 @@ describe('stepping, registers and memory against gdb', () => {
       if (withBreak) s.insertBreakpoint(line8);
       const stops = planned ? await controlTransfers(s.readMemory(lo, Number(hi - lo)), lo, hi) : undefined;
       if (planned) assert.ok(stops?.some((x) => !x.inner), 'the range decodes, with its call');
+      // the struct passed by value goes on the stack before the call: not a flat call
+      if (planned) assert.ok(stops?.some((x) => x.call && !x.flat), 'the call after the argument pushes is not flat');
       s.stepRange(l.pid, lo, hi, { overCalls: true, stops });
       let e = await stop(s, 'the step');
       let hits = 0;
@@ -226,6 +228,36 @@ describe('stepping, registers and memory against gdb', () => {
       if (withBreak) s.removeBreakpoint(line8);
       s.continue();
       assert.deepEqual(await stop(s, 'exit'), { kind: 'exited', pid: l.pid, code: 0 });
+    }
+  });
+
+  test('a call nothing before it moves rsp for runs to its return in one go; it ends where gdb`s next ends, a callee breakpoint on the way stops with inStep', async () => {
+    const prog = buildFixture('counter.c');
+    const g = gdbBatch(prog, [...GDB_PRELUDE, 'break counter.c:20', 'run', 'info line counter.c:20', 'info line counter.c:10', 'delete', 'next', 'p/x $pc'], ['3']);
+    const [[lo, hi], [line10]] = [...g.matchAll(/starts at address (0x[0-9a-f]+) <[^>]*> and ends at (0x[0-9a-f]+)/g)].map((m) => [BigInt(m[1]), BigInt(m[2])]);
+    const gdbPc = BigInt(/^\$1 = (0x[0-9a-f]+)/m.exec(g)![1]);
+    for (const withBreak of [false, true]) {
+      const s = session();
+      const l = s.launch({ program: prog, args: ['3'], stdout: { mode: 'null' }, noAslr: true });
+      s.insertBreakpoint(lo);
+      s.continue();
+      assert.equal((await stop(s, 'line 20')).kind, 'stopped');
+      s.removeBreakpoint(lo);
+      const stops = await controlTransfers(s.readMemory(lo, Number(hi - lo)), lo, hi);
+      assert.ok(stops?.some((x) => x.call && x.flat), `tick(i)'s call is flat: ${JSON.stringify(stops, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      if (withBreak) s.insertBreakpoint(line10);
+      s.stepRange(l.pid, lo, hi, { overCalls: true, stops });
+      let e = await stop(s, 'the step');
+      if (withBreak) {
+        assert.ok(e.kind === 'stopped' && e.reason === 'breakpoint' && e.addr === line10 && e.inStep === true, `the callee's breakpoint: ${JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+        s.removeBreakpoint(line10);
+        s.continue({ keepStep: true });
+        e = await stop(s, 'the step, going on');
+      }
+      assert.equal(e.kind === 'stopped' && e.reason, 'step');
+      assert.equal(s.registers(l.pid).rip, gdbPc);
+      s.continue();
+      assert.deepEqual(await stop(s, 'exit'), { kind: 'exited', pid: l.pid, code: 3 });
     }
   });
 
