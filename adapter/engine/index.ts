@@ -648,7 +648,19 @@ export class Session {
     const ev = {} as RawEvent;
     this.pumpDone = new Promise<void>((resolve) => {
       const loop = (): void => {
+        this.pumpCalled = Date.now();
+        try {
+          issue();
+        } catch (e) {
+          // koffi refuses an async call when its queue is full: the pump stops, and says so
+          process.stderr.write(`cryo: the engine's event pump stopped: ${(e as Error).message}\n`);
+          this.pumping = false;
+          resolve();
+        }
+      };
+      const issue = (): void =>
         lib.cryo_wait_event.async(handle, ev, 250, (err: unknown, rc: number) => {
+          this.pumpCalled = 0;
           if (err || rc === Status.ECLOSED || this.closed) {
             this.pumping = false;
             resolve();
@@ -665,10 +677,12 @@ export class Session {
           }
           loop();
         });
-      };
       loop();
     });
   }
+
+  /** When the pump's call in flight was issued (0: none in flight). */
+  private pumpCalled = 0;
 
   /** Kills a launched debuggee and every checkpoint, detaches an attached one. */
   async close(): Promise<void> {
@@ -677,7 +691,11 @@ export class Session {
     const rc = this.lib.cryo_session_close(this.handle) as number;
     const msg = this.lastError();
     this.closed = true;
-    await this.pumpDone;
+    // The pump's call returns within its 250 ms once the session is closed. Should its
+    // callback never come (an async call koffi lost), closing must not wait forever:
+    // cryo_session_free itself waits for any call still inside the engine.
+    if (this.pumpDone && !(await settlesWithin(this.pumpDone, PUMP_GRACE_MS)))
+      process.stderr.write(`cryo: the event pump's call issued ${Date.now() - this.pumpCalled} ms ago has not come back; closing without it\n`);
     this.lib.cryo_session_free(this.handle);
     live.delete(this);
     for (const w of this.waiters.splice(0)) w(null);
@@ -856,4 +874,18 @@ export interface ImageDescription {
     log: { base: number; entries: number; data_bytes: number; bytes: number };
   } | null;
   [key: string]: unknown;
+}
+
+/** How long close() waits for the event pump's last call to come back (it takes 250 ms at most). */
+const PUMP_GRACE_MS = 3000;
+
+/** Whether p settles within ms. */
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(() => true),
+    new Promise<boolean>((res) => {
+      timer = setTimeout(() => res(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
