@@ -149,6 +149,8 @@ struct sysbuf {
   struct sb_site sites[SB_MAX_SITES];
   uint8_t *ring;        /* the tracer's copy of a piece of the ring while draining */
   size_t ring_cap;      /* its size */
+  uint64_t stop_used;   /* the ring's used bytes as this stop found them, before draining
+                         * emptied it: where a syscall in flight wrote its entry's header */
 };
 
 struct event_node {

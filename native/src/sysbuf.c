@@ -403,7 +403,9 @@ static const uint8_t *drain_window(struct cryo_session *s, uint64_t *base, uint6
 void sysbuf_drain(struct cryo_session *s) {
   if (!s->sb.base || !s->sb.mapped || !s->pid) return;
   uint64_t used = 0; /* one small read per stop; single steps resume without sysbuf_sync */
+  s->sb.stop_used = 0;
   if (mem_read_raw(s, s->pid, s->sb.base + SB_USED, &used, 8) != 8 || !used) return;
+  s->sb.stop_used = used;
   if (used > SB_RING_CAP) {
     dbg("sysbuf: ring of %d says %llu bytes", s->pid, (unsigned long long)used);
     used = 0;
@@ -462,11 +464,13 @@ void sysbuf_settle(struct cryo_session *s, struct thread *t) {
     regs_set(t->tid, &r);
     return;
   }
-  uint64_t used = 0;
+  /* the entry in flight begins where the ring ended at this stop: sysbuf_drain, run
+   * first at every stop, has logged what came before it and emptied the ring since
+   * (reading its header at the offset it left, 0, took a drained entry's number and
+   * arguments with this syscall's result: a replay then diverged there) */
+  uint64_t used = s->sb.stop_used;
   uint8_t h[SBE_HDR];
-  if (mem_read_raw(s, t->tid, b + SB_USED, &used, 8) != 8 || used > SB_RING_CAP - SBE_HDR ||
-      mem_read_raw(s, t->tid, b + SB_RING + used, h, SBE_HDR) != SBE_HDR)
-    return;
+  if (used > SB_RING_CAP - SBE_HDR || mem_read_raw(s, t->tid, b + SB_RING + used, h, SBE_HDR) != SBE_HDR) return;
   struct rec_entry e;
   memset(&e, 0, sizeof e);
   memcpy(&e.nr, h + SBE_NR, 4);

@@ -187,6 +187,42 @@ describe('time travel', () => {
     assert.match(ev.body.description ?? '', /received SIGUSR1 here.*runs live/);
   });
 
+  test('a signal that comes at the end of a syscall the buffer made is logged after that syscall: a replay from before it replays the syscall and stops at the signal, saying so', async () => {
+    // the ring holds the reads and getpid when SIGPIPE stops the write in the buffer's
+    // wrapper: the entry in flight is the write's, wherever the ring was drained to (it
+    // took a drained read's number, and the replay left the log at the write). A signal
+    // is not replayed: the replay stops at the next syscall, where the recorded run had it.
+    const prog = buildFixture('sysbuf_sigpipe.c');
+    const src = join(fixturesDir, 'sysbuf_sigpipe.c');
+    const lines = readFileSync(src, 'utf8').split('\n');
+    const at = (tag: string) => lines.findIndex((l) => l.includes(`BREAK:${tag}`)) + 1;
+    const dc = await client();
+    const first = await launchTo(dc, { program: prog }, src, [{ line: at('before') }]);
+    const snap = (await dc.customRequest('cryo/snapshot', { name: 'before the syscalls' })).body;
+    await dc.setBreakpointsRequest({ source: { path: src }, breakpoints: [{ line: at('after') }] });
+    const state = async () => {
+      const t = (await dc.threadsRequest()).body.threads[0].id;
+      const f = (await dc.stackTraceRequest({ threadId: t })).body.stackFrames[0];
+      const ev = async (e: string) => (await dc.evaluateRequest({ expression: e, context: 'watch', frameId: f.id })).body.result;
+      return { line: f.line, wrote: await ev('wrote'), pipes: await ev('pipes'), pid: await ev('pid') };
+    };
+    const after = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: first.body.threadId! });
+    assert.equal((await after).body.reason, 'breakpoint');
+    const live = await state();
+    assert.deepEqual([live.line, live.wrote, live.pipes], [at('after'), '-1', '1'], 'the write failed (EPIPE) and the handler ran once');
+    const restored = dc.waitForEvent('stopped');
+    await dc.customRequest('cryo/restore', { id: snap.id });
+    await restored;
+    const again = dc.waitForEvent('stopped') as Promise<DebugProtocol.StoppedEvent>;
+    await dc.continueRequest({ threadId: (await dc.threadsRequest()).body.threads[0].id });
+    const ev = await again;
+    assert.equal(ev.body.reason, 'diverged', `the replay: ${ev.body.reason} ${ev.body.description ?? ''}`);
+    assert.match(ev.body.description ?? '', /SIGPIPE/, 'it stops where the recorded run got SIGPIPE, past the replayed write');
+    const there = await state();
+    assert.deepEqual([there.wrote, there.pipes], [live.wrote, '0'], 'the write replayed with its result; the handler not run yet');
+  });
+
   test('step back from a crash (SIGSEGV three frames deep): the line before the fault, then forward again to the same fault', async () => {
     const prog = buildFixture('crash.c');
     const dc = await client();
