@@ -59,8 +59,14 @@ static const int RECORDED[] = {
  * same instruction: reaching it ends the replay with a DIVERGED stop that says so. */
 #define REC_RDTSC 0x10000u
 #define REC_SIGNAL 0x10001u
+/* args[0] of a REC_SIGNAL: it came at the exit of the syscall logged just before it (a
+ * write's SIGPIPE): an instruction a replay reaches too, where it is sent again */
+#define REC_SIG_AT_EXIT 1u
 
 static int log_push(struct cryo_session *s, const struct rec_entry *e);
+
+/* A syscall result the kernel turns into a restart (or EINTR), never seen by the program. */
+static bool restart_result(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
 
 /* A signal the program's own instruction raised (a fault, a trap) comes again in a
  * replay; any other (kill, a timer, a child's end, a broken pipe) does not. */
@@ -92,6 +98,12 @@ void record_on_signal(struct cryo_session *s, struct thread *t, int sig) {
   }
   if (s->rec_mode != REC_RECORD) return;
   struct rec_entry e = {.nr = REC_SIGNAL, .ret = sig, .out_off = s->rec_blob_len, .out_len = 0};
+  /* at the exit of the syscall logged last (orig_rax is -1 at an interrupt's or a
+   * fault's; an interrupted syscall, to be restarted, has no entry yet) */
+  struct user_regs_struct r;
+  if (s->rec_n && !t->rec_pending && regs_get(t->tid, &r) == CRYO_OK && (int64_t)r.orig_rax >= 0 &&
+      s->rec_log[s->rec_n - 1].nr == (uint32_t)r.orig_rax && !restart_result((int64_t)r.rax))
+    e.args[0] = REC_SIG_AT_EXIT;
   log_push(s, &e);
   s->rec_cursor = s->rec_n;
 }
@@ -343,6 +355,11 @@ int record_on_seccomp(struct cryo_session *s, struct thread *t) {
     }
     s->rec_cursor++;
     if (s->rec_cursor == s->rec_n) s->rec_mode = REC_RECORD; /* the present: live from here */
+    /* the signal the recorded run got at this syscall's exit: sent now, it is delivered
+     * there again (record_on_signal then counts its entry) */
+    if (s->rec_cursor < s->rec_n && s->rec_log[s->rec_cursor].nr == REC_SIGNAL &&
+        s->rec_log[s->rec_cursor].args[0] == REC_SIG_AT_EXIT)
+      syscall(SYS_tgkill, s->pid, t->tid, (int)s->rec_log[s->rec_cursor].ret);
     if (!annul_on_replay(t->tid, e)) return PTRACE_CONT;
     /* annul: skip the syscall, give back its result and what it wrote */
     r.orig_rax = (unsigned long long)-1;
@@ -374,7 +391,7 @@ void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
   /* interrupted and about to restart: its seccomp stop will come again, or (a sleep's
    * restart block) restart_syscall's */
   if (ret == -516) t->rec_restart = true;
-  if (ret == -512 || ret == -513 || ret == -514 || ret == -516) return;
+  if (restart_result(ret)) return;
   struct rec_entry e = t->rec_entry;
   e.ret = ret;
   e.out_off = s->rec_blob_len;
