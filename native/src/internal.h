@@ -255,6 +255,10 @@ void cryo_copy_error(char *dst, size_t len);
 void cryo_set_error_text(const char *msg);
 
 /* session.c */
+/* A syscall result the kernel turns into a restart (or EINTR) on the way out: the
+ * program never sees it (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK). */
+static inline bool syscall_restarts(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
+
 /* A system call without libc, for a child made with clone(CLONE_VM): it shares our
  * memory, thread pointer included, so it must not touch errno or any other state of
  * ours. Returns -errno on failure. */

@@ -65,9 +65,6 @@ static const int RECORDED[] = {
 
 static int log_push(struct cryo_session *s, const struct rec_entry *e);
 
-/* A syscall result the kernel turns into a restart (or EINTR), never seen by the program. */
-static bool restart_result(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
-
 /* A signal the program's own instruction raised (a fault, a trap) comes again in a
  * replay; any other (kill, a timer, a child's end, a broken pipe) does not. */
 static bool signal_from_outside(int sig, const siginfo_t *si) {
@@ -102,7 +99,7 @@ void record_on_signal(struct cryo_session *s, struct thread *t, int sig) {
    * fault's; an interrupted syscall, to be restarted, has no entry yet) */
   struct user_regs_struct r;
   if (s->rec_n && !t->rec_pending && regs_get(t->tid, &r) == CRYO_OK && (int64_t)r.orig_rax >= 0 &&
-      s->rec_log[s->rec_n - 1].nr == (uint32_t)r.orig_rax && !restart_result((int64_t)r.rax))
+      s->rec_log[s->rec_n - 1].nr == (uint32_t)r.orig_rax && !syscall_restarts((int64_t)r.rax))
     e.args[0] = REC_SIG_AT_EXIT;
   log_push(s, &e);
   s->rec_cursor = s->rec_n;
@@ -391,7 +388,7 @@ void record_on_syscall_exit(struct cryo_session *s, struct thread *t) {
   /* interrupted and about to restart: its seccomp stop will come again, or (a sleep's
    * restart block) restart_syscall's */
   if (ret == -516) t->rec_restart = true;
-  if (restart_result(ret)) return;
+  if (syscall_restarts(ret)) return;
   struct rec_entry e = t->rec_entry;
   e.ret = ret;
   e.out_off = s->rec_blob_len;

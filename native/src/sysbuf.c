@@ -272,8 +272,6 @@ static size_t make_site(const uint8_t *code, size_t n, uint64_t addr, int nr, ui
   return 0;
 }
 
-static bool restart_code(int64_t v) { return v == -512 || v == -513 || v == -514 || v == -516; }
-
 /* A thread whose pc is inside a site about to be patched goes to the same place in its
  * trampoline: before the syscall (the wrapper makes it) or after (libc's next
  * instruction, copied there). Not one interrupted in that syscall, which the kernel
@@ -286,7 +284,7 @@ static bool move_off_sites(struct cryo_session *s, bool dry) {
       struct sb_site *st = &s->sb.sites[k];
       if (r.rip <= st->addr || r.rip >= st->addr + st->len) continue;
       uint64_t off = r.rip - st->addr;
-      if (off == st->pre + 2u && r.orig_rax != (unsigned long long)-1 && restart_code((int64_t)r.rax)) return false;
+      if (off == st->pre + 2u && r.orig_rax != (unsigned long long)-1 && syscall_restarts((int64_t)r.rax)) return false;
       if (dry) continue;
       /* after the syscall: past the movabs, rcx is the kernel's already */
       r.rip = off <= st->pre ? st->tramp + off : st->tramp + st->pre + TRAMP_HEAD + 10 + (off - st->pre - 2);
@@ -458,7 +456,7 @@ void sysbuf_settle(struct cryo_session *s, struct thread *t) {
     regs_set(t->tid, &r);
     return;
   }
-  if (off == OFF(cryo_sb_done) && r.orig_rax != (unsigned long long)-1 && restart_code((int64_t)r.rax)) {
+  if (off == OFF(cryo_sb_done) && r.orig_rax != (unsigned long long)-1 && syscall_restarts((int64_t)r.rax)) {
     put_u32(s, t->tid, SB_BUSY, 0);
     r.rip = b + OFF(cryo_sb_trap) + 2; /* the kernel's restart goes back 2 bytes: to the trap */
     regs_set(t->tid, &r);
